@@ -1,0 +1,28 @@
+/*-------------------------------------------------------------------------
+ *
+ * loyalty.c
+ *	  Module entry point: registers each subsystem and nothing else.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "fmgr.h"
+
+#include "identity.h"
+#include "policy.h"
+
+PG_MODULE_MAGIC;
+
+void		_PG_init(void);
+
+/*
+ * _PG_init
+ *		Called when the library is loaded.
+ */
+void
+_PG_init(void)
+{
+	loyalty_policy_cache_init();
+	loyalty_identity_init();
+}

@@ -1,0 +1,343 @@
+/*-------------------------------------------------------------------------
+ *
+ * roles.c
+ *	  Stores and their department roles; staff logins.
+ *
+ * loyalty.create_store() inserts a store and gives it one NOLOGIN role per
+ * department, loyalty_<store>_<department>, each a member of the chain-wide
+ * group role of its department (loyalty_frontdesk, ...), which holds the
+ * privileges; loyalty.staff_role maps each to its store and department.
+ * loyalty.create_staff() makes a login role in one department.
+ *
+ * Roles are created and granted by building the same parse nodes that
+ * CREATE ROLE and GRANT produce, never by assembling SQL text.  Roles are
+ * cluster-wide: a department role that already exists (another database of
+ * the cluster hosts the same chain, or a restore) is adopted if it is a
+ * plain NOLOGIN role.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_type.h"
+#include "commands/user.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "parser/parse_node.h"
+#include "pgtime.h"
+#include "utils/acl.h"
+#include "utils/builtins.h"
+#include "utils/syscache.h"
+
+#include "identity.h"
+#include "policy.h"
+
+PG_FUNCTION_INFO_V1(loyalty_create_store);
+PG_FUNCTION_INFO_V1(loyalty_create_staff);
+PG_FUNCTION_INFO_V1(loyalty_valid_time_zone);
+
+#define STORE_CODE_MAX 16
+
+/*
+ * text_arg
+ *		A required text argument as a C string; errors for NULL, empty or
+ *		longer than maxlen characters.
+ */
+static char *
+text_arg(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
+{
+	char	   *s;
+
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+	s = TextDatumGetCString(PG_GETARG_DATUM(argno));
+	if (s[0] == '\0')
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s must not be empty", what)));
+	if (pg_mbstrlen(s) > maxlen)
+		ereport(ERROR,
+				(errcode(ERRCODE_STRING_DATA_RIGHT_TRUNCATION),
+				 errmsg("%s is longer than %d characters", what, maxlen)));
+	return s;
+}
+
+/*
+ * check_store_code
+ *		Store codes become part of role names: lowercase ASCII letters,
+ *		digits and underscores, starting with a letter, at most 16.
+ */
+static void
+check_store_code(const char *code)
+{
+	const char *c;
+
+	for (c = code; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') ||
+			  (c > code && ((*c >= '0' && *c <= '9') || *c == '_'))))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid store code \"%s\"", code),
+					 errdetail("A store code is 1 to %d lowercase letters, digits and underscores, starting with a letter.",
+							   STORE_CODE_MAX)));
+}
+
+/*
+ * time_zone_is_valid
+ *		True if name is a time zone of the IANA database (not an
+ *		abbreviation and not a POSIX offset string).
+ */
+static bool
+time_zone_is_valid(const char *name)
+{
+	if (strchr(name, '/') == NULL && strcmp(name, "UTC") != 0)
+		return false;
+	return pg_tzset(name) != NULL;
+}
+
+/*
+ * loyalty._valid_time_zone(text) returns boolean
+ *		For CHECK constraints.  Immutable in practice: the time zone
+ *		database only gains zones.
+ */
+Datum
+loyalty_valid_time_zone(PG_FUNCTION_ARGS)
+{
+	char	   *name = text_to_cstring(PG_GETARG_TEXT_PP(0));
+
+	PG_RETURN_BOOL(time_zone_is_valid(name));
+}
+
+/*
+ * make_role
+ *		CREATE ROLE name [LOGIN [PASSWORD pw] | NOLOGIN], from parse nodes.
+ */
+static Oid
+make_role(const char *name, bool login, const char *password)
+{
+	CreateRoleStmt *stmt = makeNode(CreateRoleStmt);
+	ParseState *pstate = make_parsestate(NULL);
+	Oid			roleid;
+
+	stmt->stmt_type = ROLESTMT_ROLE;
+	stmt->role = pstrdup(name);
+	stmt->options = list_make1(makeDefElem("canlogin",
+										   (Node *) makeBoolean(login), -1));
+	if (password != NULL)
+		stmt->options = lappend(stmt->options,
+								makeDefElem("password",
+											(Node *) makeString(pstrdup(password)), -1));
+	roleid = CreateRole(pstate, stmt);
+	free_parsestate(pstate);
+	CommandCounterIncrement();
+	return roleid;
+}
+
+/*
+ * grant_membership
+ *		GRANT group TO member, from parse nodes; no-op if already a member.
+ */
+static void
+grant_membership(const char *group, const char *member)
+{
+	GrantRoleStmt *stmt;
+	AccessPriv *priv;
+	RoleSpec   *grantee;
+
+	if (is_member_of_role_nosuper(get_role_oid(member, false),
+								  get_role_oid(group, false)))
+		return;
+	stmt = makeNode(GrantRoleStmt);
+	priv = makeNode(AccessPriv);
+	priv->priv_name = pstrdup(group);
+	grantee = makeNode(RoleSpec);
+	grantee->roletype = ROLESPEC_CSTRING;
+	grantee->rolename = pstrdup(member);
+	grantee->location = -1;
+	stmt->granted_roles = list_make1(priv);
+	stmt->grantee_roles = list_make1(grantee);
+	stmt->is_grant = true;
+	stmt->admin_opt = false;
+	stmt->grantor = NULL;
+	GrantRole(stmt);
+	CommandCounterIncrement();
+}
+
+/*
+ * department_role
+ *		Create (or adopt) the NOLOGIN role for one store department.
+ */
+static Oid
+department_role(const char *name)
+{
+	HeapTuple	tup;
+	Oid			roleid;
+
+	tup = SearchSysCache1(AUTHNAME, CStringGetDatum(name));
+	if (!HeapTupleIsValid(tup))
+		return make_role(name, false, NULL);
+
+	{
+		Form_pg_authid form = (Form_pg_authid) GETSTRUCT(tup);
+		bool		plain = !form->rolcanlogin && !form->rolsuper &&
+			!form->rolcreaterole && !form->rolcreatedb &&
+			!form->rolreplication && !form->rolbypassrls;
+
+		roleid = form->oid;
+		ReleaseSysCache(tup);
+		if (!plain)
+			ereport(ERROR,
+					(errcode(ERRCODE_DUPLICATE_OBJECT),
+					 errmsg("role \"%s\" already exists and is not a plain NOLOGIN role", name),
+					 errhint("Drop or rename that role, or choose another store code.")));
+	}
+	return roleid;
+}
+
+/*
+ * spi_exec
+ *		Run a parameterised statement, checking the result code.
+ */
+static void
+spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
+		 const char *nulls, int expected)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
+											false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * loyalty.create_store(code, name, brand, region, time_zone)
+ *		returns text (the store code)
+ */
+Datum
+loyalty_create_store(PG_FUNCTION_ARGS)
+{
+	static const LoyaltyDepartment depts[] = {
+		DEPT_FRONTDESK, DEPT_HOUSEKEEPING, DEPT_FNB, DEPT_STORE_MANAGER
+	};
+	char	   *code = text_arg(fcinfo, 0, "store code", STORE_CODE_MAX);
+	char	   *brand = text_arg(fcinfo, 2, "brand", 32);
+	char	   *tz = text_arg(fcinfo, 4, "time zone", 64);
+	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[5];
+	int			ret;
+	int			i;
+
+	(void) text_arg(fcinfo, 1, "store name", 200);
+	(void) text_arg(fcinfo, 3, "region", 100);
+	check_store_code(code);
+	check_store_code(brand);
+	if (!time_zone_is_valid(tz))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid time zone \"%s\"", tz),
+				 errhint("Use a time zone name such as \"Asia/Shanghai\".")));
+	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+
+	values[0] = PG_GETARG_DATUM(0);
+	ret = SPI_execute_with_args("SELECT 1 FROM loyalty.store WHERE store_code = $1",
+								1, types, values, NULL, false, 1);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	if (SPI_processed > 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("store \"%s\" already exists", code)));
+
+	for (i = 0; i < 5; i++)
+		values[i] = PG_GETARG_DATUM(i);
+	spi_exec("INSERT INTO loyalty.store (store_code, name, brand, region, time_zone) "
+			 "VALUES ($1, $2, $3, $4, $5)", 5, types, values, NULL, SPI_OK_INSERT);
+
+	for (i = 0; i < lengthof(depts); i++)
+	{
+		const char *dept = loyalty_department_names[depts[i]];
+		char	   *rolename = psprintf("loyalty_%s_%s", code, dept);
+		char	   *group = psprintf("loyalty_%s", dept);
+		Oid			roleid = department_role(rolename);
+		Oid			mtypes[3] = {OIDOID, TEXTOID, TEXTOID};
+		Datum		mvalues[3];
+
+		grant_membership(group, rolename);
+		mvalues[0] = ObjectIdGetDatum(roleid);
+		mvalues[1] = PG_GETARG_DATUM(0);
+		mvalues[2] = CStringGetTextDatum(dept);
+		spi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) "
+				 "VALUES ($1::regrole, $2, $3)", 3, mtypes, mvalues, NULL,
+				 SPI_OK_INSERT);
+	}
+	SPI_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(code));
+}
+
+/*
+ * loyalty.create_staff(login, store_code, department, password)
+ *		returns text (the login)
+ *
+ * Creates a LOGIN role that is a member of one store department role, or
+ * of one HQ role when store_code is NULL.
+ */
+Datum
+loyalty_create_staff(PG_FUNCTION_ARGS)
+{
+	char	   *login = text_arg(fcinfo, 0, "login", NAMEDATALEN - 1);
+	char	   *dept = text_arg(fcinfo, 2, "department", 32);
+	char	   *store = PG_ARGISNULL(1) ? NULL
+		: text_arg(fcinfo, 1, "store code", STORE_CODE_MAX);
+	char	   *password = PG_ARGISNULL(3) ? NULL
+		: text_arg(fcinfo, 3, "password", 200);
+	LoyaltyDepartment d = loyalty_department_from_name(dept);
+	char	   *group;
+	bool		store_dept;
+
+	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
+	if (d == DEPT_NONE)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown department \"%s\"", dept),
+				 errhint("Store departments are frontdesk, housekeeping, fnb and store_manager; HQ departments are crm, marketing, bi and dba.")));
+	store_dept = (DEPT_BIT(d) & DEPTS_STORE) != 0;
+	if (store_dept && store == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("department \"%s\" needs a store code", dept)));
+	if (!store_dept && store != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("HQ department \"%s\" takes no store code", dept)));
+	if (store != NULL)
+	{
+		check_store_code(store);
+		group = psprintf("loyalty_%s_%s", store, dept);
+		if (!OidIsValid(get_role_oid(group, true)))
+			ereport(ERROR,
+					(errcode(ERRCODE_UNDEFINED_OBJECT),
+					 errmsg("store \"%s\" does not exist", store)));
+	}
+	else
+		group = psprintf("loyalty_%s", dept);
+	if (OidIsValid(get_role_oid(login, true)))
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("role \"%s\" already exists", login),
+				 errhint("Grant an existing role its department with GRANT %s TO ...", group)));
+
+	make_role(login, true, password);
+	grant_membership(group, login);
+	PG_RETURN_TEXT_P(cstring_to_text(login));
+}

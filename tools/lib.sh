@@ -1,0 +1,91 @@
+# Shared by tools/test.sh and tools/demo.sh: dependencies, a private
+# install of the extension, and a throwaway PostgreSQL server.
+#
+# Nothing here writes outside the work directory except apt-get (as root).
+
+PG_MAJOR=15
+PG_BINDIR=/usr/lib/postgresql/$PG_MAJOR/bin
+PG_CONFIG=$PG_BINDIR/pg_config
+[ -x "$PG_CONFIG" ] || PG_CONFIG=/usr/bin/pg_config
+
+# Debian packages the build, the tests and the demo need.
+LOYALTY_PACKAGES="make gcc libc6-dev postgresql-server-dev-$PG_MAJOR libjansson-dev
+    postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl
+    libipc-run-perl postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgaudit"
+
+log() { printf '%s\n' "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ensure_packages: install what is missing (root), or say what is missing.
+ensure_packages() {
+    local missing="" p
+    for p in $LOYALTY_PACKAGES; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
+            || missing="$missing $p"
+    done
+    [ -z "$missing" ] && return 0
+    if [ "$(id -u)" -ne 0 ]; then
+        die "missing Debian packages:$missing
+Install them once as root (apt-get install$missing) or run this command as root."
+    fi
+    log "installing:$missing"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq >/dev/null || die "apt-get update failed"
+    # shellcheck disable=SC2086
+    apt-get install -y -qq --no-install-recommends $missing >/dev/null \
+        || die "apt-get install failed"
+}
+
+# unprivileged_user: the OS user servers run as when we are root.
+unprivileged_user() {
+    if id postgres >/dev/null 2>&1; then echo postgres; else
+        useradd --system --no-create-home loyalty >/dev/null 2>&1 || true
+        echo loyalty
+    fi
+}
+
+# build_and_stage SRC DEST: build the extension in SRC and make DEST a
+# private PostgreSQL installation: a copy of the server's binaries (they
+# find their share and lib directories relative to themselves), links to
+# the system's share and lib files, and this extension installed on top.
+build_and_stage() {
+    local src=$1 dest=$2 sys_share sys_lib rel_share rel_lib
+    sys_share=$($PG_CONFIG --sharedir)
+    sys_lib=$($PG_CONFIG --pkglibdir)
+    make -s -C "$src" PG_CONFIG="$PG_CONFIG" with_llvm=no >/dev/null \
+        || die "build failed"
+    mkdir -p "$dest$PG_BINDIR" "$dest$sys_share" "$dest$sys_lib"
+    cp -p "$PG_BINDIR"/* "$dest$PG_BINDIR/"
+    cp -rs "$sys_share"/. "$dest$sys_share/"
+    cp -rs "$sys_lib"/. "$dest$sys_lib/"
+    make -s -C "$src" PG_CONFIG="$PG_CONFIG" with_llvm=no DESTDIR="$dest" install >/dev/null \
+        || die "install into $dest failed"
+    STAGED_BINDIR="$dest$PG_BINDIR"
+}
+
+# start_server DATADIR SOCKDIR PORT [extra postgresql.conf lines]
+start_server() {
+    local data=$1 sock=$2 port=$3
+    shift 3
+    mkdir -p "$sock"
+    "$STAGED_BINDIR/initdb" -D "$data" -U postgres --auth=trust \
+        --encoding=UTF8 --locale=C.UTF-8 >"$data.initdb.log" 2>&1 \
+        || { cat "$data.initdb.log" >&2; die "initdb failed"; }
+    {
+        echo "listen_addresses = ''"
+        echo "unix_socket_directories = '$sock'"
+        echo "port = $port"
+        echo "fsync = on"
+        echo "shared_preload_libraries = 'pg_cron'"
+        echo "cron.database_name = 'postgres'"
+        echo "wal_level = logical"
+        echo "max_connections = 100"
+        for line in "$@"; do echo "$line"; done
+    } >>"$data/postgresql.conf"
+    "$STAGED_BINDIR/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null \
+        || { cat "$data/server.log" >&2; die "server did not start"; }
+}
+
+stop_server() {
+    "$STAGED_BINDIR/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1 || true
+}
