@@ -232,7 +232,7 @@ loyalty_policy_check_trigger(PG_FUNCTION_ARGS)
 		from = DatumGetTimestampTz(d);
 		if (from <= GetCurrentTransactionStartTimestamp())
 			ereport(ERROR,
-					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 					 errmsg("policy versions that have taken effect cannot be changed"),
 					 errhint("Store a new version with loyalty.policy_set().")));
 		if (TRIGGER_FIRED_BY_DELETE(trigdata->tg_event))

@@ -1,7 +1,7 @@
 -- pgTAP: every class of bad input to the foundation's functions gets a
 -- clear error with the right SQLSTATE, and leaves nothing written.
 BEGIN;
-SELECT plan(22);
+SELECT plan(23);
 
 SELECT lives_ok($$SELECT loyalty.create_store('bad1', 'Bad One', 'bay', 'r', 'Asia/Shanghai')$$, 'setup store');
 SELECT throws_ok($$SELECT loyalty.create_store('bad1', 'Again', 'bay', 'r', 'Asia/Shanghai')$$,
@@ -42,6 +42,9 @@ SELECT throws_ok($$SELECT loyalty.policy_validate('{"version": 1')$$,
 SELECT throws_ok($$SELECT loyalty.policy_validate(NULL)$$, '22004', NULL, 'null policy');
 SELECT throws_ok($$SELECT loyalty.policy_set('{"version": 1, "tiers": [{"code": "member"}]}', '-infinity')$$,
     '23505', NULL, 'a second version at the same time');
+
+SELECT throws_ok($$UPDATE loyalty.policy SET note = 'rewrite history' WHERE effective_from = '-infinity'$$,
+    '55000', 'policy versions that have taken effect cannot be changed', 'policy history is append-only');
 
 SELECT * FROM finish();
 ROLLBACK;
