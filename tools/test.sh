@@ -87,7 +87,7 @@ for suite in $suites; do
         mk installcheck-isolation >"$logf" 2>&1 || rc=$?
         read -r p f < <(count_regress "$logf" $rc) ;;
     pgtap)
-        psql -q -X -v ON_ERROR_STOP=1 -c 'DROP DATABASE IF EXISTS loyalty_pgtap' \
+        PGOPTIONS='-c client_min_messages=warning' psql -q -X -v ON_ERROR_STOP=1 -c 'DROP DATABASE IF EXISTS loyalty_pgtap' \
             -c 'CREATE DATABASE loyalty_pgtap' >/dev/null
         psql -q -X -v ON_ERROR_STOP=1 -d loyalty_pgtap \
             -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION loyalty' >/dev/null
