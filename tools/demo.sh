@@ -47,6 +47,7 @@ if [ "$(id -u)" -eq 0 ]; then
     cp -a "$here" "$dir/src"
     make -s -C "$dir/src" clean >/dev/null 2>&1 || true
     chown -R "$user" "$dir"
+    cd "$dir"
     exec runuser -u "$user" -- env LOYALTY_DEMO_DIR="$dir" LOYALTY_DEMO_PORT="$port" \
         LOYALTY_DEMO_AS_ROOT=1 "$dir/src/tools/demo.sh" start
 fi

@@ -28,6 +28,7 @@ if [ "$(id -u)" -eq 0 ]; then
     make -s -C "$work/src" clean >/dev/null 2>&1 || true
     chown -R "$user" "$work"
     rc=0
+    cd "$work"
     runuser -u "$user" -- env LOYALTY_KEEP="${LOYALTY_KEEP:-}" \
         "$work/src/tools/test.sh" "$@" || rc=$?
     exit $rc
