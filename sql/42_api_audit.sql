@@ -24,7 +24,7 @@ RESET ROLE;
 
 -- a month later, store B's housekeeping sees the allergy, not A's store-only note
 SET ROLE api_b_house;
-SELECT p->>'full_name' AS name, p->>'card_no' AS card, p->'phone' AS phone,
+SELECT p->>'full_name' AS name, p->>'card_no' ~ '^\*{4}[0-9]{4}$' AS card_masked, p->'phone' AS phone,
        jsonb_path_query_array(p, '$.preferences[*].value') AS prefs
   FROM loyalty.housekeeping_profile(:'m') AS p;
 SELECT category, value, scope, store_code FROM loyalty.preferences(:'m');

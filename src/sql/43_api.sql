@@ -24,8 +24,9 @@ BEGIN ATOMIC
      WHERE c.department = _visible_fields.department AND c.treatment <> 'hide';
 END;
 
--- loyalty.frontdesk_lookup(key, purpose): find members by card number or
--- phone; rows of loyalty.member_frontdesk.
+-- loyalty.frontdesk_lookup(key, purpose): find members by card number,
+-- phone or ID number (through its blind index, src/sql/44_identity.sql);
+-- rows of loyalty.member_frontdesk.
 CREATE FUNCTION loyalty.frontdesk_lookup(key text, purpose text DEFAULT 'check_in')
     RETURNS SETOF loyalty.member_frontdesk
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -47,7 +48,9 @@ BEGIN
       FROM loyalty.member m
      WHERE m.status <> 'erased'
        AND (m.card_no = key
-            OR m.member_id IN (SELECT p.member_id FROM loyalty.member_profile p WHERE p.phone = key));
+            OR m.member_id IN (SELECT p.member_id FROM loyalty.member_profile p WHERE p.phone = key)
+            OR m.member_id IN (SELECT i.member_id FROM loyalty.member_identity i
+                                WHERE i.id_number_index = loyalty._blind_index('id_number', key)));
     IF ids IS NULL THEN
         PERFORM loyalty._member_not_found();
     END IF;
@@ -60,7 +63,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION loyalty.frontdesk_lookup(text, text) IS
-    'Front desk: find members by card number or phone, masked for the front desk; audited';
+    'Front desk: find members by card number, phone or ID number, masked for the front desk; audited';
 
 -- loyalty.housekeeping_profile(member_id, purpose): the housekeeping view of
 -- a member and the preferences the caller's store may see, as jsonb.
