@@ -25,7 +25,6 @@
 #include <unistd.h>
 
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
 
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
@@ -113,26 +112,75 @@ load_keys(void)
 }
 
 /*
+ * hmac_prepare
+ *		Key the inner and outer SHA-256 states of HMAC once per backend
+ *		(RFC 2104), so that each HMAC costs two context copies and two
+ *		short digests: BI views compute one per row.
+ */
+static EVP_MD_CTX *hmac_inner = NULL;
+static EVP_MD_CTX *hmac_outer = NULL;
+static EVP_MD_CTX *hmac_work = NULL;
+
+static void
+hmac_prepare(void)
+{
+	unsigned char ipad[64];
+	unsigned char opad[64];
+	int			i;
+
+	if (hmac_work != NULL)
+		return;
+	load_keys();
+	for (i = 0; i < 64; i++)
+	{
+		unsigned char k = i < KEY_LEN ? mac_key[i] : 0;
+
+		ipad[i] = k ^ 0x36;
+		opad[i] = k ^ 0x5c;
+	}
+	hmac_inner = EVP_MD_CTX_new();
+	hmac_outer = EVP_MD_CTX_new();
+	hmac_work = EVP_MD_CTX_new();
+	if (hmac_inner == NULL || hmac_outer == NULL || hmac_work == NULL ||
+		EVP_DigestInit_ex(hmac_inner, EVP_sha256(), NULL) != 1 ||
+		EVP_DigestUpdate(hmac_inner, ipad, 64) != 1 ||
+		EVP_DigestInit_ex(hmac_outer, EVP_sha256(), NULL) != 1 ||
+		EVP_DigestUpdate(hmac_outer, opad, 64) != 1)
+	{
+		EVP_MD_CTX_free(hmac_inner);
+		EVP_MD_CTX_free(hmac_outer);
+		EVP_MD_CTX_free(hmac_work);
+		hmac_inner = hmac_outer = hmac_work = NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not prepare the HMAC key")));
+	}
+	explicit_bzero(ipad, sizeof(ipad));
+	explicit_bzero(opad, sizeof(opad));
+}
+
+/*
  * hmac_sha256
- *		HMAC-SHA256 with the MAC key over a domain label and a value.
+ *		HMAC-SHA256 with the MAC key over a domain label, a NUL and a
+ *		value.
  */
 static void
 hmac_sha256(const char *label, const char *data, int len, unsigned char *out)
 {
-	StringInfoData msg;
+	unsigned char inner[32];
 	unsigned int outlen = 0;
 
-	load_keys();
-	initStringInfo(&msg);
-	appendStringInfoString(&msg, label);
-	appendStringInfoChar(&msg, '\0');
-	appendBinaryStringInfo(&msg, data, len);
-	if (HMAC(EVP_sha256(), mac_key, KEY_LEN, (unsigned char *) msg.data,
-			 msg.len, out, &outlen) == NULL || outlen != 32)
+	hmac_prepare();
+	if (EVP_MD_CTX_copy_ex(hmac_work, hmac_inner) != 1 ||
+		EVP_DigestUpdate(hmac_work, label, strlen(label) + 1) != 1 ||
+		EVP_DigestUpdate(hmac_work, data, len) != 1 ||
+		EVP_DigestFinal_ex(hmac_work, inner, &outlen) != 1 ||
+		EVP_MD_CTX_copy_ex(hmac_work, hmac_outer) != 1 ||
+		EVP_DigestUpdate(hmac_work, inner, sizeof(inner)) != 1 ||
+		EVP_DigestFinal_ex(hmac_work, out, &outlen) != 1 || outlen != 32)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("HMAC computation failed")));
-	pfree(msg.data);
 }
 
 /*
@@ -206,13 +254,18 @@ loyalty_pseudonym(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t  *u = PG_GETARG_UUID_P(0);
 	unsigned char mac[32];
-	char		hex[33];
+	char		hex[32];
 	int			i;
+
+	static const char digits[] = "0123456789abcdef";
 
 	hmac_sha256("pseudonym", (const char *) u->data, UUID_LEN, mac);
 	for (i = 0; i < 16; i++)
-		snprintf(hex + 2 * i, 3, "%02x", mac[i]);
-	PG_RETURN_TEXT_P(cstring_to_text(hex));
+	{
+		hex[2 * i] = digits[mac[i] >> 4];
+		hex[2 * i + 1] = digits[mac[i] & 0x0f];
+	}
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, 32));
 }
 
 /*

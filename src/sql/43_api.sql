@@ -44,13 +44,17 @@ BEGIN
     IF length(key) > 32 THEN
         RAISE EXCEPTION 'lookup key is longer than 32 characters' USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    SELECT array_agg(m.member_id ORDER BY m.member_id) INTO ids
+    -- three index lookups (a single OR would scan every member)
+    SELECT array_agg(DISTINCT m.member_id ORDER BY m.member_id) INTO ids
       FROM loyalty.member m
      WHERE m.status <> 'erased'
-       AND (m.card_no = key
-            OR m.member_id IN (SELECT p.member_id FROM loyalty.member_profile p WHERE p.phone = key)
-            OR m.member_id IN (SELECT i.member_id FROM loyalty.member_identity i
-                                WHERE i.id_number_index = loyalty._blind_index('id_number', key)));
+       AND m.member_id IN (
+            SELECT c.member_id FROM loyalty.member c WHERE c.card_no = key
+            UNION ALL
+            SELECT p.member_id FROM loyalty.member_profile p WHERE p.phone = key
+            UNION ALL
+            SELECT i.member_id FROM loyalty.member_identity i
+             WHERE i.id_number_index = loyalty._blind_index('id_number', key));
     IF ids IS NULL THEN
         PERFORM loyalty._member_not_found();
     END IF;

@@ -13,7 +13,7 @@ CREATE VIEW loyalty.bi_members WITH (security_barrier) AS
 SELECT loyalty.pseudonym(m.member_id) AS member_key,
        m.home_store, m.tier, m.status, p.gender,
        loyalty.mask_birth_decade(p.birth_date) AS birth_decade,
-       date_trunc('month', m.enrolled_at AT TIME ZONE 'UTC')::date AS enrolled_month
+       to_char(m.enrolled_at AT TIME ZONE 'UTC', 'YYYY-MM') AS enrolled_month
   FROM loyalty.member m
   LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
  WHERE m.status <> 'erased';
