@@ -34,6 +34,7 @@ DECLARE
     idn text := loyalty._normalise_identifier(id_number);
     card text := loyalty._normalise_identifier(bank_card);
     changed text[] := '{}';
+    constraint_name text;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
     IF member_id IS NULL THEN
@@ -76,25 +77,34 @@ BEGIN
         RAISE EXCEPTION 'this bank card belongs to another member'
             USING ERRCODE = 'unique_violation';
     END IF;
-    INSERT INTO loyalty.member_identity AS i (member_id) VALUES (identity_set.member_id)
-        ON CONFLICT ON CONSTRAINT member_identity_pkey DO NOTHING;
-    IF idn IS NOT NULL THEN
-        UPDATE loyalty.member_identity i
-           SET id_type = identity_set.id_type,
-               id_number_cipher = loyalty._identity_seal(i.member_id, 'id_number', idn),
-               id_number_index = loyalty._blind_index('id_number', idn),
-               id_number_last4 = right(idn, 4)
-         WHERE i.member_id = identity_set.member_id;
-        changed := changed || '{id_number}'::text[];
-    END IF;
-    IF card IS NOT NULL THEN
-        UPDATE loyalty.member_identity i
-           SET bank_card_cipher = loyalty._identity_seal(i.member_id, 'bank_card', card),
-               bank_card_index = loyalty._blind_index('bank_card', card),
-               bank_card_last4 = right(card, 4)
-         WHERE i.member_id = identity_set.member_id;
-        changed := changed || '{bank_card}'::text[];
-    END IF;
+    -- a concurrent call storing the same number for another member waits
+    -- on the unique index and fails here
+    BEGIN
+        INSERT INTO loyalty.member_identity AS i (member_id) VALUES (identity_set.member_id)
+            ON CONFLICT ON CONSTRAINT member_identity_pkey DO NOTHING;
+        IF idn IS NOT NULL THEN
+            UPDATE loyalty.member_identity i
+               SET id_type = identity_set.id_type,
+                   id_number_cipher = loyalty._identity_seal(i.member_id, 'id_number', idn),
+                   id_number_index = loyalty._blind_index('id_number', idn),
+                   id_number_last4 = right(idn, 4)
+             WHERE i.member_id = identity_set.member_id;
+            changed := changed || '{id_number}'::text[];
+        END IF;
+        IF card IS NOT NULL THEN
+            UPDATE loyalty.member_identity i
+               SET bank_card_cipher = loyalty._identity_seal(i.member_id, 'bank_card', card),
+                   bank_card_index = loyalty._blind_index('bank_card', card),
+                   bank_card_last4 = right(card, 4)
+             WHERE i.member_id = identity_set.member_id;
+            changed := changed || '{bank_card}'::text[];
+        END IF;
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        RAISE EXCEPTION 'this % belongs to another member',
+            CASE WHEN constraint_name = 'member_identity_bank_card_key' THEN 'bank card' ELSE 'ID number' END
+            USING ERRCODE = 'unique_violation';
+    END;
     PERFORM loyalty._audit(member_id, 'identity_set', changed, NULL);
 END
 $$;
