@@ -10,7 +10,7 @@ EXTVERSION  = 1.0
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
 DATA_built  = loyalty--$(EXTVERSION).sql
-SHLIB_LINK  = -ljansson
+SHLIB_LINK  = -ljansson -lcrypto
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
 

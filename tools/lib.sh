@@ -11,7 +11,7 @@ PG_CONFIG=$PG_BINDIR/pg_config
 # Debian packages the build, the tests and the demo need.
 LOYALTY_PACKAGES="make gcc libc6-dev postgresql-server-dev-$PG_MAJOR libjansson-dev
     postgresql-$PG_MAJOR-pgtap libtap-parser-sourcehandler-pgtap-perl
-    libipc-run-perl postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgaudit"
+    libipc-run-perl postgresql-$PG_MAJOR-cron postgresql-$PG_MAJOR-pgaudit libssl-dev"
 
 log() { printf '%s\n' "$*" >&2; }
 die() { log "error: $*"; exit 1; }

@@ -15,3 +15,4 @@ CREATE TABLE loyalty.member_consent (
 COMMENT ON TABLE loyalty.member_consent IS 'What a member agreed to, when, where and under which notice (latest row per purpose wins)';
 CREATE INDEX member_consent_member_idx ON loyalty.member_consent (member_id, purpose, recorded_at);
 SELECT pg_catalog.pg_extension_config_dump('loyalty.member_consent', '');
+-- (privacy functions over this table: src/sql/45_privacy_ops.sql)

@@ -1,0 +1,367 @@
+/*-------------------------------------------------------------------------
+ *
+ * crypto.c
+ *	  Sensitive identity data at rest: encryption, blind index, pseudonyms.
+ *
+ * ID numbers and bank card numbers are stored encrypted with AES-256-GCM
+ * (OpenSSL libcrypto), bound to their member and kind by the associated
+ * data, so a ciphertext copied to another member or field does not open.
+ * Lookup and uniqueness use a keyed blind index, HMAC-SHA256 of the
+ * normalised value; BI pseudonyms are HMACs of the member id.
+ *
+ * The key material lives in the file loyalty_keys in the data directory:
+ * 64 random bytes (32 for encryption, 32 for HMACs), created on first use
+ * with mode 0600, readable only by the server's OS user.  It never appears
+ * in SQL text, in a setting or in a log message: no function returns it,
+ * and errors name the file, never its content.  Back it up with the data
+ * directory's secrets, separately from database dumps (docs/privacy.md).
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <openssl/evp.h>
+
+#include "fmgr.h"
+#include "mb/pg_wchar.h"
+#include "storage/fd.h"
+#include "miscadmin.h"
+#include "lib/stringinfo.h"
+#include "utils/builtins.h"
+#include "utils/uuid.h"
+
+PG_FUNCTION_INFO_V1(loyalty_identity_seal);
+PG_FUNCTION_INFO_V1(loyalty_identity_open);
+PG_FUNCTION_INFO_V1(loyalty_blind_index);
+PG_FUNCTION_INFO_V1(loyalty_pseudonym);
+PG_FUNCTION_INFO_V1(loyalty_normalise_identifier);
+
+#define KEY_FILE		"loyalty_keys"
+#define KEY_LEN			32
+#define GCM_IV_LEN		12
+#define GCM_TAG_LEN		16
+
+static unsigned char enc_key[KEY_LEN];
+static unsigned char mac_key[KEY_LEN];
+static bool keys_loaded = false;
+
+/*
+ * load_keys
+ *		Read (or, the first time, create) the key file of the data
+ *		directory.
+ */
+static void
+load_keys(void)
+{
+	char		path[MAXPGPATH];
+	unsigned char buf[2 * KEY_LEN];
+	int			fd;
+	ssize_t		n;
+
+	if (keys_loaded)
+		return;
+	snprintf(path, sizeof(path), "%s/%s", DataDir, KEY_FILE);
+	fd = open(path, O_RDONLY | PG_BINARY, 0);
+	if (fd < 0 && errno == ENOENT)
+	{
+		/* first use: create it; O_EXCL makes concurrent creators agree */
+		if (!pg_strong_random(buf, sizeof(buf)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INTERNAL_ERROR),
+					 errmsg("could not generate the loyalty key material")));
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, S_IRUSR | S_IWUSR);
+		if (fd >= 0)
+		{
+			if (write(fd, buf, sizeof(buf)) != sizeof(buf) || pg_fsync(fd) != 0)
+			{
+				close(fd);
+				unlink(path);
+				ereport(ERROR,
+						(errcode_for_file_access(),
+						 errmsg("could not write key file \"%s\": %m", path)));
+			}
+			close(fd);
+		}
+		else if (errno != EEXIST)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create key file \"%s\": %m", path)));
+		explicit_bzero(buf, sizeof(buf));
+		fd = open(path, O_RDONLY | PG_BINARY, 0);
+	}
+	if (fd < 0)
+		ereport(ERROR,
+				(errcode_for_file_access(),
+				 errmsg("could not open key file \"%s\": %m", path)));
+	n = read(fd, buf, sizeof(buf));
+	close(fd);
+	if (n != sizeof(buf))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("key file \"%s\" is damaged", path),
+				 errdetail("It must hold exactly %d bytes.", (int) sizeof(buf)),
+				 errhint("Restore it from the backup of the server's secrets.")));
+	memcpy(enc_key, buf, KEY_LEN);
+	memcpy(mac_key, buf + KEY_LEN, KEY_LEN);
+	explicit_bzero(buf, sizeof(buf));
+	keys_loaded = true;
+}
+
+/*
+ * hmac_prepare
+ *		Key the inner and outer SHA-256 states of HMAC once per backend
+ *		(RFC 2104), so that each HMAC costs two context copies and two
+ *		short digests: BI views compute one per row.
+ */
+static EVP_MD_CTX *hmac_inner = NULL;
+static EVP_MD_CTX *hmac_outer = NULL;
+static EVP_MD_CTX *hmac_work = NULL;
+
+static void
+hmac_prepare(void)
+{
+	unsigned char ipad[64];
+	unsigned char opad[64];
+	int			i;
+
+	if (hmac_work != NULL)
+		return;
+	load_keys();
+	for (i = 0; i < 64; i++)
+	{
+		unsigned char k = i < KEY_LEN ? mac_key[i] : 0;
+
+		ipad[i] = k ^ 0x36;
+		opad[i] = k ^ 0x5c;
+	}
+	hmac_inner = EVP_MD_CTX_new();
+	hmac_outer = EVP_MD_CTX_new();
+	hmac_work = EVP_MD_CTX_new();
+	if (hmac_inner == NULL || hmac_outer == NULL || hmac_work == NULL ||
+		EVP_DigestInit_ex(hmac_inner, EVP_sha256(), NULL) != 1 ||
+		EVP_DigestUpdate(hmac_inner, ipad, 64) != 1 ||
+		EVP_DigestInit_ex(hmac_outer, EVP_sha256(), NULL) != 1 ||
+		EVP_DigestUpdate(hmac_outer, opad, 64) != 1)
+	{
+		EVP_MD_CTX_free(hmac_inner);
+		EVP_MD_CTX_free(hmac_outer);
+		EVP_MD_CTX_free(hmac_work);
+		hmac_inner = hmac_outer = hmac_work = NULL;
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not prepare the HMAC key")));
+	}
+	explicit_bzero(ipad, sizeof(ipad));
+	explicit_bzero(opad, sizeof(opad));
+}
+
+/*
+ * hmac_sha256
+ *		HMAC-SHA256 with the MAC key over a domain label, a NUL and a
+ *		value.
+ */
+static void
+hmac_sha256(const char *label, const char *data, int len, unsigned char *out)
+{
+	unsigned char inner[32];
+	unsigned int outlen = 0;
+
+	hmac_prepare();
+	if (EVP_MD_CTX_copy_ex(hmac_work, hmac_inner) != 1 ||
+		EVP_DigestUpdate(hmac_work, label, strlen(label) + 1) != 1 ||
+		EVP_DigestUpdate(hmac_work, data, len) != 1 ||
+		EVP_DigestFinal_ex(hmac_work, inner, &outlen) != 1 ||
+		EVP_MD_CTX_copy_ex(hmac_work, hmac_outer) != 1 ||
+		EVP_DigestUpdate(hmac_work, inner, sizeof(inner)) != 1 ||
+		EVP_DigestFinal_ex(hmac_work, out, &outlen) != 1 || outlen != 32)
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("HMAC computation failed")));
+}
+
+/*
+ * normalise
+ *		Canonical form of an ID or card number: full-width letters and
+ *		digits to ASCII, letters upper case, spaces and hyphens dropped.
+ */
+static char *
+normalise(const char *s, int len)
+{
+	StringInfoData buf;
+	const char *p = s;
+	const char *end = s + len;
+
+	initStringInfo(&buf);
+	while (p < end)
+	{
+		int			l = pg_mblen(p);
+		pg_wchar	c = (GetDatabaseEncoding() == PG_UTF8)
+			? utf8_to_unicode((const unsigned char *) p) : (unsigned char) *p;
+
+		if (c >= 0xFF01 && c <= 0xFF5E)
+			c -= 0xFEE0;		/* full-width ASCII variants */
+		if (c == ' ' || c == '-' || c == 0x3000)
+			;
+		else if (c < 0x80)
+			appendStringInfoChar(&buf, (c >= 'a' && c <= 'z') ? c - 32 : c);
+		else
+			appendBinaryStringInfo(&buf, p, l);
+		p += l;
+	}
+	return buf.data;
+}
+
+/*
+ * loyalty._normalise_identifier(text) returns text
+ */
+Datum
+loyalty_normalise_identifier(PG_FUNCTION_ARGS)
+{
+	text	   *t = PG_GETARG_TEXT_PP(0);
+
+	PG_RETURN_TEXT_P(cstring_to_text(normalise(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t))));
+}
+
+/*
+ * loyalty._blind_index(kind text, value text) returns bytea
+ *		Keyed index of a normalised identifier, per kind (id_number,
+ *		bank_card), for lookup and uniqueness without decryption.
+ */
+Datum
+loyalty_blind_index(PG_FUNCTION_ARGS)
+{
+	char	   *kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	text	   *t = PG_GETARG_TEXT_PP(1);
+	char	   *norm = normalise(VARDATA_ANY(t), VARSIZE_ANY_EXHDR(t));
+	bytea	   *result = palloc(VARHDRSZ + 32);
+
+	SET_VARSIZE(result, VARHDRSZ + 32);
+	hmac_sha256(kind, norm, strlen(norm), (unsigned char *) VARDATA(result));
+	PG_RETURN_BYTEA_P(result);
+}
+
+/*
+ * loyalty.pseudonym(uuid) returns text
+ *		A stable pseudonymous key for a member (BI): 32 hex digits of a
+ *		keyed HMAC, not reversible without the key file.
+ */
+Datum
+loyalty_pseudonym(PG_FUNCTION_ARGS)
+{
+	pg_uuid_t  *u = PG_GETARG_UUID_P(0);
+	unsigned char mac[32];
+	char		hex[32];
+	int			i;
+
+	static const char digits[] = "0123456789abcdef";
+
+	hmac_sha256("pseudonym", (const char *) u->data, UUID_LEN, mac);
+	for (i = 0; i < 16; i++)
+	{
+		hex[2 * i] = digits[mac[i] >> 4];
+		hex[2 * i + 1] = digits[mac[i] & 0x0f];
+	}
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(hex, 32));
+}
+
+/*
+ * gcm_fail
+ *		Release the cipher context and report a failure without detail.
+ */
+static void
+gcm_fail(EVP_CIPHER_CTX *ctx, const char *what)
+{
+	EVP_CIPHER_CTX_free(ctx);
+	ereport(ERROR,
+			(errcode(ERRCODE_DATA_CORRUPTED),
+			 errmsg("%s failed", what)));
+}
+
+/*
+ * loyalty._identity_seal(member_id uuid, kind text, value text) returns bytea
+ *		AES-256-GCM: iv || ciphertext || tag, with "kind:member" as the
+ *		associated data.
+ */
+Datum
+loyalty_identity_seal(PG_FUNCTION_ARGS)
+{
+	char	   *aad = psprintf("%s:%s", text_to_cstring(PG_GETARG_TEXT_PP(1)),
+							   DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(0))));
+	text	   *t = PG_GETARG_TEXT_PP(2);
+	int			inlen = VARSIZE_ANY_EXHDR(t);
+	bytea	   *result = palloc(VARHDRSZ + GCM_IV_LEN + inlen + GCM_TAG_LEN);
+	unsigned char *iv = (unsigned char *) VARDATA(result);
+	unsigned char *ct = iv + GCM_IV_LEN;
+	EVP_CIPHER_CTX *ctx;
+	int			len;
+
+	load_keys();
+	if (!pg_strong_random(iv, GCM_IV_LEN))
+		ereport(ERROR,
+				(errcode(ERRCODE_INTERNAL_ERROR),
+				 errmsg("could not generate a nonce")));
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (EVP_EncryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GCM_IV_LEN, NULL) != 1 ||
+		EVP_EncryptInit_ex(ctx, NULL, NULL, enc_key, iv) != 1 ||
+		EVP_EncryptUpdate(ctx, NULL, &len, (unsigned char *) aad, strlen(aad)) != 1 ||
+		EVP_EncryptUpdate(ctx, ct, &len, (unsigned char *) VARDATA_ANY(t), inlen) != 1 ||
+		len != inlen ||
+		EVP_EncryptFinal_ex(ctx, ct + len, &len) != 1 ||
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_GET_TAG, GCM_TAG_LEN, ct + inlen) != 1)
+		gcm_fail(ctx, "encryption");
+	EVP_CIPHER_CTX_free(ctx);
+	SET_VARSIZE(result, VARHDRSZ + GCM_IV_LEN + inlen + GCM_TAG_LEN);
+	PG_RETURN_BYTEA_P(result);
+}
+
+/*
+ * loyalty._identity_open(member_id uuid, kind text, sealed bytea) returns text
+ *		Decrypt and authenticate; for HQ's export only (never granted).
+ */
+Datum
+loyalty_identity_open(PG_FUNCTION_ARGS)
+{
+	char	   *aad = psprintf("%s:%s", text_to_cstring(PG_GETARG_TEXT_PP(1)),
+							   DatumGetCString(DirectFunctionCall1(uuid_out, PG_GETARG_DATUM(0))));
+	bytea	   *b = PG_GETARG_BYTEA_PP(2);
+	int			blen = VARSIZE_ANY_EXHDR(b);
+	unsigned char *iv = (unsigned char *) VARDATA_ANY(b);
+	int			ctlen = blen - GCM_IV_LEN - GCM_TAG_LEN;
+	unsigned char tag[GCM_TAG_LEN];
+	char	   *out;
+	EVP_CIPHER_CTX *ctx;
+	int			len;
+
+	if (ctlen < 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATA_CORRUPTED),
+				 errmsg("sealed value is too short")));
+	load_keys();
+	memcpy(tag, iv + GCM_IV_LEN + ctlen, GCM_TAG_LEN);
+	out = palloc(ctlen + 1);
+	ctx = EVP_CIPHER_CTX_new();
+	if (ctx == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_OUT_OF_MEMORY),
+				 errmsg("out of memory")));
+	if (EVP_DecryptInit_ex(ctx, EVP_aes_256_gcm(), NULL, NULL, NULL) != 1 ||
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_IVLEN, GCM_IV_LEN, NULL) != 1 ||
+		EVP_DecryptInit_ex(ctx, NULL, NULL, enc_key, iv) != 1 ||
+		EVP_DecryptUpdate(ctx, NULL, &len, (unsigned char *) aad, strlen(aad)) != 1 ||
+		EVP_DecryptUpdate(ctx, (unsigned char *) out, &len, iv + GCM_IV_LEN, ctlen) != 1 ||
+		EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_GCM_SET_TAG, GCM_TAG_LEN, tag) != 1 ||
+		EVP_DecryptFinal_ex(ctx, (unsigned char *) out + len, &len) != 1)
+		gcm_fail(ctx, "decryption");
+	EVP_CIPHER_CTX_free(ctx);
+	out[ctlen] = '\0';
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(out, ctlen));
+}

@@ -1,0 +1,72 @@
+-- pgTAP: each department reads its own view and nothing else, and sees each
+-- member field as the field policy says.
+BEGIN;
+SELECT plan(17);
+
+-- which relations each department group may read
+SELECT set_eq($$SELECT c.relname::text FROM pg_class c
+                WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
+                  AND has_table_privilege('loyalty_frontdesk', c.oid, 'SELECT')$$,
+    ARRAY['member_frontdesk', 'member_preferences', 'member_tags', 'stays', 'member_consents', 'store'],
+    'front desk reads its views');
+SELECT set_eq($$SELECT c.relname::text FROM pg_class c
+                WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
+                  AND has_table_privilege('loyalty_housekeeping', c.oid, 'SELECT')$$,
+    ARRAY['member_housekeeping', 'member_preferences', 'store'], 'housekeeping reads its views');
+SELECT set_eq($$SELECT c.relname::text FROM pg_class c
+                WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
+                  AND has_table_privilege('loyalty_fnb', c.oid, 'SELECT')$$,
+    ARRAY['member_fnb', 'member_preferences', 'store'], 'F&B reads its views');
+SELECT set_eq($$SELECT c.relname::text FROM pg_class c
+                WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
+                  AND has_table_privilege('loyalty_store_manager', c.oid, 'SELECT')$$,
+    ARRAY['member_store_manager', 'member_preferences', 'member_tags', 'stays', 'member_consents',
+          'field_policy_current', 'store'], 'store manager reads its views');
+SELECT set_eq($$SELECT c.relname::text FROM pg_class c
+                WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
+                  AND has_table_privilege('loyalty_bi', c.oid, 'SELECT')$$,
+    ARRAY['bi_members', 'bi_stays', 'bi_segments', 'store'], 'BI reads the BI views only');
+SELECT set_eq($$SELECT c.relname::text FROM pg_class c
+                WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
+                  AND has_table_privilege('loyalty_marketing', c.oid, 'SELECT')$$,
+    ARRAY['member_marketing', 'member_consents', 'store'], 'marketing reads its views');
+
+-- one member seen by each department
+SELECT loyalty.create_store('dpa', 'Dept A', 'bay', 'south', 'Asia/Shanghai');
+CREATE TEMP TABLE dm AS
+SELECT (loyalty.enroll('dpa', '欧阳娜娜', '13812345678', 'nana@example.com', '1990-07-01', 'female', 'CN')).member_id AS m;
+SELECT loyalty.identity_set(m, 'passport', 'E12345678', '6222021234567890') FROM dm;
+
+SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
+             FROM loyalty.member_frontdesk WHERE member_id = (SELECT m FROM dm)),
+          '(欧***,138****5678,n***@example.com,07-01,female,CN,,****5678,)', 'front desk');
+SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
+             FROM loyalty.member_housekeeping WHERE member_id = (SELECT m FROM dm)),
+          '(欧***,,,,,,,,)', 'housekeeping');
+SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
+             FROM loyalty.member_fnb WHERE member_id = (SELECT m FROM dm)),
+          '(欧***,,,07-01,,,,,)', 'F&B');
+SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
+             FROM loyalty.member_store_manager WHERE member_id = (SELECT m FROM dm)),
+          '(欧***,138****5678,n***@example.com,1990,female,CN,,****5678,)', 'store manager');
+SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
+             FROM loyalty.member_crm WHERE member_id = (SELECT m FROM dm)),
+          '(欧阳娜娜,13812345678,nana@example.com,1990-07-01,female,CN,,****5678,****7890)', 'HQ CRM');
+SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
+             FROM loyalty.member_marketing WHERE member_id = (SELECT m FROM dm)),
+          '(欧***,138****5678,n***@example.com,07-01,female,CN,,,)', 'marketing');
+SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
+             FROM loyalty.member_dba WHERE member_id = (SELECT m FROM dm)),
+          '(****,****,****,,,,,,)', 'DBA');
+SELECT is((SELECT row(length(member_key), birth_decade, gender)::text
+             FROM loyalty.bi_members WHERE member_key = loyalty.pseudonym((SELECT m FROM dm))),
+          '(32,1990s,female)', 'BI');
+-- a department never sees a field its policy hides, whatever the change
+SELECT throws_ok($$SELECT loyalty.field_policy_set('fnb', 'bank_card', 'show')$$, '22023', NULL,
+                 'no department may see a bank card in full');
+SELECT lives_ok($$SELECT loyalty.field_policy_set('fnb', 'phone', 'last4')$$, 'policy change');
+SELECT is((SELECT phone FROM loyalty.member_fnb WHERE member_id = (SELECT m FROM dm)), '****5678',
+          'the view follows the policy at once');
+
+SELECT * FROM finish();
+ROLLBACK;

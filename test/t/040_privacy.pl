@@ -1,0 +1,83 @@
+# Privacy over real connections: store logins cannot become another store,
+# COPY gives them nothing the views do not, the audit record of a read
+# survives the reader's rollback and its backend's death, and the key file
+# is private to the server and never logged.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('privacy');
+$node->init;
+$node->start;
+
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION loyalty;
+    SELECT loyalty.create_store('pta', 'A', 'bay', 'south', 'Asia/Shanghai');
+    SELECT loyalty.create_store('ptb', 'B', 'bay', 'east', 'Asia/Shanghai');
+    SELECT loyalty.create_staff('pt_a_desk', 'pta', 'frontdesk');
+    SELECT loyalty.create_staff('pt_b_desk', 'ptb', 'frontdesk');
+    SELECT loyalty.enroll('pta', '张三丰', '13812345678');
+});
+my $m = $node->safe_psql('postgres', 'SELECT member_id FROM loyalty.member');
+# (the test cluster logs every statement: the caller's own SQL text is out
+# of the extension's hands, so this one call is not logged)
+$node->safe_psql('postgres', qq{SET log_statement = 'none';
+    SELECT loyalty.identity_set('$m', 'passport', 'E99887766')});
+
+my @a = (extra_params => ['-U', 'pt_a_desk']);
+my ($ret, $out, $err);
+
+($ret, $out, $err) = $node->psql('postgres', 'SET ROLE pt_b_desk', @a);
+like($err, qr/permission denied to set role/, 'SET ROLE to another store login is refused');
+($ret, $out, $err) = $node->psql('postgres', 'SET SESSION AUTHORIZATION pt_b_desk', @a);
+like($err, qr/permission denied/, 'SET SESSION AUTHORIZATION is refused');
+($ret, $out, $err) = $node->psql('postgres', 'COPY loyalty.member_profile TO STDOUT', @a);
+like($err, qr/permission denied for table member_profile/, 'COPY of a base table is refused');
+is($node->safe_psql('postgres', 'COPY (SELECT phone FROM loyalty.member_frontdesk) TO STDOUT', @a),
+    '138****5678', 'COPY of the view gives the masked values only');
+
+# a read in a transaction that rolls back
+$node->safe_psql('postgres', q{
+    BEGIN;
+    SELECT * FROM loyalty.frontdesk_lookup('13812345678', 'rollback test');
+    ROLLBACK;
+}, @a);
+is($node->safe_psql('postgres',
+        q{SELECT count(*) FROM loyalty.audit_log WHERE purpose = 'rollback test'}),
+    '1', 'the audit record of a rolled back read is kept');
+
+# a read whose backend is killed before it commits
+my $session = $node->background_psql('postgres', on_error_stop => 0,
+    extra_params => ['-U', 'pt_b_desk']);
+$session->query_safe('BEGIN');
+$session->query_safe(q{SELECT full_name FROM loyalty.frontdesk_lookup('13812345678', 'killed reader')});
+my $pid = $session->query_safe('SELECT pg_backend_pid()');
+$node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
+$session->quit;
+is($node->safe_psql('postgres',
+        q{SELECT login || '/' || store_code FROM loyalty.audit_log WHERE purpose = 'killed reader'}),
+    'pt_b_desk/ptb', 'the audit record of a killed reader is kept');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.audit_verify()'), '0',
+    'the hash chain is intact');
+
+# the key file: private to the server, its content nowhere in SQL or logs
+my $keyfile = $node->data_dir . '/loyalty_keys';
+ok(-f $keyfile, 'the key file exists');
+is((stat($keyfile))[2] & 07777, 0600, 'the key file is readable by the server only');
+open(my $fh, '<:raw', $keyfile) or die;
+my $key = do { local $/; <$fh> };
+close $fh;
+my $hexkey = unpack('H*', $key);
+my $log = slurp_file($node->logfile);
+unlike($log, qr/\Q$hexkey\E/i, 'the key is not in the server log');
+unlike($log, qr/E99887766/, 'the ID number is not in the server log');
+
+# encrypted data survives a restart (the key is read back from the file)
+$node->restart;
+is($node->safe_psql('postgres', qq{SELECT loyalty.identity_matches('$m', 'E99887766')}, @a),
+    't', 'verification works after a restart');
+
+$node->stop;
+done_testing();
