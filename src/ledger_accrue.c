@@ -262,8 +262,9 @@ ledger_activate(pg_uuid_t member_id, const char *store_code,
 	if (ledger_run(LQ_PENDING_BY_REF, v, NULL, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("member %s has no pending points for reference \"%s\"",
-						ledger_uuid_text(&member_id), reference)));
+				 errmsg("no pending points for reference \"%s\"", reference),
+				 errdetail("Member %s has no pending lot with this reference.",
+						   ledger_uuid_text(&member_id))));
 	initStringInfo(&lots);
 	appendStringInfoChar(&lots, '[');
 	points = activate_lots(&m, &lp, store_code, reference, &lots, &nlots);
