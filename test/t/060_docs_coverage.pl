@@ -1,7 +1,7 @@
 # Every SQL object users can reach is documented: each function, view and
 # table of schema loyalty (names starting with "_" are internal) and each
-# loyalty.* setting must appear in docs/*.md as a code span that starts with
-# its name, e.g. `loyalty.whoami()` or `loyalty.store`.
+# loyalty.* setting must appear in docs/*.md: as a code span that starts with
+# its name (`whoami()`), or schema-qualified (loyalty.whoami) anywhere.
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -41,7 +41,8 @@ for my $line (split /\n/, $objects)
 {
 	my ($kind, $name) = split / /, $line;
 	push @missing, "$kind $name"
-	  unless $text =~ /`(?:loyalty\.)?\Q$name\E[`( ]/;
+	  unless $text =~ /`(?:loyalty\.)?\Q$name\E[`( ]/
+	  || $text =~ /\bloyalty\.\Q$name\E\b/;
 }
 for my $name (split /\n/, $settings)
 {
