@@ -136,10 +136,12 @@ AS $$
            e.pending_points, e.balance_after, e.reference, e.cash_amount
       FROM loyalty.point_entry e
      WHERE e.member_id = $1
+       -- transactions are store-scoped: a store sees its own, HQ all
+       AND (loyalty.caller_is_hq() OR e.store_code = loyalty.caller_store())
      ORDER BY e.recorded_at DESC, e.balance_after
      LIMIT least(greatest($2, 0), 1000)
 $$;
-COMMENT ON FUNCTION loyalty.member_ledger(uuid, integer) IS 'A member''s latest ledger entries (statement)';
+COMMENT ON FUNCTION loyalty.member_ledger(uuid, integer) IS 'A member''s latest ledger entries (statement); store staff see their own store''s entries only';
 
 -- The invariant: for each member, stored balance = sum of active lots'
 -- remaining = sum of entries; each lot's remaining = points - its draws.

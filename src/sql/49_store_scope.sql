@@ -1,0 +1,13 @@
+-- Row level security for the store-scoped tables of other areas, following
+-- the pattern of docs/privacy.md ("Row level security per store"): the
+-- extension's SECURITY DEFINER functions run as the extension owner, so
+-- these policies bind every other reader, including views owned by
+-- loyalty_view_owner.
+
+-- point ledger: lots and entries are a store's transactions
+ALTER TABLE loyalty.point_lot ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE loyalty.point_entry ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY store_scope ON loyalty.point_lot FOR SELECT
+    USING (loyalty.store_visible(store_code));
+CREATE POLICY store_scope ON loyalty.point_entry FOR SELECT
+    USING (loyalty.store_visible(store_code));
