@@ -20,7 +20,7 @@ CREATE TABLE loyalty.point_balance (
     last_activity_at timestamptz,
     notice_for       timestamptz,
     updated_at       timestamptz NOT NULL DEFAULT now()
-);
+) WITH (fillfactor = 80);   -- room for HOT updates of the hot row
 COMMENT ON TABLE loyalty.point_balance IS 'Stored point balance and inactivity clock per member';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.point_balance', '');
 
@@ -80,14 +80,17 @@ CREATE TABLE loyalty.point_lot (
         (remaining <= points AND (remaining >= 0 OR source = 'deficit')),
     CONSTRAINT point_lot_active_has_start CHECK
         (state = 'pending' OR active_from IS NOT NULL OR state = 'cancelled')
-);
+) WITH (fillfactor = 90);   -- room for HOT updates of "remaining"
 COMMENT ON TABLE loyalty.point_lot IS 'Point lots: one per accrual, with what remains of it';
 CREATE INDEX point_lot_member_idx ON loyalty.point_lot (member_id) WHERE state IN ('active', 'pending');
--- the lots a debit draws on, in each redemption order
+-- the lots a debit draws on, in each redemption order.  "remaining" is
+-- deliberately in no index (not even a predicate), so the update of a lot a
+-- debit draws from is a HOT update: a member redeeming again and again (the
+-- hot path) does not leave a dead index entry per redemption.
 CREATE INDEX point_lot_spend_soonest_idx ON loyalty.point_lot (member_id, expires_at, active_from, lot_id)
-    WHERE state = 'active' AND remaining > 0;
+    WHERE state = 'active';
 CREATE INDEX point_lot_spend_oldest_idx ON loyalty.point_lot (member_id, active_from, lot_id)
-    WHERE state = 'active' AND remaining > 0;
+    WHERE state = 'active';
 CREATE INDEX point_lot_reference_idx ON loyalty.point_lot (reference) WHERE state = 'pending';
 CREATE INDEX point_lot_due_idx ON loyalty.point_lot (activate_at) WHERE state = 'pending';
 CREATE INDEX point_lot_expiry_idx ON loyalty.point_lot (expires_at) WHERE state = 'active';
