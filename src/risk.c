@@ -114,7 +114,11 @@ loyalty_frozen_by(const pg_uuid_t *member_id, int capability, RiskFreeze *tag)
 	}
 	args[0] = UUIDPGetDatum(member_id);
 	args[1] = CStringGetTextDatum(loyalty_capability_names[capability]);
-	ret = SPI_execute_plan(frozen_plan, args, NULL, true, 1);
+	/*
+	 * Not read-only: a fresh snapshot, so that a caller that has just
+	 * waited for the member row lock sees a tag committed meanwhile.
+	 */
+	ret = SPI_execute_plan(frozen_plan, args, NULL, false, 1);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading loyalty.risk_tag failed: %s", SPI_result_code_string(ret));
 	if (SPI_processed > 0)
@@ -148,7 +152,8 @@ loyalty_frozen_by(const pg_uuid_t *member_id, int capability, RiskFreeze *tag)
  * loyalty_assert_not_frozen
  *		Error LY001 if an unresolved risk tag of the member freezes the
  *		capability (see risk.h for the names).  Call it while holding the
- *		member row lock to be ordered with concurrent raises.
+ *		member row lock (FOR NO KEY UPDATE or stronger) to be ordered with
+ *		concurrent raises; it reads with a fresh snapshot.
  */
 void
 loyalty_assert_not_frozen(const pg_uuid_t *member_id, const char *capability)
