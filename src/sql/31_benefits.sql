@@ -355,5 +355,5 @@ REVOKE ALL ON FUNCTION loyalty.define_benefit(text, text, text, text),
 GRANT EXECUTE ON FUNCTION loyalty.define_benefit(text, text, text, text),
     loyalty.grant_benefit(text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text),
     loyalty.end_benefit_grant(uuid, timestamptz) TO loyalty_crm, loyalty_marketing;
-GRANT SELECT ON loyalty.benefit, loyalty.benefit_grant TO loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;
+GRANT SELECT ON loyalty.benefit, loyalty.benefit_grant TO loyalty_crm, loyalty_marketing, loyalty_dba;
 GRANT SELECT ON loyalty.benefit_use TO loyalty_crm, loyalty_dba;
