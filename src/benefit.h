@@ -4,9 +4,10 @@
  *	  The benefit catalogue, cached per backend, and benefit resolution:
  *	  what a member of a tier may use at a store at a time.
  *
- * The catalogue (loyalty.benefit, loyalty.benefit_grant) is loaded once per
- * backend into its own memory context and dropped when either table
- * changes (statement trigger + relcache invalidation, see invalidate.c).
+ * The catalogue (loyalty.benefit, loyalty.benefit_grant, and what each
+ * loyalty.risk_type freezes) is loaded once per backend into its own memory
+ * context and dropped when one of the tables changes (statement trigger +
+ * relcache invalidation, see invalidate.c).
  * Resolution rules are in docs/benefits.md.
  *
  *-------------------------------------------------------------------------
@@ -60,15 +61,51 @@ typedef struct BenefitGrant
 	BenefitLimitPer limit_per;
 } BenefitGrant;
 
+/* one row of loyalty.risk_type */
+typedef struct BenefitRiskType
+{
+	char	   *risk_code;
+	uint32		freezes;		/* CAP_BIT mask (risk.h) */
+} BenefitRiskType;
+
 typedef struct BenefitCatalog
 {
 	int			ngrants;
 	BenefitGrant *grants;		/* sorted by benefit_code */
+	int			nrisk_types;
+	BenefitRiskType *risk_types;
 } BenefitCatalog;
+
+/* a risk tag in effect for a member */
+typedef struct BenefitTag
+{
+	pg_uuid_t	tag_id;
+	char		risk_code[LOYALTY_CODE_LEN];
+	TimestampTz raised_at;
+	uint32		freezes;		/* CAP_BIT mask */
+} BenefitTag;
+
+/* what resolution needs to know about a member */
+typedef struct BenefitMember
+{
+	char		tier[LOYALTY_CODE_LEN];
+	bool		active;
+	int			ntags;
+	BenefitTag *tags;			/* in raising order */
+} BenefitMember;
 
 /* benefit_catalog.c */
 extern void loyalty_benefit_cache_init(void);
 extern const BenefitCatalog *loyalty_benefit_catalog(void);
+extern uint32 loyalty_risk_type_freezes(const BenefitCatalog *catalog,
+										const char *risk_code);
+
+/* benefit_member.c */
+extern void loyalty_benefit_member_init(void);
+extern bool loyalty_store_exists(const char *store_code);
+extern bool loyalty_benefit_member(const pg_uuid_t *member_id, TimestampTz at,
+								   const BenefitCatalog *catalog,
+								   BenefitMember *out);
 
 /* benefit_resolve.c */
 extern int	loyalty_benefits_resolve(const BenefitCatalog *catalog,

@@ -5,8 +5,9 @@
  *
  * Every grant of loyalty.benefit_grant, joined with its benefit, is copied
  * into a memory context of its own under CacheMemoryContext, sorted by
- * benefit code, so that resolving a member's benefits reads no catalogue
- * table.  Statement triggers on loyalty.benefit and loyalty.benefit_grant
+ * benefit code, together with what each risk type freezes, so that
+ * resolving a member's benefits reads no catalogue table.  Statement
+ * triggers on loyalty.benefit, loyalty.benefit_grant and loyalty.risk_type
  * send a relcache invalidation (invalidate.c); the callback only marks the
  * cache stale, and the next caller rebuilds it.
  *
@@ -34,6 +35,7 @@ static MemoryContext catalog_cxt = NULL;
 static bool catalog_valid = false;
 static Oid	benefit_relid = InvalidOid;
 static Oid	grant_relid = InvalidOid;
+static Oid	risk_type_relid = InvalidOid;
 
 /*
  * benefit_relcache_cb
@@ -42,25 +44,27 @@ static Oid	grant_relid = InvalidOid;
 static void
 benefit_relcache_cb(Datum arg, Oid relid)
 {
-	if (relid == InvalidOid || relid == benefit_relid || relid == grant_relid)
+	if (relid == InvalidOid || relid == benefit_relid || relid == grant_relid ||
+		relid == risk_type_relid)
 	{
+		/* the OIDs too: DROP EXTENSION sends the dropped tables' OIDs */
 		catalog_valid = false;
-		if (relid == InvalidOid)
-		{
-			benefit_relid = InvalidOid;
-			grant_relid = InvalidOid;
-		}
+		benefit_relid = InvalidOid;
+		grant_relid = InvalidOid;
+		risk_type_relid = InvalidOid;
 	}
 }
 
 /*
  * loyalty_benefit_cache_init
- *		Register the invalidation callback (from _PG_init).
+ *		Register the invalidation callbacks of the catalogue and of the
+ *		member lookups (from _PG_init).
  */
 void
 loyalty_benefit_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(benefit_relcache_cb, (Datum) 0);
+	loyalty_benefit_member_init();
 }
 
 /*
@@ -165,6 +169,25 @@ load_catalog(void)
 		g->use_limit = isnull ? 0 : DatumGetInt32(d);
 		g->limit_per = limit_from_name(text_col(tup, desc, 13));
 	}
+	catalog.grants = grants;
+	catalog.ngrants = (int) n;
+
+	MemoryContextSwitchTo(oldcxt);
+	ret = SPI_execute("SELECT risk_code, freezes FROM loyalty.risk_type", true, 0);
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "reading loyalty.risk_type failed: %s", SPI_result_code_string(ret));
+	MemoryContextSwitchTo(cxt);
+	catalog.nrisk_types = (int) SPI_processed;
+	catalog.risk_types = palloc0(sizeof(BenefitRiskType) * Max(SPI_processed, 1));
+	for (i = 0; i < SPI_processed; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		bool		isnull;
+
+		catalog.risk_types[i].risk_code = text_col(tup, SPI_tuptable->tupdesc, 1);
+		catalog.risk_types[i].freezes =
+			loyalty_capability_mask(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
+	}
 	MemoryContextSwitchTo(oldcxt);
 	SPI_finish();
 
@@ -172,9 +195,22 @@ load_catalog(void)
 	if (catalog_cxt != NULL)
 		MemoryContextDelete(catalog_cxt);
 	catalog_cxt = cxt;
-	catalog.ngrants = (int) n;
-	catalog.grants = grants;
 	catalog_valid = true;
+}
+
+/*
+ * loyalty_risk_type_freezes
+ *		What an unresolved tag of this risk type freezes (CAP_BIT mask).
+ */
+uint32
+loyalty_risk_type_freezes(const BenefitCatalog *cat, const char *risk_code)
+{
+	int			i;
+
+	for (i = 0; i < cat->nrisk_types; i++)
+		if (strcmp(cat->risk_types[i].risk_code, risk_code) == 0)
+			return cat->risk_types[i].freezes;
+	return 0;
 }
 
 /*
@@ -185,10 +221,12 @@ load_catalog(void)
 const BenefitCatalog *
 loyalty_benefit_catalog(void)
 {
-	if (!OidIsValid(benefit_relid) || !OidIsValid(grant_relid))
+	if (!OidIsValid(benefit_relid) || !OidIsValid(grant_relid) ||
+		!OidIsValid(risk_type_relid))
 	{
 		benefit_relid = loyalty_relid("benefit");
 		grant_relid = loyalty_relid("benefit_grant");
+		risk_type_relid = loyalty_relid("risk_type");
 		catalog_valid = false;
 	}
 	if (!catalog_valid)

@@ -14,8 +14,8 @@
  * not resolved by t freezes its kind.
  *
  * Per call, the member's tier and status and the risk tags in effect are
- * read with one prepared statement; the catalogue and the policy come from
- * per-backend caches.
+ * read by index scans (benefit_member.c); the catalogue and the policy come
+ * from per-backend caches.  No SPI, no executor.
  *
  *-------------------------------------------------------------------------
  */
@@ -23,12 +23,13 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
+#include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/json.h"
+#include "utils/memutils.h"
 #include "utils/jsonb.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
@@ -41,8 +42,6 @@ PG_FUNCTION_INFO_V1(loyalty_benefits);
 PG_FUNCTION_INFO_V1(loyalty_tier_change_benefits);
 
 #define BENEFITS_NATTS 13
-
-static SPIPlanPtr member_plan = NULL;
 
 /*
  * tier_rank
@@ -165,13 +164,37 @@ loyalty_benefit_reason(const BenefitGrant *g)
 	return buf.data;
 }
 
-/* a risk tag in effect for the member at the time asked */
-typedef struct TagInEffect
+/*
+ * benefits_result_desc
+ *		The result row type of loyalty.benefits(), built from the function's
+ *		declaration once per backend (building it costs more than resolving
+ *		the benefits) and returned as a copy in the current context.
+ */
+static TupleDesc
+benefits_result_desc(FunctionCallInfo fcinfo)
 {
-	pg_uuid_t	tag_id;
-	char		risk_code[LOYALTY_CODE_LEN];
-	uint32		freezes;
-} TagInEffect;
+	static TupleDesc cached = NULL;
+	static Oid	cached_fn = InvalidOid;
+	Oid			fn = fcinfo->flinfo->fn_oid;
+
+	if (cached == NULL || cached_fn != fn)
+	{
+		TupleDesc	desc;
+		MemoryContext old;
+
+		if (get_call_result_type(fcinfo, NULL, &desc) != TYPEFUNC_COMPOSITE)
+			elog(ERROR, "return type must be a row type");
+		if (desc->natts != BENEFITS_NATTS)
+			elog(ERROR, "loyalty.benefits() must return %d columns", BENEFITS_NATTS);
+		old = MemoryContextSwitchTo(TopMemoryContext);
+		if (cached != NULL)
+			FreeTupleDesc(cached);
+		cached = CreateTupleDescCopy(desc);
+		MemoryContextSwitchTo(old);
+		cached_fn = fn;
+	}
+	return CreateTupleDescCopy(cached);
+}
 
 /*
  * loyalty.benefits(member_id uuid, store_code text, at timestamptz)
@@ -187,14 +210,7 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 	pg_uuid_t  *member;
 	char	   *store;
 	TimestampTz at;
-	Datum		args[3];
-	int			ret;
-	uint64		i;
-	char		tier[LOYALTY_CODE_LEN];
-	bool		active;
-	bool		store_ok;
-	TagInEffect *tags;
-	int			ntags = 0;
+	BenefitMember state;
 	const BenefitCatalog *catalog;
 	const LoyaltyPolicy *policy;
 	const BenefitGrant **winners;
@@ -218,95 +234,43 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 							   DEPT_BIT(DEPT_MARKETING) | DEPT_BIT(DEPT_DBA));
 	loyalty_require_store(caller, store);
 
-	InitMaterializedSRF(fcinfo, 0);
-
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	if (member_plan == NULL)
+	/* materialize mode, as InitMaterializedSRF() sets it up */
+	if (rsinfo == NULL || !IsA(rsinfo, ReturnSetInfo) ||
+		(rsinfo->allowedModes & SFRM_Materialize) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_FEATURE_NOT_SUPPORTED),
+				 errmsg("set-valued function called in context that cannot accept a set")));
 	{
-		Oid			types[3] = {UUIDOID, TEXTOID, TIMESTAMPTZOID};
-		SPIPlanPtr	plan;
+		MemoryContext old = MemoryContextSwitchTo(rsinfo->econtext->ecxt_per_query_memory);
 
-		plan = SPI_prepare("SELECT EXISTS (SELECT 1 FROM loyalty.store s WHERE s.store_code = $2), "
-						   "       m.tier, m.status = 'active', r.tag_id, r.risk_code, y.freezes "
-						   "  FROM loyalty.member m "
-						   "  LEFT JOIN loyalty.risk_tag r ON r.member_id = m.member_id "
-						   "        AND r.raised_at <= $3 "
-						   "        AND (r.resolved_at IS NULL OR r.resolved_at > $3) "
-						   "  LEFT JOIN loyalty.risk_type y ON y.risk_code = r.risk_code "
-						   " WHERE m.member_id = $1 "
-						   " ORDER BY r.raised_at, r.tag_id",
-						   3, types);
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if ((ret = SPI_keepplan(plan)) != 0)
-			elog(ERROR, "SPI_keepplan failed: %s", SPI_result_code_string(ret));
-		member_plan = plan;
+		rsinfo->returnMode = SFRM_Materialize;
+		rsinfo->setDesc = benefits_result_desc(fcinfo);
+		rsinfo->setResult = tuplestore_begin_heap(false, false, work_mem);
+		MemoryContextSwitchTo(old);
 	}
-	args[0] = UUIDPGetDatum(member);
-	args[1] = CStringGetTextDatum(store);
-	args[2] = TimestampTzGetDatum(at);
-	ret = SPI_execute_plan(member_plan, args, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the member failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 0)
-	{
-		Oid			types[1] = {TEXTOID};
 
-		ret = SPI_execute_with_args("SELECT 1 FROM loyalty.store WHERE store_code = $1",
-									1, types, &args[1], NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "reading loyalty.store failed: %s", SPI_result_code_string(ret));
-		if (SPI_processed == 0)
-			ereport(ERROR,
-					(errcode(ERRCODE_NO_DATA_FOUND),
-					 errmsg("store \"%s\" does not exist", store)));
+	policy = loyalty_policy_at(at);
+	catalog = loyalty_benefit_catalog();
+
+	/*
+	 * A store's own staff name their store, which exists (staff roles go
+	 * with their store); HQ may name any code.
+	 */
+	if ((caller->is_hq || strcmp(caller->store_code, store) != 0) &&
+		!loyalty_store_exists(store))
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("store \"%s\" does not exist", store)));
+	if (!loyalty_benefit_member(member, at, catalog, &state))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("member %s does not exist",
 						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(member))))));
-	}
-
-	tags = SPI_palloc(sizeof(TagInEffect) * SPI_processed);
-	{
-		HeapTuple	tup = SPI_tuptable->vals[0];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-
-		store_ok = DatumGetBool(SPI_getbinval(tup, desc, 1, &isnull));
-		text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(tup, desc, 2, &isnull)),
-							   tier, sizeof(tier));
-		active = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-	}
-	for (i = 0; i < SPI_processed; i++)
-	{
-		HeapTuple	tup = SPI_tuptable->vals[i];
-		TupleDesc	desc = SPI_tuptable->tupdesc;
-		bool		isnull;
-		Datum		d;
-
-		d = SPI_getbinval(tup, desc, 4, &isnull);
-		if (isnull)
-			continue;
-		memcpy(&tags[ntags].tag_id, DatumGetUUIDP(d), sizeof(pg_uuid_t));
-		text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(tup, desc, 5, &isnull)),
-							   tags[ntags].risk_code, sizeof(tags[ntags].risk_code));
-		tags[ntags].freezes = loyalty_capability_mask(SPI_getbinval(tup, desc, 6, &isnull));
-		ntags++;
-	}
-	SPI_finish();
-
-	if (!store_ok)
-		ereport(ERROR,
-				(errcode(ERRCODE_NO_DATA_FOUND),
-				 errmsg("store \"%s\" does not exist", store)));
-	if (!active)
+	if (!state.active)
 		return (Datum) 0;		/* suspended and erased members have none */
 
-	policy = loyalty_policy_at(at);
-	catalog = loyalty_benefit_catalog();
 	winners = palloc(sizeof(BenefitGrant *) * Max(catalog->ngrants, 1));
-	nwinners = loyalty_benefits_resolve(catalog, policy, tier, store, at, false, winners);
+	nwinners = loyalty_benefits_resolve(catalog, policy, state.tier, store, at, false, winners);
 
 	for (w = 0; w < nwinners; w++)
 	{
@@ -335,12 +299,12 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 			values[8] = TimestampTzGetDatum(g->valid_until);
 		values[9] = BoolGetDatum(false);
 		nulls[10] = nulls[11] = true;
-		for (t = 0; t < ntags; t++)
-			if (tags[t].freezes & CAP_BIT(g->kind))
+		for (t = 0; t < state.ntags; t++)
+			if (state.tags[t].freezes & CAP_BIT(g->kind))
 			{
 				values[9] = BoolGetDatum(true);
-				values[10] = CStringGetTextDatum(tags[t].risk_code);
-				values[11] = UUIDPGetDatum(&tags[t].tag_id);
+				values[10] = CStringGetTextDatum(state.tags[t].risk_code);
+				values[11] = UUIDPGetDatum(&state.tags[t].tag_id);
 				nulls[10] = nulls[11] = false;
 				break;
 			}
@@ -392,8 +356,7 @@ loyalty_benefit_tier_change(const char *from_tier, const char *to_tier, Timestam
 	int			nbefore = 0,
 				nafter,
 				b = 0,
-				a = 0,
-				pass;
+				a = 0;
 	StringInfoData gained,
 				lost,
 				changed,
@@ -426,7 +389,7 @@ loyalty_benefit_tier_change(const char *from_tier, const char *to_tier, Timestam
 	initStringInfo(&lost);
 	initStringInfo(&changed);
 	/* both lists are in benefit code order: merge them */
-	for (pass = 0; b < nbefore || a < nafter; pass++)
+	while (b < nbefore || a < nafter)
 	{
 		int			c;
 

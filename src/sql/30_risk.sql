@@ -26,6 +26,11 @@ COMMENT ON TABLE loyalty.risk_type IS 'Kinds of risk tag and the capabilities an
 SELECT pg_catalog.pg_extension_config_dump('loyalty.risk_type',
     $$WHERE risk_code NOT IN ('unresolved_violation', 'fraud_review')$$);
 
+-- every backend caches what each type freezes (src/benefit_catalog.c)
+CREATE TRIGGER risk_type_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.risk_type
+    FOR EACH STATEMENT EXECUTE FUNCTION loyalty._cache_invalidate();
+
 INSERT INTO loyalty.risk_type (risk_code, name, freezes) VALUES
     ('unresolved_violation', 'Unresolved violation (damage, unpaid charges)',
      ARRAY['redemption', 'room_upgrade']),
