@@ -100,11 +100,16 @@ extern const BenefitCatalog *loyalty_benefit_catalog(void);
 extern uint32 loyalty_risk_type_freezes(const BenefitCatalog *catalog,
 										const char *risk_code);
 
+/* risk_cache.c */
+extern void loyalty_risk_cache_init(void);
+extern int	loyalty_risk_cache_lookup(const pg_uuid_t *member_id,
+									  const BenefitTag **tags);
+
 /* benefit_member.c */
 extern void loyalty_benefit_member_init(void);
 extern bool loyalty_store_exists(const char *store_code);
 extern bool loyalty_benefit_member(const pg_uuid_t *member_id, TimestampTz at,
-								   const BenefitCatalog *catalog,
+								   bool current, const BenefitCatalog *catalog,
 								   BenefitMember *out);
 
 /* benefit_resolve.c */

@@ -65,6 +65,7 @@ loyalty_benefit_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(benefit_relcache_cb, (Datum) 0);
 	loyalty_benefit_member_init();
+	loyalty_risk_cache_init();
 }
 
 /*

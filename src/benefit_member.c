@@ -40,7 +40,6 @@ static struct
 	Oid			member_pkey;
 	Oid			risk_tag;
 	Oid			risk_tag_member_idx;
-	Oid			risk_tag_unresolved_idx;
 	Oid			store;
 	Oid			store_pkey;
 	AttrNumber	m_tier;
@@ -63,7 +62,6 @@ member_relcache_cb(Datum arg, Oid relid)
 		return;
 	if (relid == InvalidOid || relid == rels.member || relid == rels.member_pkey ||
 		relid == rels.risk_tag || relid == rels.risk_tag_member_idx ||
-		relid == rels.risk_tag_unresolved_idx ||
 		relid == rels.store || relid == rels.store_pkey)
 		rels.valid = false;
 }
@@ -129,7 +127,6 @@ lookup_rels(void)
 	rels.member_pkey = required_relid("member_pkey");
 	rels.risk_tag = required_relid("risk_tag");
 	rels.risk_tag_member_idx = required_relid("risk_tag_member_idx");
-	rels.risk_tag_unresolved_idx = required_relid("risk_tag_unresolved_idx");
 	rels.store = required_relid("store");
 	rels.store_pkey = required_relid("store_pkey");
 
@@ -177,15 +174,17 @@ loyalty_store_exists(const char *store_code)
  * loyalty_benefit_member
  *		The member's tier and status, and the risk tags in effect at "at"
  *		(raised at or before it, not resolved by it) in raising order with
- *		what each freezes; false if there is no such member.  Tags are
- *		palloc'd in the current memory context.
+ *		what each freezes; with "current", the tags unresolved now (as last
+ *		committed, or written by this transaction) whenever they were
+ *		raised.  False if there is no such member.  Tags are palloc'd in the
+ *		current memory context.
  *
  * A tag resolved before this transaction started cannot be in effect at or
- * after its start, so for such times (the common case: "now") only the
- * small partial index of unresolved tags is read.
+ * after its start, so for such times (the common case: "now") the cache of
+ * unresolved tags answers (risk_cache.c); earlier times read the table.
  */
 bool
-loyalty_benefit_member(const pg_uuid_t *member_id, TimestampTz at,
+loyalty_benefit_member(const pg_uuid_t *member_id, TimestampTz at, bool current,
 					   const BenefitCatalog *catalog, BenefitMember *out)
 {
 	Relation	rel;
@@ -218,13 +217,32 @@ loyalty_benefit_member(const pg_uuid_t *member_id, TimestampTz at,
 	if (!HeapTupleIsValid(tup))
 		return false;
 
+	/* now or later: the chain's unresolved tags, cached */
+	if (current || at >= GetCurrentTransactionStartTimestamp())
+	{
+		const BenefitTag *cached;
+		int			n = loyalty_risk_cache_lookup(member_id, &cached);
+		int			i;
+
+		if (n > 0)
+			out->tags = palloc(sizeof(BenefitTag) * n);
+		for (i = 0; i < n; i++)
+		{
+			if (!current && cached[i].raised_at > at)
+				continue;
+			out->tags[out->ntags] = cached[i];
+			out->tags[out->ntags].freezes =
+				loyalty_risk_type_freezes(catalog, cached[i].risk_code);
+			out->ntags++;
+		}
+		return true;
+	}
+
+	/* the past: every tag of the member, from the table */
 	rel = table_open(rels.risk_tag, AccessShareLock);
 	ScanKeyInit(&key, rels.t_member_id, BTEqualStrategyNumber, F_UUID_EQ,
 				UUIDPGetDatum(member_id));
-	scan = systable_beginscan(rel,
-							  at >= GetCurrentTransactionStartTimestamp() ?
-							  rels.risk_tag_unresolved_idx : rels.risk_tag_member_idx,
-							  true, GetActiveSnapshot(), 1, &key);
+	scan = systable_beginscan(rel, rels.risk_tag_member_idx, true, GetActiveSnapshot(), 1, &key);
 	while (HeapTupleIsValid(tup = systable_getnext(scan)))
 	{
 		TupleDesc	desc = RelationGetDescr(rel);

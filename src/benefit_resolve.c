@@ -200,7 +200,10 @@ benefits_result_desc(FunctionCallInfo fcinfo)
  * loyalty.benefits(member_id uuid, store_code text, at timestamptz)
  *		The benefits the member may use at the store at "at": one row per
  *		benefit with its winning grant, why it applies, its parameters and
- *		limit, and whether (and by which tag) it is frozen.
+ *		limit, and whether (and by which tag) it is frozen.  With "at" NULL
+ *		(the default): grants valid at the transaction's now(), and frozen
+ *		by every tag unresolved now, also one raised by another store since
+ *		this transaction began.
  */
 Datum
 loyalty_benefits(PG_FUNCTION_ARGS)
@@ -210,6 +213,7 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 	pg_uuid_t  *member;
 	char	   *store;
 	TimestampTz at;
+	bool		current = PG_ARGISNULL(2);
 	BenefitMember state;
 	const BenefitCatalog *catalog;
 	const LoyaltyPolicy *policy;
@@ -261,7 +265,7 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("store \"%s\" does not exist", store)));
-	if (!loyalty_benefit_member(member, at, catalog, &state))
+	if (!loyalty_benefit_member(member, at, current, catalog, &state))
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("member %s does not exist",

@@ -65,6 +65,10 @@ COMMENT ON TABLE loyalty.risk_tag IS 'Risk tags of members; an unresolved tag fr
 CREATE INDEX risk_tag_member_idx ON loyalty.risk_tag (member_id, raised_at);
 CREATE INDEX risk_tag_unresolved_idx ON loyalty.risk_tag (member_id) WHERE resolved_at IS NULL;
 SELECT pg_catalog.pg_extension_config_dump('loyalty.risk_tag', '');
+-- every backend caches the unresolved tags (src/risk_cache.c)
+CREATE TRIGGER risk_tag_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.risk_tag
+    FOR EACH STATEMENT EXECUTE FUNCTION loyalty._cache_invalidate();
 
 CREATE TABLE loyalty.risk_tag_event (
     event_id    uuid PRIMARY KEY DEFAULT gen_random_uuid(),

@@ -9,7 +9,9 @@ CREATE TYPE loyalty.usable_benefit AS (
     frozen boolean, frozen_by text, frozen_tag uuid, grant_id uuid);
 COMMENT ON TYPE loyalty.usable_benefit IS 'A row of loyalty.benefits()';
 
-CREATE FUNCTION loyalty.benefits(member_id uuid, store_code text, at timestamptz DEFAULT now())
+-- at NULL (the default) means now: grants valid at now(), frozen by the tags
+-- unresolved now; an explicit time answers as of that time (docs/benefits.md).
+CREATE FUNCTION loyalty.benefits(member_id uuid, store_code text, at timestamptz DEFAULT NULL)
     RETURNS SETOF loyalty.usable_benefit
     LANGUAGE c STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
