@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "identity.h"
 #include "risk.h"
 
 PG_FUNCTION_INFO_V1(loyalty_assert_not_frozen_sql);
@@ -195,13 +196,14 @@ uuid_arg(FunctionCallInfo fcinfo, int argno, const char *what)
 
 /*
  * loyalty.assert_not_frozen(member_id uuid, capability text) returns void
- *		SQL face of loyalty_assert_not_frozen().
+ *		SQL face of loyalty_assert_not_frozen(), for loyalty staff.
  */
 Datum
 loyalty_assert_not_frozen_sql(PG_FUNCTION_ARGS)
 {
 	pg_uuid_t  *member = uuid_arg(fcinfo, 0, "member_id");
 
+	(void) loyalty_caller();
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
@@ -223,6 +225,7 @@ loyalty_frozen_by_sql(PG_FUNCTION_ARGS)
 	int			cap;
 	RiskFreeze	tag;
 
+	(void) loyalty_caller();
 	if (PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
