@@ -300,7 +300,8 @@ BEGIN
            AND g.valid_from < grant_benefit.valid_until AND grant_benefit.valid_from < g.valid_until
          LIMIT 1;
         IF FOUND THEN
-            RAISE EXCEPTION 'grant of benefit "%" overlaps grant % in time', benefit_code, clash.grant_id
+            RAISE EXCEPTION 'grant of benefit "%" overlaps an existing grant for the same %', benefit_code,
+                    CASE WHEN s IS NULL THEN coalesce('tier ' || min_tier, 'campaign scope') ELSE 'store ' || s END
                 USING ERRCODE = 'exclusion_violation',
                       DETAIL = pg_catalog.format('Grant %s (%s%s%s) is valid from %s until %s with parameters %s; the new one from %s until %s with parameters %s%s.',
                           clash.grant_id, clash.source,
