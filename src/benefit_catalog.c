@@ -125,13 +125,20 @@ load_catalog(void)
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
 		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+
+	/*
+	 * Not read-only: a fresh snapshot.  The invalidation that brought us
+	 * here may come from a commit newer than the calling statement's
+	 * snapshot; reading with that snapshot would cache the old catalogue as
+	 * valid until the next change.
+	 */
 	ret = SPI_execute("SELECT g.grant_id, g.benefit_code, b.name, b.kind, g.source, "
 					  "       g.min_tier, g.store_code, g.campaign, g.valid_from, "
 					  "       g.valid_until, g.params, g.use_limit, g.limit_per "
 					  "  FROM loyalty.benefit_grant g "
 					  "  JOIN loyalty.benefit b ON b.benefit_code = g.benefit_code "
 					  " ORDER BY g.benefit_code COLLATE \"C\", g.grant_id",
-					  true, 0);
+					  false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading the benefit catalogue failed: %s", SPI_result_code_string(ret));
 
@@ -174,7 +181,7 @@ load_catalog(void)
 	catalog.ngrants = (int) n;
 
 	MemoryContextSwitchTo(oldcxt);
-	ret = SPI_execute("SELECT risk_code, freezes FROM loyalty.risk_type", true, 0);
+	ret = SPI_execute("SELECT risk_code, freezes FROM loyalty.risk_type", false, 0);
 	if (ret != SPI_OK_SELECT)
 		elog(ERROR, "reading loyalty.risk_type failed: %s", SPI_result_code_string(ret));
 	MemoryContextSwitchTo(cxt);
