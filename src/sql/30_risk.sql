@@ -104,6 +104,48 @@ CREATE TRIGGER risk_tag_event_append_only
     BEFORE UPDATE OR DELETE ON loyalty.risk_tag_event
     FOR EACH ROW EXECUTE FUNCTION loyalty._risk_event_append_only();
 
+-- set_risk_type: HQ says what an unresolved tag of a type freezes (new type,
+-- or a change that takes effect for the type's open tags at once).
+CREATE FUNCTION loyalty.set_risk_type(risk_code text, name text, freezes text[])
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    bad text;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
+    IF risk_code IS NULL OR name IS NULL OR freezes IS NULL THEN
+        RAISE EXCEPTION 'risk_code, name and freezes must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF risk_code !~ '^[a-z][a-z0-9_]{0,31}$' THEN
+        RAISE EXCEPTION 'invalid risk code "%"', risk_code
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A risk code is 1 to 32 lowercase letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF btrim(name) = '' OR length(name) > 200 THEN
+        RAISE EXCEPTION 'a risk type name is 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    SELECT f INTO bad FROM unnest(freezes) f
+     WHERE f IS NULL OR f NOT IN ('redemption', 'transfer', 'room_discount', 'breakfast', 'late_checkout',
+                                  'room_upgrade', 'gift', 'voucher', 'amenity', 'other')
+     LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'unknown capability "%"', coalesce(bad, 'NULL')
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The capabilities are redemption, transfer and the benefit kinds; earning cannot be frozen.';
+    END IF;
+    INSERT INTO loyalty.risk_type AS t (risk_code, name, freezes)
+        VALUES (risk_code, name, ARRAY(SELECT DISTINCT f FROM unnest(freezes) f ORDER BY f))
+        ON CONFLICT ON CONSTRAINT risk_type_pkey
+        DO UPDATE SET name = EXCLUDED.name, freezes = EXCLUDED.freezes;
+    RETURN risk_code;
+END
+$$;
+COMMENT ON FUNCTION loyalty.set_risk_type(text, text, text[]) IS
+    'Create or change a risk type and the capabilities its unresolved tags freeze';
+
 -- C: the freeze check shared with the ledger (src/risk.h).
 CREATE FUNCTION loyalty.assert_not_frozen(member_id uuid, capability text)
     RETURNS void
@@ -340,6 +382,8 @@ $$;
 COMMENT ON FUNCTION loyalty.risk_tag_history(uuid) IS
     'The audit trail of one risk tag (raising store and HQ only)';
 
+REVOKE ALL ON FUNCTION loyalty.set_risk_type(text, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.set_risk_type(text, text, text[]) TO loyalty_crm, loyalty_dba;
 REVOKE ALL ON FUNCTION loyalty.assert_not_frozen(uuid, text), loyalty.frozen_by(uuid, text),
     loyalty.raise_risk_tag(uuid, text, text, text, numeric),
     loyalty.resolve_risk_tag(uuid, text, text), loyalty.risk_tags(uuid, boolean),

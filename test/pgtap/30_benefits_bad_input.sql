@@ -1,7 +1,7 @@
 -- pgTAP: bad input to the benefit catalogue, benefit use and risk tags gets
 -- a clear error with the right SQLSTATE, and nothing is half-written.
 BEGIN;
-SELECT plan(53);
+SELECT plan(60);
 
 SELECT lives_ok($$SELECT loyalty.create_store('tba', 'Tap A', 'bay', 'r', 'Asia/Shanghai'),
                          loyalty.create_store('tbb', 'Tap B', 'bay', 'r', 'Asia/Urumqi')$$, 'setup stores');
@@ -116,6 +116,22 @@ SELECT lives_ok($$SELECT loyalty.resolve_risk_tag(tag_id, 'settled', 'paid') FRO
 SELECT throws_ok($$SELECT loyalty.resolve_risk_tag(tag_id, 'waived', 'again') FROM tt$$,
     '55000', NULL, 'resolving a tag twice');
 SELECT is((SELECT count(*)::int FROM loyalty.risk_tag_event), 2, 'two audit steps: raised, resolved');
+
+-- risk types: what a tag freezes is HQ's to say, and never earning
+SELECT throws_ok($$SELECT loyalty.set_risk_type('late_payer', 'Late payer', ARRAY['earning'])$$,
+    '22023', 'unknown capability "earning"', 'earning cannot be frozen');
+SELECT throws_ok($$SELECT loyalty.set_risk_type('Late', 'Late payer', ARRAY['redemption'])$$,
+    '22023', 'invalid risk code "Late"', 'bad risk code');
+SELECT is((SELECT count(*)::int FROM loyalty.risk_type WHERE risk_code IN ('late_payer', 'Late')), 0,
+    'no risk type written by a failed call');
+SELECT lives_ok($$SELECT loyalty.set_risk_type('unresolved_violation', 'Unresolved violation',
+                                               ARRAY['redemption', 'room_upgrade', 'breakfast'])$$,
+    'HQ widens what a violation freezes');
+SELECT is((SELECT frozen_by FROM tm, loyalty.benefits(member_id, 'tba') b WHERE b.benefit_code = 't_upgrade'),
+    NULL, 'no open tag: nothing frozen');
+SELECT lives_ok($$SELECT loyalty.raise_risk_tag(member_id, 'tba', 'unresolved_violation', 'again') FROM tm$$, 'raise again');
+SELECT is((SELECT loyalty.frozen_by(member_id, 'breakfast') FROM tm), 'unresolved_violation',
+    'the widened freeze applies to the new tag');
 
 SELECT * FROM finish();
 ROLLBACK;
