@@ -194,4 +194,19 @@ SELECT loyalty.tier_change_benefits('platinum', 'gold', '2026-01-15');
 SELECT loyalty.tier_change_benefits(NULL, 'member', '2026-01-15');
 SELECT loyalty.tier_change_benefits('silver', 'diamond');
 
+-- a suspended member has no benefits
+UPDATE loyalty.member SET status = 'suspended' WHERE member_id = :'silver';
+SELECT count(*) AS benefits_of_suspended FROM loyalty.benefits(:'silver', 'bena');
+SELECT pg_temp.try(format('SELECT loyalty.use_benefit(%L, ''bena'', ''room_discount'', ''a-20'')', :'silver'));
+UPDATE loyalty.member SET status = 'active' WHERE member_id = :'silver';
+
+-- a fraud review freezes every benefit, now and at a later time, until resolved
+SELECT loyalty.raise_risk_tag(:'gold', 'bena', 'fraud_review', 'card chargeback') AS gold_tag \gset
+SELECT count(*) FILTER (WHERE frozen) AS frozen_now, count(*) AS benefits
+  FROM loyalty.benefits(:'gold', 'bena');
+SELECT count(*) FILTER (WHERE frozen) AS frozen_next_year
+  FROM loyalty.benefits(:'gold', 'bena', now() + interval '1 year');
+SELECT loyalty.resolve_risk_tag(:'gold_tag', 'raised_in_error', 'wrong member');
+SELECT count(*) FILTER (WHERE frozen) AS frozen_after_resolve FROM loyalty.benefits(:'gold', 'bena');
+
 DROP ROLE ben_a_desk, ben_b_desk, ben_b_mgr, ben_crm;
