@@ -249,7 +249,9 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 
 		rsinfo->returnMode = SFRM_Materialize;
 		rsinfo->setDesc = benefits_result_desc(fcinfo);
-		rsinfo->setResult = tuplestore_begin_heap(false, false, work_mem);
+		rsinfo->setResult =
+			tuplestore_begin_heap((rsinfo->allowedModes & SFRM_Materialize_Random) != 0,
+								  false, work_mem);
 		MemoryContextSwitchTo(old);
 	}
 
