@@ -89,7 +89,7 @@ SET ROLE sha_desk;
 \echo '-- at check-in in sha the front desk sees the flag (not urc''s internal note) and the frozen upgrade'
 SELECT risk_code, store_code, freezes, internal_visible, note, amount_owed FROM loyalty.risk_tags(:'plat');
 SELECT benefit_code, params, frozen, frozen_by FROM loyalty.benefits(:'plat', 'sha') ORDER BY benefit_code;
-\echo '-- a free upgrade and a points redemption are refused (SQLSTATE LY001); earning is not affected'
+\echo '-- a free upgrade and a points redemption are refused (SQLSTATE LY001); other benefits go on, and earning is no capability a risk tag can freeze'
 SELECT pg_temp.demo_try(format('SELECT loyalty.use_benefit(%L, ''sha'', ''room_upgrade'', ''demo-sha-upgrade-1'')', :'plat')) AS free_upgrade,
        pg_temp.demo_try(format('SELECT loyalty.assert_not_frozen(%L, ''redemption'')', :'plat')) AS points_redemption;
 SELECT params, reason FROM loyalty.use_benefit(:'plat', 'sha', 'late_checkout', 'demo-sha-late-1');
