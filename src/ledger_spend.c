@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "ledger_int.h"
+#include "risk.h"
 
 /*
  * spend_points
@@ -40,7 +41,17 @@ spend_points(LedgerMember *m, const LedgerPolicy *lp, const char *store_code,
 	pg_uuid_t	entry_id;
 	bool		redemption = strcmp(kind, "redeem") == 0;
 
-	/* the spending freeze of the benefits area goes here (one call) */
+	/*
+	 * An unresolved risk tag whose type freezes redemption blocks every
+	 * spend, the sending side of transfers included (otherwise a frozen
+	 * member would move the points to a friend who redeems them); a tag
+	 * that freezes transfers blocks transfers (LY001).  The member's
+	 * balance row is locked and the check reads with a fresh snapshot, so a
+	 * tag raised concurrently is seen.
+	 */
+	loyalty_assert_not_frozen(&m->id, "redemption");
+	if (!redemption)
+		loyalty_assert_not_frozen(&m->id, "transfer");
 
 	if (redemption && points < lp->minimum_points)
 		ereport(ERROR,

@@ -73,3 +73,32 @@ loyalty_outbox_emit(const char *kind, const pg_uuid_t *member_id,
 	Async_Notify(LOYALTY_EVENT_CHANNEL, psprintf("%s " INT64_FORMAT, kind, event_id));
 	return event_id;
 }
+
+PG_FUNCTION_INFO_V1(loyalty_event_emit);
+
+/*
+ * loyalty._event_emit(kind text, member_id uuid, store_code text,
+ *					   payload jsonb) returns bigint
+ *		The outbox for SQL and PL/pgSQL code of the extension (risk tags);
+ *		granted to nobody.
+ */
+Datum
+loyalty_event_emit(PG_FUNCTION_ARGS)
+{
+	char	   *kind;
+	char	   *store = NULL;
+	char	   *payload = NULL;
+
+	if (PG_ARGISNULL(0))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("event kind must not be null")));
+	kind = text_to_cstring(PG_GETARG_TEXT_PP(0));
+	if (!PG_ARGISNULL(2))
+		store = text_to_cstring(PG_GETARG_TEXT_PP(2));
+	if (!PG_ARGISNULL(3))
+		payload = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(3)));
+	PG_RETURN_INT64(loyalty_outbox_emit(kind,
+										PG_ARGISNULL(1) ? NULL : PG_GETARG_UUID_P(1),
+										store, payload));
+}

@@ -290,3 +290,11 @@ GRANT EXECUTE ON FUNCTION
 GRANT EXECUTE ON FUNCTION
     loyalty.event_read(text, integer), loyalty.event_ack(text, bigint)
     TO loyalty_crm, loyalty_marketing, loyalty_dba;
+
+-- The outbox for the extension's SQL and PL/pgSQL code (risk tags): one
+-- event row plus NOTIFY loyalty_event, in the caller's transaction.
+CREATE FUNCTION loyalty._event_emit(kind text, member_id uuid, store_code text, payload jsonb)
+    RETURNS bigint
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'loyalty_event_emit';
+REVOKE ALL ON FUNCTION loyalty._event_emit(text, uuid, text, jsonb) FROM PUBLIC;

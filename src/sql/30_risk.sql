@@ -237,9 +237,8 @@ BEGIN
         'amount_owed', amount_owed);
     INSERT INTO loyalty.risk_tag_event (tag_id, member_id, action, store_code, login, role, department, detail)
         VALUES (tag, member_id, 'raised', actor.store_code, actor.login, actor.role, actor.department, payload);
-    -- OUTBOX CALL POINT risk_tag_raised: emit "payload" (no note: the event
-    -- goes to every store) to the ledger area's outbox here, in this
-    -- transaction.  Wired by the lead at merge.
+    -- the event goes to every store: no note in it
+    PERFORM loyalty._event_emit('risk_tag_raised', member_id, actor.store_code, payload);
     RETURN tag;
 END
 $$;
@@ -306,8 +305,7 @@ BEGIN
     INSERT INTO loyalty.risk_tag_event (tag_id, member_id, action, store_code, login, role, department, detail)
         VALUES (t.tag_id, t.member_id, 'resolved', actor.store_code, actor.login, actor.role, actor.department,
                 payload || jsonb_build_object('note', note));
-    -- OUTBOX CALL POINT risk_tag_resolved: emit "payload" to the ledger
-    -- area's outbox here, in this transaction.  Wired by the lead at merge.
+    PERFORM loyalty._event_emit('risk_tag_resolved', t.member_id, actor.store_code, payload);
 END
 $$;
 COMMENT ON FUNCTION loyalty.resolve_risk_tag(uuid, text, text) IS

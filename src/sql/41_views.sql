@@ -48,8 +48,8 @@ ALTER TABLE loyalty.member_consent ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SE
 CREATE POLICY chain_read ON loyalty.member FOR SELECT USING (true);
 CREATE POLICY chain_read ON loyalty.member_profile FOR SELECT USING (true);
 CREATE POLICY chain_read ON loyalty.member_identity FOR SELECT USING (true);
--- risk and behaviour tags are chain-wide (story 5); their notes are
--- store-scoped, see loyalty.member_tags
+-- behaviour tags are chain-wide; their notes are store-scoped, see
+-- loyalty.member_tags
 CREATE POLICY chain_read ON loyalty.member_tag FOR SELECT USING (true);
 CREATE POLICY chain_read ON loyalty.member_consent FOR SELECT USING (true);
 
@@ -211,17 +211,16 @@ SELECT preference_id, member_id, category, value, scope, store_code, recorded_at
 COMMENT ON VIEW loyalty.member_preferences IS
     'Current preferences: chain-wide ones, and store-only ones of the caller''s store (all for HQ)';
 
--- Tags are chain-wide (a store sees another store's unresolved violation);
--- the free-text note and the amount are shown only at the raising store
--- and at HQ.
+-- Behaviour tags are chain-wide; the free-text note is shown only at the
+-- tagging store and at HQ.  (Risk tags, which freeze benefits, have their
+-- own API with the same rule: loyalty.risk_tags(), docs/benefits.md.)
 CREATE VIEW loyalty.member_tags WITH (security_barrier) AS
-SELECT tag_id, member_id, kind, code, store_code,
+SELECT tag_id, member_id, code, store_code,
        CASE WHEN loyalty.store_visible(store_code) THEN note END AS note,
-       CASE WHEN loyalty.store_visible(store_code) THEN amount_owed END AS amount_owed,
-       raised_at, resolved_at
+       tagged_at, retired_at
   FROM loyalty.member_tag;
 COMMENT ON VIEW loyalty.member_tags IS
-    'Member tags; notes and amounts only at the raising store and at HQ';
+    'Behaviour tags; notes only at the tagging store and at HQ';
 
 -- Stays: the caller's store's stays (all for HQ).
 CREATE VIEW loyalty.stays WITH (security_barrier) AS

@@ -78,8 +78,10 @@ BEGIN
                        FROM loyalty.member_identity i WHERE i.member_id = m.member_id),
         'preferences', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.recorded_at), '[]')
                           FROM loyalty.member_preference x WHERE x.member_id = m.member_id),
-        'tags', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.raised_at), '[]')
+        'tags', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.tagged_at), '[]')
                    FROM loyalty.member_tag x WHERE x.member_id = m.member_id),
+        'risk_tags', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.raised_at), '[]')
+                        FROM loyalty.risk_tag x WHERE x.member_id = m.member_id),
         'stays', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.check_in), '[]')
                     FROM loyalty.stay x WHERE x.member_id = m.member_id),
         'consents', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.recorded_at), '[]')
@@ -129,6 +131,8 @@ BEGIN
     DELETE FROM loyalty.member_preference x WHERE x.member_id = member_erase.member_id;
     DELETE FROM loyalty.member_consent x WHERE x.member_id = member_erase.member_id;
     UPDATE loyalty.member_tag t SET note = NULL WHERE t.member_id = member_erase.member_id;
+    -- risk tags stay (an amount owed is the chain's record), their notes go
+    UPDATE loyalty.risk_tag t SET note = '[erased]' WHERE t.member_id = member_erase.member_id;
     UPDATE loyalty.member m
        SET status = 'erased', card_no = loyalty.new_card_number(), time_zone = NULL,
            updated_at = now()

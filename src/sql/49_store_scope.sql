@@ -11,3 +11,11 @@ CREATE POLICY store_scope ON loyalty.point_lot FOR SELECT
     USING (loyalty.store_visible(store_code));
 CREATE POLICY store_scope ON loyalty.point_entry FOR SELECT
     USING (loyalty.store_visible(store_code));
+
+-- benefits: a store's own benefits and the uses recorded at a store
+ALTER TABLE loyalty.benefit_grant ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE loyalty.benefit_use ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY store_scope ON loyalty.benefit_grant FOR SELECT
+    USING (store_code IS NULL OR loyalty.store_visible(store_code));
+CREATE POLICY store_scope ON loyalty.benefit_use FOR SELECT
+    USING (loyalty.store_visible(store_code));

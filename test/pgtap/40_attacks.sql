@@ -46,8 +46,8 @@ INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out)
 SELECT m, 'atka', '2026-01-01', '2026-01-02' FROM ids;
 INSERT INTO loyalty.member_preference (member_id, category, value, scope, store_code)
 SELECT m, 'room', 'A only: likes the garden wing', 'store', 'atka' FROM ids;
-INSERT INTO loyalty.member_tag (member_id, kind, code, store_code, note, amount_owed)
-SELECT m, 'risk', 'unpaid_damage', 'atka', 'broke the TV in room 1208', 3000 FROM ids;
+INSERT INTO loyalty.member_tag (member_id, code, store_code, note)
+SELECT m, 'noise_complaint', 'atka', 'complained about room 1208 at 3am' FROM ids;
 ANALYZE loyalty.member, loyalty.member_profile, loyalty.stay;
 GRANT SELECT ON ids TO atk_b_desk, atk_a_desk;
 
@@ -71,9 +71,9 @@ SELECT is(pg_temp.as_role('atk_a_desk', 'SELECT count(*) FROM loyalty.stays'), '
 SELECT is(pg_temp.as_role('atk_b_desk', $$SELECT count(*) FROM loyalty.member_preferences WHERE scope = 'store'$$),
           '0', 'B sees none of A''s store-only preferences');
 SELECT is(pg_temp.as_role('atk_b_desk', 'SELECT coalesce(note, ''<hidden>'') FROM loyalty.member_tags'),
-          '<hidden>', 'B sees A''s risk flag but not its note');
+          '<hidden>', 'B sees A''s tag but not its note');
 SELECT is(pg_temp.as_role('atk_a_desk', 'SELECT note FROM loyalty.member_tags'),
-          'broke the TV in room 1208', 'A sees its own note');
+          'complained about room 1208 at 3am', 'A sees its own note');
 SELECT is(pg_temp.as_role('atk_b_desk', 'SELECT count(*) FROM loyalty.stays WHERE store_code = ''atka'' OR true'),
           '0', 'a tautology does not widen the row filter');
 
