@@ -23,6 +23,9 @@ ensure_packages() {
         dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' \
             || missing="$missing $p"
     done
+    # the Node.js example client needs node and npm (any source will do)
+    command -v node >/dev/null 2>&1 || missing="$missing nodejs"
+    command -v npm >/dev/null 2>&1 || missing="$missing npm"
     [ -z "$missing" ] && return 0
     if [ "$(id -u)" -ne 0 ]; then
         die "missing Debian packages:$missing
@@ -78,6 +81,8 @@ start_server() {
         echo "fsync = on"
         echo "shared_preload_libraries = 'pg_cron'"
         echo "cron.database_name = 'postgres'"
+        echo "cron.use_background_workers = on"   # no TCP listener to connect to
+        echo "max_worker_processes = 32"           # pg_cron, audit writers, replication
         echo "wal_level = logical"
         echo "max_connections = 100"
         for line in "$@"; do echo "$line"; done

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Run every test suite of loyalty: pg_regress, pgTAP (pg_prove), isolation
-# and TAP (PostgreSQL::Test::Cluster), against a throwaway server.
+# Run every test suite of loyalty: pg_regress, pgTAP (pg_prove), isolation,
+# TAP (PostgreSQL::Test::Cluster), and the example clients against the demo,
+# on a throwaway server.
 #
 #   tools/test.sh            all suites
-#   tools/test.sh regress    only the named suites (regress pgtap isolation tap)
+#   tools/test.sh regress    only the named suites (regress pgtap isolation tap examples)
 #
 # As root it first installs the Debian packages it needs, then runs the
 # tests as an unprivileged user in a copy of the tree.  As a normal user
@@ -16,7 +17,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
 . "$here/tools/lib.sh"
 
-suites=${*:-regress pgtap isolation tap}
+suites=${*:-regress pgtap isolation tap examples}
 
 if [ "$(id -u)" -eq 0 ]; then
     ensure_packages
@@ -75,6 +76,47 @@ count_prove() {
     echo "$((tests - failed < 0 ? 0 : tests - failed)) $failed"
 }
 
+# run_examples: load the demo into loyalty_demo, then run the C (libpq) and
+# Node.js (pg) example clients as a front desk login; prints ok/not ok lines.
+run_examples() {
+    local card out ex=$work/examples
+    check() {  # description, then a command whose success is the check
+        local d=$1; shift
+        if "$@"; then echo "ok - $d"; else echo "not ok - $d"; fi
+    }
+    PGOPTIONS='-c client_min_messages=warning' psql -q -X -c 'DROP DATABASE IF EXISTS loyalty_demo' -c 'CREATE DATABASE loyalty_demo'
+    psql -q -X -d loyalty_demo -c 'CREATE EXTENSION loyalty'
+    for f in "$here"/demo/*.sql; do
+        psql -q -X -v ON_ERROR_STOP=1 -d loyalty_demo -f "$f" >/dev/null || { echo "not ok - demo $(basename "$f")"; return 1; }
+    done
+    echo "ok - demo loaded"
+    mkdir -p "$ex" && cp -r "$here/examples/." "$ex/"
+
+    # C: a szx member checks in at szx, twice (the retry records nothing new)
+    card=$(psql -X -At -d loyalty_demo -c "SELECT card_no FROM loyalty.member WHERE home_store = 'szx' AND status = 'active' ORDER BY card_no LIMIT 1")
+    check "C example builds" make -s -C "$ex/c" PG_CONFIG="$PG_CONFIG"
+    out=$("$ex/c/checkin" "dbname=loyalty_demo user=szx_desk" "$card" szx 2026-11-20 2026-11-22 1200 2>&1) || true
+    echo "$out"
+    check "C example: member found, masked" grep -q "^member   $card  name .*phone 1[0-9][0-9]\*\*\*\*" <<<"$out"
+    check "C example: benefits listed" grep -q "^benefit " <<<"$out"
+    check "C example: stay recorded" grep -q "^stay     2 nights, 12000 base" <<<"$out"
+    out=$("$ex/c/checkin" "dbname=loyalty_demo user=szx_desk" "$card" szx 2026-11-20 2026-11-22 1200 2>&1) || true
+    check "C example: a retry is recorded once" grep -q "(retry: recorded before)" <<<"$out"
+    out=$("$ex/c/checkin" "dbname=loyalty_demo user=szx_desk" "$card" sha 2026-11-23 2026-11-24 500 2>&1) || true
+    echo "$out"
+    check "C example: another store's check-in is refused" grep -q "\[42501\]" <<<"$out"
+
+    # Node.js: a new member's 40-night stay makes them gold at once, and the
+    # listening terminal hears the tier change
+    card=$(psql -X -At -d loyalty_demo -c "SELECT card_no FROM loyalty.enroll('sha', '王小明', '13900001111')")
+    check "Node example installs (npm ci)" npm ci --prefix "$ex/node" --no-audit --no-fund --loglevel=error
+    out=$(PGDATABASE=loyalty_demo PGUSER=sha_desk node "$ex/node/checkin.js" --card "$card" --store sha \
+          --check-in 2026-09-01 --check-out 2026-10-11 --revenue 4000 --listen-as hq_crm --wait 20 2>&1) || true
+    echo "$out"
+    check "Node example: stay recorded with an upgrade" grep -q "^stay     40 nights.*tier gold (upgraded)" <<<"$out"
+    check "Node example: the terminal heard the tier change" grep -q "^event .*member -> gold" <<<"$out"
+}
+
 mk() { make -s -C "$here" PG_CONFIG="$PG_CONFIG" with_llvm=no bindir="$STAGED_BINDIR" "$@"; }
 
 for suite in $suites; do
@@ -98,6 +140,11 @@ for suite in $suites; do
         mk installcheck-tap PROVE_FLAGS="-I $(dirname "$($PG_CONFIG --pgxs)")/../../src/test/perl" \
             >"$logf" 2>&1 || rc=$?
         read -r p f < <(count_prove "$logf" $rc) ;;
+    examples)
+        run_examples >"$logf" 2>&1 || rc=$?
+        p=$(grep -c '^ok ' "$logf" || true)
+        f=$(grep -c '^not ok ' "$logf" || true)
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi ;;
     *) die "unknown suite $suite" ;;
     esac
     if [ "$f" -ne 0 ]; then

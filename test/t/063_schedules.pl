@@ -1,0 +1,59 @@
+# Schedules: loyalty.schedule_jobs() installs the batch jobs in pg_cron as
+# the calling DBA, lists them, replaces them when called again, and removes
+# them; every scheduled command is valid and runs as that DBA.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('cron');
+$node->init;
+$node->append_conf('postgresql.conf', qq{
+shared_preload_libraries = 'pg_cron'
+cron.database_name = 'postgres'
+cron.use_background_workers = on
+max_worker_processes = 32
+});
+$node->start;
+
+my ($ret, $out, $err) = $node->psql('postgres', q{CREATE EXTENSION loyalty; SELECT loyalty.scheduled_jobs()});
+like($err, qr/pg_cron is not installed in this database/, 'a clear error without pg_cron');
+
+$node->safe_psql('postgres', q{
+	CREATE EXTENSION pg_cron;
+	GRANT USAGE ON SCHEMA cron TO loyalty_dba;
+	SELECT loyalty.create_staff('ops_dba', NULL, 'dba');
+	SELECT loyalty.create_store('cro', 'Cron Hotel', 'bay', 'south', 'Asia/Shanghai');
+	SELECT loyalty.create_staff('cron_desk', 'cro', 'frontdesk');
+});
+
+my @dba = (extra_params => [ '-U', 'ops_dba' ]);
+is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.schedule_jobs()', @dba),
+	'4', 'four jobs scheduled');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.schedule_jobs()', @dba),
+	'4', 'scheduling again replaces them');
+is($node->safe_psql('postgres',
+		q{SELECT string_agg(job_name || '@' || run_as, ' ' ORDER BY job_name) FROM loyalty.scheduled_jobs()}, @dba),
+	'loyalty-activate-due@ops_dba loyalty-expire@ops_dba loyalty-requalify@ops_dba loyalty-retention@ops_dba',
+	'listed, each running as the DBA who scheduled it');
+
+($ret, $out, $err) = $node->psql('postgres', 'SELECT loyalty.schedule_jobs()',
+	extra_params => [ '-U', 'cron_desk' ]);
+like($err, qr/permission denied/, 'a front desk cannot schedule jobs');
+
+# every command the jobs run is valid and allowed for the DBA
+my @commands = split /\n/, $node->safe_psql('postgres',
+	q{SELECT command FROM loyalty.scheduled_jobs() ORDER BY job_name}, @dba);
+for my $c (@commands)
+{
+	my ($r, $o, $e) = $node->psql('postgres', $c, @dba);
+	is($r, 0, "job command runs as the DBA: $c") or diag($e);
+}
+
+is($node->safe_psql('postgres', 'SELECT loyalty.unschedule_jobs()', @dba), '4', 'removed');
+is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'loyalty-%'}),
+	'0', 'no job left');
+
+$node->stop;
+done_testing();
