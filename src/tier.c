@@ -251,10 +251,13 @@ counters_json(const TierCounters *c, DateADT start)
 {
 	StringInfoData buf;
 	int			i;
+	int			y,
+				mth,
+				d;
 
+	j2date(start + POSTGRES_EPOCH_JDATE, &y, &mth, &d);
 	initStringInfo(&buf);
-	appendStringInfo(&buf, "{\"period_start\": \"%s\"",
-					 DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(start))));
+	appendStringInfo(&buf, "{\"period_start\": \"%04d-%02d-%02d\"", y, mth, d);
 	for (i = 0; i < LOYALTY_NUM_COUNTERS; i++)
 		appendStringInfo(&buf, ", \"%s\": " INT64_FORMAT,
 						 loyalty_counter_names[i], c->value[i]);

@@ -146,7 +146,7 @@ tier_decide_expired(const TierMember *m, const LoyaltyPolicy *p, TimestampTz at,
 		d->valid_until = tier_validity_end(p, loyalty_date_year(start), m->time_zone);
 		snprintf(d->reason, sizeof(d->reason), "qualified %s this period", p->tiers[q_cur].code);
 	}
-	if (q_prev > d->new_rank)
+	if (q_prev >= d->new_rank && q_prev > 0)
 	{
 		d->new_rank = q_prev;
 		d->has_valid_until = true;

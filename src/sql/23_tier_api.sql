@@ -34,8 +34,9 @@ BEGIN
     nights := c.nights;
     stays := c.stays;
     base_points := c.base_points;
-    qualifying_spend := c.qualifying_spend_minor
-        / (10::numeric ^ (loyalty.policy_at(at) -> 'currency' ->> 'scale')::int);
+    qualifying_spend := round(c.qualifying_spend_minor
+        / (10::numeric ^ (loyalty.policy_at(at) -> 'currency' ->> 'scale')::int),
+        (loyalty.policy_at(at) -> 'currency' ->> 'scale')::int);
     qualifies_for := c.qualifies_for;
 END
 $$;
@@ -102,8 +103,9 @@ BEGIN
            nxt ->> 'code', (nxt -> 'qualify' -> 'any' ->> k.counter)::numeric
       FROM (VALUES ('nights', c.nights::numeric, 1), ('stays', c.stays::numeric, 2),
                    ('base_points', c.base_points::numeric, 3),
-                   ('qualifying_spend', c.qualifying_spend_minor
-                        / (10::numeric ^ (pol -> 'currency' ->> 'scale')::int), 4)) AS k(counter, value, ord)
+                   ('qualifying_spend', round(c.qualifying_spend_minor
+                        / (10::numeric ^ (pol -> 'currency' ->> 'scale')::int),
+                        (pol -> 'currency' ->> 'scale')::int), 4)) AS k(counter, value, ord)
      ORDER BY k.ord;
 END
 $$;
