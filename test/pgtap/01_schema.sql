@@ -4,7 +4,9 @@ SELECT plan(24);
 
 SELECT has_schema('loyalty');
 SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_identity',
-    'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy']);
+    'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
+    'tier_activity', 'tier_counter', 'earning_line', 'charge', 'tier_history', 'tier_grant',
+    'tier_job', 'campaign']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');
