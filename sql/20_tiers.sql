@@ -55,15 +55,25 @@ SELECT nights_credited, base_points, points_pending, tier
   FROM loyalty.record_stay('t-a9', 't_urc', :'ann', '2026-06-01', '2026-06-02', 1, 400, 0,
                            checked_out => false, occurred_at => '2026-06-01 20:00+08');
 SELECT * FROM pg_temp.counters(:'ann') WHERE month = '2026-06-01';
+-- the points are pending lots of the ledger, with the rule that made them
+SELECT l.source, l.rule, l.points, l.state FROM loyalty.point_lot l JOIN loyalty.stay s ON l.reference = s.stay_id::text
+ WHERE s.idempotency_key = 't-a9' ORDER BY l.points DESC;
+SELECT loyalty.balance(:'ann') AS balance_before_checkout;
 SELECT nights_credited, base_points, bonus_points, points_pending
   FROM loyalty.stay_checkout('t-a9', '2026-06-02 09:00+08');
+SELECT l.source, l.points, l.state FROM loyalty.point_lot l JOIN loyalty.stay s ON l.reference = s.stay_id::text
+ WHERE s.idempotency_key = 't-a9' ORDER BY l.points DESC;
+SELECT loyalty.balance(:'ann') AS balance_after_checkout,
+       (SELECT sum(points) FROM loyalty.earning_line WHERE member_id = :'ann') AS earned;
 SELECT replayed, nights_credited FROM loyalty.stay_checkout('t-a9', '2026-06-02 09:00+08');
 SELECT * FROM pg_temp.counters(:'ann') WHERE month = '2026-06-01';
 
 -- == The earning order ==================================================
--- A policy version for 2030 with a store override, a brand override, an
--- all-of threshold and a milestone every 2 nights from 3 (withdrawn at the end).
-SELECT loyalty.policy_set($${"version": 1, "currency": {"code": "CNY", "scale": 2},
+-- A policy variant with a store override, a brand override, an all-of
+-- threshold, recompute downgrades, lifetime gold at 35 nights and a
+-- milestone every 2 nights from 3.  It is tried inside transactions that
+-- roll back, taking effect in 2025 (activity cannot be in the future).
+CREATE TEMP TABLE variant AS SELECT $${"version": 1, "currency": {"code": "CNY", "scale": 2},
   "tiers": [{"code": "member", "rank": 0},
     {"code": "silver", "rank": 1, "elite_bonus_percent": 20, "qualify": {"any": {"nights": 10, "stays": 4}}},
     {"code": "gold", "rank": 2, "elite_bonus_percent": 80, "lifetime_nights": 35,
@@ -72,29 +82,32 @@ SELECT loyalty.policy_set($${"version": 1, "currency": {"code": "CNY", "scale": 
   "qualification": {"period": "calendar_year", "downgrade": "recompute"},
   "earning": {"base_points_per_unit": 10,
     "overrides": [{"store": "t_szx", "points_per_unit": 15}, {"brand": "tianshan", "points_per_unit": 12}],
-    "milestones": [{"nights": 3, "points": 500, "every": 2}]}}$$, '2030-01-01') > 0 AS stored;
+    "milestones": [{"nights": 3, "points": 500, "every": 2}]}}$$::text AS doc;
+BEGIN;
+SELECT loyalty.policy_set((SELECT doc FROM variant), '2025-01-01') > 0 AS stored;
 INSERT INTO loyalty.campaign (code, name, kind, multiplier_percent, fixed_points, starts_at, ends_at, priority,
                               stores, tiers, cap_per_member, cap_total)
-VALUES ('t_triple_szx', 'Triple at Shenzhen', 'multiplier', 300, NULL, '2030-01-01', '2030-02-01', 20, '{t_szx}', NULL, 2500, NULL),
-       ('t_welcome', 'Welcome bonus', 'fixed', NULL, 1000, '2030-01-01', '2030-02-01', 10, NULL, '{silver,gold}', NULL, 1500),
-       ('t_later', 'Not yet', 'fixed', NULL, 777, '2030-02-01', '2030-03-01', 10, NULL, NULL, NULL, NULL);
+VALUES ('t_triple_szx', 'Triple at Shenzhen', 'multiplier', 300, NULL, '2025-01-01', '2025-02-01', 20, '{t_szx}', NULL, 2500, NULL),
+       ('t_welcome', 'Welcome bonus', 'fixed', NULL, 1000, '2025-01-01', '2025-02-01', 10, NULL, '{silver,gold}', NULL, 1500),
+       ('t_later', 'Not yet', 'fixed', NULL, 777, '2025-02-01', '2025-03-01', 10, NULL, NULL, NULL, NULL);
 -- Ann is silver: base (store override 15/unit), elite +20% of base, the
 -- campaigns by priority (welcome 10, triple 20, capped at 2,500 per member),
 -- then the milestone at 3 nights
-SELECT tier, base_points, bonus_points FROM loyalty.record_stay('t-e1', 't_szx', :'ann', '2030-01-05', '2030-01-08', 1, 100.00, 0,
-                           occurred_at => '2030-01-08 10:00+08');
+SELECT tier, base_points, bonus_points FROM loyalty.record_stay('t-e1', 't_szx', :'ann', '2025-01-05', '2025-01-08', 1, 100.00, 0,
+                           occurred_at => '2025-01-08 10:00+08');
 SELECT kind, rule, points FROM loyalty.earning_line l JOIN loyalty.stay s ON s.stay_id = l.source_id
  WHERE s.idempotency_key = 't-e1' ORDER BY array_position(ARRAY['base','elite','campaign','milestone'], kind), rule;
 -- brand override at Urumqi (12/unit); the welcome campaign's overall cap
 -- leaves 500; the milestone at 5 nights
-SELECT base_points, bonus_points FROM loyalty.record_stay('t-e2', 't_urc', :'ann', '2030-01-10', '2030-01-12', 1, 100.00, 0,
-                           occurred_at => '2030-01-12 10:00+08');
+SELECT base_points, bonus_points FROM loyalty.record_stay('t-e2', 't_urc', :'ann', '2025-01-10', '2025-01-12', 1, 100.00, 0,
+                           occurred_at => '2025-01-12 10:00+08');
 SELECT kind, rule, points FROM loyalty.earning_line l JOIN loyalty.stay s ON s.stay_id = l.source_id
  WHERE s.idempotency_key = 't-e2' ORDER BY array_position(ARRAY['base','elite','campaign','milestone'], kind), rule;
 SELECT code, awarded_total FROM loyalty.campaign WHERE code LIKE 't\_%' ORDER BY code;
 -- a charge: base on the amount, no nights; 0.05 CNY earns nothing at 10/unit
-SELECT nights_credited, base_points, bonus_points FROM loyalty.record_charge('t-c1', 't_sha', :'ann', 55.55, '2030-01-20 12:00+08');
-SELECT base_points FROM loyalty.record_charge('t-c2', 't_sha', :'ann', 0.05, '2030-01-20 12:00+08');
+SELECT nights_credited, base_points, bonus_points FROM loyalty.record_charge('t-c1', 't_sha', :'ann', 55.55, '2025-01-20 12:00+08');
+SELECT base_points FROM loyalty.record_charge('t-c2', 't_sha', :'ann', 0.05, '2025-01-20 12:00+08');
+ROLLBACK;
 
 -- == Birthday month and calendar year in the member's time zone ==========
 INSERT INTO loyalty.campaign (code, name, kind, multiplier_percent, starts_at, ends_at, priority, birthday_month)
@@ -109,12 +122,12 @@ UNION ALL
 SELECT 'Chen', base_points, bonus_points FROM loyalty.record_charge('t-b2', 't_sha', :'chen', 100, '2026-04-30 17:30+00');
 -- one hour later it is May in Urumqi too
 SELECT base_points, bonus_points FROM loyalty.record_charge('t-b3', 't_sha', :'chen', 100, '2026-04-30 18:30+00');
--- New Year's Eve: the same instant is 2027 for Bo and still 2026 for Chen
-SELECT base_points FROM loyalty.record_charge('t-b4', 't_sha', :'bo', 10, '2026-12-31 17:00+00');
-SELECT base_points FROM loyalty.record_charge('t-b5', 't_sha', :'chen', 10, '2026-12-31 17:00+00');
+-- New Year's Eve: the same instant is 2026 for Bo and still 2025 for Chen
+SELECT base_points FROM loyalty.record_charge('t-b4', 't_sha', :'bo', 10, '2025-12-31 17:00+00');
+SELECT base_points FROM loyalty.record_charge('t-b5', 't_sha', :'chen', 10, '2025-12-31 17:00+00');
 -- a member's own time zone wins over the home store's
 UPDATE loyalty.member SET time_zone = 'Asia/Shanghai' WHERE member_id = :'chen';
-SELECT base_points FROM loyalty.record_charge('t-b6', 't_sha', :'chen', 10, '2027-12-31 17:00+00');
+SELECT base_points FROM loyalty.record_charge('t-b6', 't_sha', :'chen', 10, '2024-12-31 17:00+00');
 SELECT c.idempotency_key, p.full_name, a.month, a.base_points
   FROM loyalty.charge c JOIN loyalty.tier_activity a ON a.source_id = c.charge_id
   JOIN loyalty.member_profile p ON p.member_id = c.member_id
@@ -150,9 +163,8 @@ SELECT new_tier, reason FROM loyalty.tier_history WHERE member_id = :'eve';
 
 -- == Downgrade preview and apply (one tier down, floors) ================
 -- Ann: silver earned in 2026, valid through March 2028.  Dee: gold earned
--- 2026, qualified silver again in 2027.  Eve: gold by a grant until 2030.
--- Fay: gold earned 2026 and a gold grant until 2031 (floor).
-SELECT nights_credited FROM loyalty.record_stay('t-d2027', 't_sha', :'dee', '2027-02-01', '2027-02-11', occurred_at => '2027-02-11 10:00+08');
+-- 2026.  Eve: gold by a grant until 2030.  Fay: gold earned 2026, extended
+-- by a gold grant until 2031.
 SELECT member_id AS fay FROM loyalty.enroll('t_sha', 'Fay') \gset
 SELECT tier FROM loyalty.record_stay('t-f1', 't_sha', :'fay', '2026-07-01', '2026-08-10', occurred_at => '2026-08-10 10:00+08');
 SELECT loyalty.tier_grant(:'fay', 'gold', 'CEO guest', '2031-01-01') IS NOT NULL AS granted;
@@ -175,13 +187,16 @@ SELECT kind, state, members_done = members_total AS all_done FROM loyalty.tier_j
 -- applying again changes nothing
 SELECT count(*) AS still_to_change FROM loyalty.tier_downgrade_preview('2028-04-02 00:00+08') p
  WHERE p.member_id IN (:'ann', :'dee', :'eve', :'fay');
--- recompute (2030 policy) with floors: Fay's 40 nights make gold hers for
--- life (lifetime_nights 35); Dee's 30 nights do not, and she earned
--- nothing since, so she drops to the base tier; Eve's gold grant has
--- expired but her silver grant holds until 2032
+-- recompute (the variant policy, from 2030) with floors: Fay's 40 nights
+-- make gold hers for life (lifetime_nights 35); Dee's 20 nights do not,
+-- and she earned nothing since, so she drops to the base tier; Eve's gold
+-- grant has expired but her silver grant holds until 2032
+BEGIN;
+SELECT loyalty.policy_set((SELECT doc FROM variant), '2030-01-01') > 0 AS stored;
 SELECT p.full_name, d.old_tier, d.new_tier, d.new_valid_until AT TIME ZONE 'UTC' AS new_valid_until, d.reason
   FROM loyalty.tier_downgrade_preview('2031-06-01 00:00+08') d JOIN loyalty.member_profile p USING (member_id)
  WHERE d.member_id IN (:'dee', :'eve', :'fay') ORDER BY 1;
+ROLLBACK;
 
 -- == As of a past time ==================================================
 SELECT member_id AS gus FROM loyalty.enroll('t_szx', 'Gus') \gset
@@ -201,19 +216,16 @@ SELECT 'now', tier, reason FROM loyalty.tier_at(:'gus');
 SELECT counter, value, next_tier, next_threshold FROM loyalty.tier_status(:'gus');
 
 -- == Requalification of everyone ========================================
--- lowering the silver threshold (a policy version taking effect in 2029)
--- upgrades Gus's kind of member in the batch; the batch is idempotent
-SELECT loyalty.policy_set(jsonb_set(loyalty.policy_at('2026-06-01'),
-    '{tiers,1,qualify}', '{"any": {"nights": 2}}')::text, '2029-01-01') > 0 AS stored;
+-- Hal's 2026 nights earn silver, but his tier was reset by hand: the batch
+-- (three members per transaction) finds and upgrades him; a second run
+-- changes nothing
 SELECT member_id AS hal FROM loyalty.enroll('t_szx', 'Hal') \gset
-SELECT tier FROM loyalty.record_stay('t-h1', 't_szx', :'hal', '2029-02-01', '2029-02-04', occurred_at => '2029-02-04 10:00+08');
+SELECT tier FROM loyalty.record_stay('t-h1', 't_szx', :'hal', '2026-02-01', '2026-02-12', occurred_at => '2026-02-12 10:00+08');
 UPDATE loyalty.member SET tier = 'member', tier_valid_until = NULL WHERE member_id = :'hal';
-CALL loyalty.tier_requalify('2029-03-01 00:00+08', 3);
+CALL loyalty.tier_requalify('2026-11-01 00:00+08', 3);
 SELECT tier, tier_valid_until AT TIME ZONE 'Asia/Shanghai' AS valid_until_local FROM loyalty.member WHERE member_id = :'hal';
+SELECT new_tier, reason FROM loyalty.tier_history WHERE member_id = :'hal' ORDER BY changed_at DESC LIMIT 1;
 SELECT kind, state, members_done = members_total AS all_done, members_changed > 0 AS changed_some
   FROM loyalty.tier_job_progress ORDER BY started_at DESC LIMIT 1;
-CALL loyalty.tier_requalify('2029-03-01 00:00+08', 1000);
+CALL loyalty.tier_requalify('2026-11-01 00:00+08', 1000);
 SELECT members_changed FROM loyalty.tier_job_progress ORDER BY started_at DESC LIMIT 1;
-
--- clean up the future policy versions so later tests see the default
-DELETE FROM loyalty.policy WHERE effective_from IN ('2029-01-01', '2030-01-01');

@@ -63,6 +63,7 @@ extern void campaign_apply(const EarnInput *in, int64 base, EarnResult *out);
 extern void earning_post(const EarnResult *r, int from_line, const char *source,
 						 const pg_uuid_t *source_id, const pg_uuid_t *member_id,
 						 const char *store, bool pending, TimestampTz occurred_at);
-extern void earning_activate(const pg_uuid_t *source_id);
+extern void earning_activate(const pg_uuid_t *source_id,
+							 const pg_uuid_t *member_id, const char *store);
 
 #endif							/* LOYALTY_EARNING_H */

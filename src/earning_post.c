@@ -5,11 +5,12 @@
  *	  recorded in loyalty.earning_line with the rule that produced it and
  *	  posted to the point ledger; pending lines are activated at checkout.
  *
- * The point ledger (src/ledger.h, issue 3) is being written in parallel.
- * Until it lands, earning_line is the only record of the points; the
- * ledger calls go here (accrual per line with member, store, points,
- * source, rule, occurred_at, pending flag and an idempotency key derived
- * from the line id; activation by source id) and nowhere else.
+ * Each line becomes one lot of the point ledger (src/ledger.h): source
+ * stay or spend for base points, bonus for the elite bonus, campaign,
+ * milestone; the rule; the stay or charge id as the reference by which
+ * pending lots are activated at checkout.  The ledger call takes no
+ * idempotency key of its own: the stay's or charge's unique key, written
+ * in the same transaction, is the idempotency record.
  *
  *-------------------------------------------------------------------------
  */
@@ -22,11 +23,33 @@
 #include "utils/uuid.h"
 
 #include "earning.h"
+#include "ledger.h"
 
 static SPIPlanPtr line_plan = NULL;
 static SPIPlanPtr activate_plan = NULL;
 
 static const char *const kind_names[] = {"base", "elite", "campaign", "milestone"};
+
+/*
+ * ledger_source
+ *		The ledger's lot source for a line.
+ */
+static const char *
+ledger_source(EarnKind kind, const char *source)
+{
+	switch (kind)
+	{
+		case EARN_BASE:
+			return strcmp(source, "stay") == 0 ? "stay" : "spend";
+		case EARN_ELITE:
+			return "bonus";
+		case EARN_CAMPAIGN:
+			return "campaign";
+		case EARN_MILESTONE:
+			return "milestone";
+	}
+	return "adjustment";
+}
 
 /*
  * earning_post
@@ -44,6 +67,8 @@ earning_post(const EarnResult *r, int from_line, const char *source,
 	SPIPlanPtr	plan;
 	int			i;
 	Oid			alltypes[10];
+	char	   *reference = DatumGetCString(DirectFunctionCall1(uuid_out,
+																UUIDPGetDatum(source_id)));
 
 	memcpy(alltypes, types, sizeof(types));
 	alltypes[9] = TIMESTAMPTZOID;
@@ -70,24 +95,49 @@ earning_post(const EarnResult *r, int from_line, const char *source,
 		values[8] = BoolGetDatum(pending);
 		values[9] = TimestampTzGetDatum(occurred_at);
 		loyalty_run(plan, values, nulls, false, 0, SPI_OK_INSERT);
-		/* ledger accrual goes here once src/ledger.h exists */
+
+		{
+			LedgerAccrual req;
+			LedgerResult lres;
+
+			memset(&req, 0, sizeof(req));
+			req.member_id = *member_id;
+			req.store_code = store;
+			req.points = l->points;
+			req.source = ledger_source(l->kind, source);
+			req.rule = l->rule;
+			req.reference = reference;
+			req.has_occurred_at = true;
+			req.occurred_at = occurred_at;
+			req.pending = pending;
+			req.idem_key = NULL;
+			ledger_accrue(&req, &lres);
+		}
 	}
 }
 
 /*
  * earning_activate
- *		Pending lines of one stay become active (checkout).
+ *		Pending lines of one stay become active (checkout), and so do the
+ *		ledger's pending lots with the stay as reference.
  */
 void
-earning_activate(const pg_uuid_t *source_id)
+earning_activate(const pg_uuid_t *source_id, const pg_uuid_t *member_id,
+				 const char *store)
 {
 	Oid			types[1] = {UUIDOID};
 	Datum		values[1];
 
 	values[0] = UUIDPGetDatum(source_id);
-	loyalty_run(loyalty_plan(&activate_plan,
-							 "UPDATE loyalty.earning_line SET pending = false "
-							 " WHERE source_id = $1 AND pending", 1, types),
-				values, NULL, false, 0, SPI_OK_UPDATE);
-	/* ledger activation by reference goes here once src/ledger.h exists */
+	if (loyalty_run(loyalty_plan(&activate_plan,
+								 "UPDATE loyalty.earning_line SET pending = false "
+								 " WHERE source_id = $1 AND pending", 1, types),
+					values, NULL, false, 0, SPI_OK_UPDATE) > 0)
+	{
+		LedgerResult lres;
+
+		ledger_activate(*member_id, store,
+						DatumGetCString(DirectFunctionCall1(uuid_out, values[0])),
+						NULL, &lres);
+	}
 }

@@ -396,7 +396,7 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 								 "       credited_at = now() WHERE stay_id = $1", 2, ctypes),
 					cvalues, NULL, false, 0, SPI_OK_UPDATE);
 	}
-	earning_activate(stay_id);
+	earning_activate(stay_id, &m->member_id, store);
 
 	res->nights = nights;
 	res->tier_changed = tier_upgrade_check(m, p, occurred_at, store, "qualified");

@@ -14,7 +14,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "commands/async.h"
 #include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
@@ -22,9 +21,8 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "outbox.h"
 #include "tier.h"
-
-#define TIER_CHANNEL "loyalty_tier"
 
 static SPIPlanPtr history_plan = NULL;
 
@@ -44,9 +42,9 @@ json_field(StringInfo buf, const char *key, const char *value)
 
 /*
  * tier_emit_event
- *		Record one tier change and notify listeners.  The NOTIFY payload is
- *		a JSON object: event_id, member_id, old_tier, new_tier, valid_until,
- *		reason, store.
+ *		Record one tier change and emit it.  The event payload is a JSON
+ *		object: history_id, member_id, old_tier, new_tier, valid_until,
+ *		reason, store, detail (the counters that earned an upgrade).
  */
 void
 tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
@@ -90,8 +88,8 @@ tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
 																 SPI_tuptable->tupdesc, 1, &isnull)));
 
 	initStringInfo(&buf);
-	appendStringInfoString(&buf, "{\"event\": \"tier_changed\"");
-	json_field(&buf, "event_id", event_id);
+	appendStringInfoString(&buf, "{\"history_id\": ");
+	escape_json(&buf, event_id);
 	json_field(&buf, "member_id",
 			   DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(member_id))));
 	json_field(&buf, "old_tier", old_tier);
@@ -99,6 +97,6 @@ tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
 	json_field(&buf, "valid_until", has_valid ? timestamptz_to_str(valid_until) : NULL);
 	json_field(&buf, "reason", reason);
 	json_field(&buf, "store", store);
-	appendStringInfoChar(&buf, '}');
-	Async_Notify(TIER_CHANNEL, buf.data);
+	appendStringInfo(&buf, ", \"detail\": %s}", detail_json ? detail_json : "null");
+	loyalty_outbox_emit("tier_changed", member_id, store, buf.data);
 }
