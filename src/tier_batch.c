@@ -6,8 +6,8 @@
  * loyalty.tier_requalify (a procedure, src/sql/24_tier_batch.sql) walks
  * the members in key order, one batch per transaction.  Each batch reads
  * its members' period counters in one set-based query and picks the
- * candidates (validity ended, or counters that earn a tier at least as
- * high as the one held); each candidate is then locked and decided again
+ * candidates (validity ended, counters that earn a higher tier, or the
+ * same tier again with a later validity); each candidate is then locked and decided again
  * under its row lock, the same lock stays take, so the batch is safe while
  * stays keep arriving.
  *
@@ -193,7 +193,8 @@ loyalty_tier_requalify_batch(PG_FUNCTION_ARGS)
 	values[3] = Int32GetDatum((int32) p->period);
 	n = loyalty_run(loyalty_plan(&batch_plan,
 								 "WITH b AS ( "
-								 "  SELECT m.member_id, m.tier, m.tier_valid_until, "
+								 "  SELECT m.member_id, m.tier, m.tier_valid_until, coalesce(m.time_zone, s.time_zone) AS tz, "
+								 "         extract(year FROM $3 AT TIME ZONE coalesce(m.time_zone, s.time_zone))::int4 AS y, "
 								 "         loyalty._tier_period_start($4, "
 								 "             ($3 AT TIME ZONE coalesce(m.time_zone, s.time_zone))::date, "
 								 "             (m.enrolled_at AT TIME ZONE coalesce(m.time_zone, s.time_zone))::date) AS ps "
@@ -202,10 +203,11 @@ loyalty_tier_requalify_batch(PG_FUNCTION_ARGS)
 								 "   ORDER BY m.member_id LIMIT $2) "
 								 "SELECT b.member_id, b.tier, coalesce(b.tier_valid_until <= $3, false), "
 								 "       coalesce(sum(c.nights), 0)::int8, coalesce(sum(c.stays), 0)::int8, "
-								 "       coalesce(sum(c.base_points), 0)::int8, coalesce(sum(c.qualifying_spend), 0)::int8 "
+								 "       coalesce(sum(c.base_points), 0)::int8, coalesce(sum(c.qualifying_spend), 0)::int8, "
+								 "       b.tier_valid_until, b.tz, b.y "
 								 "  FROM b LEFT JOIN loyalty.tier_counter c ON c.member_id = b.member_id "
 								 "   AND c.month >= b.ps AND c.month < (b.ps + interval '12 months')::date "
-								 " GROUP BY b.member_id, b.tier, b.tier_valid_until "
+								 " GROUP BY b.member_id, b.tier, b.tier_valid_until, b.tz, b.y "
 								 " ORDER BY b.member_id",
 								 4, types),
 					values, NULL, true, 0, SPI_OK_SELECT);
@@ -227,8 +229,21 @@ loyalty_tier_requalify_batch(PG_FUNCTION_ARGS)
 			c.value[k] = DatumGetInt64(SPI_getbinval(tup, desc, 4 + k, &isnull));
 		r = tier_rank_of(p, TextDatumGetCString(SPI_getbinval(tup, desc, 2, &isnull)));
 		q = tier_qualified_rank(p, &c);
-		if ((expired && r > 0) || (!expired_only && q > 0 && q >= r))
+		if (expired && r > 0)
 			cand[ncand++] = last;
+		else if (!expired_only && q > 0 && q > r)
+			cand[ncand++] = last;
+		else if (!expired_only && q > 0 && q == r)
+		{
+			/* earned again: a candidate if the validity would grow */
+			Datum		vu = SPI_getbinval(tup, desc, 8, &isnull);
+
+			if (!isnull &&
+				tier_validity_end(p, DatumGetInt32(SPI_getbinval(tup, desc, 10, &isnull)),
+								  TextDatumGetCString(SPI_getbinval(tup, desc, 9, &isnull))) >
+				DatumGetTimestampTz(vu))
+				cand[ncand++] = last;
+		}
 	}
 	for (i = 0; i < ncand; i++)
 		if (requalify_one(&cand[i], p, at, expired_only))
