@@ -73,7 +73,6 @@ static SPIPlanPtr replay_lines_plan = NULL;
 static SPIPlanPtr overlap_plan = NULL;
 static SPIPlanPtr insert_stay_plan = NULL;
 static SPIPlanPtr nights_plan = NULL;
-static SPIPlanPtr adjacent_plan = NULL;
 static SPIPlanPtr activity_plan = NULL;
 static SPIPlanPtr counter_plan = NULL;
 static SPIPlanPtr credit_plan = NULL;
@@ -286,19 +285,26 @@ apply_deltas(const pg_uuid_t *member_id, const Deltas *d, const char *source,
 }
 
 /*
- * period_nights
- *		Nights of the period containing the member's evaluation date.
+ * period_counters_after
+ *		The counters of the period containing the member's evaluation date
+ *		before this activity, and after adding its deltas.
  */
-static int64
-period_nights(const LoyaltyPolicy *p, TierMember *m)
+static void
+period_counters_after(const LoyaltyPolicy *p, TierMember *m, const Deltas *d,
+					  TierCounters *before, TierCounters *after,
+					  DateADT *start)
 {
-	DateADT		start,
-				end;
-	TierCounters c;
+	DateADT		end;
+	int			i,
+				c;
 
-	tier_period_bounds(p, m->local_date, m->enrolled_local, &start, &end);
-	tier_counters_sum(&m->member_id, start, end, false, 0, &c);
-	return c.value[COUNTER_NIGHTS];
+	tier_period_bounds(p, m->local_date, m->enrolled_local, start, &end);
+	tier_counters_sum(&m->member_id, *start, end, false, 0, before);
+	*after = *before;
+	for (i = 0; i < d->n; i++)
+		if (d->m[i].month >= *start && d->m[i].month < end)
+			for (c = 0; c < LOYALTY_NUM_COUNTERS; c++)
+				after->value[c] += d->m[i].value[c];
 }
 
 /*
@@ -323,7 +329,9 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 	bool		left,
 				right,
 				isnull;
-	int64		before;
+	TierCounters before,
+				after;
+	DateADT		start;
 
 	memset(&d, 0, sizeof(d));
 	values[0] = UUIDPGetDatum(&m->member_id);
@@ -332,38 +340,51 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 	values[3] = UUIDPGetDatum(stay_id);
 	values[4] = CStringGetTextDatum(store);
 
-	/* nights no other credited stay of the member covers, by month */
+	/*
+	 * Nights no other credited stay of the member covers, by month, and
+	 * whether a credited stay at the same store ends the day this one
+	 * starts (left) or starts the day it ends (right): consecutive nights at
+	 * one store are one stay.  One row at least, month NULL if no night is
+	 * new.
+	 */
 	n = loyalty_run(loyalty_plan(&nights_plan,
-								 "SELECT date_trunc('month', g.d)::date, count(*)::int4 "
-								 "  FROM generate_series($2::timestamp, $3::timestamp - interval '1 day', "
-								 "                       interval '1 day') AS g(d) "
-								 " WHERE NOT EXISTS (SELECT 1 FROM loyalty.stay s "
-								 "         WHERE s.member_id = $1 AND s.stay_id <> $4 "
-								 "           AND s.nights_credited IS NOT NULL AND s.status = 'checked_out' "
-								 "           AND s.check_in <= g.d::date AND s.check_out > g.d::date) "
-								 " GROUP BY 1", 4, types),
+								 "WITH n AS ( "
+								 "  SELECT date_trunc('month', g.d)::date AS month, count(*)::int4 AS nights "
+								 "    FROM generate_series($2::timestamp, $3::timestamp - interval '1 day', "
+								 "                         interval '1 day') AS g(d) "
+								 "   WHERE NOT EXISTS (SELECT 1 FROM loyalty.stay s "
+								 "           WHERE s.member_id = $1 AND s.stay_id <> $4 "
+								 "             AND s.nights_credited IS NOT NULL AND s.status = 'checked_out' "
+								 "             AND s.check_in <= g.d::date AND s.check_out > g.d::date) "
+								 "   GROUP BY 1) "
+								 "SELECT n.month, n.nights, a.l, a.r FROM ( "
+								 "  SELECT EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $1 "
+								 "           AND s.store_code = $5 AND s.stay_id <> $4 AND s.status = 'checked_out' "
+								 "           AND s.nights_credited IS NOT NULL AND s.check_out = $2) AS l, "
+								 "         EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $1 "
+								 "           AND s.store_code = $5 AND s.stay_id <> $4 AND s.status = 'checked_out' "
+								 "           AND s.nights_credited IS NOT NULL AND s.check_in = $3) AS r) a "
+								 "  LEFT JOIN n ON true",
+								 5, types),
 					values, NULL, true, 0, SPI_OK_SELECT);
+	left = right = false;
 	for (i = 0; i < n; i++)
 	{
-		DateADT		month = DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1, &isnull));
-		int32		cnt = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 2, &isnull));
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		month;
 
-		delta_add(&d, month, COUNTER_NIGHTS, cnt);
-		nights += cnt;
+		left = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		right = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		month = SPI_getbinval(tup, desc, 1, &isnull);
+		if (!isnull)
+		{
+			int32		cnt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+
+			delta_add(&d, DatumGetDateADT(month), COUNTER_NIGHTS, cnt);
+			nights += cnt;
+		}
 	}
-
-	/* stay merging: consecutive nights at one store are one stay */
-	loyalty_run(loyalty_plan(&adjacent_plan,
-							 "SELECT EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $1 "
-							 "         AND s.store_code = $5 AND s.stay_id <> $4 AND s.status = 'checked_out' "
-							 "         AND s.nights_credited IS NOT NULL AND s.check_out = $2), "
-							 "       EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $1 "
-							 "         AND s.store_code = $5 AND s.stay_id <> $4 AND s.status = 'checked_out' "
-							 "         AND s.nights_credited IS NOT NULL AND s.check_in = $3)",
-							 5, types),
-				values, NULL, true, 1, SPI_OK_SELECT);
-	left = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	right = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
 	if (nights > 0 || left || right)
 	{
 		/* a stay counts in the month of its first night */
@@ -378,10 +399,10 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 			  earning_base_points(earned));
 	delta_add(&d, loyalty_month_start(m->local_date), COUNTER_QUALIFYING_SPEND, spend);
 
-	before = period_nights(p, m);
+	period_counters_after(p, m, &d, &before, &after, &start);
 	apply_deltas(&m->member_id, &d, "stay", stay_id);
 	first_milestone = earned->nlines;
-	earning_milestones(p, before, period_nights(p, m), earned);
+	earning_milestones(p, before.value[COUNTER_NIGHTS], after.value[COUNTER_NIGHTS], earned);
 	earning_post(earned, first_milestone, "stay", stay_id, &m->member_id, store,
 				 false, occurred_at);
 
@@ -399,7 +420,7 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 	earning_activate(stay_id, &m->member_id, store);
 
 	res->nights = nights;
-	res->tier_changed = tier_upgrade_check(m, p, occurred_at, store, "qualified");
+	res->tier_changed = tier_upgrade_with(m, p, &after, start, store, "qualified");
 	strlcpy(res->tier, m->tier, sizeof(res->tier));
 }
 
@@ -767,6 +788,9 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	EarnInput	in;
 	EarnResult *earned;
 	Deltas		d;
+	TierCounters before,
+				after;
+	DateADT		start;
 	int			ret;
 	bool		isnull;
 	Oid			types[5] = {TEXTOID, UUIDOID, TEXTOID, NUMERICOID, TIMESTAMPTZOID};
@@ -838,11 +862,12 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	memset(&d, 0, sizeof(d));
 	delta_add(&d, loyalty_month_start(m.local_date), COUNTER_BASE_POINTS, earning_base_points(earned));
 	delta_add(&d, loyalty_month_start(m.local_date), COUNTER_QUALIFYING_SPEND, amount);
+	period_counters_after(p, &m, &d, &before, &after, &start);
 	apply_deltas(&member_id, &d, "charge", &res.id);
 
 	res.base_points = earning_base_points(earned);
 	res.bonus_points = earning_bonus_points(earned);
-	res.tier_changed = tier_upgrade_check(&m, p, occurred_at, store, "qualified");
+	res.tier_changed = tier_upgrade_with(&m, p, &after, start, store, "qualified");
 	strlcpy(res.tier, m.tier, sizeof(res.tier));
 	SPI_finish();
 	PG_RETURN_DATUM(result_tuple(fcinfo, &res));

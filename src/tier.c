@@ -279,12 +279,26 @@ tier_upgrade_check(TierMember *m, const LoyaltyPolicy *p, TimestampTz at,
 	DateADT		start,
 				end;
 	TierCounters c;
+
+	tier_period_bounds(p, m->local_date, m->enrolled_local, &start, &end);
+	tier_counters_sum(&m->member_id, start, end, false, at, &c);
+	return tier_upgrade_with(m, p, &c, start, store, reason);
+}
+
+/*
+ * tier_upgrade_with
+ *		tier_upgrade_check with the current period's counters (starting at
+ *		"start") already known to the caller.
+ */
+bool
+tier_upgrade_with(TierMember *m, const LoyaltyPolicy *p, const TierCounters *counters,
+				  DateADT start, const char *store, const char *reason)
+{
+	TierCounters c = *counters;
 	int			q,
 				r;
 	TimestampTz until;
 
-	tier_period_bounds(p, m->local_date, m->enrolled_local, &start, &end);
-	tier_counters_sum(&m->member_id, start, end, false, at, &c);
 	q = tier_qualified_rank(p, &c);
 	if (q == 0)
 		return false;

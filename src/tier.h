@@ -70,6 +70,9 @@ extern TimestampTz tier_validity_end(const LoyaltyPolicy *p, int year,
 extern bool tier_upgrade_check(TierMember *m, const LoyaltyPolicy *p,
 							   TimestampTz at, const char *store,
 							   const char *reason);
+extern bool tier_upgrade_with(TierMember *m, const LoyaltyPolicy *p,
+							  const TierCounters *counters, DateADT start,
+							  const char *store, const char *reason);
 extern void tier_set(TierMember *m, const char *new_tier, bool has_valid_until,
 					 TimestampTz valid_until, const char *reason,
 					 const char *store, const char *detail_json);
