@@ -107,7 +107,21 @@ SELECT code, awarded_total FROM loyalty.campaign WHERE code LIKE 't\_%' ORDER BY
 -- a charge: base on the amount, no nights; 0.05 CNY earns nothing at 10/unit
 SELECT nights_credited, base_points, bonus_points FROM loyalty.record_charge('t-c1', 't_sha', :'ann', 55.55, '2025-01-20 12:00+08');
 SELECT base_points FROM loyalty.record_charge('t-c2', 't_sha', :'ann', 0.05, '2025-01-20 12:00+08');
+-- gold needs any of 20 nights and all of 5,000.00 CNY spend: 25 nights
+-- are not enough until the spend is there too
+SELECT nights_credited, tier, tier_changed FROM loyalty.record_stay('t-e3', 't_sha', :'ann', '2025-02-01', '2025-02-21', 1, 1000.00, 0,
+                           occurred_at => '2025-02-21 10:00+08');
+SELECT sum(nights) AS nights_2025, round(sum(qualifying_spend) / 100.0, 2) AS spend_2025 FROM loyalty.tier_counter
+ WHERE member_id = :'ann' AND month >= '2025-01-01' AND month < '2026-01-01';
+SELECT tier, tier_changed FROM loyalty.record_charge('t-c3', 't_sha', :'ann', 4000.00, '2025-02-22 12:00+08');
 ROLLBACK;
+
+-- qualification periods: calendar year, rolling 12 months, anniversary
+-- (enrolled in July) for activity on 15 March and 1 August 2026
+SELECT d AS activity, loyalty._tier_period_start(0, d, '2020-07-04') AS calendar_year,
+       loyalty._tier_period_start(1, d, '2020-07-04') AS rolling_12_months,
+       loyalty._tier_period_start(2, d, '2020-07-04') AS anniversary
+  FROM unnest(ARRAY[DATE '2026-03-15', DATE '2026-08-01']) AS d;
 
 -- == Birthday month and calendar year in the member's time zone ==========
 INSERT INTO loyalty.campaign (code, name, kind, multiplier_percent, starts_at, ends_at, priority, birthday_month)
@@ -132,6 +146,16 @@ SELECT c.idempotency_key, p.full_name, a.month, a.base_points
   FROM loyalty.charge c JOIN loyalty.tier_activity a ON a.source_id = c.charge_id
   JOIN loyalty.member_profile p ON p.member_id = c.member_id
  WHERE c.idempotency_key IN ('t-b4', 't-b5', 't-b6') ORDER BY 1;
+
+-- a campaign for members with an unresolved "corporate" tag
+INSERT INTO loyalty.campaign (code, name, kind, fixed_points, starts_at, ends_at, priority, tag)
+VALUES ('t_corporate', 'Corporate guests', 'fixed', 300, '2026-01-01', '2026-06-01', 30, 'corporate');
+INSERT INTO loyalty.member_tag (member_id, kind, code) VALUES (:'chen', 'behaviour', 'corporate');
+SELECT 'Bo' AS member, bonus_points FROM loyalty.record_charge('t-t1', 't_sha', :'bo', 10, '2026-05-10 12:00+08')
+UNION ALL
+SELECT 'Chen', bonus_points FROM loyalty.record_charge('t-t2', 't_sha', :'chen', 10, '2026-05-10 12:00+08');
+UPDATE loyalty.member_tag SET resolved_at = now(), resolved_by = current_user WHERE member_id = :'chen' AND code = 'corporate';
+SELECT 'Chen, tag resolved' AS member, bonus_points FROM loyalty.record_charge('t-t3', 't_sha', :'chen', 10, '2026-05-11 12:00+08');
 
 -- == Instant upgrade and tier events ====================================
 -- Dee reaches gold by stays (20 stays) in one call's transaction
