@@ -311,13 +311,14 @@ period_counters_after(const LoyaltyPolicy *p, TierMember *m, const Deltas *d,
  * credit_stay
  *		Credit a stay to the (locked) member's counters: new nights, merged
  *		stays, base points and spend; milestone lines; activation of the
- *		stay's pending lines; the instant upgrade.  "earned" holds the
+ *		stay's pending lines (if it may have any); the instant upgrade.  "earned" holds the
  *		stay's lines (its base points), milestone lines are appended.
  */
 static void
 credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 			const char *store, DateADT ci, DateADT co, int64 spend,
-			TimestampTz occurred_at, EarnResult *earned, StayResult *res)
+			TimestampTz occurred_at, bool had_pending, EarnResult *earned,
+			StayResult *res)
 {
 	Oid			types[5] = {UUIDOID, DATEOID, DATEOID, UUIDOID, TEXTOID};
 	Datum		values[5];
@@ -417,7 +418,8 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 								 "       credited_at = now() WHERE stay_id = $1", 2, ctypes),
 					cvalues, NULL, false, 0, SPI_OK_UPDATE);
 	}
-	earning_activate(stay_id, &m->member_id, store);
+	if (had_pending)
+		earning_activate(stay_id, &m->member_id, store);
 
 	res->nights = nights;
 	res->tier_changed = tier_upgrade_with(m, p, &after, start, store, "qualified");
@@ -644,7 +646,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 
 	if (checked_out)
 		credit_stay(p, &m, &res.id, store, ci, co, room_minor + other_minor,
-					occurred_at, earned, &res);
+					occurred_at, res.pending, earned, &res);
 	else
 		strlcpy(res.tier, m.tier, sizeof(res.tier));
 	res.base_points = earning_base_points(earned);
@@ -760,7 +762,7 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 				strlcpy(l->rule, "base", sizeof(l->rule));
 		}
 	}
-	credit_stay(p, &m, &res.id, store, ci, co, spend, occurred_at, earned, &res);
+	credit_stay(p, &m, &res.id, store, ci, co, spend, occurred_at, true, earned, &res);
 	replay_lines(&res.id, &res);
 	SPI_finish();
 	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
