@@ -41,9 +41,10 @@ static SPIPlanPtr set_tier_plan = NULL;
 
 /*
  * tier_member_lock
- *		Read a member (locking the row FOR UPDATE if asked, which
- *		serialises every tier and counter change of that member) and
- *		resolve its time zone and the member-local date of "at".
+ *		Read a member (locking the row FOR NO KEY UPDATE if asked, which
+ *		serialises every tier and counter change of that member but lets
+ *		other sessions insert rows that reference the member) and resolve
+ *		its time zone and the member-local date of "at".
  */
 void
 tier_member_lock(const pg_uuid_t *member_id, TimestampTz at, bool for_update,
@@ -60,7 +61,7 @@ tier_member_lock(const pg_uuid_t *member_id, TimestampTz at, bool for_update,
 	values[0] = UUIDPGetDatum(member_id);
 	values[1] = TimestampTzGetDatum(at);
 	if (for_update)
-		plan = loyalty_plan(&member_plan_lock, MEMBER_SQL " FOR UPDATE OF m", 2, types);
+		plan = loyalty_plan(&member_plan_lock, MEMBER_SQL " FOR NO KEY UPDATE OF m", 2, types);
 	else
 		plan = loyalty_plan(&member_plan_read, MEMBER_SQL, 2, types);
 	if (loyalty_run(plan, values, NULL, !for_update, 1, SPI_OK_SELECT) == 0)
