@@ -5,8 +5,10 @@ SELECT plan(24);
 SELECT has_schema('loyalty');
 SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_identity',
     'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
+    -- the tier and earning engine (docs/tiers.md)
     'tier_activity', 'tier_counter', 'earning_line', 'charge', 'tier_history', 'tier_grant',
     'tier_job', 'campaign',
+    -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
