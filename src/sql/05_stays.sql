@@ -1,5 +1,6 @@
 -- Stays: one row per booking at a store.  Qualification counters and
--- earning (docs/tiers.md) are derived from these.
+-- earning (docs/tiers.md) are derived from these: loyalty.record_stay()
+-- writes them, and credits the counters when the stay is checked out.
 
 CREATE TABLE loyalty.stay (
     stay_id       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
@@ -16,6 +17,13 @@ CREATE TABLE loyalty.stay (
     status        text NOT NULL DEFAULT 'checked_out'
         CONSTRAINT stay_status_valid CHECK (status IN ('booked', 'in_house', 'checked_out', 'cancelled')),
     created_at    timestamptz NOT NULL DEFAULT now(),
+    -- written by loyalty.record_stay(); NULL for stays loaded otherwise
+    idempotency_key text
+        CONSTRAINT stay_idempotency_key_key UNIQUE
+        CONSTRAINT stay_idempotency_key_length CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+    occurred_at   timestamptz,
+    nights_credited integer,        -- set when the stay is credited (checkout)
+    credited_at   timestamptz,
     CONSTRAINT stay_dates_ordered CHECK (check_out > check_in)
 );
 COMMENT ON TABLE loyalty.stay IS 'Stays of members at stores';

@@ -7,6 +7,9 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
     -- privacy (docs/privacy.md)
     'field_policy', 'audit_log',
+    -- the tier and earning engine (docs/tiers.md)
+    'tier_activity', 'tier_counter', 'earning_line', 'charge', 'tier_history', 'tier_grant',
+    'tier_job', 'campaign',
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer',

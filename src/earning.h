@@ -1,0 +1,69 @@
+/*-------------------------------------------------------------------------
+ *
+ * earning.h
+ *	  Earning: the points a stay or a charge produces, one line per rule,
+ *	  in the fixed order of docs/tiers.md: base, elite bonus, campaigns by
+ *	  priority, milestones.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LOYALTY_EARNING_H
+#define LOYALTY_EARNING_H
+
+#include "tier.h"
+
+#define EARN_MAX_LINES	64
+
+typedef enum EarnKind
+{
+	EARN_BASE,
+	EARN_ELITE,
+	EARN_CAMPAIGN,
+	EARN_MILESTONE
+} EarnKind;
+
+typedef struct EarnLine
+{
+	EarnKind	kind;
+	char		rule[80];		/* the rule that produced the line */
+	bool		has_campaign;
+	pg_uuid_t	campaign_id;
+	int64		points;
+} EarnLine;
+
+typedef struct EarnInput
+{
+	const LoyaltyPolicy *policy;
+	TierMember *member;			/* locked; local_date is at occurred_at */
+	const char *store;
+	const char *brand;
+	int64		eligible_minor; /* eligible revenue in minor units */
+	TimestampTz occurred_at;
+} EarnInput;
+
+typedef struct EarnResult
+{
+	int			nlines;
+	EarnLine	lines[EARN_MAX_LINES];
+} EarnResult;
+
+/* earning.c */
+extern int64 earning_amount_minor(Datum numeric, int scale, const char *what);
+extern void earning_compute(const EarnInput *in, EarnResult *out);
+extern void earning_milestones(const LoyaltyPolicy *p, int64 nights_before,
+							   int64 nights_after, EarnResult *out);
+extern int64 earning_base_points(const EarnResult *r);
+extern int64 earning_bonus_points(const EarnResult *r);
+extern EarnLine *earning_add_line(EarnResult *out, EarnKind kind, int64 points);
+
+/* campaign.c */
+extern void campaign_apply(const EarnInput *in, int64 base, EarnResult *out);
+
+/* earning_post.c: the one place points leave the engine */
+extern void earning_post(const EarnResult *r, int from_line, const char *source,
+						 const pg_uuid_t *source_id, const pg_uuid_t *member_id,
+						 const char *store, bool pending, TimestampTz occurred_at);
+extern void earning_activate(const pg_uuid_t *source_id,
+							 const pg_uuid_t *member_id, const char *store);
+
+#endif							/* LOYALTY_EARNING_H */

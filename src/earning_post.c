@@ -1,0 +1,143 @@
+/*-------------------------------------------------------------------------
+ *
+ * earning_post.c
+ *	  The one place where the engine's points leave it: each line is
+ *	  recorded in loyalty.earning_line with the rule that produced it and
+ *	  posted to the point ledger; pending lines are activated at checkout.
+ *
+ * Each line becomes one lot of the point ledger (src/ledger.h): source
+ * stay or spend for base points, bonus for the elite bonus, campaign,
+ * milestone; the rule; the stay or charge id as the reference by which
+ * pending lots are activated at checkout.  The ledger call takes no
+ * idempotency key of its own: the stay's or charge's unique key, written
+ * in the same transaction, is the idempotency record.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "earning.h"
+#include "ledger.h"
+
+static SPIPlanPtr line_plan = NULL;
+static SPIPlanPtr activate_plan = NULL;
+
+static const char *const kind_names[] = {"base", "elite", "campaign", "milestone"};
+
+/*
+ * ledger_source
+ *		The ledger's lot source for a line.
+ */
+static const char *
+ledger_source(EarnKind kind, const char *source)
+{
+	switch (kind)
+	{
+		case EARN_BASE:
+			return strcmp(source, "stay") == 0 ? "stay" : "spend";
+		case EARN_ELITE:
+			return "bonus";
+		case EARN_CAMPAIGN:
+			return "campaign";
+		case EARN_MILESTONE:
+			return "milestone";
+	}
+	return "adjustment";
+}
+
+/*
+ * earning_post
+ *		Record and post lines from_line .. nlines-1 of a result.
+ */
+void
+earning_post(const EarnResult *r, int from_line, const char *source,
+			 const pg_uuid_t *source_id, const pg_uuid_t *member_id,
+			 const char *store, bool pending, TimestampTz occurred_at)
+{
+	Oid			types[9] = {UUIDOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID,
+	TEXTOID, UUIDOID, INT8OID, BOOLOID};
+	Datum		values[10];
+	char		nulls[10];
+	SPIPlanPtr	plan;
+	int			i;
+	Oid			alltypes[10];
+	char	   *reference = DatumGetCString(DirectFunctionCall1(uuid_out,
+																UUIDPGetDatum(source_id)));
+
+	memcpy(alltypes, types, sizeof(types));
+	alltypes[9] = TIMESTAMPTZOID;
+	plan = loyalty_plan(&line_plan,
+						"INSERT INTO loyalty.earning_line (member_id, store_code, source, source_id, "
+						"       kind, rule, campaign_id, points, pending, occurred_at) "
+						"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
+						10, alltypes);
+	for (i = from_line; i < r->nlines; i++)
+	{
+		const EarnLine *l = &r->lines[i];
+
+		memset(nulls, ' ', sizeof(nulls));
+		values[0] = UUIDPGetDatum(member_id);
+		values[1] = CStringGetTextDatum(store);
+		values[2] = CStringGetTextDatum(source);
+		values[3] = UUIDPGetDatum(source_id);
+		values[4] = CStringGetTextDatum(kind_names[l->kind]);
+		values[5] = CStringGetTextDatum(l->rule);
+		values[6] = UUIDPGetDatum(&l->campaign_id);
+		if (!l->has_campaign)
+			nulls[6] = 'n';
+		values[7] = Int64GetDatum(l->points);
+		values[8] = BoolGetDatum(pending);
+		values[9] = TimestampTzGetDatum(occurred_at);
+		loyalty_run(plan, values, nulls, false, 0, SPI_OK_INSERT);
+
+		{
+			LedgerAccrual req;
+			LedgerResult lres;
+
+			memset(&req, 0, sizeof(req));
+			req.member_id = *member_id;
+			req.store_code = store;
+			req.points = l->points;
+			req.source = ledger_source(l->kind, source);
+			req.rule = l->rule;
+			req.reference = reference;
+			req.has_occurred_at = true;
+			req.occurred_at = occurred_at;
+			req.pending = pending;
+			req.idem_key = NULL;
+			ledger_accrue(&req, &lres);
+		}
+	}
+}
+
+/*
+ * earning_activate
+ *		Pending lines of one stay become active (checkout), and so do the
+ *		ledger's pending lots with the stay as reference.
+ */
+void
+earning_activate(const pg_uuid_t *source_id, const pg_uuid_t *member_id,
+				 const char *store)
+{
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1];
+
+	values[0] = UUIDPGetDatum(source_id);
+	if (loyalty_run(loyalty_plan(&activate_plan,
+								 "UPDATE loyalty.earning_line SET pending = false "
+								 " WHERE source_id = $1 AND pending", 1, types),
+					values, NULL, false, 0, SPI_OK_UPDATE) > 0)
+	{
+		LedgerResult lres;
+
+		ledger_activate(*member_id, store,
+						DatumGetCString(DirectFunctionCall1(uuid_out, values[0])),
+						NULL, &lres);
+	}
+}

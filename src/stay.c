@@ -1,0 +1,876 @@
+/*-------------------------------------------------------------------------
+ *
+ * stay.c
+ *	  Stays and charges: the calls applications make when a guest stays or
+ *	  spends, and the crediting of qualification counters.
+ *
+ * loyalty.record_stay() validates the stay, takes the member's row lock
+ * (which serialises everything the engine does for one member), inserts
+ * the stay, computes the earning lines and, for a checked-out stay,
+ * credits it: nights not already credited by another stay of the member
+ * (several rooms or bookings on one night give one night), stays merged
+ * with the stays at the same store that end the day it starts or start
+ * the day it ends, base points and qualifying spend, milestones, then the
+ * instant tier upgrade.  An in-house stay is credited by
+ * loyalty.stay_checkout().  Every call carries an idempotency key: a
+ * retried call returns the first call's result and changes nothing.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/htup_details.h"
+#include "catalog/pg_type.h"
+#include "executor/spi.h"
+#include "fmgr.h"
+#include "funcapi.h"
+#include "miscadmin.h"
+#include "utils/builtins.h"
+#include "utils/date.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
+
+#include "earning.h"
+#include "identity.h"
+#include "tier.h"
+
+PG_FUNCTION_INFO_V1(loyalty_record_stay);
+PG_FUNCTION_INFO_V1(loyalty_stay_checkout);
+PG_FUNCTION_INFO_V1(loyalty_record_charge);
+
+#define MAX_STAY_NIGHTS 366
+#define MAX_MONTHS		16
+
+/* what every call returns */
+typedef struct StayResult
+{
+	pg_uuid_t	id;
+	bool		replayed;
+	int32		nights;
+	int64		base_points;
+	int64		bonus_points;
+	bool		pending;
+	char		tier[LOYALTY_CODE_LEN];
+	bool		tier_changed;
+} StayResult;
+
+/* counter changes of one month */
+typedef struct MonthDelta
+{
+	DateADT		month;
+	int64		value[LOYALTY_NUM_COUNTERS];
+} MonthDelta;
+
+typedef struct Deltas
+{
+	int			n;
+	MonthDelta	m[MAX_MONTHS];
+} Deltas;
+
+static SPIPlanPtr store_plan = NULL;
+static SPIPlanPtr replay_stay_plan = NULL;
+static SPIPlanPtr replay_lines_plan = NULL;
+static SPIPlanPtr overlap_plan = NULL;
+static SPIPlanPtr insert_stay_plan = NULL;
+static SPIPlanPtr nights_plan = NULL;
+static SPIPlanPtr activity_plan = NULL;
+static SPIPlanPtr counter_plan = NULL;
+static SPIPlanPtr credit_plan = NULL;
+static SPIPlanPtr checkout_plan = NULL;
+static SPIPlanPtr replay_charge_plan = NULL;
+static SPIPlanPtr insert_charge_plan = NULL;
+
+/*
+ * uuid_str
+ *		A uuid as text, for messages.
+ */
+static char *
+uuid_str(const pg_uuid_t *u)
+{
+	return DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(u)));
+}
+
+/*
+ * date_str
+ *		A date as text, for messages.
+ */
+static char *
+date_str(DateADT d)
+{
+	return DatumGetCString(DirectFunctionCall1(date_out, DateADTGetDatum(d)));
+}
+
+/*
+ * required
+ *		Error for a NULL required argument.
+ */
+static void
+required(FunctionCallInfo fcinfo, int argno, const char *what)
+{
+	if (PG_ARGISNULL(argno))
+		ereport(ERROR,
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("%s must not be null", what)));
+}
+
+/*
+ * check_key
+ *		An idempotency key is 1 to 200 characters.
+ */
+static char *
+check_key(FunctionCallInfo fcinfo, int argno)
+{
+	char	   *key;
+
+	required(fcinfo, argno, "idempotency_key");
+	key = TextDatumGetCString(PG_GETARG_DATUM(argno));
+	if (key[0] == '\0' || strlen(key) > 200)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("idempotency_key must be 1 to 200 characters")));
+	return key;
+}
+
+/*
+ * check_caller
+ *		Front desk, store managers (of this store), CRM and DBAs may record
+ *		activity.
+ */
+static void
+check_caller(const char *store)
+{
+	const LoyaltyCaller *caller = loyalty_caller();
+
+	loyalty_require_department(caller,
+							   DEPT_BIT(DEPT_FRONTDESK) | DEPT_BIT(DEPT_STORE_MANAGER) |
+							   DEPT_BIT(DEPT_CRM) | DEPT_BIT(DEPT_DBA));
+	loyalty_require_store(caller, store);
+}
+
+/*
+ * store_brand
+ *		The brand of an open store; errors for unknown or closed stores.
+ */
+static void
+store_brand(const char *store, char *brand, size_t len)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(store);
+	if (loyalty_run(loyalty_plan(&store_plan,
+								 "SELECT brand, status FROM loyalty.store WHERE store_code = $1",
+								 1, types),
+					values, NULL, true, 1, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("store \"%s\" does not exist", store)));
+	text_to_cstring_buffer(DatumGetTextPP(SPI_getbinval(SPI_tuptable->vals[0],
+														SPI_tuptable->tupdesc, 1, &isnull)),
+						   brand, len);
+	if (strcmp(TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+												 SPI_tuptable->tupdesc, 2, &isnull)),
+			   "open") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("store \"%s\" is closed", store)));
+}
+
+/*
+ * lock_member
+ *		Lock and read the member; only active members earn.
+ */
+static void
+lock_member(const pg_uuid_t *member_id, TimestampTz at, TierMember *m)
+{
+	tier_member_lock(member_id, at, true, m);
+	if (strcmp(m->status, "active") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("member %s is %s and cannot earn", uuid_str(member_id), m->status)));
+}
+
+/*
+ * replay_lines
+ *		Fill a result's point totals from the recorded lines of a source.
+ */
+static void
+replay_lines(const pg_uuid_t *source_id, StayResult *res)
+{
+	Oid			types[1] = {UUIDOID};
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = UUIDPGetDatum(source_id);
+	loyalty_run(loyalty_plan(&replay_lines_plan,
+							 "SELECT coalesce(sum(points) FILTER (WHERE kind = 'base'), 0)::int8, "
+							 "       coalesce(sum(points) FILTER (WHERE kind <> 'base'), 0)::int8, "
+							 "       coalesce(bool_or(pending), false) "
+							 "  FROM loyalty.earning_line WHERE source_id = $1",
+							 1, types),
+				values, NULL, true, 1, SPI_OK_SELECT);
+	res->base_points = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	res->bonus_points = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
+	res->pending = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3, &isnull));
+}
+
+/*
+ * delta_add
+ *		Add to one counter of one month.
+ */
+static void
+delta_add(Deltas *d, DateADT month, LoyaltyCounter c, int64 v)
+{
+	int			i;
+
+	if (v == 0)
+		return;
+	for (i = 0; i < d->n; i++)
+		if (d->m[i].month == month)
+			break;
+	if (i == d->n)
+	{
+		if (d->n >= MAX_MONTHS)
+			elog(ERROR, "too many months in one stay");
+		memset(&d->m[i], 0, sizeof(MonthDelta));
+		d->m[i].month = month;
+		d->n++;
+	}
+	d->m[i].value[c] += v;
+}
+
+/*
+ * apply_deltas
+ *		Append the changes to tier_activity and add them to tier_counter.
+ */
+static void
+apply_deltas(const pg_uuid_t *member_id, const Deltas *d, const char *source,
+			 const pg_uuid_t *source_id)
+{
+	Oid			types[8] = {UUIDOID, DATEOID, INT4OID, INT4OID, INT8OID, INT8OID,
+	TEXTOID, UUIDOID};
+	Datum		values[8];
+	int			i;
+
+	for (i = 0; i < d->n; i++)
+	{
+		const MonthDelta *md = &d->m[i];
+
+		if (md->value[0] == 0 && md->value[1] == 0 && md->value[2] == 0 && md->value[3] == 0)
+			continue;
+		values[0] = UUIDPGetDatum(member_id);
+		values[1] = DateADTGetDatum(md->month);
+		values[2] = Int32GetDatum((int32) md->value[COUNTER_NIGHTS]);
+		values[3] = Int32GetDatum((int32) md->value[COUNTER_STAYS]);
+		values[4] = Int64GetDatum(md->value[COUNTER_BASE_POINTS]);
+		values[5] = Int64GetDatum(md->value[COUNTER_QUALIFYING_SPEND]);
+		values[6] = CStringGetTextDatum(source);
+		values[7] = UUIDPGetDatum(source_id);
+		loyalty_run(loyalty_plan(&activity_plan,
+								 "INSERT INTO loyalty.tier_activity (member_id, month, nights, stays, "
+								 "       base_points, qualifying_spend, source, source_id) "
+								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8, types),
+					values, NULL, false, 0, SPI_OK_INSERT);
+		loyalty_run(loyalty_plan(&counter_plan,
+								 "INSERT INTO loyalty.tier_counter AS c (member_id, month, nights, stays, "
+								 "       base_points, qualifying_spend) VALUES ($1, $2, $3, $4, $5, $6) "
+								 "ON CONFLICT (member_id, month) DO UPDATE SET "
+								 "  nights = c.nights + excluded.nights, stays = c.stays + excluded.stays, "
+								 "  base_points = c.base_points + excluded.base_points, "
+								 "  qualifying_spend = c.qualifying_spend + excluded.qualifying_spend",
+								 6, types),
+					values, NULL, false, 0, SPI_OK_INSERT);
+	}
+}
+
+/*
+ * period_counters_after
+ *		The counters of the period containing the member's evaluation date
+ *		before this activity, and after adding its deltas.
+ */
+static void
+period_counters_after(const LoyaltyPolicy *p, TierMember *m, const Deltas *d,
+					  TierCounters *before, TierCounters *after,
+					  DateADT *start)
+{
+	DateADT		end;
+	int			i,
+				c;
+
+	tier_period_bounds(p, m->local_date, m->enrolled_local, start, &end);
+	tier_counters_sum(&m->member_id, *start, end, false, 0, before);
+	*after = *before;
+	for (i = 0; i < d->n; i++)
+		if (d->m[i].month >= *start && d->m[i].month < end)
+			for (c = 0; c < LOYALTY_NUM_COUNTERS; c++)
+				after->value[c] += d->m[i].value[c];
+}
+
+/*
+ * credit_stay
+ *		Credit a stay to the (locked) member's counters: new nights, merged
+ *		stays, base points and spend; milestone lines; activation of the
+ *		stay's pending lines (if it may have any); the instant upgrade.  "earned" holds the
+ *		stay's lines (its base points), milestone lines are appended.
+ */
+static void
+credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
+			const char *store, DateADT ci, DateADT co, int64 spend,
+			TimestampTz occurred_at, bool had_pending, EarnResult *earned,
+			StayResult *res)
+{
+	Oid			types[5] = {UUIDOID, DATEOID, DATEOID, UUIDOID, TEXTOID};
+	Datum		values[5];
+	Deltas		d;
+	int			n,
+				i,
+				first_milestone;
+	int32		nights = 0;
+	bool		left,
+				right,
+				isnull;
+	TierCounters before,
+				after;
+	DateADT		start;
+
+	memset(&d, 0, sizeof(d));
+	values[0] = UUIDPGetDatum(&m->member_id);
+	values[1] = DateADTGetDatum(ci);
+	values[2] = DateADTGetDatum(co);
+	values[3] = UUIDPGetDatum(stay_id);
+	values[4] = CStringGetTextDatum(store);
+
+	/*
+	 * Nights no other credited stay of the member covers, by month, and
+	 * whether a credited stay at the same store ends the day this one
+	 * starts (left) or starts the day it ends (right): consecutive nights at
+	 * one store are one stay.  One row at least, month NULL if no night is
+	 * new.
+	 */
+	n = loyalty_run(loyalty_plan(&nights_plan,
+								 "WITH n AS ( "
+								 "  SELECT date_trunc('month', g.d)::date AS month, count(*)::int4 AS nights "
+								 "    FROM generate_series($2::timestamp, $3::timestamp - interval '1 day', "
+								 "                         interval '1 day') AS g(d) "
+								 "   WHERE NOT EXISTS (SELECT 1 FROM loyalty.stay s "
+								 "           WHERE s.member_id = $1 AND s.stay_id <> $4 "
+								 "             AND s.nights_credited IS NOT NULL AND s.status = 'checked_out' "
+								 "             AND s.check_in <= g.d::date AND s.check_out > g.d::date) "
+								 "   GROUP BY 1) "
+								 "SELECT n.month, n.nights, a.l, a.r FROM ( "
+								 "  SELECT EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $1 "
+								 "           AND s.store_code = $5 AND s.stay_id <> $4 AND s.status = 'checked_out' "
+								 "           AND s.nights_credited IS NOT NULL AND s.check_out = $2) AS l, "
+								 "         EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $1 "
+								 "           AND s.store_code = $5 AND s.stay_id <> $4 AND s.status = 'checked_out' "
+								 "           AND s.nights_credited IS NOT NULL AND s.check_in = $3) AS r) a "
+								 "  LEFT JOIN n ON true",
+								 5, types),
+					values, NULL, true, 0, SPI_OK_SELECT);
+	left = right = false;
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = SPI_tuptable->vals[i];
+		TupleDesc	desc = SPI_tuptable->tupdesc;
+		Datum		month;
+
+		left = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+		right = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		month = SPI_getbinval(tup, desc, 1, &isnull);
+		if (!isnull)
+		{
+			int32		cnt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+
+			delta_add(&d, DatumGetDateADT(month), COUNTER_NIGHTS, cnt);
+			nights += cnt;
+		}
+	}
+	if (nights > 0 || left || right)
+	{
+		/* a stay counts in the month of its first night */
+		if (!left)
+			delta_add(&d, loyalty_month_start(ci), COUNTER_STAYS, 1);
+		if (right)
+			delta_add(&d, loyalty_month_start(co), COUNTER_STAYS, -1);
+	}
+
+	/* base points and spend count in the member-local month of the activity */
+	delta_add(&d, loyalty_month_start(m->local_date), COUNTER_BASE_POINTS,
+			  earning_base_points(earned));
+	delta_add(&d, loyalty_month_start(m->local_date), COUNTER_QUALIFYING_SPEND, spend);
+
+	period_counters_after(p, m, &d, &before, &after, &start);
+	apply_deltas(&m->member_id, &d, "stay", stay_id);
+	first_milestone = earned->nlines;
+	earning_milestones(p, before.value[COUNTER_NIGHTS], after.value[COUNTER_NIGHTS], earned);
+	earning_post(earned, first_milestone, "stay", stay_id, &m->member_id, store,
+				 false, occurred_at);
+
+	{
+		Oid			ctypes[2] = {UUIDOID, INT4OID};
+		Datum		cvalues[2];
+
+		cvalues[0] = UUIDPGetDatum(stay_id);
+		cvalues[1] = Int32GetDatum(nights);
+		loyalty_run(loyalty_plan(&credit_plan,
+								 "UPDATE loyalty.stay SET status = 'checked_out', nights_credited = $2, "
+								 "       credited_at = now() WHERE stay_id = $1", 2, ctypes),
+					cvalues, NULL, false, 0, SPI_OK_UPDATE);
+	}
+	if (had_pending)
+		earning_activate(stay_id, &m->member_id, store);
+
+	res->nights = nights;
+	res->tier_changed = tier_upgrade_with(m, p, &after, start, store, "qualified");
+	strlcpy(res->tier, m->tier, sizeof(res->tier));
+}
+
+/*
+ * result_tuple
+ *		The SQL result of every call.
+ */
+static Datum
+result_tuple(FunctionCallInfo fcinfo, const StayResult *r)
+{
+	TupleDesc	tupdesc;
+	Datum		values[8];
+	bool		nulls[8] = {0};
+	pg_uuid_t  *id = palloc(sizeof(pg_uuid_t));
+
+	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
+		elog(ERROR, "return type must be a row type");
+	*id = r->id;
+	values[0] = UUIDPGetDatum(id);
+	values[1] = BoolGetDatum(r->replayed);
+	values[2] = Int32GetDatum(r->nights);
+	values[3] = Int64GetDatum(r->base_points);
+	values[4] = Int64GetDatum(r->bonus_points);
+	values[5] = BoolGetDatum(r->pending);
+	values[6] = CStringGetTextDatum(r->tier);
+	values[7] = BoolGetDatum(r->tier_changed);
+	return HeapTupleGetDatum(heap_form_tuple(BlessTupleDesc(tupdesc), values, nulls));
+}
+
+/*
+ * activity_time
+ *		The time of the activity: the argument, else the transaction's.
+ */
+static TimestampTz
+activity_time(FunctionCallInfo fcinfo, int argno)
+{
+	TimestampTz t;
+
+	if (PG_ARGISNULL(argno))
+		return GetCurrentTransactionStartTimestamp();
+	t = PG_GETARG_TIMESTAMPTZ(argno);
+	if (TIMESTAMP_NOT_FINITE(t))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("occurred_at must be a finite time")));
+	return t;
+}
+
+/*
+ * loyalty.record_stay(idempotency_key, store_code, member_id, check_in,
+ *		check_out, rooms, room_revenue, other_revenue, checked_out,
+ *		occurred_at)
+ */
+Datum
+loyalty_record_stay(PG_FUNCTION_ARGS)
+{
+	char	   *key = check_key(fcinfo, 0);
+	char	   *store;
+	pg_uuid_t	member_id;
+	DateADT		ci,
+				co;
+	int32		rooms;
+	int64		room_minor,
+				other_minor;
+	bool		checked_out;
+	TimestampTz occurred_at;
+	const LoyaltyPolicy *p;
+	char		brand[LOYALTY_CODE_LEN];
+	TierMember	m;
+	StayResult	res;
+	EarnInput	in;
+	EarnResult *earned;
+	int			ret;
+	bool		isnull;
+
+	required(fcinfo, 1, "store_code");
+	required(fcinfo, 2, "member_id");
+	required(fcinfo, 3, "check_in");
+	required(fcinfo, 4, "check_out");
+	store = TextDatumGetCString(PG_GETARG_DATUM(1));
+	member_id = *PG_GETARG_UUID_P(2);
+	ci = PG_GETARG_DATEADT(3);
+	co = PG_GETARG_DATEADT(4);
+	rooms = PG_ARGISNULL(5) ? 1 : PG_GETARG_INT32(5);
+	checked_out = PG_ARGISNULL(8) ? true : PG_GETARG_BOOL(8);
+	occurred_at = activity_time(fcinfo, 9);
+	check_caller(store);
+
+	if (DATE_NOT_FINITE(ci) || DATE_NOT_FINITE(co))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("check-in and check-out must be finite dates")));
+	if (co < ci)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("check-out %s is before check-in %s", date_str(co), date_str(ci))));
+	if (co == ci)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a stay needs at least one night"),
+				 errdetail("Check-in and check-out are both %s.", date_str(ci)),
+				 errhint("Record a day use as a charge with loyalty.record_charge().")));
+	if (co - ci > MAX_STAY_NIGHTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("a stay of %d nights is longer than %d nights", co - ci, MAX_STAY_NIGHTS)));
+	if (rooms < 1 || rooms > 50)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("rooms must be between 1 and 50")));
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	loyalty_spi_read_only(false);
+	p = loyalty_policy_at(occurred_at);
+	room_minor = PG_ARGISNULL(6) ? 0 :
+		earning_amount_minor(PG_GETARG_DATUM(6), p->currency_scale, "room revenue");
+	other_minor = PG_ARGISNULL(7) ? 0 :
+		earning_amount_minor(PG_GETARG_DATUM(7), p->currency_scale, "other revenue");
+	if (room_minor > INT64CONST(99999999999) || other_minor > INT64CONST(99999999999))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("revenue of one stay must be below 1,000,000,000 currency units")));
+	store_brand(store, brand, sizeof(brand));
+	lock_member(&member_id, occurred_at, &m);
+	memset(&res, 0, sizeof(res));
+
+	/* a retried call returns the first call's result */
+	{
+		Oid			types[1] = {TEXTOID};
+		Datum		values[1];
+
+		values[0] = CStringGetTextDatum(key);
+		if (loyalty_run(loyalty_plan(&replay_stay_plan,
+									 "SELECT stay_id, member_id, store_code, check_in, check_out, "
+									 "       coalesce(nights_credited, 0) FROM loyalty.stay "
+									 " WHERE idempotency_key = $1", 1, types),
+						values, NULL, true, 1, SPI_OK_SELECT) > 0)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[0];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+
+			res.id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+			if (memcmp(DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull)), &member_id, sizeof(pg_uuid_t)) != 0 ||
+				strcmp(TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull)), store) != 0 ||
+				DatumGetDateADT(SPI_getbinval(tup, desc, 4, &isnull)) != ci ||
+				DatumGetDateADT(SPI_getbinval(tup, desc, 5, &isnull)) != co)
+				ereport(ERROR,
+						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+						 errmsg("idempotency key \"%s\" was already used for another stay", key),
+						 errdetail("A retried call must repeat the first call's member, store and dates.")));
+			res.nights = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
+			res.replayed = true;
+			replay_lines(&res.id, &res);
+			strlcpy(res.tier, m.tier, sizeof(res.tier));
+			SPI_finish();
+			PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+		}
+	}
+
+	/* overlapping stays of one member at one store are a booking error */
+	{
+		Oid			types[4] = {UUIDOID, TEXTOID, DATEOID, DATEOID};
+		Datum		values[4];
+
+		values[0] = UUIDPGetDatum(&member_id);
+		values[1] = CStringGetTextDatum(store);
+		values[2] = DateADTGetDatum(ci);
+		values[3] = DateADTGetDatum(co);
+		if (loyalty_run(loyalty_plan(&overlap_plan,
+									 "SELECT check_in, check_out FROM loyalty.stay "
+									 " WHERE member_id = $1 AND store_code = $2 AND status <> 'cancelled' "
+									 "   AND check_in < $4 AND check_out > $3 LIMIT 1", 4, types),
+						values, NULL, true, 1, SPI_OK_SELECT) > 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_EXCLUSION_VIOLATION),
+					 errmsg("stay from %s to %s overlaps the member's stay from %s to %s at store \"%s\"",
+							date_str(ci), date_str(co),
+							date_str(DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))),
+							date_str(DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull))),
+							store),
+					 errhint("Record several rooms of one booking with the rooms argument.")));
+	}
+
+	/* the stay */
+	{
+		Oid			types[10] = {UUIDOID, TEXTOID, DATEOID, DATEOID, INT4OID,
+		NUMERICOID, NUMERICOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
+		Datum		values[10];
+
+		values[0] = UUIDPGetDatum(&member_id);
+		values[1] = CStringGetTextDatum(store);
+		values[2] = DateADTGetDatum(ci);
+		values[3] = DateADTGetDatum(co);
+		values[4] = Int32GetDatum(rooms);
+		values[5] = PG_ARGISNULL(6) ? DirectFunctionCall1(int8_numeric, Int64GetDatum(0)) : PG_GETARG_DATUM(6);
+		values[6] = PG_ARGISNULL(7) ? DirectFunctionCall1(int8_numeric, Int64GetDatum(0)) : PG_GETARG_DATUM(7);
+		values[7] = CStringGetTextDatum(checked_out ? "checked_out" : "in_house");
+		values[8] = CStringGetTextDatum(key);
+		values[9] = TimestampTzGetDatum(occurred_at);
+		loyalty_run(loyalty_plan(&insert_stay_plan,
+								 "INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, rooms, "
+								 "       room_revenue, other_revenue, status, idempotency_key, occurred_at) "
+								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING stay_id",
+								 10, types),
+					values, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+		res.id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	}
+
+	/* earning: base, elite, campaigns */
+	earned = palloc0(sizeof(EarnResult));
+	in.policy = p;
+	in.member = &m;
+	in.store = store;
+	in.brand = brand;
+	in.eligible_minor = room_minor + other_minor;
+	in.occurred_at = occurred_at;
+	earning_compute(&in, earned);
+	res.pending = !checked_out && p->pending_until == PENDING_UNTIL_CHECKOUT;
+	earning_post(earned, 0, "stay", &res.id, &member_id, store, res.pending, occurred_at);
+
+	if (checked_out)
+		credit_stay(p, &m, &res.id, store, ci, co, room_minor + other_minor,
+					occurred_at, res.pending, earned, &res);
+	else
+		strlcpy(res.tier, m.tier, sizeof(res.tier));
+	res.base_points = earning_base_points(earned);
+	res.bonus_points = earning_bonus_points(earned);
+	SPI_finish();
+	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+}
+
+/*
+ * loyalty.stay_checkout(idempotency_key, occurred_at)
+ *		Check out an in-house stay recorded with checked_out => false:
+ *		credit it and activate its pending points.  Checking out a stay
+ *		that is already checked out returns its result again.
+ */
+Datum
+loyalty_stay_checkout(PG_FUNCTION_ARGS)
+{
+	char	   *key = check_key(fcinfo, 0);
+	TimestampTz occurred_at = activity_time(fcinfo, 1);
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	const LoyaltyPolicy *p;
+	pg_uuid_t	member_id;
+	char	   *store;
+	DateADT		ci,
+				co;
+	int64		spend;
+	char	   *status;
+	TierMember	m;
+	StayResult	res;
+	EarnResult *earned;
+	bool		isnull;
+	int			ret,
+				i;
+	HeapTuple	tup;
+	TupleDesc	desc;
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	loyalty_spi_read_only(false);
+	values[0] = CStringGetTextDatum(key);
+	if (loyalty_run(loyalty_plan(&checkout_plan,
+								 "SELECT stay_id, member_id, store_code, check_in, check_out, status, "
+								 "       room_revenue + other_revenue "
+								 "  FROM loyalty.stay WHERE idempotency_key = $1", 1, types),
+					values, NULL, true, 1, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no stay was recorded with idempotency key \"%s\"", key)));
+	tup = SPI_tuptable->vals[0];
+	desc = SPI_tuptable->tupdesc;
+	memset(&res, 0, sizeof(res));
+	res.id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+	member_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull));
+	store = TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull));
+	ci = DatumGetDateADT(SPI_getbinval(tup, desc, 4, &isnull));
+	co = DatumGetDateADT(SPI_getbinval(tup, desc, 5, &isnull));
+	status = TextDatumGetCString(SPI_getbinval(tup, desc, 6, &isnull));
+	check_caller(store);
+
+	p = loyalty_policy_at(occurred_at);
+	spend = earning_amount_minor(SPI_getbinval(tup, desc, 7, &isnull),
+								 p->currency_scale, "stay revenue");
+	lock_member(&member_id, occurred_at, &m);
+
+	/* re-read under the member lock: a concurrent checkout may have won */
+	if (loyalty_run(checkout_plan, values, NULL, true, 1, SPI_OK_SELECT) > 0)
+		status = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
+												   SPI_tuptable->tupdesc, 6, &isnull));
+	if (strcmp(status, "in_house") != 0)
+	{
+		if (strcmp(status, "checked_out") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("stay \"%s\" is %s and cannot be checked out", key, status)));
+		res.replayed = true;
+		replay_lines(&res.id, &res);
+		{
+			Oid			t1[1] = {UUIDOID};
+			Datum		v1[1];
+			SPIPlanPtr	plan = SPI_prepare("SELECT coalesce(nights_credited, 0) FROM loyalty.stay WHERE stay_id = $1", 1, t1);
+
+			v1[0] = UUIDPGetDatum(&res.id);
+			if (plan == NULL)
+				elog(ERROR, "SPI_prepare failed");
+			loyalty_run(plan, v1, NULL, true, 1, SPI_OK_SELECT);
+			res.nights = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		}
+		strlcpy(res.tier, m.tier, sizeof(res.tier));
+		SPI_finish();
+		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+	}
+
+	/* the stay's lines so far (base points for the counters) */
+	earned = palloc0(sizeof(EarnResult));
+	{
+		Oid			t1[1] = {UUIDOID};
+		Datum		v1[1];
+		SPIPlanPtr	plan = SPI_prepare("SELECT points FROM loyalty.earning_line "
+									   " WHERE source_id = $1 AND kind = 'base'", 1, t1);
+
+		if (plan == NULL)
+			elog(ERROR, "SPI_prepare failed");
+		v1[0] = UUIDPGetDatum(&res.id);
+		ret = loyalty_run(plan, v1, NULL, true, 0, SPI_OK_SELECT);
+		for (i = 0; i < ret; i++)
+		{
+			EarnLine   *l = earning_add_line(earned, EARN_BASE,
+											 DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[i],
+																		 SPI_tuptable->tupdesc, 1, &isnull)));
+
+			if (l)
+				strlcpy(l->rule, "base", sizeof(l->rule));
+		}
+	}
+	credit_stay(p, &m, &res.id, store, ci, co, spend, occurred_at, true, earned, &res);
+	replay_lines(&res.id, &res);
+	SPI_finish();
+	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+}
+
+/*
+ * loyalty.record_charge(idempotency_key, store_code, member_id, amount,
+ *		occurred_at)
+ *		An eligible charge outside a stay: base, elite and campaign points
+ *		(active at once), base points and qualifying spend counters, and
+ *		the instant upgrade.
+ */
+Datum
+loyalty_record_charge(PG_FUNCTION_ARGS)
+{
+	char	   *key = check_key(fcinfo, 0);
+	char	   *store;
+	pg_uuid_t	member_id;
+	int64		amount;
+	TimestampTz occurred_at;
+	const LoyaltyPolicy *p;
+	char		brand[LOYALTY_CODE_LEN];
+	TierMember	m;
+	StayResult	res;
+	EarnInput	in;
+	EarnResult *earned;
+	Deltas		d;
+	TierCounters before,
+				after;
+	DateADT		start;
+	int			ret;
+	bool		isnull;
+	Oid			types[5] = {TEXTOID, UUIDOID, TEXTOID, NUMERICOID, TIMESTAMPTZOID};
+	Datum		values[5];
+
+	required(fcinfo, 1, "store_code");
+	required(fcinfo, 2, "member_id");
+	required(fcinfo, 3, "amount");
+	store = TextDatumGetCString(PG_GETARG_DATUM(1));
+	member_id = *PG_GETARG_UUID_P(2);
+	occurred_at = activity_time(fcinfo, 4);
+	check_caller(store);
+
+	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
+		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	loyalty_spi_read_only(false);
+	p = loyalty_policy_at(occurred_at);
+	amount = earning_amount_minor(PG_GETARG_DATUM(3), p->currency_scale, "amount");
+	if (amount == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("amount must be positive")));
+	if (amount > INT64CONST(99999999999))
+		ereport(ERROR,
+				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
+				 errmsg("a charge must be below 1,000,000,000 currency units")));
+	store_brand(store, brand, sizeof(brand));
+	lock_member(&member_id, occurred_at, &m);
+	memset(&res, 0, sizeof(res));
+
+	values[0] = CStringGetTextDatum(key);
+	values[1] = UUIDPGetDatum(&member_id);
+	values[2] = CStringGetTextDatum(store);
+	loyalty_plan(&replay_charge_plan,
+				 "SELECT charge_id, member_id = $2 AND store_code = $3 "
+				 "  FROM loyalty.charge WHERE idempotency_key = $1", 3, types);
+	if (loyalty_run(replay_charge_plan, values, NULL, true, 1, SPI_OK_SELECT) > 0)
+	{
+		res.id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("idempotency key \"%s\" was already used for another charge", key)));
+		res.replayed = true;
+		replay_lines(&res.id, &res);
+		strlcpy(res.tier, m.tier, sizeof(res.tier));
+		SPI_finish();
+		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+	}
+
+	values[3] = PG_GETARG_DATUM(3);
+	values[4] = TimestampTzGetDatum(occurred_at);
+	loyalty_run(loyalty_plan(&insert_charge_plan,
+							 "INSERT INTO loyalty.charge (idempotency_key, member_id, store_code, amount, occurred_at) "
+							 "VALUES ($1, $2, $3, $4, $5) RETURNING charge_id", 5, types),
+				values, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+	res.id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+
+	earned = palloc0(sizeof(EarnResult));
+	in.policy = p;
+	in.member = &m;
+	in.store = store;
+	in.brand = brand;
+	in.eligible_minor = amount;
+	in.occurred_at = occurred_at;
+	earning_compute(&in, earned);
+	earning_post(earned, 0, "charge", &res.id, &member_id, store, false, occurred_at);
+
+	memset(&d, 0, sizeof(d));
+	delta_add(&d, loyalty_month_start(m.local_date), COUNTER_BASE_POINTS, earning_base_points(earned));
+	delta_add(&d, loyalty_month_start(m.local_date), COUNTER_QUALIFYING_SPEND, amount);
+	period_counters_after(p, &m, &d, &before, &after, &start);
+	apply_deltas(&member_id, &d, "charge", &res.id);
+
+	res.base_points = earning_base_points(earned);
+	res.bonus_points = earning_bonus_points(earned);
+	res.tier_changed = tier_upgrade_with(&m, p, &after, start, store, "qualified");
+	strlcpy(res.tier, m.tier, sizeof(res.tier));
+	SPI_finish();
+	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+}
