@@ -3,8 +3,13 @@
 -- benefit; store urc flags an unresolved violation that freezes redemption
 -- and free upgrades at every store, and stays unresolved in the demo.
 \set QUIET on
--- demo_try(sql): run a statement; show "ok" or its SQLSTATE and message
-CREATE FUNCTION pg_temp.demo_try(q text) RETURNS text LANGUAGE plpgsql AS $$
+-- The demo's own scaffolding lives in schema "demo" of the demo database:
+-- store roles have no TEMP privilege (docs/privacy.md), so the tour cannot
+-- use temporary tables or functions while it acts as a store login.
+CREATE SCHEMA IF NOT EXISTS demo;
+GRANT USAGE ON SCHEMA demo TO PUBLIC;
+-- demo.try(sql): run a statement; show "ok" or its SQLSTATE and message
+CREATE FUNCTION demo.try(q text) RETURNS text LANGUAGE plpgsql AS $$
 DECLARE
     st text;
     msg text;
@@ -37,30 +42,34 @@ RESET ROLE;
 
 -- one demo member per tier: the first member holding it, or (before the
 -- tier engine has run) a base member promoted for the tour
-CREATE TEMP TABLE demo_tier_member AS
+CREATE TABLE demo.tier_member AS
 SELECT t.tier, coalesce(
          (SELECT m.member_id FROM loyalty.member m WHERE m.tier = t.tier ORDER BY m.card_no LIMIT 1),
          (SELECT m.member_id FROM loyalty.member m WHERE m.tier = 'member'
            ORDER BY m.card_no OFFSET t.n LIMIT 1)) AS member_id
   FROM (VALUES ('member', 0), ('silver', 1), ('gold', 2), ('platinum', 3)) t(tier, n);
 UPDATE loyalty.member m SET tier = d.tier, updated_at = now()
-  FROM demo_tier_member d WHERE m.member_id = d.member_id AND m.tier <> d.tier;
-GRANT SELECT ON demo_tier_member TO PUBLIC;
-SELECT member_id AS plat FROM demo_tier_member WHERE tier = 'platinum' \gset
-SELECT member_id AS gold FROM demo_tier_member WHERE tier = 'gold' \gset
+  FROM demo.tier_member d WHERE m.member_id = d.member_id AND m.tier <> d.tier;
+GRANT SELECT ON demo.tier_member TO PUBLIC;
+SELECT member_id AS plat FROM demo.tier_member WHERE tier = 'platinum' \gset
+SELECT member_id AS gold FROM demo.tier_member WHERE tier = 'gold' \gset
 
 \set QUIET off
 \echo
 \echo '== Story 3: chain benefits by tier, the same at every store (szx front desk vs urc front desk)'
 \set QUIET on
 SET ROLE szx_desk;
-CREATE TEMP TABLE demo_at_szx AS
-SELECT d.tier, b.benefit_code, b.params, b.reason FROM demo_tier_member d, LATERAL loyalty.benefits(d.member_id, 'szx') b;
+SELECT jsonb_agg(jsonb_build_object('tier', d.tier, 'benefit_code', b.benefit_code, 'params', b.params, 'reason', b.reason)) AS at_szx
+  FROM demo.tier_member d, LATERAL loyalty.benefits(d.member_id, 'szx') b \gset
 RESET ROLE;
 SET ROLE urc_desk;
-CREATE TEMP TABLE demo_at_urc AS
-SELECT d.tier, b.benefit_code, b.params, b.reason FROM demo_tier_member d, LATERAL loyalty.benefits(d.member_id, 'urc') b;
+SELECT jsonb_agg(jsonb_build_object('tier', d.tier, 'benefit_code', b.benefit_code, 'params', b.params, 'reason', b.reason)) AS at_urc
+  FROM demo.tier_member d, LATERAL loyalty.benefits(d.member_id, 'urc') b \gset
 RESET ROLE;
+CREATE TEMP TABLE demo_at_szx AS
+SELECT * FROM jsonb_to_recordset(:'at_szx') AS x(tier text, benefit_code text, params jsonb, reason text);
+CREATE TEMP TABLE demo_at_urc AS
+SELECT * FROM jsonb_to_recordset(:'at_urc') AS x(tier text, benefit_code text, params jsonb, reason text);
 \set QUIET off
 SELECT tier, benefit_code, params, reason FROM demo_at_urc
  ORDER BY array_position(ARRAY['member', 'silver', 'gold', 'platinum'], tier), benefit_code;
@@ -73,7 +82,7 @@ SELECT tier, benefit_code, params, reason FROM demo_at_szx WHERE benefit_code = 
 SET ROLE sha_desk;
 \set QUIET off
 SELECT count(*) AS local_gifts_at_sha
-  FROM demo_tier_member d, LATERAL loyalty.benefits(d.member_id, 'sha') b WHERE b.benefit_code = 'local_gift';
+  FROM demo.tier_member d, LATERAL loyalty.benefits(d.member_id, 'sha') b WHERE b.benefit_code = 'local_gift';
 \set QUIET on
 RESET ROLE;
 \set QUIET off
@@ -90,8 +99,8 @@ SET ROLE sha_desk;
 SELECT risk_code, store_code, freezes, internal_visible, note, amount_owed FROM loyalty.risk_tags(:'plat');
 SELECT benefit_code, params, frozen, frozen_by FROM loyalty.benefits(:'plat', 'sha') ORDER BY benefit_code;
 \echo '-- a free upgrade and a points redemption are refused (SQLSTATE LY001); other benefits go on, and earning is no capability a risk tag can freeze'
-SELECT pg_temp.demo_try(format('SELECT loyalty.use_benefit(%L, ''sha'', ''room_upgrade'', ''demo-sha-upgrade-1'')', :'plat')) AS free_upgrade,
-       pg_temp.demo_try(format('SELECT loyalty.assert_not_frozen(%L, ''redemption'')', :'plat')) AS points_redemption;
+SELECT demo.try(format('SELECT loyalty.use_benefit(%L, ''sha'', ''room_upgrade'', ''demo-sha-upgrade-1'')', :'plat')) AS free_upgrade,
+       demo.try(format('SELECT loyalty.assert_not_frozen(%L, ''redemption'')', :'plat')) AS points_redemption;
 SELECT params, reason FROM loyalty.use_benefit(:'plat', 'sha', 'late_checkout', 'demo-sha-late-1');
 \set QUIET on
 RESET ROLE;

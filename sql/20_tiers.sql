@@ -147,15 +147,15 @@ SELECT c.idempotency_key, p.full_name, a.month, a.base_points
   JOIN loyalty.member_profile p ON p.member_id = c.member_id
  WHERE c.idempotency_key IN ('t-b4', 't-b5', 't-b6') ORDER BY 1;
 
--- a campaign for members with an unresolved "corporate" tag
+-- a campaign for members with a current "corporate" tag
 INSERT INTO loyalty.campaign (code, name, kind, fixed_points, starts_at, ends_at, priority, tag)
 VALUES ('t_corporate', 'Corporate guests', 'fixed', 300, '2026-01-01', '2026-06-01', 30, 'corporate');
-INSERT INTO loyalty.member_tag (member_id, kind, code) VALUES (:'chen', 'behaviour', 'corporate');
+INSERT INTO loyalty.member_tag (member_id, code) VALUES (:'chen', 'corporate');
 SELECT 'Bo' AS member, bonus_points FROM loyalty.record_charge('t-t1', 't_sha', :'bo', 10, '2026-05-10 12:00+08')
 UNION ALL
 SELECT 'Chen', bonus_points FROM loyalty.record_charge('t-t2', 't_sha', :'chen', 10, '2026-05-10 12:00+08');
-UPDATE loyalty.member_tag SET resolved_at = now(), resolved_by = current_user WHERE member_id = :'chen' AND code = 'corporate';
-SELECT 'Chen, tag resolved' AS member, bonus_points FROM loyalty.record_charge('t-t3', 't_sha', :'chen', 10, '2026-05-11 12:00+08');
+UPDATE loyalty.member_tag SET retired_at = now() WHERE member_id = :'chen' AND code = 'corporate';
+SELECT 'Chen, tag retired' AS member, bonus_points FROM loyalty.record_charge('t-t3', 't_sha', :'chen', 10, '2026-05-11 12:00+08');
 
 -- == Instant upgrade and tier events ====================================
 -- Dee reaches gold by stays (20 stays) in one call's transaction

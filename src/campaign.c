@@ -74,7 +74,7 @@ campaign_apply(const EarnInput *in, int64 base, EarnResult *out)
 								 "   AND (NOT c.birthday_month OR $5) "
 								 "   AND (c.tiers IS NULL OR $6 = ANY (c.tiers)) "
 								 "   AND (c.tag IS NULL OR EXISTS (SELECT 1 FROM loyalty.member_tag t "
-								 "         WHERE t.member_id = $1 AND t.code = c.tag AND t.resolved_at IS NULL)) "
+								 "         WHERE t.member_id = $1 AND t.code = c.tag AND t.retired_at IS NULL)) "
 								 " ORDER BY c.priority, c.code",
 								 6, types),
 					values, NULL, true, 0, SPI_OK_SELECT);

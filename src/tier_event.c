@@ -21,6 +21,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "benefit.h"
 #include "outbox.h"
 #include "tier.h"
 
@@ -44,7 +45,8 @@ json_field(StringInfo buf, const char *key, const char *value)
  * tier_emit_event
  *		Record one tier change and emit it.  The event payload is a JSON
  *		object: history_id, member_id, old_tier, new_tier, valid_until,
- *		reason, store, detail (the counters that earned an upgrade).
+ *		reason, store, detail (the counters that earned an upgrade) and
+ *		benefits (the chain benefits gained, lost and changed).
  */
 void
 tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
@@ -97,6 +99,14 @@ tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
 	json_field(&buf, "valid_until", has_valid ? timestamptz_to_str(valid_until) : NULL);
 	json_field(&buf, "reason", reason);
 	json_field(&buf, "store", store);
-	appendStringInfo(&buf, ", \"detail\": %s}", detail_json ? detail_json : "null");
+	appendStringInfo(&buf, ", \"detail\": %s", detail_json ? detail_json : "null");
+	/* the chain benefits the change brings and takes away (docs/benefits.md) */
+	{
+		Jsonb	   *benefits = loyalty_benefit_tier_change(old_tier, new_tier,
+														   GetCurrentTimestamp());
+
+		appendStringInfo(&buf, ", \"benefits\": %s}",
+						 JsonbToCString(NULL, &benefits->root, VARSIZE(benefits)));
+	}
 	loyalty_outbox_emit("tier_changed", member_id, store, buf.data);
 }

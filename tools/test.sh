@@ -109,12 +109,15 @@ run_examples() {
     # Node.js: a new member's 40-night stay makes them gold at once, and the
     # listening terminal hears the tier change
     card=$(psql -X -At -d loyalty_demo -c "SELECT card_no FROM loyalty.enroll('sha', '王小明', '13900001111')")
-    check "Node example installs (npm ci)" npm ci --prefix "$ex/node" --no-audit --no-fund --loglevel=error
+    check "Node example installs (npm ci)" env NPM_CONFIG_UPDATE_NOTIFIER=false \
+        npm ci --prefix "$ex/node" --no-audit --no-fund --loglevel=error
     out=$(PGDATABASE=loyalty_demo PGUSER=sha_desk node "$ex/node/checkin.js" --card "$card" --store sha \
           --check-in 2026-09-01 --check-out 2026-10-11 --revenue 4000 --listen-as hq_crm --wait 20 2>&1) || true
     echo "$out"
     check "Node example: stay recorded with an upgrade" grep -q "^stay     40 nights.*tier gold (upgraded)" <<<"$out"
     check "Node example: the terminal heard the tier change" grep -q "^event .*member -> gold" <<<"$out"
+    check "Node example: the event lists the benefits gained" grep -q "^event .*benefits gained: .*breakfast" <<<"$out"
+    check "Node example: no step failed" bash -c '! grep -q "check-in failed" <<<"$1"' _ "$out"
 }
 
 mk() { make -s -C "$here" PG_CONFIG="$PG_CONFIG" with_llvm=no bindir="$STAGED_BINDIR" "$@"; }

@@ -89,7 +89,7 @@ async function main() {
       const payload = await notified;
       const eventId = payload.split(' ')[1];
       const ev = await listener.query(
-        "SELECT event_id, payload FROM loyalty.event_read('node-example', 1000) WHERE kind = 'tier_changed' AND member_id = $1",
+        "SELECT event_id, payload FROM loyalty.event_read('node_example', 1000) WHERE kind = 'tier_changed' AND member_id = $1",
         [member.member_id]);
       for (const e of ev.rows) {
         const p = e.payload;
@@ -97,7 +97,7 @@ async function main() {
         console.log(`event    ${e.event_id}: ${p.old_tier} -> ${p.new_tier} (${p.reason})` +
                     (gained ? `, benefits gained: ${gained}` : ''));
       }
-      await listener.query("SELECT loyalty.event_ack('node-example', $1)", [eventId]);
+      await listener.query("SELECT loyalty.event_ack('node_example', $1)", [eventId]);
     }
   } finally {
     await desk.end();

@@ -19,3 +19,8 @@ CREATE POLICY store_scope ON loyalty.benefit_grant FOR SELECT
     USING (store_code IS NULL OR loyalty.store_visible(store_code));
 CREATE POLICY store_scope ON loyalty.benefit_use FOR SELECT
     USING (loyalty.store_visible(store_code));
+
+-- every view is owned by loyalty_view_owner, which cannot bypass row level
+-- security (docs/privacy.md); the tier engine's job progress view too
+GRANT SELECT ON loyalty.tier_job TO loyalty_view_owner;
+ALTER VIEW loyalty.tier_job_progress OWNER TO loyalty_view_owner;

@@ -34,7 +34,7 @@ CREATE FUNCTION loyalty._require_pg_cron() RETURNS void
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF to_regproc('cron.schedule') IS NULL THEN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_extension WHERE extname = 'pg_cron') THEN
         RAISE EXCEPTION 'pg_cron is not installed in this database'
             USING ERRCODE = 'object_not_in_prerequisite_state',
                   HINT = 'Add pg_cron to shared_preload_libraries, set cron.database_name to this database, and CREATE EXTENSION pg_cron here.';
@@ -76,7 +76,7 @@ BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
     PERFORM loyalty._require_pg_cron();
     RETURN QUERY EXECUTE
-        'SELECT j.jobid, j.jobname, j.schedule, j.command, j.username, j.active,
+        'SELECT j.jobid, j.jobname::text, j.schedule, j.command, j.username::text, j.active,
                 r.status, r.start_time, r.return_message
            FROM cron.job j
            LEFT JOIN LATERAL (SELECT d.status, d.start_time, d.return_message

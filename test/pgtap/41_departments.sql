@@ -29,8 +29,8 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c
 SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
                   AND has_table_privilege('loyalty_marketing', c.oid, 'SELECT')$$,
-    ARRAY['member_marketing', 'member_consents', 'store', 'benefit', 'benefit_grant', 'risk_type'],
-    'marketing reads its views and the benefit catalogue (no personal data)');
+    ARRAY['member_marketing', 'member_consents', 'store', 'benefit', 'benefit_grant', 'risk_type', 'campaign'],
+    'marketing reads its views, the benefit catalogue and campaigns (no personal data)');
 
 -- one member seen by each department
 SELECT loyalty.create_store('dpa', 'Dept A', 'bay', 'south', 'Asia/Shanghai');
