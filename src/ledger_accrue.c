@@ -1,0 +1,355 @@
+/*-------------------------------------------------------------------------
+ *
+ * ledger_accrue.c
+ *	  Credits: accrual (each creates a lot, pending or active) and the
+ *	  activation of pending lots, by reference (a stay's checkout) or by
+ *	  date (a batch).
+ *
+ * A pending lot counts for neither balance nor expiry: its accrual entry
+ * has points 0 (pending_points n), and the activation entry adds n.  The
+ * expiry clock of a lot starts at its activation.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "executor/spi.h"
+#include "utils/builtins.h"
+#include "utils/timestamp.h"
+
+#include "ledger_int.h"
+
+static const char *const accrual_sources[] = {
+	"stay", "spend", "campaign", "bonus", "milestone", "adjustment", NULL
+};
+
+/*
+ * check_source
+ *		Error unless source is one an accrual may name.
+ */
+static void
+check_source(const char *source)
+{
+	int			i;
+
+	for (i = 0; accrual_sources[i]; i++)
+		if (strcmp(accrual_sources[i], source) == 0)
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("unknown point source \"%s\"", source),
+			 errhint("Sources are stay, spend, campaign, bonus, milestone and adjustment.")));
+}
+
+/*
+ * ledger_accrue
+ *		Credit points to a member at a store: one entry and one lot.
+ */
+void
+ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	TimestampTz now = ledger_now();
+	LedgerMember m;
+	LedgerPolicy lp;
+	LedgerEntry e;
+	char	   *args;
+	pg_uuid_t	entry_id;
+	pg_uuid_t	lot_id;
+	int64		settled;
+	TimestampTz expires_at;
+	bool		has_expiry = false;
+	StringInfoData lots;
+
+	TimestampTz occurred_at = req->has_occurred_at ? req->occurred_at : now;
+
+	ledger_check_points(req->points, "points");
+	check_source(req->source);
+	ledger_check_text(req->rule, "rule", 100);
+	ledger_check_text(req->reference, "reference", 200);
+	if (TIMESTAMP_NOT_FINITE(occurred_at) || occurred_at > now)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("occurred_at must be a finite time not later than now"),
+				 errdetail("Points are credited for activity that has happened.")));
+	if (req->has_activate_at && !req->pending)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("activate_at applies to pending points only")));
+	if (req->has_activate_at && TIMESTAMP_NOT_FINITE(req->activate_at))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("activate_at must be a finite time")));
+
+	args = psprintf("member=%s store=%s points=" INT64_FORMAT " source=%s rule=%s "
+					"reference=%s occurred_at=%s pending=%d activate_at=%s",
+					ledger_uuid_text(&req->member_id), req->store_code, req->points,
+					req->source, req->rule ? req->rule : "", req->reference ? req->reference : "",
+					req->has_occurred_at ? ledger_ts_text(occurred_at) : "", (int) req->pending,
+					req->has_activate_at ? ledger_ts_text(req->activate_at) : "");
+
+	ledger_spi_connect();
+	ledger_check_store(req->store_code);
+	ledger_lock_member(req->member_id, &m);
+	if (ledger_idem_replay(req->idem_key, "accrue", args, res))
+	{
+		ledger_export(res, outer);
+		ledger_spi_finish();
+		return;
+	}
+	ledger_get_policy(now, &lp);
+
+	memset(&e, 0, sizeof(e));
+	e.member_id = m.id;
+	e.store_code = req->store_code;
+	e.kind = "accrue";
+	e.points = req->pending ? 0 : req->points;
+	e.pending_points = req->pending ? req->points : 0;
+	e.balance_after = m.balance + e.points;
+	e.occurred_at = occurred_at;
+	e.reference = req->reference;
+	e.note = req->rule;
+	entry_id = ledger_insert_entry(&e);
+
+	if (!req->pending)
+		has_expiry = ledger_lot_expiry(&lp, &m, occurred_at, &expires_at);
+	lot_id = ledger_insert_lot(m.id, req->store_code, req->source, req->rule,
+							   req->reference, req->points, req->points,
+							   req->pending ? "pending" : "active",
+							   occurred_at,
+							   req->has_activate_at ? &req->activate_at : NULL,
+							   req->pending ? NULL : &occurred_at,
+							   has_expiry ? &expires_at : NULL, entry_id);
+	if (!req->pending)
+	{
+		settled = ledger_settle_deficits(&m, entry_id, req->points);
+		if (settled > 0)
+			ledger_take(entry_id, lot_id, settled, NULL);
+	}
+	m.balance = e.balance_after;
+	ledger_set_balance(&m, true, occurred_at);
+
+	memset(res, 0, sizeof(*res));
+	res->operation = "accrue";
+	res->has_entry = true;
+	res->entry_id = entry_id;
+	res->has_lot = true;
+	res->lot_id = lot_id;
+	res->has_member = true;
+	res->member_id = m.id;
+	res->points = req->points;
+	res->balance = m.balance;
+	initStringInfo(&lots);
+	appendStringInfo(&lots, "[{\"lot_id\": \"%s\", \"points\": " INT64_FORMAT ", \"state\": \"%s\"}]",
+					 ledger_uuid_text(&lot_id), req->points,
+					 req->pending ? "pending" : "active");
+	res->lots_json = lots.data;
+	ledger_idem_record(req->idem_key, "accrue", args, res);
+	ledger_export(res, outer);
+	ledger_spi_finish();
+}
+
+/*
+ * activate_lots
+ *		Activate the pending lots returned by the last query (lot_id,
+ *		remaining, store_code) of a locked member: one "activate" entry
+ *		crediting their remaining points.  Returns the points activated.
+ */
+static int64
+activate_lots(LedgerMember *m, const LedgerPolicy *lp, const char *store_code,
+			  const char *reference, StringInfo lots, int *nlots_out)
+{
+	SPITupleTable *tuptable = SPI_tuptable;
+	uint64		nlots = SPI_processed;
+	uint64		i;
+	int64		total = 0;
+	LedgerEntry e;
+	pg_uuid_t	entry_id;
+	TimestampTz now = ledger_now();
+	TimestampTz expires_at;
+	bool		has_expiry;
+	pg_uuid_t  *ids;
+	int64	   *remaining;
+	int64		to_settle;
+
+	ids = palloc(sizeof(pg_uuid_t) * Max(nlots, 1));
+	remaining = palloc(sizeof(int64) * Max(nlots, 1));
+	for (i = 0; i < nlots; i++)
+	{
+		bool		isnull;
+
+		ids[i] = *DatumGetUUIDP(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
+		remaining[i] = DatumGetInt64(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 2, &isnull));
+		total += remaining[i];
+		if (store_code == NULL)
+			store_code = SPI_getvalue(tuptable->vals[i], tuptable->tupdesc, 3);
+	}
+
+	memset(&e, 0, sizeof(e));
+	e.member_id = m->id;
+	e.store_code = store_code;
+	e.kind = "activate";
+	e.points = total;
+	e.balance_after = m->balance + total;
+	e.occurred_at = now;
+	e.reference = reference;
+	entry_id = ledger_insert_entry(&e);
+
+	has_expiry = ledger_lot_expiry(lp, m, now, &expires_at);
+	to_settle = ledger_settle_deficits(m, entry_id, total);
+	for (i = 0; i < nlots; i++)
+	{
+		Datum		v[3];
+		char		n[3] = {' ', ' ', has_expiry ? ' ' : 'n'};
+
+		v[0] = UUIDPGetDatum(&ids[i]);
+		v[1] = TimestampTzGetDatum(now);
+		v[2] = has_expiry ? TimestampTzGetDatum(expires_at) : (Datum) 0;
+		if (ledger_run(LQ_LOT_ACTIVATE, v, n, SPI_OK_UPDATE) != 1)
+			elog(ERROR, "pending lot %s not activated", ledger_uuid_text(&ids[i]));
+		if (to_settle > 0)
+		{
+			int64		s = Min(to_settle, remaining[i]);
+
+			if (s > 0)
+				ledger_take(entry_id, ids[i], s, NULL);
+			to_settle -= s;
+		}
+		appendStringInfo(lots, "%s{\"lot_id\": \"%s\", \"points\": " INT64_FORMAT "}",
+						 lots->len > 1 ? ", " : "", ledger_uuid_text(&ids[i]), remaining[i]);
+	}
+	m->balance += total;
+	ledger_set_balance(m, false, now);
+	*nlots_out = (int) nlots;
+	return total;
+}
+
+/*
+ * ledger_activate
+ *		Activate a member's pending lots with this reference (a stay id at
+ *		checkout).  store_code, if not NULL, is recorded on the entry;
+ *		otherwise the first lot's store is.
+ */
+void
+ledger_activate(pg_uuid_t member_id, const char *store_code,
+				const char *reference, const char *idem_key, LedgerResult *res)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	LedgerMember m;
+	LedgerPolicy lp;
+	Datum		v[2];
+	char	   *args;
+	StringInfoData lots;
+	int			nlots;
+	int64		points;
+
+	ledger_check_text(reference, "reference", 200);
+	args = psprintf("member=%s store=%s reference=%s",
+					ledger_uuid_text(&member_id), store_code ? store_code : "", reference);
+	ledger_spi_connect();
+	if (store_code)
+		ledger_check_store(store_code);
+	ledger_lock_member(member_id, &m);
+	if (ledger_idem_replay(idem_key, "activate", args, res))
+	{
+		ledger_export(res, outer);
+		ledger_spi_finish();
+		return;
+	}
+	ledger_get_policy(ledger_now(), &lp);
+	v[0] = UUIDPGetDatum(&member_id);
+	v[1] = CStringGetTextDatum(reference);
+	if (ledger_run(LQ_PENDING_BY_REF, v, NULL, SPI_OK_SELECT) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("no pending points for reference \"%s\"", reference),
+				 errdetail("Member %s has no pending lot with this reference.",
+						   ledger_uuid_text(&member_id))));
+	initStringInfo(&lots);
+	appendStringInfoChar(&lots, '[');
+	points = activate_lots(&m, &lp, store_code, reference, &lots, &nlots);
+	appendStringInfoChar(&lots, ']');
+
+	memset(res, 0, sizeof(*res));
+	res->operation = "activate";
+	res->has_member = true;
+	res->member_id = m.id;
+	res->points = points;
+	res->balance = m.balance;
+	res->lots_json = lots.data;
+	ledger_idem_record(idem_key, "activate", args, res);
+	ledger_export(res, outer);
+	ledger_spi_finish();
+}
+
+/*
+ * ledger_activate_due
+ *		Batch: activate every pending lot whose activate_at has passed at
+ *		as_of, member by member.  Returns the total points and, as lots,
+ *		{"members": n, "lots": n}.
+ */
+void
+ledger_activate_due(TimestampTz as_of, const char *idem_key, LedgerResult *res)
+{
+	MemoryContext outer = CurrentMemoryContext;
+	LedgerPolicy lp;
+	Datum		v[2];
+	char	   *args;
+	uint64		nmembers;
+	uint64		i;
+	pg_uuid_t  *members;
+	int64		total = 0;
+	int			members_done = 0;
+	int			lots_done = 0;
+	SPITupleTable *tuptable;
+
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("as_of must be a finite time")));
+	args = psprintf("as_of=%s", ledger_ts_text(as_of));
+	ledger_spi_connect();
+	if (ledger_idem_replay(idem_key, "activate_due", args, res))
+	{
+		ledger_export(res, outer);
+		ledger_spi_finish();
+		return;
+	}
+	ledger_get_policy(ledger_now(), &lp);
+	v[0] = TimestampTzGetDatum(as_of);
+	nmembers = ledger_run(LQ_PENDING_DUE_MEMBERS, v, NULL, SPI_OK_SELECT);
+	tuptable = SPI_tuptable;
+	members = palloc(sizeof(pg_uuid_t) * Max(nmembers, 1));
+	for (i = 0; i < nmembers; i++)
+	{
+		bool		isnull;
+
+		members[i] = *DatumGetUUIDP(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
+	}
+	for (i = 0; i < nmembers; i++)
+	{
+		LedgerMember m;
+		StringInfoData lots;
+		int			n;
+
+		ledger_lock_member(members[i], &m);
+		/* re-read under the lock: another session may have activated them */
+		v[0] = UUIDPGetDatum(&members[i]);
+		v[1] = TimestampTzGetDatum(as_of);
+		if (ledger_run(LQ_PENDING_DUE, v, NULL, SPI_OK_SELECT) == 0)
+			continue;
+		initStringInfo(&lots);
+		appendStringInfoChar(&lots, '[');
+		total += activate_lots(&m, &lp, NULL, NULL, &lots, &n);
+		members_done++;
+		lots_done += n;
+	}
+
+	memset(res, 0, sizeof(*res));
+	res->operation = "activate_due";
+	res->points = total;
+	res->lots_json = psprintf("{\"members\": %d, \"lots\": %d}", members_done, lots_done);
+	ledger_idem_record(idem_key, "activate_due", args, res);
+	ledger_export(res, outer);
+	ledger_spi_finish();
+}
