@@ -15,7 +15,8 @@
  *	- an event already stored (redelivered, replayed after a re-seed, sent
  *	  twice through a hub) only counts a redelivery;
  *	- otherwise the event is applied in a subtransaction, through the same
- *	  code an HQ call uses.  An error (unknown member, a redemption HQ can
+ *	  code an HQ call uses (the ledger's C API for accruals and
+ *	  redemptions).  An error (unknown member, a redemption HQ can
  *	  no longer cover) rolls back only the subtransaction and becomes a
  *	  'conflict' verdict: the stream never stalls and nothing is half
  *	  written.  Kinds whose applier is not installed yet are 'held'.
@@ -49,6 +50,7 @@
 #include "utils/uuid.h"
 
 #include "identity.h"
+#include "ledger.h"
 #include "replica.h"
 
 PG_FUNCTION_INFO_V1(loyalty_outbox_receive);
@@ -74,6 +76,8 @@ typedef struct Verdict
 	const char *status;
 	char	   *sqlstate;
 	char	   *detail;
+	bool		has_balance;
+	int64		balance;		/* the member's balance after a ledger event */
 } Verdict;
 
 /*
@@ -218,12 +222,81 @@ apply_risk_tag(const OutboxEvent *ev)
 }
 
 /*
+ * json_points
+ *		payload->>'points' as a positive int64, or an error.
+ */
+static int64
+json_points(Datum payload)
+{
+	char	   *text = json_text(payload, "points");
+	int64		points = text ? pg_strtoint64(text) : 0;
+
+	if (points <= 0 || points > LEDGER_MAX_POINTS)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("event has no valid point amount")));
+	return points;
+}
+
+/*
+ * apply_accrual
+ *		Points earned at the store, through the ledger's C API as HQ's
+ *		loyalty.accrue() does.  The event id is the ledger's idempotency
+ *		key, a second guard against applying it twice.  The points are
+ *		earned when the store recorded them (clamped to HQ's clock).
+ */
+static void
+apply_accrual(const OutboxEvent *ev, Verdict *v)
+{
+	LedgerAccrual req = {0};
+	LedgerResult res = {0};
+	TimestampTz now = GetCurrentTransactionStartTimestamp();
+	TimestampTz at = DatumGetTimestampTz(ev->recorded_at);
+	char	   *source = json_text(ev->payload, "source");
+
+	require_member(ev->member_id);
+	memcpy(&req.member_id, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
+	req.store_code = ev->store_code;
+	req.points = json_points(ev->payload);
+	req.source = source ? source : "stay";
+	req.reference = json_text(ev->payload, "reference");
+	req.has_occurred_at = true;
+	req.occurred_at = at < now ? at : now;
+	req.pending = false;
+	req.idem_key = ev->event_id;
+	ledger_accrue(&req, &res);
+	v->balance = res.balance;
+	v->has_balance = true;
+}
+
+/*
+ * apply_redemption
+ *		Points redeemed at the store.  If HQ can no longer cover them (the
+ *		member spent them elsewhere meanwhile) the ledger refuses and the
+ *		event becomes a conflict for the store to settle.
+ */
+static void
+apply_redemption(const OutboxEvent *ev, Verdict *v)
+{
+	LedgerResult res = {0};
+	pg_uuid_t	member;
+	char	   *reward = json_text(ev->payload, "reward");
+
+	require_member(ev->member_id);
+	memcpy(&member, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
+	ledger_redeem_reward(member, ev->store_code, json_points(ev->payload),
+						 reward ? reward : "store redemption", ev->event_id, &res);
+	v->balance = res.balance;
+	v->has_balance = true;
+}
+
+/*
  * apply_event
  *		Apply one event, or raise an error (caught by the caller).  Returns
  *		false if no applier for the kind is installed (the event is held).
  */
 static bool
-apply_event(const OutboxEvent *ev)
+apply_event(const OutboxEvent *ev, Verdict *v)
 {
 	int			save_nestlevel = NewGUCNestLevel();
 
@@ -235,6 +308,10 @@ apply_event(const OutboxEvent *ev)
 		apply_preference(ev);
 	else if (strcmp(ev->kind, "risk_tag") == 0)
 		apply_risk_tag(ev);
+	else if (strcmp(ev->kind, "accrual") == 0)
+		apply_accrual(ev, v);
+	else if (strcmp(ev->kind, "redemption") == 0)
+		apply_redemption(ev, v);
 	else
 	{
 		AtEOXact_GUC(true, save_nestlevel);
@@ -258,7 +335,7 @@ apply_guarded(const OutboxEvent *ev, Verdict *v)
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		bool		applied = apply_event(ev);
+		bool		applied = apply_event(ev, v);
 
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
@@ -282,6 +359,7 @@ apply_guarded(const OutboxEvent *ev, Verdict *v)
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
 		v->status = "conflict";
+		v->has_balance = false;
 		v->sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
 		v->detail = pstrdup(edata->message);
 		FreeErrorData(edata);
@@ -298,9 +376,9 @@ static void
 record_verdict(const char *store_code, const char *event_id, const Verdict *v,
 			   bool redelivery)
 {
-	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
-	Datum		values[5];
-	char		nulls[5] = "     ";
+	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
 
 	values[0] = CStringGetTextDatum(store_code);
 	values[1] = CStringGetTextDatum(event_id);
@@ -321,11 +399,17 @@ record_verdict(const char *store_code, const char *event_id, const Verdict *v,
 		values[4] = CStringGetTextDatum(v->detail);
 	else
 		nulls[4] = 'n';
-	replica_spi_exec("INSERT INTO loyalty.outbox_result AS r (store_code, event_id, status, sqlstate, detail) "
-					 "VALUES ($1, $2, $3, $4, $5) "
+	if (v->has_balance)
+		values[5] = Int64GetDatum(v->balance);
+	else
+		nulls[5] = 'n';
+	replica_spi_exec("INSERT INTO loyalty.outbox_result AS r (store_code, event_id, status, sqlstate, detail, result) "
+					 "VALUES ($1, $2, $3, $4, $5, "
+					 "CASE WHEN $6 IS NOT NULL THEN pg_catalog.jsonb_build_object('balance', $6) END) "
 					 "ON CONFLICT (store_code, event_id) DO UPDATE SET status = excluded.status, "
-					 "sqlstate = excluded.sqlstate, detail = excluded.detail, decided_at = pg_catalog.now()",
-					 5, types, values, nulls, SPI_OK_INSERT);
+					 "sqlstate = excluded.sqlstate, detail = excluded.detail, result = excluded.result, "
+					 "decided_at = pg_catalog.now()",
+					 6, types, values, nulls, SPI_OK_INSERT);
 }
 
 /*

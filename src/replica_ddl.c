@@ -78,10 +78,8 @@ static const PublishedTable store_tables[] = {
 	{"policy", FILTER_NONE, NULL, false},
 	{"replica_store", FILTER_STORE, NULL, false},
 	{"outbox_result", FILTER_STORE, NULL, false},
-	/* the point ledger, tiers and benefits, once installed */
+	/* the point ledger's balances (lots and entries stay at HQ) */
 	{"point_balance", FILTER_NONE, NULL, true},
-	{"point_lot", FILTER_NONE, NULL, true},
-	{"benefit", FILTER_NONE, NULL, true},
 };
 
 /*

@@ -377,11 +377,20 @@ CREATE FUNCTION loyalty.store_redeem(
 AS $$
 DECLARE
     allowed bigint;
+    minimum bigint;
+    step bigint;
 BEGIN
     IF points IS NULL OR points <= 0 OR points > 100000000 THEN
         RAISE EXCEPTION 'points must be between 1 and 100000000' USING ERRCODE = 'invalid_parameter_value';
     ELSIF reward IS NULL OR length(reward) NOT BETWEEN 1 AND 200 THEN
         RAISE EXCEPTION 'reward must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- the replicated policy's minimum and step, as HQ's ledger checks them
+    SELECT (p -> 'redemption' ->> 'minimum_points')::bigint, (p -> 'redemption' ->> 'step_points')::bigint
+      INTO minimum, step FROM loyalty.policy_at() p;
+    IF points < minimum OR points % step <> 0 THEN
+        RAISE EXCEPTION 'redemption of % points is below the minimum of % or not a multiple of %', points, minimum, step
+            USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- serialise this member's redemptions at this store
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('loyalty.store_redeem'),

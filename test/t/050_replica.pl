@@ -70,6 +70,7 @@ sub digest
 		     FROM loyalty.member_tag),
 		  (SELECT string_agg(event_id || status || redeliveries, ',' ORDER BY event_id)
 		     FROM loyalty.outbox_result WHERE store_code = '$code'),
+		  (SELECT string_agg(member_id || ':' || balance, ',' ORDER BY member_id) FROM loyalty.point_balance),
 		  (SELECT count(*) FROM loyalty.policy)))});
 }
 
@@ -292,10 +293,41 @@ is($store{sa}->safe_psql('postgres', 'SELECT conflicts FROM loyalty.store_replic
 	'1', 'the store\'s state shows the conflict');
 exactly_once('sa', 'after a conflict');
 
-# --- offline limits ----------------------------------------------------
+# --- points: offline accruals arrive once; a conflicting offline redemption
+my $m3 = member(3);
+$hq->safe_psql('postgres',
+	"SELECT loyalty.accrue('$m3', 'sa', 3000, 'stay', 'hq-accrual-m3')");
+settle('sa');
+settle('sb');
+$hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa DISABLE; ALTER SUBSCRIPTION loyalty_outbox_sb DISABLE');
+$store{$_}->safe_psql('postgres', "ALTER SUBSCRIPTION loyalty_store_$_ DISABLE") for ('sa', 'sb');
+my $acc = $store{sa}->safe_psql('postgres',
+	"SELECT loyalty.store_accrue('$m1', 1500, 'stay', 'room 1201', idem_key => 'stay-1201')");
+is($store{sa}->safe_psql('postgres', "SELECT loyalty.store_offline_redeemable('$m3')"), '3000',
+	'offline: the member may redeem up to the replicated balance within the cap');
+my $r_a = $store{sa}->safe_psql('postgres', "SELECT loyalty.store_redeem('$m3', 2000, 'spa voucher')");
+is($store{sa}->safe_psql('postgres', "SELECT loyalty.store_offline_redeemable('$m3')"), '1000',
+	'offline: what this store redeemed is no longer redeemable here');
 ($ret, $out, $err) = $store{sa}->psql('postgres',
-	"SELECT loyalty.store_redeem('$m1', 1000, 'voucher')");
+	"SELECT loyalty.store_redeem('$m3', 2000, 'second voucher')");
 like($err, qr/exceeds the offline limit/, 'a redemption beyond the offline limit is refused');
+my $r_b = $store{sb}->safe_psql('postgres', "SELECT loyalty.store_redeem('$m3', 2000, 'dinner')");
+$hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa ENABLE');
+$store{sa}->wait_for_catchup('loyalty_outbox_sa');
+$hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sb ENABLE');
+$store{$_}->safe_psql('postgres', "ALTER SUBSCRIPTION loyalty_store_$_ ENABLE") for ('sa', 'sb');
+settle('sa');
+settle('sb');
+is($hq->safe_psql('postgres', "SELECT loyalty.balance('$m1') || '/' || loyalty.balance('$m3')"),
+	'1500/1000', 'HQ: the offline accrual counted once, the first redemption was applied');
+is($store{sb}->safe_psql('postgres',
+	"SELECT status || ' ' || sqlstate FROM loyalty.store_outbox_status WHERE event_id = '$r_b'"),
+	'conflict 23514', 'the redemption HQ can no longer cover is a conflict, flagged to its store')
+  or diag($store{sb}->safe_psql('postgres', "SELECT * FROM loyalty.store_outbox_status WHERE event_id = '$r_b'"));
+is($store{sa}->safe_psql('postgres',
+	"SELECT balance FROM loyalty.point_balance WHERE member_id = '$m3'"), '1000',
+	'the store sees HQ\'s balance after the conflict');
+exactly_once($_, 'after offline points') for ('sa', 'sb');
 
 # --- a store re-seeded after its slot is lost ----------------------------
 $store{sb}->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sb DISABLE');
