@@ -174,16 +174,12 @@ ledger_spi_finish(void)
 }
 
 /*
- * ledger_run
- *		Execute one of the ledger's statements (prepared once per backend)
- *		with parameters; error unless SPI returns "expected".  Returns the
- *		number of rows processed.
+ * ledger_plan
+ *		Prepare one of the ledger's statements, once per backend.
  */
-uint64
-ledger_run(LedgerQuery q, Datum *values, const char *nulls, int expected)
+static void
+ledger_plan(LedgerQuery q)
 {
-	int			ret;
-
 	if (ledger_plans[q] == NULL)
 	{
 		SPIPlanPtr	plan = SPI_prepare(ledger_queries[q].sql,
@@ -196,6 +192,20 @@ ledger_run(LedgerQuery q, Datum *values, const char *nulls, int expected)
 			elog(ERROR, "SPI_keepplan failed");
 		ledger_plans[q] = plan;
 	}
+}
+
+/*
+ * ledger_run
+ *		Execute one of the ledger's statements with parameters; error
+ *		unless SPI returns "expected".  Returns the number of rows
+ *		processed.
+ */
+uint64
+ledger_run(LedgerQuery q, Datum *values, const char *nulls, int expected)
+{
+	int			ret;
+
+	ledger_plan(q);
 	ret = SPI_execute_plan(ledger_plans[q], values, nulls, false, 0);
 	if (ret != expected)
 		elog(ERROR, "ledger statement %d failed: %s", (int) q,
@@ -639,34 +649,49 @@ ledger_draw(const LedgerMember *m, const LedgerPolicy *lp, pg_uuid_t entry_id,
 			int64 points, LedgerDrawn **drawn)
 {
 	Datum		v[1];
-	uint64		nlots;
-	uint64		i;
 	int			n = 0;
+	int			cap = 8;
+	int			i;
 	int64		left = points;
-	LedgerDrawn *out;
-	SPITupleTable *tuptable;
+	LedgerDrawn *out = palloc(sizeof(LedgerDrawn) * cap);
+	LedgerQuery q = lp->redemption_order == REDEEM_OLDEST_FIRST ?
+		LQ_LOTS_OLDEST : LQ_LOTS_SOONEST;
+	Portal		portal;
 
+	/* read lots in order, a few at a time, until the points are covered */
 	v[0] = UUIDPGetDatum(&m->id);
-	nlots = ledger_run(lp->redemption_order == REDEEM_OLDEST_FIRST ?
-					   LQ_LOTS_OLDEST : LQ_LOTS_SOONEST, v, NULL, SPI_OK_SELECT);
-	tuptable = SPI_tuptable;
-	out = palloc(sizeof(LedgerDrawn) * Max(nlots, 1));
-	for (i = 0; i < nlots && left > 0; i++)
+	ledger_plan(q);
+	portal = SPI_cursor_open(NULL, ledger_plans[q], v, NULL, false);
+	while (left > 0)
 	{
-		HeapTuple	tup = tuptable->vals[i];
-		bool		isnull;
-		int64		remaining;
-		int64		take;
+		uint64		k;
 
-		out[n].lot_id = *DatumGetUUIDP(SPI_getbinval(tup, tuptable->tupdesc, 1, &isnull));
-		remaining = DatumGetInt64(SPI_getbinval(tup, tuptable->tupdesc, 2, &isnull));
-		out[n].expires_at = DatumGetTimestampTz(SPI_getbinval(tup, tuptable->tupdesc, 3, &isnull));
-		out[n].has_expires = !isnull;
-		take = Min(remaining, left);
-		out[n].points = take;
-		left -= take;
-		n++;
+		SPI_cursor_fetch(portal, true, 16);
+		if (SPI_processed == 0)
+			break;
+		for (k = 0; k < SPI_processed && left > 0; k++)
+		{
+			HeapTuple	tup = SPI_tuptable->vals[k];
+			TupleDesc	desc = SPI_tuptable->tupdesc;
+			bool		isnull;
+			int64		remaining;
+
+			if (n == cap)
+			{
+				cap *= 2;
+				out = repalloc(out, sizeof(LedgerDrawn) * cap);
+			}
+			out[n].lot_id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
+			remaining = DatumGetInt64(SPI_getbinval(tup, desc, 2, &isnull));
+			out[n].expires_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 3, &isnull));
+			out[n].has_expires = !isnull;
+			out[n].points = Min(remaining, left);
+			left -= out[n].points;
+			n++;
+		}
+		SPI_freetuptable(SPI_tuptable);
 	}
+	SPI_cursor_close(portal);
 	if (left > 0)
 		elog(ERROR, "active lots of member %s hold less than the stored balance",
 			 ledger_uuid_text(&m->id));

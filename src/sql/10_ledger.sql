@@ -83,6 +83,11 @@ CREATE TABLE loyalty.point_lot (
 );
 COMMENT ON TABLE loyalty.point_lot IS 'Point lots: one per accrual, with what remains of it';
 CREATE INDEX point_lot_member_idx ON loyalty.point_lot (member_id) WHERE state IN ('active', 'pending');
+-- the lots a debit draws on, in each redemption order
+CREATE INDEX point_lot_spend_soonest_idx ON loyalty.point_lot (member_id, expires_at, active_from, lot_id)
+    WHERE state = 'active' AND remaining > 0;
+CREATE INDEX point_lot_spend_oldest_idx ON loyalty.point_lot (member_id, active_from, lot_id)
+    WHERE state = 'active' AND remaining > 0;
 CREATE INDEX point_lot_reference_idx ON loyalty.point_lot (reference) WHERE state = 'pending';
 CREATE INDEX point_lot_due_idx ON loyalty.point_lot (activate_at) WHERE state = 'pending';
 CREATE INDEX point_lot_expiry_idx ON loyalty.point_lot (expires_at) WHERE state = 'active';

@@ -4,7 +4,10 @@ SELECT plan(24);
 
 SELECT has_schema('loyalty');
 SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_identity',
-    'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy']);
+    'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
+    -- the point ledger (docs/ledger.md)
+    'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
+    'event_outbox', 'event_consumer']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');
