@@ -7,7 +7,9 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
-    'event_outbox', 'event_consumer']);
+    'event_outbox', 'event_consumer',
+    -- store replicas (docs/replication.md)
+    'replica_node', 'replica_store', 'outbox', 'outbox_result']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');
