@@ -9,7 +9,9 @@
  * loyalty_store_<code>; the store's subscription has the same name (so it
  * is the walsender's application_name at HQ).  Every store publishes its
  * outbox as loyalty_outbox from slot loyalty_outbox; HQ's subscription to
- * it is loyalty_outbox_<code>.
+ * it is loyalty_outbox_<code>.  A regional hub's publication, slot and
+ * subscription are loyalty_hub_<code>; it republishes to its stores under
+ * their own names, and HQ subscribes to its outbox as to a store's.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,6 +23,7 @@
 #include "nodes/pg_list.h"
 
 #define REPLICA_STORE_PREFIX	"loyalty_store_"
+#define REPLICA_HUB_PREFIX		"loyalty_hub_"
 #define REPLICA_OUTBOX_PREFIX	"loyalty_outbox_"
 #define REPLICA_OUTBOX_PUB		"loyalty_outbox"
 #define REPLICA_OUTBOX_SLOT		"loyalty_outbox"
@@ -28,6 +31,7 @@
 /* replica_ddl.c */
 extern void replica_check_store_code(const char *code);
 extern char *replica_store_object_name(const char *code);
+extern char *replica_hub_object_name(const char *code);
 extern char *replica_outbox_sub_name(const char *code);
 extern void replica_create_store_publication(const char *pubname,
 											 const char *store_code);

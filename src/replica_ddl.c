@@ -120,6 +120,17 @@ replica_store_object_name(const char *code)
 }
 
 /*
+ * replica_hub_object_name
+ *		The name of a hub's publication and slot at HQ, and of the hub's
+ *		subscription.
+ */
+char *
+replica_hub_object_name(const char *code)
+{
+	return psprintf(REPLICA_HUB_PREFIX "%s", code);
+}
+
+/*
  * replica_outbox_sub_name
  *		The name of HQ's subscription to a store's outbox.
  */
@@ -208,7 +219,8 @@ equals(const char *column, const char *value)
  * replica_create_store_publication
  *		CREATE PUBLICATION pubname FOR TABLE ... (the store's tables, with
  *		column lists and row filters) WITH (publish = 'insert, update,
- *		delete').
+ *		delete').  store_code NULL: a hub's publication, the same tables
+ *		and columns without row filters (the hub filters per store).
  */
 void
 replica_create_store_publication(const char *pubname, const char *store_code)
@@ -237,7 +249,7 @@ replica_create_store_publication(const char *pubname, const char *store_code)
 			for (col = t->columns; *col; col++)
 				pt->columns = lappend(pt->columns, makeString(pstrdup(*col)));
 		}
-		switch (t->filter)
+		switch (store_code == NULL ? FILTER_NONE : t->filter)
 		{
 			case FILTER_NONE:
 				break;

@@ -1,8 +1,9 @@
 /*-------------------------------------------------------------------------
  *
  * store_mode.c
- *	  A server in store mode: subscribes to its store's publication at HQ,
- *	  publishes its outbox, follows its batch window.
+ *	  A server in store mode: subscribes to its store's publication at HQ
+ *	  (or at its regional hub), publishes its outbox, follows its batch
+ *	  window.  A hub subscribes the same way to its own publication at HQ.
  *
  * loyalty.store_subscribe(hq_conninfo, store_code) turns a server with the
  * extension into the replica of one store:
@@ -33,6 +34,7 @@
 #include "replica.h"
 
 PG_FUNCTION_INFO_V1(loyalty_store_subscribe);
+PG_FUNCTION_INFO_V1(loyalty_hub_subscribe);
 PG_FUNCTION_INFO_V1(loyalty_store_unsubscribe);
 PG_FUNCTION_INFO_V1(loyalty_store_window_tick);
 
@@ -51,36 +53,39 @@ spi_begin(void)
 }
 
 /*
- * loyalty.store_subscribe(hq_conninfo text, store_code text) returns text
- *		(the subscription's name)
+ * subscribe_node
+ *		loyalty.store_subscribe and loyalty.hub_subscribe: make this server
+ *		the replica of one store (want "store") or a regional hub (want
+ *		"hub"), subscribed at conninfo (HQ, or the store's hub).
  */
-Datum
-loyalty_store_subscribe(PG_FUNCTION_ARGS)
+static Datum
+subscribe_node(FunctionCallInfo fcinfo, const char *want)
 {
 	char	   *conninfo;
 	char	   *code;
 	char	   *name;
 	char		current[LOYALTY_CODE_LEN];
 	const char *role;
-	Oid			types[2] = {TEXTOID, INT8OID};
-	Datum		values[2];
+	Oid			types[3] = {TEXTOID, INT8OID, TEXTOID};
+	Datum		values[3];
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("HQ connection string and store code must not be null")));
+				 errmsg("connection string and %s code must not be null", want)));
 	conninfo = TextDatumGetCString(PG_GETARG_DATUM(0));
 	code = TextDatumGetCString(PG_GETARG_DATUM(1));
 	replica_check_store_code(code);
-	name = replica_store_object_name(code);
+	name = strcmp(want, "hub") == 0 ? replica_hub_object_name(code) :
+		replica_store_object_name(code);
 	spi_begin();
 
 	role = replica_node_role(current, NULL);
-	if (strcmp(role, "hq") != 0 && strcmp(current, code) != 0)
+	if (strcmp(role, "hq") != 0 && (strcmp(role, want) != 0 || strcmp(current, code) != 0))
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("this server is the replica of store \"%s\", not \"%s\"", current, code),
-				 errhint("A store server subscribes only to its own store's publication.")));
+				 errmsg("this server is the replica of %s \"%s\", not \"%s\"", role, current, code),
+				 errhint("A server subscribes only to its own store's (or hub's) publication.")));
 	/* at HQ (no node row yet), registered stores mean this is HQ itself */
 	if (strcmp(role, "hq") == 0)
 		replica_spi_exec("SELECT 1 FROM loyalty.replica_store", 0, NULL, NULL, NULL, SPI_OK_SELECT);
@@ -117,11 +122,32 @@ loyalty_store_subscribe(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(code);
 	values[1] = Int64GetDatum((int64) (GetCurrentTimestamp() / USECS_PER_SEC +
 									   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY));
+	values[2] = CStringGetTextDatum(want);
 	replica_spi_exec("INSERT INTO loyalty.replica_node (node_role, store_code, incarnation) "
-					 "VALUES ('store', $1, $2) ON CONFLICT (singleton) DO NOTHING",
-					 2, types, values, NULL, SPI_OK_INSERT);
+					 "VALUES ($3, $1, $2) ON CONFLICT (singleton) DO NOTHING",
+					 3, types, values, NULL, SPI_OK_INSERT);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(name));
+}
+
+/*
+ * loyalty.store_subscribe(conninfo text, store_code text) returns text
+ *		(the subscription's name)
+ */
+Datum
+loyalty_store_subscribe(PG_FUNCTION_ARGS)
+{
+	return subscribe_node(fcinfo, "store");
+}
+
+/*
+ * loyalty.hub_subscribe(hq_conninfo text, hub_code text) returns text
+ *		(the subscription's name)
+ */
+Datum
+loyalty_hub_subscribe(PG_FUNCTION_ARGS)
+{
+	return subscribe_node(fcinfo, "hub");
 }
 
 /*

@@ -13,7 +13,7 @@ CREATE TABLE loyalty.replica_node (
         CONSTRAINT replica_node_singleton CHECK (singleton),
     node_role   text NOT NULL
         CONSTRAINT replica_node_role_valid CHECK (node_role IN ('store', 'hub')),
-    store_code  text NOT NULL
+    store_code  text NOT NULL  -- the store's code, or the hub's
         CONSTRAINT replica_node_store_code_format CHECK (store_code ~ '^[a-z][a-z0-9_]{0,15}$'),
     incarnation bigint NOT NULL
         CONSTRAINT replica_node_incarnation_positive CHECK (incarnation > 0),
@@ -22,9 +22,14 @@ CREATE TABLE loyalty.replica_node (
 COMMENT ON TABLE loyalty.replica_node IS 'What this server is: no row at HQ; one row at a store replica or a hub';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.replica_node', '');
 
--- HQ (or a hub): the stores replicated from this server.
+-- The replica registry, kept at HQ (and replicated to hubs and stores):
+-- every store replica and every regional hub.  A store replicated through
+-- a hub (via_hub) has its publication and slot at the hub, not at HQ.
 CREATE TABLE loyalty.replica_store (
-    store_code   text PRIMARY KEY REFERENCES loyalty.store,
+    store_code   text PRIMARY KEY
+        CONSTRAINT replica_store_code_format CHECK (store_code ~ '^[a-z][a-z0-9_]{0,15}$'),
+    kind         text NOT NULL DEFAULT 'store'
+        CONSTRAINT replica_store_kind_valid CHECK (kind IN ('store', 'hub')),
     publication  name NOT NULL,
     slot_name    name NOT NULL,
     mode         text NOT NULL DEFAULT 'streaming'
@@ -37,9 +42,10 @@ CREATE TABLE loyalty.replica_store (
         CONSTRAINT replica_store_cap_nonnegative CHECK (offline_redeem_cap >= 0),
     added_at     timestamptz NOT NULL DEFAULT now(),
     CONSTRAINT replica_store_window_complete CHECK
-        ((mode = 'batch') = (window_start IS NOT NULL AND window_end IS NOT NULL))
+        ((mode = 'batch') = (window_start IS NOT NULL AND window_end IS NOT NULL)),
+    CONSTRAINT replica_store_hub_not_nested CHECK (kind = 'store' OR via_hub IS NULL)
 );
-COMMENT ON TABLE loyalty.replica_store IS 'Stores (and hubs) replicated from this server, their publication, slot and mode';
+COMMENT ON TABLE loyalty.replica_store IS 'Store replicas and regional hubs: publication, slot, mode, hub, offline cap';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.replica_store', '');
 
 -- The outbox: at a store, every operation recorded there, append-only;

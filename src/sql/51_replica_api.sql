@@ -42,6 +42,20 @@ CREATE FUNCTION loyalty.replica_add_store(
 COMMENT ON FUNCTION loyalty.replica_add_store(text, bigint, text) IS
     'HQ: create a store''s publication and register its replica; then call replica_create_slot in a new transaction';
 
+CREATE FUNCTION loyalty.replica_add_hub(hub_code text) RETURNS text
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'loyalty_replica_add_hub';
+COMMENT ON FUNCTION loyalty.replica_add_hub(text) IS
+    'HQ: a regional hub that republishes to its stores; then replica_create_slot(hub_code)';
+
+CREATE FUNCTION loyalty.hub_subscribe(hq_conninfo text, hub_code text) RETURNS text
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'loyalty_hub_subscribe';
+COMMENT ON FUNCTION loyalty.hub_subscribe(text, text) IS
+    'Hub: become a regional hub, subscribing to its publication at HQ (initial copy)';
+
 CREATE FUNCTION loyalty.replica_create_slot(store_code text) RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -124,7 +138,7 @@ COMMENT ON FUNCTION loyalty.replica_set_offline_cap(text, bigint) IS
 -- The state of every store's replica.  A definer function, so that a DBA
 -- login sees walsender details without pg_monitor.
 CREATE FUNCTION loyalty._replica_status(
-    OUT store_code text, OUT mode text, OUT via_hub text, OUT slot_name name,
+    OUT store_code text, OUT kind text, OUT mode text, OUT via_hub text, OUT slot_name name,
     OUT slot_status text, OUT wal_status text, OUT retained_wal_bytes bigint,
     OUT lag_bytes bigint, OUT lag_time interval, OUT last_reply timestamptz,
     OUT outbox_attached boolean, OUT outbox_last_message timestamptz,
@@ -135,8 +149,9 @@ CREATE FUNCTION loyalty._replica_status(
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT r.store_code, r.mode, r.via_hub, r.slot_name,
-           CASE WHEN s.slot_name IS NULL THEN 'no slot'
+    SELECT r.store_code, r.kind, r.mode, r.via_hub, r.slot_name,
+           CASE WHEN r.via_hub IS NOT NULL THEN 'via hub'
+                WHEN s.slot_name IS NULL THEN 'no slot'
                 WHEN s.wal_status = 'lost' THEN 'lost'
                 WHEN s.active THEN 'streaming'
                 ELSE 'disconnected' END,
@@ -153,7 +168,7 @@ AS $$
            coalesce(e.applied, 0), coalesce(e.held, 0), coalesce(e.conflicts, 0),
            coalesce(e.rejected, 0), coalesce(e.redeliveries, 0)
       FROM loyalty.replica_store r
-      LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = r.slot_name
+      LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = r.slot_name AND r.via_hub IS NULL
       LEFT JOIN pg_catalog.pg_stat_replication w ON w.pid = s.active_pid
       LEFT JOIN pg_catalog.pg_subscription sub
              ON sub.subname = 'loyalty_outbox_' || r.store_code
@@ -170,7 +185,9 @@ AS $$
                    pg_catalog.count(*) FILTER (WHERE x.status = 'rejected') AS rejected,
                    pg_catalog.sum(x.redeliveries) AS redeliveries
               FROM loyalty.outbox_result x
-             WHERE x.store_code = r.store_code) e ON true
+             WHERE x.store_code = r.store_code
+                OR x.store_code IN (SELECT h.store_code FROM loyalty.replica_store h
+                                     WHERE h.via_hub = r.store_code)) e ON true
      ORDER BY r.store_code
 $$;
 CREATE VIEW loyalty.replica_status AS SELECT * FROM loyalty._replica_status();
@@ -513,6 +530,7 @@ REVOKE ALL ON FUNCTION loyalty._outbox_receive(), loyalty._outbox_append_only(),
     loyalty.replica_attach_outbox(text, text), loyalty.replica_remove_store(text, boolean),
     loyalty.replica_retry(text), loyalty.replica_set_mode(text, text, time, time),
     loyalty.replica_set_offline_cap(text, bigint), loyalty._replica_status(),
+    loyalty.replica_add_hub(text), loyalty.hub_subscribe(text, text),
     loyalty.store_subscribe(text, text), loyalty.store_unsubscribe(boolean),
     loyalty.store_window_tick(), loyalty._outbox_append(text, uuid, jsonb, text, text[]),
     loyalty.store_record_preference(uuid, text, text, text, text),
@@ -528,6 +546,7 @@ GRANT EXECUTE ON FUNCTION loyalty.replica_add_store(text, bigint, text), loyalty
     loyalty.replica_set_offline_cap(text, bigint), loyalty._replica_status(),
     loyalty.store_subscribe(text, text), loyalty.store_unsubscribe(boolean),
     loyalty.store_window_tick(), loyalty._store_replica_state(),
+    loyalty.replica_add_hub(text), loyalty.hub_subscribe(text, text),
     loyalty.store_prune_outbox(interval) TO loyalty_dba;
 GRANT EXECUTE ON FUNCTION loyalty.replica_set_offline_cap(text, bigint) TO loyalty_crm;
 GRANT EXECUTE ON FUNCTION loyalty.store_record_preference(uuid, text, text, text, text)

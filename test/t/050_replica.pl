@@ -98,13 +98,25 @@ sub exactly_once
 	   "$what: each applied preference of $code was written once");
 }
 
-# wait until HQ has every event of the store and the store has HQ's data
+# wait until HQ has decided every event of the store, and the store has
+# everything HQ committed: a barrier row written at HQ after the rest
+# arrives after it (a subscriber applies in commit order)
+my $barrier = 0;
 sub settle
 {
 	my ($code) = @_;
 	my $node = $store{$code};
+	my $n = $node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.outbox');
+	$hq->poll_query_until('postgres',
+		"SELECT count(*) >= $n FROM loyalty.outbox_result WHERE store_code = '$code'")
+	  or die "HQ did not decide the events of $code";
 	$node->wait_for_catchup("loyalty_outbox_$code");
-	$hq->wait_for_catchup("loyalty_store_$code");
+	$barrier++;
+	$hq->safe_psql('postgres',
+		"UPDATE loyalty.store SET region = 'barrier $barrier' WHERE store_code = '$code'");
+	$node->poll_query_until('postgres',
+		"SELECT region = 'barrier $barrier' FROM loyalty.store WHERE store_code = '$code'")
+	  or die "store $code did not catch up";
 	is(digest($node, $code), digest($hq, $code), "store $code matches HQ");
 }
 
