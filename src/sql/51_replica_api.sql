@@ -562,3 +562,13 @@ GRANT SELECT ON loyalty.store_replica_state TO loyalty_dba, loyalty_store_manage
 GRANT SELECT ON loyalty.store_outbox_status, loyalty.store_member_preferences
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager, loyalty_dba;
 GRANT SELECT ON loyalty.replica_store, loyalty.outbox_result TO loyalty_dba;
+
+-- At a store replica, its department roles appear with its store row
+-- (src/store_mode_roles.c).
+CREATE FUNCTION loyalty._store_arrived() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'loyalty_store_arrived';
+REVOKE ALL ON FUNCTION loyalty._store_arrived() FROM PUBLIC;
+CREATE TRIGGER store_arrived
+    AFTER INSERT ON loyalty.store
+    FOR EACH ROW EXECUTE FUNCTION loyalty._store_arrived();
+ALTER TABLE loyalty.store ENABLE ALWAYS TRIGGER store_arrived;

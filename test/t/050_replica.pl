@@ -159,6 +159,20 @@ is($store{sa}->safe_psql('postgres',
 	'0/0', 'no identity data and no address reach a store');
 is($store{sa}->safe_psql('postgres', 'SELECT count(*) FROM loyalty.policy'), '1',
 	'the policy reached the store');
+# the store's department roles came with its store row: staff logins
+# are made at the store and act as that store's department
+$store{sa}->safe_psql('postgres', q{SELECT loyalty.create_staff('amy_sa', 'sa', 'frontdesk')});
+is($store{sa}->safe_psql('postgres', q{SELECT store_code || '/' || department FROM loyalty.whoami()},
+		extra_params => ['-U', 'amy_sa']),
+	'sa/frontdesk', 'a front desk login at the store is seen as its store and department');
+my $m5 = $hq->safe_psql('postgres', 'SELECT member_id FROM m WHERE g = 5');
+like($store{sa}->safe_psql('postgres',
+		"SELECT loyalty.store_record_preference('$m5', 'crib', 'crib in room')",
+		extra_params => ['-U', 'amy_sa']),
+	qr/^sa-/, 'the front desk records at the store through the application function');
+is($store{sb}->safe_psql('postgres',
+		q{SELECT count(*) FROM loyalty.staff_role WHERE store_code IS NOT NULL}),
+	'4', 'a store server maps only its own store\'s department roles');
 settle('sa');
 settle('sb');
 
@@ -166,7 +180,7 @@ settle('sb');
 my $m1 = member(1);
 my $e1 = $store{sa}->safe_psql('postgres',
 	"SELECT loyalty.store_record_preference('$m1', 'allergy', 'buckwheat pillow', idem_key => 'p1')");
-like($e1, qr/^sa-\d+-1$/, 'the event id is store code, incarnation and sequence');
+like($e1, qr/^sa-\d+-2$/, 'the event id is store code, incarnation and sequence');
 is($store{sa}->safe_psql('postgres',
 	"SELECT loyalty.store_record_preference('$m1', 'allergy', 'buckwheat pillow', idem_key => 'p1')"),
 	$e1, 'a retried call returns the first event');
