@@ -1,0 +1,49 @@
+-- The point ledger: a member earns at Shenzhen and redeems at Shanghai at
+-- the same rate (1,000 points = 100 CNY everywhere), with idempotent
+-- retries and the invariant check.
+\set QUIET on
+SELECT m.member_id AS guest FROM loyalty.member m JOIN loyalty.member_profile p USING (member_id)
+ WHERE m.home_store = 'szx' ORDER BY m.card_no LIMIT 1 \gset
+\set QUIET off
+\echo
+\echo '== Story 2: points earned at Shenzhen (szx_desk, checkout of a 480 CNY stay)'
+\set QUIET on
+SET ROLE szx_desk;
+\set QUIET off
+SELECT operation, points, balance, lots -> 0 ->> 'state' AS lot_state
+  FROM loyalty.accrue(:'guest', 'szx', 4800, 'stay', 'demo-stay-1', rule => 'base 10/CNY',
+                      reference => 'demo-stay-1', pending => true);
+SELECT operation, points, balance FROM loyalty.activate(:'guest', 'szx', 'demo-stay-1', 'demo-checkout-1');
+\echo '-- the PMS retries the checkout call: same key, same answer, nothing changes'
+SELECT operation, points, balance, replayed FROM loyalty.activate(:'guest', 'szx', 'demo-stay-1', 'demo-checkout-1');
+\set QUIET on
+RESET ROLE;
+\set QUIET off
+\echo
+\echo '== ... show at Shanghai at once and redeem there at the one rate (sha_desk)'
+\set QUIET on
+SET ROLE sha_desk;
+\set QUIET off
+SELECT loyalty.balance(:'guest') AS balance_seen_in_shanghai;
+SELECT operation, points, cash_amount AS paid_cny, balance FROM loyalty.redeem_cash(:'guest', 'sha', 300.00, 'demo-pos-1');
+\echo '-- off the 100-point step, or more than the balance: refused, nothing written'
+\set ON_ERROR_STOP off
+SELECT * FROM loyalty.redeem(:'guest', 'sha', 1050, 'gift', 'demo-pos-2');
+SELECT * FROM loyalty.redeem(:'guest', 'sha', 900000, 'free night', 'demo-pos-3');
+\echo '-- Shanghai staff cannot act for Shenzhen'
+SELECT * FROM loyalty.accrue(:'guest', 'szx', 100, 'spend', 'demo-x');
+\set ON_ERROR_STOP on
+\set QUIET on
+RESET ROLE;
+\set QUIET off
+\echo
+\echo '== The statement and the invariant (hq_crm)'
+\set QUIET on
+SET ROLE hq_crm;
+\set QUIET off
+SELECT kind, store_code, points, pending_points, balance_after, cash_amount
+  FROM loyalty.member_ledger(:'guest') ORDER BY recorded_at, balance_after DESC;
+SELECT count(*) AS invariant_violations FROM loyalty.ledger_check();
+\set QUIET on
+RESET ROLE;
+\set QUIET off
