@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 
+#include "benefit.h"
 #include "identity.h"
 #include "policy.h"
 
@@ -25,4 +26,5 @@ _PG_init(void)
 {
 	loyalty_policy_cache_init();
 	loyalty_identity_init();
+	loyalty_benefit_cache_init();
 }

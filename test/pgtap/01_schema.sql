@@ -8,6 +8,8 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer',
+    -- risk tags and benefits (docs/benefits.md)
+    'risk_type', 'risk_tag', 'risk_tag_event', 'benefit', 'benefit_grant', 'benefit_use',
     -- store replicas (docs/replication.md)
     'replica_node', 'replica_store', 'outbox', 'outbox_result']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');

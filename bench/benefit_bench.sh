@@ -1,0 +1,116 @@
+#!/usr/bin/env bash
+# Benchmark: loyalty.benefits(member, store) against a floor, the primary-key
+# SELECT of one member row, side by side with pgbench on a throwaway server.
+#
+#   bench/benefit_bench.sh     (BENCH_SECONDS=3 BENCH_CLIENTS=1 BENCH_ROUNDS=8)
+#
+# Both scripts pick a random member of 10,000 the same way (member ids are
+# md5(n)::uuid) and run prepared (-M prepared).  The floor runs as the
+# superuser (store roles cannot read loyalty.member); benefits() runs as a
+# front-desk login of store "sza".  Each round runs the two pgbench
+# processes at the same time, side by side for the same seconds, so that
+# both see the same load from other work on the machine (and from each
+# other); the result is the median of the rounds' ratios (target >= 0.8),
+# with the mean TPS of each side.
+set -euo pipefail
+
+here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tools/lib.sh
+. "$here/tools/lib.sh"
+
+seconds=${BENCH_SECONDS:-3}
+clients=${BENCH_CLIENTS:-1}
+rounds=${BENCH_ROUNDS:-8}
+port=${BENCH_PORT:-55302}
+
+if [ "$(id -u)" -eq 0 ]; then
+    ensure_packages
+    user=$(unprivileged_user)
+    work=$(mktemp -d /tmp/loyalty-bench.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+    cp -a "$here" "$work/src"
+    make -s -C "$work/src" clean >/dev/null 2>&1 || true
+    chown -R "$user" "$work"
+    runuser -u "$user" -- env BENCH_SECONDS="$seconds" BENCH_CLIENTS="$clients" \
+        BENCH_ROUNDS="$rounds" BENCH_PORT="$port" "$work/src/bench/benefit_bench.sh"
+    exit $?
+fi
+
+work=$(mktemp -d /tmp/loyalty-benchrun.XXXXXX)
+cleanup() { stop_server "$work/data"; rm -rf "$work"; }
+trap cleanup EXIT
+
+log "building and staging into $work/inst"
+build_and_stage "$here" "$work/inst"
+export PATH="$STAGED_BINDIR:$PATH"
+export PGHOST="$work/sock" PGPORT="$port" PGUSER=postgres PGDATABASE=bench
+start_server "$work/data" "$PGHOST" "$PGPORT"
+
+psql -q -X -d postgres -c 'CREATE DATABASE bench' >/dev/null
+psql -q -X -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+CREATE EXTENSION loyalty;
+SELECT loyalty.create_store('sza', 'Bench A', 'bay', 'south', 'Asia/Shanghai'),
+       loyalty.create_store('szb', 'Bench B', 'bay', 'west', 'Asia/Urumqi');
+SELECT loyalty.create_staff('bench_desk', 'sza', 'frontdesk');
+-- the demo catalogue, plus store benefits of 20 other stores
+SELECT loyalty.define_benefit('room_discount', 'Room rate discount', 'room_discount'),
+       loyalty.define_benefit('breakfast', 'Free breakfast', 'breakfast'),
+       loyalty.define_benefit('late_checkout', 'Late checkout', 'late_checkout'),
+       loyalty.define_benefit('room_upgrade', 'Free room upgrade', 'room_upgrade'),
+       loyalty.define_benefit('local_gift', 'Local specialty gift', 'gift');
+SELECT loyalty.grant_benefit('room_discount', 'tier', '{"percent": 10}', min_tier => 'silver');
+SELECT loyalty.grant_benefit('breakfast', 'tier', '{"count": 2}', min_tier => 'gold', use_limit => 1, limit_per => 'day');
+SELECT loyalty.grant_benefit('late_checkout', 'tier', '{"hour": 15}', min_tier => 'gold');
+SELECT loyalty.grant_benefit('late_checkout', 'tier', '{"hour": 16}', min_tier => 'platinum');
+SELECT loyalty.grant_benefit('room_upgrade', 'tier', '{}', min_tier => 'platinum', use_limit => 1, limit_per => 'stay');
+SELECT loyalty.grant_benefit('local_gift', 'store', '{"item": "Lychee gift box"}', stores => ARRAY['sza']);
+SELECT loyalty.create_store('o' || i, 'Other ' || i, 'bay', 'east', 'Asia/Shanghai') FROM generate_series(1, 20) i;
+SELECT loyalty.grant_benefit('local_gift', 'store', jsonb_build_object('item', 'Gift of store o' || i), stores => ARRAY['o' || i])
+  FROM generate_series(1, 20) i;
+-- 10,000 members over the four tiers; 1% with an unresolved violation
+INSERT INTO loyalty.member (member_id, card_no, home_store, tier)
+SELECT md5(n::text)::uuid, loyalty.new_card_number(), 'sza',
+       (ARRAY['member', 'silver', 'gold', 'platinum'])[1 + n % 4]
+  FROM generate_series(1, 10000) n;
+INSERT INTO loyalty.risk_tag (member_id, risk_code, store_code, note, raised_by)
+SELECT md5(n::text)::uuid, 'unresolved_violation', 'szb', 'bench', 'postgres'
+  FROM generate_series(1, 10000, 100) n;
+VACUUM ANALYZE;
+SQL
+
+cat >"$work/floor.sql" <<'SQL'
+\set n random(1, 10000)
+SELECT * FROM loyalty.member WHERE member_id = md5(:n::text)::uuid;
+SQL
+cat >"$work/benefits.sql" <<'SQL'
+\set n random(1, 10000)
+SELECT * FROM loyalty.benefits(md5(:n::text)::uuid, 'sza');
+SQL
+
+# sanity: the benefits script returns rows as the front desk
+rows=$(psql -X -A -t -U bench_desk -c "SELECT count(*) FROM loyalty.benefits(md5('4')::uuid, 'sza')")
+log "benefits() of member 4 (tier member) at sza: $rows rows"
+
+tps() {  # script user
+    pgbench -n -M prepared -c "$clients" -j "$clients" -T "$seconds" -U "$2" -f "$1" bench 2>/dev/null \
+        | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+}
+
+floor_sum=0
+bench_sum=0
+ratios=""
+for r in $(seq 1 "$rounds"); do
+    tps "$work/floor.sql" postgres >"$work/floor.tps" &
+    b=$(tps "$work/benefits.sql" bench_desk)
+    wait
+    f=$(cat "$work/floor.tps")
+    ratio=$(awk -v b="$b" -v f="$f" 'BEGIN { printf "%.3f", b / f }')
+    printf 'round %d: floor %8.0f tps, benefits() %8.0f tps, ratio %s\n' "$r" "$f" "$b" "$ratio"
+    floor_sum=$(awk -v a="$floor_sum" -v b="$f" 'BEGIN { print a + b }')
+    bench_sum=$(awk -v a="$bench_sum" -v b="$b" 'BEGIN { print a + b }')
+    ratios="$ratios $ratio"
+done
+median=$(printf '%s\n' $ratios | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.3f", (v[NR / 2] + v[NR / 2 + 1]) / 2 }')
+printf 'floor    %8.0f tps mean  (SELECT * FROM loyalty.member WHERE member_id = $1)\n' "$(awk -v s="$floor_sum" -v n="$rounds" 'BEGIN { print s / n }')"
+printf 'benefits %8.0f tps mean  (SELECT * FROM loyalty.benefits($1, '"'"'sza'"'"'))\n' "$(awk -v s="$bench_sum" -v n="$rounds" 'BEGIN { print s / n }')"
+printf 'ratio    %8s median of %d rounds (target >= 0.80; %d client(s) per side, both sides at once for %ds per round)\n' "$median" "$rounds" "$clients" "$seconds"

@@ -1,0 +1,126 @@
+/*-------------------------------------------------------------------------
+ *
+ * benefit.h
+ *	  The benefit catalogue, cached per backend, and benefit resolution:
+ *	  what a member of a tier may use at a store at a time.
+ *
+ * The catalogue (loyalty.benefit, loyalty.benefit_grant, and what each
+ * loyalty.risk_type freezes) is loaded once per backend into its own memory
+ * context and dropped when one of the tables changes (statement trigger +
+ * relcache invalidation, see invalidate.c).
+ * Resolution rules are in docs/benefits.md.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LOYALTY_BENEFIT_H
+#define LOYALTY_BENEFIT_H
+
+#include "postgres.h"
+
+#include "datatype/timestamp.h"
+#include "utils/jsonb.h"
+#include "utils/uuid.h"
+
+#include "policy.h"
+
+typedef enum BenefitSource
+{
+	SOURCE_TIER = 1,			/* values are the precedence: higher wins */
+	SOURCE_STORE = 2,
+	SOURCE_CAMPAIGN = 3
+} BenefitSource;
+
+typedef enum BenefitLimitPer
+{
+	LIMIT_NONE = 0,
+	LIMIT_STAY,
+	LIMIT_DAY,
+	LIMIT_MONTH,
+	LIMIT_YEAR,
+	LIMIT_EVER
+} BenefitLimitPer;
+
+extern const char *const loyalty_benefit_source_names[4];
+extern const char *const loyalty_benefit_limit_names[6];
+
+/* one row of loyalty.benefit_grant with its benefit */
+typedef struct BenefitGrant
+{
+	pg_uuid_t	grant_id;
+	char	   *benefit_code;
+	char	   *name;
+	int			kind;			/* LoyaltyCapability (a benefit kind) */
+	BenefitSource source;
+	char	   *min_tier;		/* NULL: every tier */
+	char	   *store_code;		/* NULL: every store */
+	char	   *campaign;		/* NULL unless SOURCE_CAMPAIGN */
+	TimestampTz valid_from;
+	TimestampTz valid_until;	/* exclusive */
+	Jsonb	   *params;
+	int			use_limit;		/* 0: unlimited */
+	BenefitLimitPer limit_per;
+} BenefitGrant;
+
+/* one row of loyalty.risk_type */
+typedef struct BenefitRiskType
+{
+	char	   *risk_code;
+	uint32		freezes;		/* CAP_BIT mask (risk.h) */
+} BenefitRiskType;
+
+typedef struct BenefitCatalog
+{
+	int			ngrants;
+	BenefitGrant *grants;		/* sorted by benefit_code */
+	int			nrisk_types;
+	BenefitRiskType *risk_types;
+} BenefitCatalog;
+
+/* a risk tag in effect for a member */
+typedef struct BenefitTag
+{
+	pg_uuid_t	tag_id;
+	char		risk_code[LOYALTY_CODE_LEN];
+	TimestampTz raised_at;
+	uint32		freezes;		/* CAP_BIT mask */
+} BenefitTag;
+
+/* what resolution needs to know about a member */
+typedef struct BenefitMember
+{
+	char		tier[LOYALTY_CODE_LEN];
+	bool		active;
+	int			ntags;
+	BenefitTag *tags;			/* in raising order */
+} BenefitMember;
+
+/* benefit_catalog.c */
+extern void loyalty_benefit_cache_init(void);
+extern const BenefitCatalog *loyalty_benefit_catalog(void);
+extern uint32 loyalty_risk_type_freezes(const BenefitCatalog *catalog,
+										const char *risk_code);
+
+/* risk_cache.c */
+extern void loyalty_risk_cache_init(void);
+extern int	loyalty_risk_cache_lookup(const pg_uuid_t *member_id,
+									  const BenefitTag **tags);
+
+/* benefit_member.c */
+extern void loyalty_benefit_member_init(void);
+extern bool loyalty_store_exists(const char *store_code);
+extern bool loyalty_benefit_member(const pg_uuid_t *member_id, TimestampTz at,
+								   bool current, const BenefitCatalog *catalog,
+								   BenefitMember *out);
+
+/* benefit_resolve.c */
+extern int	loyalty_benefits_resolve(const BenefitCatalog *catalog,
+									 const LoyaltyPolicy *policy,
+									 const char *tier, const char *store_code,
+									 TimestampTz at, bool tier_grants_only,
+									 const BenefitGrant **winners);
+extern char *loyalty_benefit_reason(const BenefitGrant *grant);
+extern Jsonb *loyalty_benefit_tier_change(const char *from_tier,
+										  const char *to_tier,
+										  TimestampTz at);
+
+#endif							/* LOYALTY_BENEFIT_H */

@@ -1,0 +1,73 @@
+# Benefits and the violation freeze over real logins of two stores: store
+# urc raises, store sha's front desk sees the freeze (but not urc's note) and
+# is refused the upgrade; the freeze survives a restart (per-backend caches
+# are rebuilt from the tables); urc's manager resolves it.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('hq');
+$node->init;
+$node->start;
+
+$node->safe_psql('postgres', q{
+    CREATE EXTENSION loyalty;
+    SELECT loyalty.create_store('sha', 'Shanghai Bund', 'bay', 'east', 'Asia/Shanghai');
+    SELECT loyalty.create_store('urc', 'Urumqi', 'bay', 'west', 'Asia/Urumqi');
+    SELECT loyalty.create_staff('amy', 'sha', 'frontdesk');
+    SELECT loyalty.create_staff('uli', 'urc', 'frontdesk');
+    SELECT loyalty.create_staff('uma', 'urc', 'store_manager');
+    SELECT loyalty.create_staff('cara', NULL, 'crm');
+});
+$node->safe_psql('postgres', q{
+    SELECT loyalty.define_benefit('upgrade', 'Free upgrade', 'room_upgrade');
+    SELECT loyalty.grant_benefit('upgrade', 'tier', '{}', min_tier => 'member');
+    SELECT loyalty.define_benefit('gift', 'Local gift', 'gift');
+    SELECT loyalty.grant_benefit('gift', 'store', '{"item": "tea"}', stores => ARRAY['sha']);
+}, extra_params => ['-U', 'cara']);
+my $member = $node->safe_psql('postgres',
+    q{SELECT member_id FROM loyalty.enroll('urc', 'Guest')}, extra_params => ['-U', 'uli']);
+
+my $sha_view = qq{SELECT string_agg(benefit_code || ':' || frozen, ',' ORDER BY benefit_code)
+                    FROM loyalty.benefits('$member', 'sha')};
+is($node->safe_psql('postgres', $sha_view, extra_params => ['-U', 'amy']),
+    'gift:false,upgrade:false', 'sha sees the chain upgrade and its own gift');
+is($node->safe_psql('postgres',
+        qq{SELECT string_agg(benefit_code, ',') FROM loyalty.benefits('$member', 'urc')},
+        extra_params => ['-U', 'uli']),
+    'upgrade', 'urc does not see sha\'s gift');
+
+my $tag = $node->safe_psql('postgres',
+    qq{SELECT loyalty.raise_risk_tag('$member', 'urc', 'unresolved_violation', 'broke the TV', 2800)},
+    extra_params => ['-U', 'uli']);
+is($node->safe_psql('postgres', $sha_view, extra_params => ['-U', 'amy']),
+    'gift:false,upgrade:true', 'the upgrade is frozen at sha at once');
+is($node->safe_psql('postgres',
+        qq{SELECT coalesce(note, '(hidden)') || ' ' || store_code FROM loyalty.risk_tags('$member')},
+        extra_params => ['-U', 'amy']),
+    '(hidden) urc', 'sha sees the flag, not urc\'s note');
+my ($ret, $out, $err) = $node->psql('postgres',
+    qq{SELECT * FROM loyalty.use_benefit('$member', 'sha', 'upgrade', 'k1')},
+    extra_params => ['-U', 'amy']);
+like($err, qr/room_upgrade is frozen for this member by unresolved risk tag "unresolved_violation"/,
+    'the upgrade is refused at sha');
+
+$node->restart;
+is($node->safe_psql('postgres', $sha_view, extra_params => ['-U', 'amy']),
+    'gift:false,upgrade:true', 'still frozen after a restart');
+($ret, $out, $err) = $node->psql('postgres',
+    qq{SELECT loyalty.resolve_risk_tag('$tag', 'settled', 'paid')}, extra_params => ['-U', 'amy']);
+like($err, qr/permission denied for risk tag/, 'sha cannot resolve urc\'s tag');
+$node->safe_psql('postgres', qq{SELECT loyalty.resolve_risk_tag('$tag', 'settled', 'paid 2800 by card')},
+    extra_params => ['-U', 'uma']);
+is($node->safe_psql('postgres', $sha_view, extra_params => ['-U', 'amy']),
+    'gift:false,upgrade:false', 'resolved: unfrozen at sha');
+is($node->safe_psql('postgres',
+        qq{SELECT string_agg(action || '\@' || store_code || '/' || department, ',' ORDER BY at, action DESC)
+             FROM loyalty.risk_tag_history('$tag')}, extra_params => ['-U', 'uma']),
+    'raised@urc/frontdesk,resolved@urc/store_manager', 'the audit trail names each step');
+
+$node->stop;
+done_testing();
