@@ -16,7 +16,7 @@
  *	  twice through a hub) only counts a redelivery;
  *	- otherwise the event is applied in a subtransaction, through the same
  *	  code an HQ call uses (the ledger's C API for accruals and
- *	  redemptions).  An error (unknown member, a redemption HQ can
+ *	  redemptions, loyalty.use_benefit() and loyalty.raise_risk_tag()).  An error (unknown member, a redemption HQ can
  *	  no longer cover) rolls back only the subtransaction and becomes a
  *	  'conflict' verdict: the stream never stalls and nothing is half
  *	  written.  Kinds whose applier is not installed yet are 'held'.
@@ -183,27 +183,27 @@ apply_preference(const OutboxEvent *ev)
 
 /*
  * apply_risk_tag
- *		A risk tag (e.g. an unpaid damage) raised at the store.
+ *		A risk tag (e.g. an unpaid damage) raised at the store, through
+ *		loyalty.raise_risk_tag() as an HQ call would: the same checks, the
+ *		freeze and the audit trail (its actor is the subscription's owner;
+ *		the outbox row keeps the store login).
  */
 static void
 apply_risk_tag(const OutboxEvent *ev)
 {
-	Oid			types[7] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID,
-	TIMESTAMPTZOID, NAMEOID};
-	Datum		values[7];
-	char		nulls[7] = "       ";
-	char	   *code = json_text(ev->payload, "code");
+	Oid			types[5] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID};
+	Datum		values[5];
+	char		nulls[5] = "     ";
+	char	   *code = json_text(ev->payload, "risk_code");
 	char	   *note = json_text(ev->payload, "note");
 	char	   *owed = json_text(ev->payload, "amount_owed");
 
-	if (code == NULL)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("risk tag event has no code")));
-	require_member(ev->member_id);
 	values[0] = ev->member_id;
-	values[1] = CStringGetTextDatum(code);
-	values[2] = CStringGetTextDatum(ev->store_code);
+	values[1] = CStringGetTextDatum(ev->store_code);
+	if (code)
+		values[2] = CStringGetTextDatum(code);
+	else
+		nulls[2] = 'n';
 	if (note)
 		values[3] = CStringGetTextDatum(note);
 	else
@@ -213,12 +213,33 @@ apply_risk_tag(const OutboxEvent *ev)
 										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	else
 		nulls[4] = 'n';
-	values[5] = ev->recorded_at;
-	values[6] = ev->recorded_by;
-	replica_spi_exec("INSERT INTO loyalty.member_tag "
-					 "(member_id, kind, code, store_code, note, amount_owed, raised_at, raised_by) "
-					 "VALUES ($1, 'risk', $2, $3, $4, $5, $6, $7)",
-					 7, types, values, nulls, SPI_OK_INSERT);
+	replica_spi_exec("SELECT loyalty.raise_risk_tag($1, $2, $3, $4, $5)",
+					 5, types, values, nulls, SPI_OK_SELECT);
+}
+
+/*
+ * apply_benefit_use
+ *		A benefit used at the store, through loyalty.use_benefit() (the
+ *		benefits area's C) with the event id as its idempotency key.  A
+ *		benefit HQ finds frozen, used up or not valid there is a conflict.
+ */
+static void
+apply_benefit_use(const OutboxEvent *ev)
+{
+	Oid			types[4] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+	char	   *benefit = json_text(ev->payload, "benefit");
+
+	values[0] = ev->member_id;
+	values[1] = CStringGetTextDatum(ev->store_code);
+	if (benefit)
+		values[2] = CStringGetTextDatum(benefit);
+	else
+		nulls[2] = 'n';
+	values[3] = CStringGetTextDatum(ev->event_id);
+	replica_spi_exec("SELECT u.use_id FROM loyalty.use_benefit($1, $2, $3, $4) u",
+					 4, types, values, nulls, SPI_OK_SELECT);
 }
 
 /*
@@ -312,6 +333,8 @@ apply_event(const OutboxEvent *ev, Verdict *v)
 		apply_accrual(ev, v);
 	else if (strcmp(ev->kind, "redemption") == 0)
 		apply_redemption(ev, v);
+	else if (strcmp(ev->kind, "benefit_use") == 0)
+		apply_benefit_use(ev);
 	else
 	{
 		AtEOXact_GUC(true, save_nestlevel);

@@ -46,7 +46,8 @@ typedef enum PublishedFilter
 {
 	FILTER_NONE,				/* every row */
 	FILTER_STORE,				/* store_code = <store> */
-	FILTER_CHAIN_OR_STORE		/* scope = 'chain' OR store_code = <store> */
+	FILTER_CHAIN_OR_STORE,		/* scope = 'chain' OR store_code = <store> */
+	FILTER_GRANT				/* source <> 'store' OR store_code = <store> */
 } PublishedFilter;
 
 typedef struct PublishedTable
@@ -80,6 +81,13 @@ static const PublishedTable store_tables[] = {
 	{"outbox_result", FILTER_STORE, NULL, false},
 	/* the point ledger's balances (lots and entries stay at HQ) */
 	{"point_balance", FILTER_NONE, NULL, true},
+	/* risk tags (chain-wide freezes) and benefits: the catalogue, chain
+	 * grants and this store's own, every use (limits count them all) */
+	{"risk_type", FILTER_NONE, NULL, true},
+	{"risk_tag", FILTER_NONE, NULL, true},
+	{"benefit", FILTER_NONE, NULL, true},
+	{"benefit_grant", FILTER_GRANT, NULL, true},
+	{"benefit_use", FILTER_NONE, NULL, true},
 };
 
 /*
@@ -260,6 +268,15 @@ replica_create_store_publication(const char *pubname, const char *store_code)
 				pt->whereClause = (Node *)
 					makeBoolExpr(OR_EXPR,
 								 list_make2(equals("scope", "chain"),
+											equals("store_code", store_code)),
+								 -1);
+				break;
+			case FILTER_GRANT:
+				pt->whereClause = (Node *)
+					makeBoolExpr(OR_EXPR,
+								 list_make2(makeSimpleA_Expr(AEXPR_OP, "<>",
+															 column_ref("source"),
+															 string_const("store"), -1),
 											equals("store_code", store_code)),
 								 -1);
 				break;

@@ -106,7 +106,9 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 	/* 3: the initial copy brings every published row back */
 	replica_spi_exec("TRUNCATE loyalty.store, loyalty.member, loyalty.member_profile, "
 					 "loyalty.member_preference, loyalty.member_tag, loyalty.stay, "
-					 "loyalty.policy, loyalty.replica_store, loyalty.outbox_result CASCADE",
+					 "loyalty.policy, loyalty.replica_store, loyalty.outbox_result, "
+					 "loyalty.risk_type, loyalty.risk_tag, loyalty.benefit, "
+					 "loyalty.benefit_grant, loyalty.benefit_use CASCADE",
 					 0, NULL, NULL, NULL, SPI_OK_UTILITY);
 	/* TRUNCATE ... CASCADE emptied the role map: keep HQ's fixed rows */
 	replica_spi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) VALUES "

@@ -98,11 +98,32 @@ CREATE UNIQUE INDEX member_preference_replica_key
 ALTER TABLE loyalty.member_preference REPLICA IDENTITY USING INDEX member_preference_replica_key;
 CREATE UNIQUE INDEX stay_replica_key ON loyalty.stay (stay_id, store_code);
 ALTER TABLE loyalty.stay REPLICA IDENTITY USING INDEX stay_replica_key;
+-- benefit_grant is filtered on source and store_code, which may be NULL
+-- (not allowed in a replica identity index): the whole row is its
+-- identity.  The table is small and rarely updated.
+ALTER TABLE loyalty.benefit_grant REPLICA IDENTITY FULL;
 
 -- The apply worker fires only row triggers, and only ENABLE ALWAYS or
 -- ENABLE REPLICA ones: policy versions arriving at a store must still
 -- invalidate the store backends' policy caches.
+-- The same holds for the benefit catalogue and the risk tags.
 CREATE TRIGGER policy_invalidate_replica
     AFTER INSERT OR UPDATE OR DELETE ON loyalty.policy
     FOR EACH ROW EXECUTE FUNCTION loyalty._cache_invalidate();
 ALTER TABLE loyalty.policy ENABLE REPLICA TRIGGER policy_invalidate_replica;
+CREATE TRIGGER risk_type_invalidate_replica
+    AFTER INSERT OR UPDATE OR DELETE ON loyalty.risk_type
+    FOR EACH ROW EXECUTE FUNCTION loyalty._cache_invalidate();
+ALTER TABLE loyalty.risk_type ENABLE REPLICA TRIGGER risk_type_invalidate_replica;
+CREATE TRIGGER risk_tag_invalidate_replica
+    AFTER INSERT OR UPDATE OR DELETE ON loyalty.risk_tag
+    FOR EACH ROW EXECUTE FUNCTION loyalty._cache_invalidate();
+ALTER TABLE loyalty.risk_tag ENABLE REPLICA TRIGGER risk_tag_invalidate_replica;
+CREATE TRIGGER benefit_invalidate_replica
+    AFTER INSERT OR UPDATE OR DELETE ON loyalty.benefit
+    FOR EACH ROW EXECUTE FUNCTION loyalty._cache_invalidate();
+ALTER TABLE loyalty.benefit ENABLE REPLICA TRIGGER benefit_invalidate_replica;
+CREATE TRIGGER benefit_grant_invalidate_replica
+    AFTER INSERT OR UPDATE OR DELETE ON loyalty.benefit_grant
+    FOR EACH ROW EXECUTE FUNCTION loyalty._cache_invalidate();
+ALTER TABLE loyalty.benefit_grant ENABLE REPLICA TRIGGER benefit_grant_invalidate_replica;

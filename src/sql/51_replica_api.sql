@@ -304,28 +304,33 @@ COMMENT ON FUNCTION loyalty.store_record_preference(uuid, text, text, text, text
     'Store: record a guest preference in the outbox; returns the event id';
 
 CREATE FUNCTION loyalty.store_raise_risk_tag(
-    member_id uuid, code text, note text DEFAULT NULL, amount_owed numeric DEFAULT NULL,
+    member_id uuid, risk_code text, note text, amount_owed numeric DEFAULT NULL,
     idem_key text DEFAULT NULL)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF code IS NULL OR code !~ '^[a-z][a-z0-9_]{0,31}$' THEN
-        RAISE EXCEPTION 'invalid tag code "%"', code USING ERRCODE = 'invalid_parameter_value';
-    ELSIF note IS NOT NULL AND length(note) > 1000 THEN
+    IF risk_code IS NULL OR NOT EXISTS (SELECT 1 FROM loyalty.risk_type t WHERE t.risk_code = store_raise_risk_tag.risk_code) THEN
+        RAISE EXCEPTION 'unknown risk type "%"', risk_code
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The risk types are listed in loyalty.risk_type.';
+    ELSIF note IS NULL OR btrim(note) = '' THEN
+        RAISE EXCEPTION 'note must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF length(note) > 1000 THEN
         RAISE EXCEPTION 'note is longer than 1000 characters' USING ERRCODE = 'string_data_right_truncation';
-    ELSIF amount_owed IS NOT NULL AND (amount_owed <= 0 OR amount_owed <> round(amount_owed, 2)) THEN
-        RAISE EXCEPTION 'amount owed must be positive with at most 2 decimals' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF amount_owed IS NOT NULL AND (amount_owed <= 0 OR amount_owed <> round(amount_owed, 2)
+                                       OR amount_owed >= 10000000000) THEN
+        RAISE EXCEPTION 'invalid amount owed %', amount_owed USING ERRCODE = 'invalid_parameter_value';
     END IF;
     RETURN loyalty._outbox_append('risk_tag', member_id,
         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-            'code', code, 'note', note, 'amount_owed', amount_owed::text)),
-        idem_key, ARRAY['frontdesk', 'store_manager', 'dba']);
+            'risk_code', risk_code, 'note', note, 'amount_owed', amount_owed::text)),
+        idem_key, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'dba']);
 END
 $$;
 COMMENT ON FUNCTION loyalty.store_raise_risk_tag(uuid, text, text, numeric, text) IS
-    'Store: raise a risk tag (e.g. unpaid damage) in the outbox; returns the event id';
+    'Store: raise a risk tag (e.g. an unresolved violation) in the outbox; HQ raises it with loyalty.raise_risk_tag()';
 
 CREATE FUNCTION loyalty.store_accrue(
     member_id uuid, points bigint, source text DEFAULT 'stay', reference text DEFAULT NULL,
@@ -409,6 +414,11 @@ BEGIN
         RAISE EXCEPTION 'redemption of % points is below the minimum of % or not a multiple of %', points, minimum, step
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
+    IF member_id IS NOT NULL AND loyalty.frozen_by(member_id, 'redemption') IS NOT NULL THEN
+        RAISE EXCEPTION 'redemption is frozen for this member by an unresolved risk tag (%)',
+            loyalty.frozen_by(member_id, 'redemption')
+            USING ERRCODE = 'check_violation';
+    END IF;
     -- serialise this member's redemptions at this store
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('loyalty.store_redeem'),
                                              pg_catalog.hashtext(member_id::text));
@@ -434,11 +444,26 @@ CREATE FUNCTION loyalty.store_use_benefit(
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    here text := (SELECT n.store_code FROM loyalty.replica_node n WHERE n.node_role = 'store');
+    usable loyalty.usable_benefit;
 BEGIN
-    IF benefit IS NULL OR benefit !~ '^[a-z][a-z0-9_]{0,63}$' THEN
+    IF benefit IS NULL OR benefit !~ '^[a-z][a-z0-9_]{0,47}$' THEN
         RAISE EXCEPTION 'invalid benefit code "%"', benefit USING ERRCODE = 'invalid_parameter_value';
     ELSIF detail IS NULL OR pg_catalog.jsonb_typeof(detail) <> 'object' THEN
         RAISE EXCEPTION 'benefit detail must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    -- resolved on the replicated catalogue, tier and risk tags; limits are
+    -- checked by HQ when the event arrives (a use beyond them is a conflict)
+    IF here IS NOT NULL AND member_id IS NOT NULL THEN
+        SELECT * INTO usable FROM loyalty.benefits(member_id, here) b WHERE b.benefit_code = store_use_benefit.benefit;
+        IF NOT FOUND THEN
+            RAISE EXCEPTION 'benefit "%" is not available to this member at this store', benefit
+                USING ERRCODE = 'no_data_found';
+        ELSIF usable.frozen THEN
+            RAISE EXCEPTION 'benefit "%" is frozen by an unresolved risk tag (%)', benefit, usable.frozen_by
+                USING ERRCODE = 'check_violation';
+        END IF;
     END IF;
     RETURN loyalty._outbox_append('benefit_use', member_id,
         pg_catalog.jsonb_build_object('benefit', benefit, 'detail', detail),
@@ -446,7 +471,7 @@ BEGIN
 END
 $$;
 COMMENT ON FUNCTION loyalty.store_use_benefit(uuid, text, jsonb, text) IS
-    'Store: record a benefit used (voucher, certificate) in the outbox; returns the event id';
+    'Store: record a benefit used (voucher, late checkout) in the outbox; HQ applies it with loyalty.use_benefit()';
 
 -- The store's events and HQ's verdict on each: pending until HQ decides.
 CREATE VIEW loyalty.store_outbox_status WITH (security_barrier) AS
@@ -552,7 +577,7 @@ GRANT EXECUTE ON FUNCTION loyalty.replica_set_offline_cap(text, bigint) TO loyal
 GRANT EXECUTE ON FUNCTION loyalty.store_record_preference(uuid, text, text, text, text)
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager, loyalty_dba;
 GRANT EXECUTE ON FUNCTION loyalty.store_raise_risk_tag(uuid, text, text, numeric, text)
-    TO loyalty_frontdesk, loyalty_store_manager, loyalty_dba;
+    TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager, loyalty_dba;
 GRANT EXECUTE ON FUNCTION loyalty.store_accrue(uuid, bigint, text, text, text),
     loyalty.store_offline_redeemable(uuid), loyalty.store_redeem(uuid, bigint, text, text),
     loyalty.store_use_benefit(uuid, text, jsonb, text)

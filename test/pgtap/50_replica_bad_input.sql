@@ -4,7 +4,7 @@
 -- records conflicts and rejects malformed events without raising; store
 -- mode's application functions check their input and the offline limit.
 BEGIN;
-SELECT plan(58);
+SELECT plan(60);
 
 SELECT loyalty.create_store('rpa', 'Replica A', 'bay', 'r', 'Asia/Shanghai'),
        loyalty.create_store('rpb', 'Replica B', 'bay', 'r', 'Asia/Shanghai');
@@ -69,7 +69,7 @@ INSERT INTO ev VALUES
     ('rpa-1-3', 'accrual', (SELECT m FROM t), '{"points": 1500, "source": "stay"}'),
     ('rpa-1-4', 'redemption', (SELECT m FROM t), '{"points": 2000, "reward": "spa"}'),
     ('rpa-1-5', 'benefit_use', (SELECT m FROM t), '{"benefit": "late_checkout"}'),
-    ('rpa-1-6', 'risk_tag', (SELECT m FROM t), '{"code": "unpaid_damage", "amount_owed": "800.00"}');
+    ('rpa-1-6', 'risk_tag', (SELECT m FROM t), '{"risk_code": "unresolved_violation", "note": "TV damaged", "amount_owed": "800.00"}');
 CREATE FUNCTION pg_temp.send(e ev) RETURNS void LANGUAGE sql AS $$
     INSERT INTO loyalty.outbox (event_id, store_code, incarnation, seq, kind, member_id, payload)
     VALUES (e.id, split_part(e.id, '-', 1), split_part(e.id, '-', 2)::bigint, split_part(e.id, '-', 3)::bigint,
@@ -78,13 +78,13 @@ $$;
 SELECT pg_temp.send(e) FROM ev e ORDER BY id;
 SELECT results_eq($$SELECT event_id, status, coalesce(sqlstate, '') FROM loyalty.outbox_result WHERE store_code = 'rpa' ORDER BY event_id$$,
     $$VALUES ('rpa-1-1', 'applied', ''), ('rpa-1-2', 'conflict', 'P0002'), ('rpa-1-3', 'applied', ''),
-             ('rpa-1-4', 'conflict', '23514'), ('rpa-1-5', 'held', ''), ('rpa-1-6', 'applied', '')$$,
-    'each event has a verdict: applied, conflict or held');
+             ('rpa-1-4', 'conflict', '23514'), ('rpa-1-5', 'conflict', 'P0002'), ('rpa-1-6', 'applied', '')$$,
+    'each event has a verdict: applied or conflict (unknown member, uncovered redemption, unknown benefit)');
 SELECT is((SELECT count(*) FROM loyalty.member_preference WHERE value = 'buckwheat-free' AND store_code = 'rpa'), 1::bigint,
           'the preference was written, attributed to the store');
 SELECT is(loyalty.balance((SELECT m FROM t)), 1500::bigint, 'the accrual counted; the uncovered redemption did not');
 SELECT is((SELECT result ->> 'balance' FROM loyalty.outbox_result WHERE event_id = 'rpa-1-3'), '1500', 'the verdict carries the balance');
-SELECT is((SELECT count(*) FROM loyalty.member_tag WHERE code = 'unpaid_damage' AND store_code = 'rpa' AND amount_owed = 800), 1::bigint,
+SELECT is((SELECT count(*) FROM loyalty.risk_tag WHERE risk_code = 'unresolved_violation' AND store_code = 'rpa' AND amount_owed = 800), 1::bigint,
           'the risk tag was raised for the store');
 SELECT is((SELECT count(*) FROM loyalty.outbox WHERE store_code = 'rpa'), 6::bigint, 'every well-formed event is kept');
 
@@ -108,7 +108,7 @@ SELECT is((SELECT count(*) FROM loyalty.outbox WHERE event_id IN ('rpa-1-99', 'r
 
 -- retry: after HQ credits the member, the conflicting redemption applies
 SELECT lives_ok(format($$SELECT loyalty.accrue(%L, 'rpb', 1000, 'stay', 'rp-topup')$$, (SELECT m FROM t)), 'HQ credits the member');
-SELECT is(loyalty.replica_retry(), 1, 'retry applies the redemption now covered (the benefit use stays held)');
+SELECT is(loyalty.replica_retry(), 1, 'retry applies the redemption now covered (the unknown benefit stays a conflict)');
 SELECT is(loyalty.balance((SELECT m FROM t)), 500::bigint, 'the retried redemption was applied once');
 SELECT is(loyalty.replica_retry(), 0, 'a second retry applies nothing');
 
@@ -126,7 +126,13 @@ SELECT throws_ok(format($$SELECT loyalty.store_record_preference(%L, 'mood', 'ha
                  '22023', 'invalid preference category "mood"', 'unknown preference category');
 SELECT throws_ok(format($$SELECT loyalty.store_accrue(%L, 0)$$, (SELECT m FROM t)), '22023', NULL, 'zero points');
 SELECT throws_ok(format($$SELECT loyalty.store_redeem(%L, 150, 'x')$$, (SELECT m FROM t)), '22023', NULL, 'below the redemption minimum');
-SELECT throws_ok(format($$SELECT loyalty.store_redeem(%L, 1000, 'x')$$, (SELECT m FROM t)), '23514', NULL, 'beyond the offline limit');
+SELECT throws_ok(format($$SELECT loyalty.store_redeem(%L, 1000, 'x')$$, (SELECT m FROM t)), '23514',
+                 'redemption is frozen for this member by an unresolved risk tag (unresolved_violation)',
+                 'the replicated risk tag freezes redemption at the store');
+SELECT throws_ok(format($$SELECT loyalty.store_raise_risk_tag(%L, 'rumour', 'x')$$, (SELECT m FROM t)),
+                 '22023', 'unknown risk type "rumour"', 'unknown risk type at the store');
+SELECT throws_ok(format($$SELECT loyalty.store_use_benefit(%L, 'late_checkout')$$, (SELECT m FROM t)),
+                 'P0002', NULL, 'a benefit the member does not have at this store');
 SELECT is((SELECT count(*) FROM loyalty.outbox), (SELECT events FROM n), 'bad store calls write nothing');
 SELECT matches(loyalty.store_record_preference((SELECT m FROM t), 'floor', 'high', idem_key => 'k1'), '^rpa-7-[0-9]+$',
                'a store event id is store, incarnation, sequence');

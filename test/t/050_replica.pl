@@ -68,9 +68,14 @@ sub digest
 		     FROM loyalty.member_preference WHERE scope = 'chain' OR store_code = '$code'),
 		  (SELECT string_agg(tag_id || code || coalesce(store_code, ''), ',' ORDER BY tag_id)
 		     FROM loyalty.member_tag),
+		  (SELECT string_agg(tag_id || risk_code || coalesce(store_code, '') || (resolved_at IS NULL), ','
+		                     ORDER BY tag_id) FROM loyalty.risk_tag),
 		  (SELECT string_agg(event_id || status || redeliveries, ',' ORDER BY event_id)
 		     FROM loyalty.outbox_result WHERE store_code = '$code'),
 		  (SELECT string_agg(member_id || ':' || balance, ',' ORDER BY member_id) FROM loyalty.point_balance),
+		  (SELECT string_agg(use_id || benefit_code || store_code, ',' ORDER BY use_id) FROM loyalty.benefit_use),
+		  (SELECT string_agg(grant_id || benefit_code, ',' ORDER BY grant_id)
+		     FROM loyalty.benefit_grant WHERE source <> 'store' OR store_code = '$code'),
 		  (SELECT count(*) FROM loyalty.policy)))});
 }
 
@@ -196,13 +201,35 @@ is($store{sb}->safe_psql('postgres',
 	"SELECT store_code FROM loyalty.member_preference WHERE value = 'buckwheat pillow'"),
 	'sa', 'store B sees the preference recorded at store A');
 
+# --- story 4: a store-only benefit, used at the store, applied once ------
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.define_benefit('local_gift', 'Local specialty gift', 'gift');
+	SELECT loyalty.grant_benefit('local_gift', 'store', params => '{"item": "tea"}', stores => ARRAY['sa']);
+});
+settle('sa');
+settle('sb');
+is($store{sa}->safe_psql('postgres',
+		"SELECT count(*) FROM loyalty.benefits('$m1', 'sa') WHERE benefit_code = 'local_gift'") . '/'
+	  . $store{sb}->safe_psql('postgres', q{SELECT count(*) FROM loyalty.benefit_grant WHERE store_code = 'sa'}),
+	'1/0', 'store A resolves its own benefit offline; store B does not even hold its grant');
+my $e_gift = $store{sa}->safe_psql('postgres',
+	"SELECT loyalty.store_use_benefit('$m1', 'local_gift', idem_key => 'gift-1')");
+settle('sa');
+is($hq->safe_psql('postgres',
+	"SELECT count(*) || ' ' || min(store_code) FROM loyalty.benefit_use WHERE member_id = '$m1' AND benefit_code = 'local_gift'"),
+	'1 sa', 'the benefit used at store A was recorded at HQ once, through use_benefit');
+settle('sb');
+is($store{sb}->safe_psql('postgres',
+	"SELECT count(*) FROM loyalty.benefit_use WHERE member_id = '$m1'"), '1',
+	'the use is known at store B (limits count every store\'s uses)');
+
 # --- a store offline while both sides keep working ---------------------
 my $m2 = member(2);
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa DISABLE');
 $store{sa}->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sa DISABLE');
 $store{sa}->safe_psql('postgres', qq{
 	SELECT loyalty.store_record_preference('$m2', 'floor', 'high floor');
-	SELECT loyalty.store_raise_risk_tag('$m2', 'unpaid_damage', 'TV', 800.00);
+	SELECT loyalty.store_raise_risk_tag('$m2', 'unresolved_violation', 'TV damaged', 800.00);
 	SELECT loyalty.store_record_preference('$m2', 'lighting', 'warm light', 'store');
 });
 is($store{sa}->safe_psql('postgres',
@@ -223,7 +250,7 @@ is($store{sa}->safe_psql('postgres',
 	'HQ\'s tier change reached the store');
 settle('sb');
 is($store{sb}->safe_psql('postgres',
-	"SELECT count(*) FROM loyalty.member_tag WHERE member_id = '$m2' AND code = 'unpaid_damage' AND store_code = 'sa'"),
+	"SELECT count(*) FROM loyalty.risk_tag WHERE member_id = '$m2' AND risk_code = 'unresolved_violation' AND store_code = 'sa' AND resolved_at IS NULL"),
 	'1', 'store B sees the risk tag raised at store A while it was offline');
 
 # --- HQ restarted mid-apply --------------------------------------------
