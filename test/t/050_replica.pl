@@ -264,6 +264,40 @@ $hq->restart;
 settle('sb');
 exactly_once('sb', 'after an HQ restart');
 
+# --- HQ crashing in the middle of applying a store transaction ----------
+# The store records three events in one transaction.  At HQ a session
+# holds the lock on one member's balance, so the apply worker stops inside
+# that transaction, after applying the first event; HQ then crashes
+# (immediate stop) and restarts.  Every event is applied once.
+my $m4 = member(4);
+$hq->safe_psql('postgres', "SELECT loyalty.accrue('$m4', 'sa', 100, 'stay', 'seed-m4')");
+my $blocker = $hq->background_psql('postgres', on_error_stop => 0);
+$blocker->query_safe(
+	"BEGIN; SELECT 1 FROM loyalty.point_balance WHERE member_id = '$m4' FOR UPDATE;");
+$store{sa}->safe_psql('postgres', qq{
+	BEGIN;
+	SELECT loyalty.store_record_preference('$m4', 'floor', 'low floor');
+	SELECT loyalty.store_accrue('$m4', 900, 'stay', 'room 404');
+	SELECT loyalty.store_record_preference('$m4', 'dining', 'no peanuts');
+	COMMIT;
+});
+$hq->poll_query_until('postgres', q{
+	SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
+	 WHERE NOT l.granted AND a.backend_type = 'logical replication worker'})
+  or die 'the apply worker never waited';
+is($hq->safe_psql('postgres', "SELECT count(*) FROM loyalty.member_preference WHERE value = 'low floor'"),
+	'0', 'mid-apply: nothing of the store transaction is visible at HQ yet');
+$hq->stop('immediate');
+eval { $blocker->quit; };
+$hq->start;
+settle('sa');
+is($hq->safe_psql('postgres', "SELECT loyalty.balance('$m4')"), '1000',
+	'after an HQ crash mid-apply the accrual counted once');
+is($hq->safe_psql('postgres',
+	q{SELECT count(*) FROM loyalty.member_preference WHERE value IN ('low floor', 'no peanuts')}),
+	'2', 'after an HQ crash mid-apply each preference was written once');
+exactly_once('sa', 'after an HQ crash mid-apply');
+
 # --- a store crashing mid-transaction ----------------------------------
 # A backend killed with SIGKILL makes the store's postmaster end every
 # session and run crash recovery, as after a power loss.
