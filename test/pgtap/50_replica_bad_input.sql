@@ -4,7 +4,7 @@
 -- records conflicts and rejects malformed events without raising; store
 -- mode's application functions check their input and the offline limit.
 BEGIN;
-SELECT plan(60);
+SELECT plan(66);
 
 SELECT loyalty.create_store('rpa', 'Replica A', 'bay', 'r', 'Asia/Shanghai'),
        loyalty.create_store('rpb', 'Replica B', 'bay', 'r', 'Asia/Shanghai');
@@ -138,6 +138,19 @@ SELECT matches(loyalty.store_record_preference((SELECT m FROM t), 'floor', 'high
                'a store event id is store, incarnation, sequence');
 SELECT throws_ok(format($$SELECT loyalty.store_record_preference(%L, 'floor', 'low', idem_key => 'k1')$$, (SELECT m FROM t)),
                  '23505', 'idempotency key "k1" was used for another operation', 'a key reused for another operation');
+
+-- the batch window, in the store's local time (a window around now, and
+-- one that begins later; both may wrap midnight)
+SELECT lives_ok($$SELECT loyalty.replica_set_mode('rpa', 'batch',
+    ((now() AT TIME ZONE 'Asia/Shanghai') - interval '1 hour')::time,
+    ((now() AT TIME ZONE 'Asia/Shanghai') + interval '1 hour')::time)$$, 'a window around now');
+SELECT is(loyalty.store_window_tick(), 'enabled', 'inside the window the subscription is enabled');
+SELECT lives_ok($$SELECT loyalty.replica_set_mode('rpa', 'batch',
+    ((now() AT TIME ZONE 'Asia/Shanghai') + interval '1 hour')::time,
+    ((now() AT TIME ZONE 'Asia/Shanghai') + interval '2 hours')::time)$$, 'a window later today');
+SELECT is(loyalty.store_window_tick(), 'disabled', 'outside the window it is disabled');
+SELECT lives_ok($$SELECT loyalty.replica_set_mode('rpa', 'streaming')$$, 'back to streaming');
+SELECT is(loyalty.store_window_tick(), 'enabled', 'streaming: always enabled');
 
 SELECT * FROM finish();
 ROLLBACK;
