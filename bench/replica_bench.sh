@@ -1,0 +1,174 @@
+#!/usr/bin/env bash
+# Store replica benchmark (docs/replication.md, "Measured").  One HQ and
+# two store servers on this machine, each store subscribed to its
+# publication (loyalty.store_subscribe) and, as the floor, to a plain
+# publication of a plain table (floor_balance) updated at the same rate.
+#
+#   1. latency: HQ commit -> row applied at the store, p50/p95 in ms, at a
+#      steady rate of loyalty.accrue() calls (pgbench -R), against the same
+#      rate of plain single-row updates;
+#   2. catch-up: a store's subscription is disabled, a backlog of accruals
+#      is committed at HQ, the subscription is enabled: transactions per
+#      second applied until the store has caught up, against the same for
+#      the plain table;
+#   3. HQ CPU per store: CPU time of each store's walsender (its decoder)
+#      per second of the latency phase, against a walsender whose
+#      publication holds only the plain table (the pure decoding cost: a
+#      walsender decodes all of the database's WAL whatever it publishes).
+#
+#   bench/replica_bench.sh                (as root or an unprivileged user)
+#   BENCH_SECONDS=20 BENCH_RATE=300 BENCH_BACKLOG=5000 bench/replica_bench.sh
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+# shellcheck source=tools/lib.sh
+. "$here/tools/lib.sh"
+
+if [ "$(id -u)" -eq 0 ]; then
+    ensure_packages
+    user=$(unprivileged_user)
+    work=$(mktemp -d /tmp/loyalty-bench.XXXXXX)
+    trap 'rm -rf "$work"' EXIT
+    cp -a "$here" "$work/src"
+    make -s -C "$work/src" clean >/dev/null 2>&1 || true
+    chown -R "$user" "$work"
+    runuser -u "$user" -- env BENCH_SECONDS="${BENCH_SECONDS:-10}" BENCH_RATE="${BENCH_RATE:-200}" \
+        BENCH_BACKLOG="${BENCH_BACKLOG:-10000}" "$work/src/bench/replica_bench.sh"
+    exit $?
+fi
+
+secs=${BENCH_SECONDS:-10}
+rate=${BENCH_RATE:-200}
+backlog=${BENCH_BACKLOG:-10000}
+work=$(mktemp -d /tmp/loyalty-benchrun.XXXXXX)
+sock=$work/sock
+cleanup() { for n in hq ba bb; do stop_server "$work/$n"; done; rm -rf "$work"; }
+trap cleanup EXIT
+build_and_stage "$here" "$work/inst"
+export PATH="$STAGED_BINDIR:$PATH" PGHOST=$sock PGUSER=postgres
+start_server "$work/hq" "$sock" 54381 "shared_buffers = 128MB"
+start_server "$work/ba" "$sock" 54382 "wal_retrieve_retry_interval = '100ms'"
+start_server "$work/bb" "$sock" 54383 "wal_retrieve_retry_interval = '100ms'"
+hq() { psql -X -q -v ON_ERROR_STOP=1 -p 54381 -d bench "$@"; }
+st() { local p=$1; shift; psql -X -q -v ON_ERROR_STOP=1 -p "$p" -d bench "$@"; }
+for p in 54381 54382 54383; do psql -X -q -p $p -d postgres -c 'CREATE DATABASE bench'; done
+
+hq >/dev/null <<'SQL'
+CREATE EXTENSION loyalty;
+SELECT loyalty.create_store('ba', 'Bench A', 'bay', 'south', 'Asia/Shanghai'),
+       loyalty.create_store('bb', 'Bench B', 'bay', 'south', 'Asia/Shanghai');
+CREATE TABLE bench_member AS
+  SELECT i, (loyalty.enroll('ba', 'Bench ' || i)).member_id FROM generate_series(1, 1000) i;
+ALTER TABLE bench_member ADD PRIMARY KEY (i);
+CREATE TABLE floor_balance (i int PRIMARY KEY, balance bigint NOT NULL, updated_at timestamptz NOT NULL);
+INSERT INTO floor_balance SELECT i, 0, now() FROM generate_series(1, 1000) i;
+CREATE PUBLICATION floor_pub FOR TABLE floor_balance;
+SELECT loyalty.replica_add_store('ba'), loyalty.replica_add_store('bb');
+SQL
+hq -c "SELECT loyalty.replica_create_slot('ba')" >/dev/null
+hq -c "SELECT loyalty.replica_create_slot('bb')" >/dev/null
+for s in ba:54382 bb:54383; do
+    code=${s%%:*} port=${s##*:}
+    st "$port" >/dev/null <<SQL
+SET client_min_messages = warning;
+CREATE EXTENSION loyalty;
+SELECT loyalty.store_subscribe('host=$sock port=54381 dbname=bench user=postgres', '$code');
+CREATE TABLE floor_balance (i int PRIMARY KEY, balance bigint NOT NULL, updated_at timestamptz NOT NULL);
+CREATE TABLE lat (kind text NOT NULL, us bigint NOT NULL);
+CREATE FUNCTION lat_loyalty() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS \$\$
+BEGIN
+    INSERT INTO lat VALUES ('loyalty', (extract(epoch FROM clock_timestamp() - NEW.updated_at) * 1000000)::bigint);
+    RETURN NEW;
+END \$\$;
+CREATE FUNCTION lat_floor() RETURNS trigger LANGUAGE plpgsql SET search_path = public AS \$\$
+BEGIN
+    INSERT INTO lat VALUES ('floor', (extract(epoch FROM clock_timestamp() - NEW.updated_at) * 1000000)::bigint);
+    RETURN NEW;
+END \$\$;
+CREATE TRIGGER lat AFTER UPDATE ON loyalty.point_balance FOR EACH ROW EXECUTE FUNCTION lat_loyalty();
+ALTER TABLE loyalty.point_balance ENABLE REPLICA TRIGGER lat;
+CREATE TRIGGER lat AFTER UPDATE ON floor_balance FOR EACH ROW EXECUTE FUNCTION lat_floor();
+ALTER TABLE floor_balance ENABLE REPLICA TRIGGER lat;
+SQL
+    st "$port" -c "SET client_min_messages = warning" -c "CREATE SUBSCRIPTION floor_$code CONNECTION 'host=$sock port=54381 dbname=bench user=postgres' PUBLICATION floor_pub"
+done
+
+# wait_until PORT SQL: poll (bench only) until the query returns t
+wait_until() {
+    local i
+    for i in $(seq 1 600); do
+        [ "$(st "$1" -At -c "$2")" = t ] && return 0
+        sleep 0.05
+    done
+    die "timed out: $2"
+}
+for p in 54382 54383; do
+    wait_until $p "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')"
+done
+hq -c 'SELECT count(loyalty.accrue(member_id, '"'ba'"', 100000, '"'adjustment'"', '"'seed-'"' || i)) FROM bench_member' >/dev/null
+hq -c 'VACUUM ANALYZE' >/dev/null
+
+cat >"$work/accrue.sql" <<'SQL'
+\set m random(1, 1000)
+\set k random(1, 1000000000000)
+SELECT loyalty.accrue(member_id, 'ba', 10, 'stay', 'b-' || :client_id || '-' || :k) FROM bench_member WHERE i = :m;
+SQL
+cat >"$work/floor.sql" <<'SQL'
+\set m random(1, 1000)
+UPDATE floor_balance SET balance = balance + 10, updated_at = now() WHERE i = :m;
+SQL
+
+# cpu_ticks APPNAME: utime+stime of the walsender serving APPNAME at HQ
+cpu_ticks() {
+    local pid
+    pid=$(hq -At -c "SELECT pid FROM pg_stat_replication WHERE application_name = '$1'")
+    awk '{print $14 + $15}' "/proc/$pid/stat"
+}
+hz=$(getconf CLK_TCK)
+# total KIND [hq]: the SQL expression of the replicated sum (or its value at HQ)
+total() {
+    local e="(SELECT sum(balance) FROM loyalty.point_balance)"
+    [ "$1" = floor ] && e="(SELECT sum(balance) FROM floor_balance)"
+    if [ "${2:-}" = hq ]; then hq -At -c "SELECT $e"; else echo "$e"; fi
+}
+tps_of() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$1" | head -1; }
+
+echo "== 1. HQ commit -> applied at the store, steady load of $rate tps for ${secs}s, 2 clients"
+for kind in loyalty floor; do
+    for p in 54382 54383; do st $p -c 'TRUNCATE lat'; done
+    declare -A t0=()
+    for a in loyalty_store_ba loyalty_store_bb floor_ba floor_bb; do t0[$a]=$(cpu_ticks $a); done
+    script=$work/accrue.sql; [ $kind = floor ] && script=$work/floor.sql
+    pgbench -n -p 54381 -c 2 -j 2 -T "$secs" -R "$rate" -f "$script" bench >"$work/$kind.pgbench" 2>&1 \
+        || { cat "$work/$kind.pgbench"; die "pgbench failed"; }
+    wait_until 54382 "SELECT (SELECT count(*) FROM lat) > 0"
+    for p in 54382 54383; do wait_until $p "SELECT $(total $kind hq) = $(total $kind)"; done
+    read -r p50 p95 n < <(st 54382 -At -F ' ' -c "SELECT round(percentile_disc(0.5) WITHIN GROUP (ORDER BY us) / 1000.0, 2),
+        round(percentile_disc(0.95) WITHIN GROUP (ORDER BY us) / 1000.0, 2), count(*) FROM lat WHERE kind = '$kind'")
+    echo "$kind tps=$(tps_of "$work/$kind.pgbench") rows=$n p50_ms=$p50 p95_ms=$p95"
+    eval "${kind}_p50=$p50 ${kind}_p95=$p95"
+    for a in loyalty_store_ba loyalty_store_bb floor_ba floor_bb; do
+        t1=$(cpu_ticks $a)
+        echo "   walsender $a: $(awk -v d=$((t1 - t0[$a])) -v hz="$hz" -v s="$secs" 'BEGIN {printf "%.1f%% of a core", 100 * d / hz / s}')"
+    done
+done
+awk -v a="$loyalty_p50" -v b="$floor_p50" -v c="$loyalty_p95" -v d="$floor_p95" \
+    'BEGIN {printf "latency ratio loyalty/floor: p50 %.2f, p95 %.2f\n", a / b, c / d}'
+
+echo "== 2. catch-up after a backlog of $backlog transactions"
+for kind in loyalty floor; do
+    sub=loyalty_store_ba; [ $kind = floor ] && sub=floor_ba
+    script=$work/accrue.sql; [ $kind = floor ] && script=$work/floor.sql
+    st 54382 -c "ALTER SUBSCRIPTION $sub DISABLE"
+    wait_until 54382 "SELECT pid IS NULL FROM pg_stat_subscription WHERE subname = '$sub'"
+    pgbench -n -p 54381 -c 2 -j 2 -t $((backlog / 2)) -f "$script" bench >"$work/$kind.backlog" 2>&1 \
+        || { cat "$work/$kind.backlog"; die "pgbench failed"; }
+    target=$(hq -At -c "SELECT $(total $kind)")
+    start=$(date +%s.%N)
+    st 54382 -c "ALTER SUBSCRIPTION $sub ENABLE"
+    wait_until 54382 "SELECT $(total $kind) = $target"
+    end=$(date +%s.%N)
+    r=$(awk -v n="$backlog" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}')
+    echo "$kind backlog=$backlog caught_up_s=$(awk -v a="$start" -v b="$end" 'BEGIN {printf "%.2f", b - a}') rate_tps=$r (HQ produced it at $(tps_of "$work/$kind.backlog") tps)"
+    eval "${kind}_rate=$r"
+done
+awk -v a="$loyalty_rate" -v b="$floor_rate" 'BEGIN {printf "catch-up ratio loyalty/floor: %.2f\n", a / b}'

@@ -1,0 +1,61 @@
+/*-------------------------------------------------------------------------
+ *
+ * replica.h
+ *	  Store replicas by logical replication: the publication, subscription
+ *	  and slot helpers (replica_ddl.c), HQ's DBA functions (replica_hq.c),
+ *	  the outbox applier (replica_apply.c) and store mode (store_mode.c).
+ *
+ * Names: a store's publication and its slot at HQ are both
+ * loyalty_store_<code>; the store's subscription has the same name (so it
+ * is the walsender's application_name at HQ).  Every store publishes its
+ * outbox as loyalty_outbox from slot loyalty_outbox; HQ's subscription to
+ * it is loyalty_outbox_<code>.  A regional hub's publication, slot and
+ * subscription are loyalty_hub_<code>; it republishes to its stores under
+ * their own names, and HQ subscribes to its outbox as to a store's.
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LOYALTY_REPLICA_H
+#define LOYALTY_REPLICA_H
+
+#include "postgres.h"
+
+#include "nodes/pg_list.h"
+
+#define REPLICA_STORE_PREFIX	"loyalty_store_"
+#define REPLICA_HUB_PREFIX		"loyalty_hub_"
+#define REPLICA_OUTBOX_PREFIX	"loyalty_outbox_"
+#define REPLICA_OUTBOX_PUB		"loyalty_outbox"
+#define REPLICA_OUTBOX_SLOT		"loyalty_outbox"
+
+/* replica_ddl.c */
+extern void replica_check_store_code(const char *code);
+extern char *replica_store_object_name(const char *code);
+extern char *replica_hub_object_name(const char *code);
+extern char *replica_outbox_sub_name(const char *code);
+extern void replica_create_store_publication(const char *pubname,
+											 const char *store_code);
+extern void replica_drop_publication(const char *pubname);
+extern bool replica_publication_exists(const char *pubname);
+extern void replica_create_subscription(const char *subname,
+										const char *conninfo,
+										const char *pubname,
+										const char *slotname,
+										bool copy_data);
+extern void replica_drop_subscription(const char *subname);
+extern bool replica_subscription_exists(const char *subname);
+extern void replica_set_subscription_enabled(const char *subname,
+											 bool enabled);
+extern bool replica_slot_exists(const char *slotname, bool *active);
+extern void replica_create_slot(const char *slotname);
+extern void replica_drop_slot(const char *slotname, bool force);
+extern bool replica_ensure_remote_slot(const char *conninfo,
+									   const char *appname);
+extern void replica_ensure_outbox_publication(void);
+extern void replica_spi_exec(const char *sql, int nargs, Oid *types,
+							 Datum *values, const char *nulls, int expected);
+
+/* replica_apply.c */
+extern const char *replica_node_role(char *store_code, int64 *incarnation);
+
+#endif							/* LOYALTY_REPLICA_H */

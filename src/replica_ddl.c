@@ -1,0 +1,565 @@
+/*-------------------------------------------------------------------------
+ *
+ * replica_ddl.c
+ *	  Publications, subscriptions and replication slots for store replicas.
+ *
+ * Publications and subscriptions are made by building the parse nodes that
+ * CREATE PUBLICATION and CREATE SUBSCRIPTION produce and running them
+ * through ProcessUtility, never by assembling SQL text: the connection
+ * string and the store code are node fields, not SQL.
+ *
+ * What a store may hold is decided here, table by table (see
+ * docs/replication.md): what a store may never hold (member_identity,
+ * member_consent, staff logins) lives in tables that are never published,
+ * because PG15 publications have no ACL and column lists are no security
+ * boundary.  Store-scoped rows are row-filtered on store_code; those
+ * tables carry a replica identity that includes the filter columns
+ * (src/sql/50_replica.sql).  TRUNCATE is not published: it ignores row
+ * filters.
+ *
+ *-------------------------------------------------------------------------
+ */
+#include "postgres.h"
+
+#include "access/xact.h"
+#include "catalog/pg_publication.h"
+#include "catalog/pg_subscription.h"
+#include "catalog/pg_type.h"
+#include "executor/executor.h"
+#include "executor/spi.h"
+#include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "nodes/parsenodes.h"
+#include "replication/slot.h"
+#include "replication/walreceiver.h"
+#include "tcop/dest.h"
+#include "tcop/utility.h"
+#include "utils/builtins.h"
+#include "utils/tuplestore.h"
+
+#include "invalidate.h"
+#include "replica.h"
+
+#define STORE_CODE_MAX 16
+
+typedef enum PublishedFilter
+{
+	FILTER_NONE,				/* every row */
+	FILTER_STORE,				/* store_code = <store> */
+	FILTER_CHAIN_OR_STORE,		/* scope = 'chain' OR store_code = <store> */
+	FILTER_GRANT				/* source <> 'store' OR store_code = <store> */
+} PublishedFilter;
+
+typedef struct PublishedTable
+{
+	const char *relname;
+	PublishedFilter filter;
+	const char *const *columns; /* NULL: every column */
+	bool		optional;		/* another area's table, published if present */
+} PublishedTable;
+
+/* member_profile without the postal address: a store does not need it */
+static const char *const profile_columns[] = {
+	"member_id", "full_name", "gender", "birth_date", "nationality",
+	"phone", "email", NULL
+};
+
+/*
+ * What a store's publication holds.  Never here: member_identity (ID
+ * numbers, bank cards), member_consent, staff_role (role OIDs are local to
+ * a server), other stores' stays and store-only preferences.
+ */
+static const PublishedTable store_tables[] = {
+	{"store", FILTER_NONE, NULL, false},
+	{"member", FILTER_NONE, NULL, false},
+	{"member_profile", FILTER_NONE, profile_columns, false},
+	{"member_preference", FILTER_CHAIN_OR_STORE, NULL, false},
+	{"member_tag", FILTER_NONE, NULL, false},
+	{"stay", FILTER_STORE, NULL, false},
+	{"policy", FILTER_NONE, NULL, false},
+	{"replica_store", FILTER_STORE, NULL, false},
+	{"outbox_result", FILTER_STORE, NULL, false},
+	/* the point ledger's balances (lots and entries stay at HQ) */
+	{"point_balance", FILTER_NONE, NULL, true},
+	/* risk tags (chain-wide freezes) and benefits: the catalogue, chain
+	 * grants and this store's own, every use (limits count them all) */
+	{"risk_type", FILTER_NONE, NULL, true},
+	{"risk_tag", FILTER_NONE, NULL, true},
+	{"benefit", FILTER_NONE, NULL, true},
+	{"benefit_grant", FILTER_GRANT, NULL, true},
+	{"benefit_use", FILTER_NONE, NULL, true},
+};
+
+/*
+ * replica_check_store_code
+ *		Store codes become part of publication, slot and subscription
+ *		names: lowercase ASCII letters, digits and underscores, starting
+ *		with a letter, at most 16.
+ */
+void
+replica_check_store_code(const char *code)
+{
+	const char *c;
+
+	if (code[0] == '\0' || strlen(code) > STORE_CODE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid store code \"%s\"", code),
+				 errdetail("A store code is 1 to %d lowercase letters, digits and underscores, starting with a letter.",
+						   STORE_CODE_MAX)));
+	for (c = code; *c; c++)
+		if (!((*c >= 'a' && *c <= 'z') ||
+			  (c > code && ((*c >= '0' && *c <= '9') || *c == '_'))))
+			ereport(ERROR,
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("invalid store code \"%s\"", code),
+					 errdetail("A store code is 1 to %d lowercase letters, digits and underscores, starting with a letter.",
+							   STORE_CODE_MAX)));
+}
+
+/*
+ * replica_store_object_name
+ *		The name of a store's publication, slot and subscription.
+ */
+char *
+replica_store_object_name(const char *code)
+{
+	return psprintf(REPLICA_STORE_PREFIX "%s", code);
+}
+
+/*
+ * replica_hub_object_name
+ *		The name of a hub's publication and slot at HQ, and of the hub's
+ *		subscription.
+ */
+char *
+replica_hub_object_name(const char *code)
+{
+	return psprintf(REPLICA_HUB_PREFIX "%s", code);
+}
+
+/*
+ * replica_outbox_sub_name
+ *		The name of HQ's subscription to a store's outbox.
+ */
+char *
+replica_outbox_sub_name(const char *code)
+{
+	return psprintf(REPLICA_OUTBOX_PREFIX "%s", code);
+}
+
+/*
+ * replica_spi_exec
+ *		Run a parameterised statement in the current SPI connection,
+ *		checking the result code.
+ */
+void
+replica_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
+				 const char *nulls, int expected)
+{
+	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
+											false, 0);
+
+	if (ret != expected)
+		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+}
+
+/*
+ * run_utility
+ *		Execute a utility statement parse tree as a sub-command.
+ */
+static void
+run_utility(Node *stmt, const char *what)
+{
+	PlannedStmt *pstmt = makeNode(PlannedStmt);
+
+	pstmt->commandType = CMD_UTILITY;
+	pstmt->canSetTag = false;
+	pstmt->utilityStmt = stmt;
+	pstmt->stmt_location = -1;
+	pstmt->stmt_len = 0;
+	ProcessUtility(pstmt, what, false, PROCESS_UTILITY_QUERY, NULL, NULL,
+				   None_Receiver, NULL);
+	CommandCounterIncrement();
+}
+
+/*
+ * column_ref
+ *		A raw column reference.
+ */
+static Node *
+column_ref(const char *name)
+{
+	ColumnRef  *ref = makeNode(ColumnRef);
+
+	ref->fields = list_make1(makeString(pstrdup(name)));
+	ref->location = -1;
+	return (Node *) ref;
+}
+
+/*
+ * string_const
+ *		A raw string constant.
+ */
+static Node *
+string_const(const char *value)
+{
+	A_Const    *c = makeNode(A_Const);
+
+	c->val.sval.type = T_String;
+	c->val.sval.sval = pstrdup(value);
+	c->location = -1;
+	return (Node *) c;
+}
+
+/*
+ * equals
+ *		column = 'value' as a raw expression.
+ */
+static Node *
+equals(const char *column, const char *value)
+{
+	return (Node *) makeSimpleA_Expr(AEXPR_OP, "=", column_ref(column),
+									 string_const(value), -1);
+}
+
+/*
+ * replica_create_store_publication
+ *		CREATE PUBLICATION pubname FOR TABLE ... (the store's tables, with
+ *		column lists and row filters) WITH (publish = 'insert, update,
+ *		delete').  store_code NULL: a hub's publication, the same tables
+ *		and columns without row filters (the hub filters per store).
+ */
+void
+replica_create_store_publication(const char *pubname, const char *store_code)
+{
+	CreatePublicationStmt *stmt = makeNode(CreatePublicationStmt);
+	int			i;
+
+	stmt->pubname = pstrdup(pubname);
+	stmt->for_all_tables = false;
+	stmt->options = list_make1(makeDefElem("publish",
+										   (Node *) makeString("insert, update, delete"), -1));
+	for (i = 0; i < lengthof(store_tables); i++)
+	{
+		const PublishedTable *t = &store_tables[i];
+		PublicationObjSpec *obj;
+		PublicationTable *pt;
+
+		if (t->optional && !OidIsValid(loyalty_relid(t->relname)))
+			continue;
+		pt = makeNode(PublicationTable);
+		pt->relation = makeRangeVar("loyalty", pstrdup(t->relname), -1);
+		if (t->columns != NULL)
+		{
+			const char *const *col;
+
+			for (col = t->columns; *col; col++)
+				pt->columns = lappend(pt->columns, makeString(pstrdup(*col)));
+		}
+		switch (store_code == NULL ? FILTER_NONE : t->filter)
+		{
+			case FILTER_NONE:
+				break;
+			case FILTER_STORE:
+				pt->whereClause = equals("store_code", store_code);
+				break;
+			case FILTER_CHAIN_OR_STORE:
+				pt->whereClause = (Node *)
+					makeBoolExpr(OR_EXPR,
+								 list_make2(equals("scope", "chain"),
+											equals("store_code", store_code)),
+								 -1);
+				break;
+			case FILTER_GRANT:
+				pt->whereClause = (Node *)
+					makeBoolExpr(OR_EXPR,
+								 list_make2(makeSimpleA_Expr(AEXPR_OP, "<>",
+															 column_ref("source"),
+															 string_const("store"), -1),
+											equals("store_code", store_code)),
+								 -1);
+				break;
+		}
+		obj = makeNode(PublicationObjSpec);
+		obj->pubobjtype = PUBLICATIONOBJ_TABLE;
+		obj->pubtable = pt;
+		obj->location = -1;
+		stmt->pubobjects = lappend(stmt->pubobjects, obj);
+	}
+	run_utility((Node *) stmt, "CREATE PUBLICATION (loyalty store replica)");
+}
+
+/*
+ * replica_publication_exists
+ */
+bool
+replica_publication_exists(const char *pubname)
+{
+	return OidIsValid(get_publication_oid(pubname, true));
+}
+
+/*
+ * replica_drop_publication
+ *		DROP PUBLICATION IF EXISTS pubname.
+ */
+void
+replica_drop_publication(const char *pubname)
+{
+	DropStmt   *stmt = makeNode(DropStmt);
+
+	stmt->removeType = OBJECT_PUBLICATION;
+	stmt->objects = list_make1(makeString(pstrdup(pubname)));
+	stmt->behavior = DROP_RESTRICT;
+	stmt->missing_ok = true;
+	stmt->concurrent = false;
+	run_utility((Node *) stmt, "DROP PUBLICATION (loyalty store replica)");
+}
+
+/*
+ * replica_create_subscription
+ *		CREATE SUBSCRIPTION subname CONNECTION conninfo PUBLICATION pubname
+ *		WITH (create_slot = false, slot_name = slotname, copy_data = ...).
+ *
+ * The slot is made beforehand on the publisher: CREATE SUBSCRIPTION
+ * refuses to create one inside a transaction block, which a function call
+ * always is.  It connects to the publisher to check the publication.
+ */
+void
+replica_create_subscription(const char *subname, const char *conninfo,
+							const char *pubname, const char *slotname,
+							bool copy_data)
+{
+	CreateSubscriptionStmt *stmt = makeNode(CreateSubscriptionStmt);
+
+	stmt->subname = pstrdup(subname);
+	stmt->conninfo = pstrdup(conninfo);
+	stmt->publication = list_make1(makeString(pstrdup(pubname)));
+	stmt->options = list_make3(makeDefElem("create_slot", (Node *) makeBoolean(false), -1),
+							   makeDefElem("slot_name", (Node *) makeString(pstrdup(slotname)), -1),
+							   makeDefElem("copy_data", (Node *) makeBoolean(copy_data), -1));
+	run_utility((Node *) stmt, "CREATE SUBSCRIPTION (loyalty store replica)");
+}
+
+/*
+ * replica_subscription_exists
+ */
+bool
+replica_subscription_exists(const char *subname)
+{
+	return OidIsValid(get_subscription_oid(subname, true));
+}
+
+/*
+ * replica_set_subscription_enabled
+ *		ALTER SUBSCRIPTION subname ENABLE | DISABLE.
+ */
+void
+replica_set_subscription_enabled(const char *subname, bool enabled)
+{
+	AlterSubscriptionStmt *stmt = makeNode(AlterSubscriptionStmt);
+
+	stmt->kind = ALTER_SUBSCRIPTION_ENABLED;
+	stmt->subname = pstrdup(subname);
+	stmt->options = list_make1(makeDefElem("enabled", (Node *) makeBoolean(enabled), -1));
+	run_utility((Node *) stmt, "ALTER SUBSCRIPTION (loyalty store replica)");
+}
+
+/*
+ * replica_drop_subscription
+ *		Disable the subscription, detach it from its slot (which lives on
+ *		the publisher and is dropped there by its own DBA function), and
+ *		drop it.  Detaching is what lets DROP SUBSCRIPTION run inside a
+ *		transaction block.
+ */
+void
+replica_drop_subscription(const char *subname)
+{
+	AlterSubscriptionStmt *alter;
+	DropSubscriptionStmt *drop;
+
+	if (!replica_subscription_exists(subname))
+		return;
+	replica_set_subscription_enabled(subname, false);
+
+	alter = makeNode(AlterSubscriptionStmt);
+	alter->kind = ALTER_SUBSCRIPTION_OPTIONS;
+	alter->subname = pstrdup(subname);
+	alter->options = list_make1(makeDefElem("slot_name", (Node *) makeString("none"), -1));
+	run_utility((Node *) alter, "ALTER SUBSCRIPTION (loyalty store replica)");
+
+	drop = makeNode(DropSubscriptionStmt);
+	drop->subname = pstrdup(subname);
+	drop->missing_ok = true;
+	drop->behavior = DROP_RESTRICT;
+	run_utility((Node *) drop, "DROP SUBSCRIPTION (loyalty store replica)");
+}
+
+/*
+ * replica_slot_exists
+ *		Whether a replication slot of this name exists on this server, and
+ *		whether a walsender is using it.  Needs an SPI connection.
+ */
+bool
+replica_slot_exists(const char *slotname, bool *active)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(slotname);
+	replica_spi_exec("SELECT s.active FROM pg_catalog.pg_replication_slots s "
+					 "WHERE s.slot_name = $1::pg_catalog.name",
+					 1, types, values, NULL, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	if (active)
+		*active = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
+											 SPI_tuptable->tupdesc, 1, &isnull));
+	return true;
+}
+
+/*
+ * replica_create_slot
+ *		A logical slot with pgoutput.  PostgreSQL refuses to create one in
+ *		a transaction that has written anything, so this must come first in
+ *		its transaction.  Needs an SPI connection.
+ */
+void
+replica_create_slot(const char *slotname)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (GetTopTransactionIdIfAny() != InvalidTransactionId)
+		ereport(ERROR,
+				(errcode(ERRCODE_ACTIVE_SQL_TRANSACTION),
+				 errmsg("cannot create replication slot \"%s\" in a transaction that has written data", slotname),
+				 errdetail("PostgreSQL creates a logical replication slot only before the transaction's first write."),
+				 errhint("Call this function in a transaction of its own.")));
+	values[0] = CStringGetTextDatum(slotname);
+	replica_spi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
+					 1, types, values, NULL, SPI_OK_SELECT);
+}
+
+/*
+ * replica_drop_slot
+ *		Drop a slot.  An active slot is an error unless force, which ends
+ *		the walsender using it and waits for the slot to be released.
+ *		Not transactional: callers drop slots last.  Needs an SPI
+ *		connection.
+ */
+void
+replica_drop_slot(const char *slotname, bool force)
+{
+	bool		active = false;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	if (!replica_slot_exists(slotname, &active))
+		return;
+	if (active && !force)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_IN_USE),
+				 errmsg("replication slot \"%s\" is in use", slotname),
+				 errdetail("A subscriber is connected to it."),
+				 errhint("Unsubscribe the store first, or pass force => true to disconnect it.")));
+	if (active)
+	{
+		values[0] = CStringGetTextDatum(slotname);
+		replica_spi_exec("SELECT pg_catalog.pg_terminate_backend(s.active_pid) "
+						 "FROM pg_catalog.pg_replication_slots s "
+						 "WHERE s.slot_name = $1::pg_catalog.name AND s.active_pid IS NOT NULL",
+						 1, types, values, NULL, SPI_OK_SELECT);
+	}
+	/* waits until a terminated walsender has released the slot */
+	ReplicationSlotDrop(slotname, !active);
+}
+
+/*
+ * replica_ensure_remote_slot
+ *		Make slot REPLICA_OUTBOX_SLOT on the server at conninfo (a store)
+ *		unless it exists, over a replication connection, as CREATE
+ *		SUBSCRIPTION does with create_slot = true.  Making it from here
+ *		lets the caller run in a transaction block; the store's outbox
+ *		publication exists before the slot (made by store_subscribe in an
+ *		earlier transaction), as pgoutput requires.  Returns true if the
+ *		slot was made now.
+ */
+bool
+replica_ensure_remote_slot(const char *conninfo, const char *appname)
+{
+	WalReceiverConn *wrconn;
+	WalRcvExecResult *res;
+	Oid			rettypes[1] = {INT4OID};
+	char	   *err = NULL;
+	bool		exists;
+	TupleTableSlot *slot;
+
+	load_file("libpqwalreceiver", false);
+	wrconn = walrcv_connect(conninfo, true, appname, &err);
+	if (wrconn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not connect to the store: %s", err)));
+	PG_TRY();
+	{
+		res = walrcv_exec(wrconn,
+						  "SELECT pg_catalog.count(*)::int4 FROM pg_catalog.pg_replication_slots "
+						  "WHERE slot_name = '" REPLICA_OUTBOX_SLOT "'",
+						  1, rettypes);
+		if (res->status != WALRCV_OK_TUPLES)
+			ereport(ERROR,
+					(errcode(ERRCODE_CONNECTION_FAILURE),
+					 errmsg("could not read the store's replication slots: %s", res->err)));
+		slot = MakeSingleTupleTableSlot(res->tupledesc, &TTSOpsMinimalTuple);
+		if (!tuplestore_gettupleslot(res->tuplestore, true, false, slot))
+			elog(ERROR, "no result counting the store's replication slots");
+		{
+			bool		isnull;
+
+			exists = DatumGetInt32(slot_getattr(slot, 1, &isnull)) > 0;
+		}
+		ExecDropSingleTupleTableSlot(slot);
+		walrcv_clear_result(res);
+		if (!exists)
+			(void) walrcv_create_slot(wrconn, REPLICA_OUTBOX_SLOT, false, false,
+									  CRS_NOEXPORT_SNAPSHOT, NULL);
+	}
+	PG_FINALLY();
+	{
+		walrcv_disconnect(wrconn);
+	}
+	PG_END_TRY();
+	return !exists;
+}
+
+/*
+ * replica_ensure_outbox_publication
+ *		CREATE PUBLICATION loyalty_outbox FOR TABLE loyalty.outbox WITH
+ *		(publish = 'insert') unless it exists.  Inserts only: a store never
+ *		updates an event, and pruning acknowledged events must not reach
+ *		HQ.  Publications cannot belong to an extension, so this is made
+ *		when a server becomes a store, not by CREATE EXTENSION.
+ */
+void
+replica_ensure_outbox_publication(void)
+{
+	CreatePublicationStmt *stmt;
+	PublicationObjSpec *obj;
+	PublicationTable *pt;
+
+	if (replica_publication_exists(REPLICA_OUTBOX_PUB))
+		return;
+	stmt = makeNode(CreatePublicationStmt);
+	stmt->pubname = pstrdup(REPLICA_OUTBOX_PUB);
+	stmt->options = list_make1(makeDefElem("publish", (Node *) makeString("insert"), -1));
+	pt = makeNode(PublicationTable);
+	pt->relation = makeRangeVar("loyalty", "outbox", -1);
+	obj = makeNode(PublicationObjSpec);
+	obj->pubobjtype = PUBLICATIONOBJ_TABLE;
+	obj->pubtable = pt;
+	obj->location = -1;
+	stmt->pubobjects = list_make1(obj);
+	run_utility((Node *) stmt, "CREATE PUBLICATION (loyalty outbox)");
+}
