@@ -21,6 +21,8 @@ SELECT c.relname, c.reloptions, pg_get_userbyid(c.relowner) AS owner,
   FROM pg_class c JOIN pg_roles r ON r.oid = c.relowner
  WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind = 'v'
    AND c.relname <> 'field_policy_current'
+   -- DBA views over replication statistics, no member data (docs/replication.md)
+   AND c.relname NOT IN ('replica_status', 'store_replica_state')
  ORDER BY 1;
 SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
  WHERE relnamespace = 'loyalty'::regnamespace AND relname IN

@@ -414,10 +414,9 @@ BEGIN
         RAISE EXCEPTION 'redemption of % points is below the minimum of % or not a multiple of %', points, minimum, step
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF member_id IS NOT NULL AND loyalty.frozen_by(member_id, 'redemption') IS NOT NULL THEN
-        RAISE EXCEPTION 'redemption is frozen for this member by an unresolved risk tag (%)',
-            loyalty.frozen_by(member_id, 'redemption')
-            USING ERRCODE = 'check_violation';
+    -- the same freeze check, message and SQLSTATE (LY001) as HQ's ledger
+    IF member_id IS NOT NULL THEN
+        PERFORM loyalty.assert_not_frozen(member_id, 'redemption');
     END IF;
     -- serialise this member's redemptions at this store
     PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('loyalty.store_redeem'),

@@ -4,7 +4,7 @@
 -- records conflicts and rejects malformed events without raising; store
 -- mode's application functions check their input and the offline limit.
 BEGIN;
-SELECT plan(66);
+SELECT plan(70);
 
 SELECT loyalty.create_store('rpa', 'Replica A', 'bay', 'r', 'Asia/Shanghai'),
        loyalty.create_store('rpb', 'Replica B', 'bay', 'r', 'Asia/Shanghai');
@@ -106,11 +106,19 @@ SELECT results_eq($$SELECT event_id, status FROM loyalty.outbox_result WHERE eve
     $$VALUES ('rpa-1-8', 'rejected'), ('rpa-1-99', 'rejected')$$, 'malformed events are rejected');
 SELECT is((SELECT count(*) FROM loyalty.outbox WHERE event_id IN ('rpa-1-99', 'rpa-1-8')), 0::bigint, 'rejected events are not stored');
 
--- retry: after HQ credits the member, the conflicting redemption applies
+-- retry: while the member's violation (rpa-1-6) is unresolved, HQ's ledger
+-- refuses the redemption (LY001); once it is settled and HQ credits the
+-- member, the conflicting redemption applies
 SELECT lives_ok(format($$SELECT loyalty.accrue(%L, 'rpb', 1000, 'stay', 'rp-topup')$$, (SELECT m FROM t)), 'HQ credits the member');
+SELECT is(loyalty.replica_retry(), 0, 'a retry while the member is frozen applies nothing');
+SELECT is((SELECT sqlstate FROM loyalty.outbox_result WHERE event_id = 'rpa-1-4'), 'LY001', 'the conflict now says why: frozen');
+SELECT lives_ok($$SELECT loyalty.resolve_risk_tag(tag_id, 'settled', 'paid at HQ') FROM loyalty.risk_tag
+                   WHERE store_code = 'rpa' AND resolved_at IS NULL$$, 'HQ settles the violation');
 SELECT is(loyalty.replica_retry(), 1, 'retry applies the redemption now covered (the unknown benefit stays a conflict)');
 SELECT is(loyalty.balance((SELECT m FROM t)), 500::bigint, 'the retried redemption was applied once');
 SELECT is(loyalty.replica_retry(), 0, 'a second retry applies nothing');
+SELECT lives_ok(format($$SELECT loyalty.raise_risk_tag(%L, 'rpa', 'unresolved_violation', 'minibar not paid', 60)$$, (SELECT m FROM t)),
+    'a new violation is flagged (for the store checks below)');
 
 -- the outbox is append-only
 SELECT throws_ok($$UPDATE loyalty.outbox SET payload = '{}'$$, '42501', 'loyalty.outbox is append-only', 'no update');
@@ -126,8 +134,8 @@ SELECT throws_ok(format($$SELECT loyalty.store_record_preference(%L, 'mood', 'ha
                  '22023', 'invalid preference category "mood"', 'unknown preference category');
 SELECT throws_ok(format($$SELECT loyalty.store_accrue(%L, 0)$$, (SELECT m FROM t)), '22023', NULL, 'zero points');
 SELECT throws_ok(format($$SELECT loyalty.store_redeem(%L, 150, 'x')$$, (SELECT m FROM t)), '22023', NULL, 'below the redemption minimum');
-SELECT throws_ok(format($$SELECT loyalty.store_redeem(%L, 1000, 'x')$$, (SELECT m FROM t)), '23514',
-                 'redemption is frozen for this member by an unresolved risk tag (unresolved_violation)',
+SELECT throws_ok(format($$SELECT loyalty.store_redeem(%L, 1000, 'x')$$, (SELECT m FROM t)), 'LY001',
+                 'redemption is frozen for this member by unresolved risk tag "unresolved_violation"',
                  'the replicated risk tag freezes redemption at the store');
 SELECT throws_ok(format($$SELECT loyalty.store_raise_risk_tag(%L, 'rumour', 'x')$$, (SELECT m FROM t)),
                  '22023', 'unknown risk type "rumour"', 'unknown risk type at the store');
