@@ -1,20 +1,17 @@
 # loyalty: PGXS build.  See docs/installation.md.
 #
-# The install script loyalty--$(EXTVERSION).sql is assembled from the parts in
-# src/sql/ (sorted by file name) until version 1.0 is released; see
-# docs/development.md for the release and upgrade-script rules.
+# Install and upgrade scripts are plain files: loyalty--1.0.sql is the
+# released 1.0 and is never edited; every later change goes into the
+# upgrade script of the version under construction (docs/development.md).
 
 EXTENSION   = loyalty
-EXTVERSION  = 1.0
+DATA        = $(sort $(wildcard loyalty--*.sql))
 
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
-DATA_built  = loyalty--$(EXTVERSION).sql
 SHLIB_LINK  = -ljansson -lcrypto
 PG_CPPFLAGS = -I$(srcdir)/src
 PG_CFLAGS   = -Wall -Wmissing-prototypes -Werror=implicit-function-declaration
-
-SQL_PARTS   = $(sort $(wildcard src/sql/*.sql))
 
 # pg_regress: every sql/NAME.sql, in name order, against one database that
 # already has the extension.
@@ -29,14 +26,11 @@ ISOLATION_OPTS = --inputdir=test/isolation --load-extension=loyalty
 TAP_TESTS   = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = loyalty--$(EXTVERSION).sql results output_iso tmp_check regression.diffs regression.out
+EXTRA_CLEAN = results output_iso tmp_check regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
 include $(PGXS)
-
-loyalty--$(EXTVERSION).sql: $(SQL_PARTS)
-	cat $(SQL_PARTS) > $@
 
 # One target per suite, so that tools/test.sh can report each one.
 .PHONY: installcheck-regress installcheck-isolation installcheck-tap installcheck-pgtap

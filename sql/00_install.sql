@@ -1,6 +1,7 @@
 -- The extension installs into schema loyalty, grants nothing to PUBLIC, and
 -- DROP EXTENSION leaves nothing behind.
-SELECT extname, extversion FROM pg_extension WHERE extname = 'loyalty';
+SELECT extname, extversion = (SELECT default_version FROM pg_available_extensions WHERE name = 'loyalty') AS at_default_version
+  FROM pg_extension WHERE extname = 'loyalty';
 SELECT count(*) AS objects_outside_schema_loyalty
   FROM pg_depend d JOIN pg_proc p ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid
  WHERE d.refobjid = (SELECT oid FROM pg_extension WHERE extname = 'loyalty')
