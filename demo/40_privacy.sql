@@ -5,7 +5,7 @@
 SELECT m.member_id AS demo_member, p.phone AS demo_phone, m.card_no AS demo_card
   FROM loyalty.member m JOIN loyalty.member_profile p USING (member_id)
  WHERE m.home_store = 'szx' ORDER BY m.card_no LIMIT 1 \gset
-SELECT loyalty.identity_set(:'demo_member', 'resident_id', '440301199003071234', '6222021234567890');
+SELECT loyalty.identity_set(:'demo_member', 'resident_id', '440301199003071234', '6222021234567890') \gset
 
 \set QUIET off
 \echo

@@ -62,7 +62,7 @@ echo "-- HQ: publish store sha's data (two statements: the publication, then its
 hq -c "SELECT loyalty.replica_add_store('sha', offline_redeem_cap => 3000)"
 hq -c "SELECT loyalty.replica_create_slot('sha')"
 echo "-- store: subscribe (initial copy), then HQ subscribes to the store's outbox"
-store -c "SELECT loyalty.store_subscribe('host=$sock port=$hq_port dbname=loyalty_demo user=postgres', 'sha')"
+PGOPTIONS='-c client_min_messages=warning' store -c "SELECT loyalty.store_subscribe('host=$sock port=$hq_port dbname=loyalty_demo user=postgres', 'sha')"
 hq -c "SELECT loyalty.replica_attach_outbox('sha', 'host=$sock port=$store_port dbname=loyalty_store user=postgres')"
 wait_for store "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')"
 
@@ -97,7 +97,8 @@ echo "-- the DBA view at HQ"
 hq -x -c "SELECT store_code, mode, slot_status, retained_wal_bytes, lag_bytes, outbox_attached,
                  last_event_id, events_applied, events_held, conflicts, rejected, redeliveries
             FROM loyalty.replica_status"
-cat <<TXT
+# tools/demo.sh prints its own closing words
+[ -n "${LOYALTY_DEMO_QUIET_END:-}" ] || cat <<TXT
 
 The store replica is running beside HQ:
     psql -h $sock -p $store_port -U postgres loyalty_store

@@ -19,13 +19,17 @@ port=${LOYALTY_DEMO_PORT:-5499}
 action=${1:-start}
 
 stop_demo() {
+    local d
     if [ -x "$dir/inst$PG_BINDIR/pg_ctl" ] && [ -d "$dir/data" ]; then
         STAGED_BINDIR="$dir/inst$PG_BINDIR"
-        if [ "$(id -u)" -eq 0 ]; then
-            runuser -u "$(stat -c %U "$dir/data")" -- "$STAGED_BINDIR/pg_ctl" -D "$dir/data" -m fast -w stop >/dev/null 2>&1 || true
-        else
-            stop_server "$dir/data"
-        fi
+        for d in "$dir/store-sha" "$dir/data"; do
+            [ -d "$d" ] || continue
+            if [ "$(id -u)" -eq 0 ]; then
+                runuser -u "$(stat -c %U "$d")" -- "$STAGED_BINDIR/pg_ctl" -D "$d" -m fast -w stop >/dev/null 2>&1 || true
+            else
+                stop_server "$d"
+            fi
+        done
     fi
     rm -rf "$dir"
 }
@@ -73,14 +77,20 @@ for f in "$src"/demo/*.sql; do
         || die "demo step $(basename "$f") failed"
 done
 
+# story 8: a store replica beside HQ, offline and back (tools/demo-replica.sh)
+LOYALTY_DEMO_DIR="$dir" STAGED_BINDIR="$STAGED_BINDIR" LOYALTY_DEMO_QUIET_END=1 "$src/tools/demo-replica.sh" \
+    || die "the store replica part of the demo failed"
+
 sudo_hint=""
 [ "${LOYALTY_DEMO_AS_ROOT:-}" = "" ] || sudo_hint="(as root or the postgres user) "
 cat <<TXT
 
-The demo server is running. Connect ${sudo_hint}with:
+The demo servers are running: HQ, and store sha's replica (port $((PGPORT + 1))).
+Connect ${sudo_hint}with:
     psql -h $PGHOST -p $PGPORT -U postgres loyalty_demo
+    psql -h $PGHOST -p $((PGPORT + 1)) -U postgres loyalty_store
 Staff logins (no password on the local socket): szx_desk, sha_house, urc_desk, hq_crm, hq_bi, ...
     psql -h $PGHOST -p $PGPORT -U szx_desk loyalty_demo
-Stop it and remove every file with:
+Stop them and remove every file with:
     tools/demo.sh stop
 TXT
