@@ -29,7 +29,6 @@
 #define REPLICA_OUTBOX_SLOT		"loyalty_outbox"
 
 /* replica_ddl.c */
-extern void replica_check_store_code(const char *code);
 extern char *replica_store_object_name(const char *code);
 extern char *replica_hub_object_name(const char *code);
 extern char *replica_outbox_sub_name(const char *code);

@@ -40,7 +40,6 @@
 #include "invalidate.h"
 #include "replica.h"
 
-#define STORE_CODE_MAX 16
 
 typedef enum PublishedFilter
 {
@@ -89,33 +88,6 @@ static const PublishedTable store_tables[] = {
 	{"benefit_grant", FILTER_GRANT, NULL, true},
 	{"benefit_use", FILTER_NONE, NULL, true},
 };
-
-/*
- * replica_check_store_code
- *		Store codes become part of publication, slot and subscription
- *		names: lowercase ASCII letters, digits and underscores, starting
- *		with a letter, at most 16.
- */
-void
-replica_check_store_code(const char *code)
-{
-	const char *c;
-
-	if (code[0] == '\0' || strlen(code) > STORE_CODE_MAX)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid store code \"%s\"", code),
-				 errdetail("A store code is 1 to %d lowercase letters, digits and underscores, starting with a letter.",
-						   STORE_CODE_MAX)));
-	for (c = code; *c; c++)
-		if (!((*c >= 'a' && *c <= 'z') ||
-			  (c > code && ((*c >= '0' && *c <= '9') || *c == '_'))))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid store code \"%s\"", code),
-					 errdetail("A store code is 1 to %d lowercase letters, digits and underscores, starting with a letter.",
-							   STORE_CODE_MAX)));
-}
 
 /*
  * replica_store_object_name

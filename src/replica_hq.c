@@ -30,6 +30,7 @@
 
 #include "identity.h"
 #include "replica.h"
+#include "roles.h"
 
 PG_FUNCTION_INFO_V1(loyalty_replica_add_store);
 PG_FUNCTION_INFO_V1(loyalty_replica_add_hub);
@@ -51,7 +52,7 @@ code_arg(FunctionCallInfo fcinfo, int argno)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("store code must not be null")));
 	code = TextDatumGetCString(PG_GETARG_DATUM(argno));
-	replica_check_store_code(code);
+	loyalty_check_store_code(code);
 	return code;
 }
 
@@ -191,7 +192,7 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 	if (!PG_ARGISNULL(2))
 	{
 		hub = TextDatumGetCString(PG_GETARG_DATUM(2));
-		replica_check_store_code(hub);
+		loyalty_check_store_code(hub);
 	}
 	spi_begin();
 	require_not_store();

@@ -37,12 +37,12 @@
 
 #include "identity.h"
 #include "policy.h"
+#include "roles.h"
 
 PG_FUNCTION_INFO_V1(loyalty_create_store);
 PG_FUNCTION_INFO_V1(loyalty_create_staff);
 PG_FUNCTION_INFO_V1(loyalty_valid_time_zone);
 
-#define STORE_CODE_MAX 16
 
 /*
  * text_arg
@@ -71,23 +71,36 @@ text_arg(FunctionCallInfo fcinfo, int argno, const char *what, int maxlen)
 }
 
 /*
- * check_store_code
- *		Store codes become part of role names: lowercase ASCII letters,
- *		digits and underscores, starting with a letter, at most 16.
+ * check_code
+ *		A code (store, brand) is 1 to maxlen lowercase ASCII letters,
+ *		digits and underscores, starting with a letter.
  */
 static void
-check_store_code(const char *code)
+check_code(const char *code, int maxlen, const char *what)
 {
 	const char *c;
+	bool		ok = code[0] != '\0' && strlen(code) <= maxlen;
 
-	for (c = code; *c; c++)
+	for (c = code; ok && *c; c++)
 		if (!((*c >= 'a' && *c <= 'z') ||
 			  (c > code && ((*c >= '0' && *c <= '9') || *c == '_'))))
-			ereport(ERROR,
-					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-					 errmsg("invalid store code \"%s\"", code),
-					 errdetail("A store code is 1 to %d lowercase letters, digits and underscores, starting with a letter.",
-							   STORE_CODE_MAX)));
+			ok = false;
+	if (!ok)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid %s \"%s\"", what, code),
+				 errdetail("A %s is 1 to %d lowercase letters, digits and underscores, starting with a letter.",
+						   what, maxlen)));
+}
+
+/*
+ * loyalty_check_store_code
+ *		Store codes become part of role names (loyalty_<store>_<department>).
+ */
+void
+loyalty_check_store_code(const char *code)
+{
+	check_code(code, STORE_CODE_MAX, "store code");
 }
 
 /*
@@ -218,15 +231,47 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
 }
 
 /*
+ * loyalty_create_store_roles
+ *		Create (or adopt) the four department roles of a store, make each a
+ *		member of its department's group role and map it in
+ *		loyalty.staff_role.  The caller is connected to SPI.  Used by
+ *		loyalty.create_store() at HQ and, at a store replica, when the
+ *		store's own row arrives (store_mode_roles.c).
+ */
+void
+loyalty_create_store_roles(const char *code)
+{
+	static const LoyaltyDepartment depts[] = {
+		DEPT_FRONTDESK, DEPT_HOUSEKEEPING, DEPT_FNB, DEPT_STORE_MANAGER
+	};
+	int			i;
+
+	for (i = 0; i < lengthof(depts); i++)
+	{
+		const char *dept = loyalty_department_names[depts[i]];
+		char	   *rolename = psprintf("loyalty_%s_%s", code, dept);
+		char	   *group = psprintf("loyalty_%s", dept);
+		Oid			roleid = department_role(rolename);
+		Oid			mtypes[3] = {OIDOID, TEXTOID, TEXTOID};
+		Datum		mvalues[3];
+
+		grant_membership(group, rolename);
+		mvalues[0] = ObjectIdGetDatum(roleid);
+		mvalues[1] = CStringGetTextDatum(code);
+		mvalues[2] = CStringGetTextDatum(dept);
+		spi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) "
+				 "VALUES ($1::regrole, $2, $3) ON CONFLICT (role) DO NOTHING",
+				 3, mtypes, mvalues, NULL, SPI_OK_INSERT);
+	}
+}
+
+/*
  * loyalty.create_store(code, name, brand, region, time_zone)
  *		returns text (the store code)
  */
 Datum
 loyalty_create_store(PG_FUNCTION_ARGS)
 {
-	static const LoyaltyDepartment depts[] = {
-		DEPT_FRONTDESK, DEPT_HOUSEKEEPING, DEPT_FNB, DEPT_STORE_MANAGER
-	};
 	char	   *code = text_arg(fcinfo, 0, "store code", STORE_CODE_MAX);
 	char	   *brand = text_arg(fcinfo, 2, "brand", 32);
 	char	   *tz = text_arg(fcinfo, 4, "time zone", 64);
@@ -237,8 +282,8 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 
 	(void) text_arg(fcinfo, 1, "store name", 200);
 	(void) text_arg(fcinfo, 3, "region", 100);
-	check_store_code(code);
-	check_store_code(brand);
+	loyalty_check_store_code(code);
+	check_code(brand, 32, "brand");
 	if (!time_zone_is_valid(tz))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -264,23 +309,7 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 	spi_exec("INSERT INTO loyalty.store (store_code, name, brand, region, time_zone) "
 			 "VALUES ($1, $2, $3, $4, $5)", 5, types, values, NULL, SPI_OK_INSERT);
 
-	for (i = 0; i < lengthof(depts); i++)
-	{
-		const char *dept = loyalty_department_names[depts[i]];
-		char	   *rolename = psprintf("loyalty_%s_%s", code, dept);
-		char	   *group = psprintf("loyalty_%s", dept);
-		Oid			roleid = department_role(rolename);
-		Oid			mtypes[3] = {OIDOID, TEXTOID, TEXTOID};
-		Datum		mvalues[3];
-
-		grant_membership(group, rolename);
-		mvalues[0] = ObjectIdGetDatum(roleid);
-		mvalues[1] = PG_GETARG_DATUM(0);
-		mvalues[2] = CStringGetTextDatum(dept);
-		spi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) "
-				 "VALUES ($1::regrole, $2, $3)", 3, mtypes, mvalues, NULL,
-				 SPI_OK_INSERT);
-	}
+	loyalty_create_store_roles(code);
 	SPI_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(code));
 }
@@ -322,7 +351,7 @@ loyalty_create_staff(PG_FUNCTION_ARGS)
 				 errmsg("HQ department \"%s\" takes no store code", dept)));
 	if (store != NULL)
 	{
-		check_store_code(store);
+		loyalty_check_store_code(store);
 		group = psprintf("loyalty_%s_%s", store, dept);
 		if (!OidIsValid(get_role_oid(group, true)))
 			ereport(ERROR,

@@ -32,6 +32,7 @@
 
 #include "identity.h"
 #include "replica.h"
+#include "roles.h"
 
 PG_FUNCTION_INFO_V1(loyalty_store_subscribe);
 PG_FUNCTION_INFO_V1(loyalty_hub_subscribe);
@@ -75,7 +76,7 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 				 errmsg("connection string and %s code must not be null", want)));
 	conninfo = TextDatumGetCString(PG_GETARG_DATUM(0));
 	code = TextDatumGetCString(PG_GETARG_DATUM(1));
-	replica_check_store_code(code);
+	loyalty_check_store_code(code);
 	name = strcmp(want, "hub") == 0 ? replica_hub_object_name(code) :
 		replica_store_object_name(code);
 	spi_begin();
