@@ -6,3 +6,10 @@
 -- same by construction; test/t/062_upgrade.pl checks it with data in place.
 
 \echo Use "ALTER EXTENSION loyalty UPDATE TO '1.1'" to load this file. \quit
+
+-- perf: loyalty.benefits() is SECURITY INVOKER.  It makes its own access
+-- checks (the caller's department and store, loyalty_caller()) and then runs
+-- as the function's owner with the search path pinned to pg_catalog, in C
+-- (src/benefit_owner.c), which costs a fraction of SECURITY DEFINER with
+-- SET search_path on every call (docs/benefits.md, "Performance").
+ALTER FUNCTION loyalty.benefits(uuid, text, timestamptz) SECURITY INVOKER RESET search_path;

@@ -220,6 +220,7 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 	const BenefitGrant **winners;
 	int			nwinners,
 				w;
+	LoyaltyOwnerSave owner;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -255,6 +256,12 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 
+	/*
+	 * The function is SECURITY INVOKER: the checks above are the access
+	 * control; the rest runs as the owner with a pinned search path
+	 * (benefit_owner.c).
+	 */
+	loyalty_become_owner(fcinfo, &owner);
 	policy = loyalty_policy_at(at);
 	catalog = loyalty_benefit_catalog();
 
@@ -273,7 +280,11 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 				 errmsg("member %s does not exist",
 						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(member))))));
 	if (!state.active)
-		return (Datum) 0;		/* suspended and erased members have none */
+	{
+		/* suspended and erased members have none */
+		loyalty_return_from_owner(&owner);
+		return (Datum) 0;
+	}
 
 	winners = palloc(sizeof(BenefitGrant *) * Max(catalog->ngrants, 1));
 	nwinners = loyalty_benefits_resolve(catalog, policy, state.tier, store, at, false, winners);
@@ -317,6 +328,7 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 		values[12] = UUIDPGetDatum(&g->grant_id);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	loyalty_return_from_owner(&owner);
 	return (Datum) 0;
 }
 
