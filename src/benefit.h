@@ -60,6 +60,13 @@ typedef struct BenefitGrant
 	Jsonb	   *params;
 	int			use_limit;		/* 0: unlimited */
 	BenefitLimitPer limit_per;
+	/* the text columns of its benefits() row, built once at load */
+	text	   *code_text;
+	text	   *name_text;
+	text	   *kind_text;
+	text	   *source_text;
+	text	   *reason_text;
+	text	   *limit_per_text;	/* NULL when unlimited */
 } BenefitGrant;
 
 /* one row of loyalty.risk_type */

@@ -297,16 +297,17 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 		int			t;
 
 		memset(nulls, 0, sizeof(nulls));
-		values[0] = CStringGetTextDatum(g->benefit_code);
-		values[1] = CStringGetTextDatum(g->name);
-		values[2] = CStringGetTextDatum(loyalty_capability_names[g->kind]);
-		values[3] = CStringGetTextDatum(loyalty_benefit_source_names[g->source]);
-		values[4] = CStringGetTextDatum(loyalty_benefit_reason(g));
+		/* text columns prebuilt in the catalogue; the tuplestore copies them */
+		values[0] = PointerGetDatum(g->code_text);
+		values[1] = PointerGetDatum(g->name_text);
+		values[2] = PointerGetDatum(g->kind_text);
+		values[3] = PointerGetDatum(g->source_text);
+		values[4] = PointerGetDatum(g->reason_text);
 		values[5] = JsonbPGetDatum(g->params);
 		if (g->use_limit > 0)
 		{
 			values[6] = Int32GetDatum(g->use_limit);
-			values[7] = CStringGetTextDatum(loyalty_benefit_limit_names[g->limit_per]);
+			values[7] = PointerGetDatum(g->limit_per_text);
 		}
 		else
 			nulls[6] = nulls[7] = true;

@@ -3,7 +3,7 @@
 -- the value, bit for bit: checked against pgcrypto's hmac(), so that a
 -- faster implementation (src/crypto.c) never changes stored keys.
 BEGIN;
-SELECT plan(3);
+SELECT plan(5);
 CREATE EXTENSION pgcrypto SCHEMA public;
 
 -- the key file exists once any keyed function ran
@@ -24,6 +24,18 @@ SELECT is(loyalty._blind_index('id_number', '11010519491231002X'),
     'the blind index is HMAC-SHA256(key, kind NUL normalised value)');
 SELECT is(loyalty.pseudonym('00000000-0000-0000-0000-000000000000'),
           loyalty.pseudonym('00000000-0000-0000-0000-000000000000'), 'stable within a backend');
+
+-- the BI month generalisation is to_char's text, also BC, far future, infinity
+SELECT is((SELECT count(*)::int
+             FROM (SELECT t FROM generate_series(timestamptz '1969-12-31 22:00+00', '2031-01-01', interval '17 hours 13 minutes') t
+                   UNION ALL VALUES ('0044-03-15 12:00+00 BC'::timestamptz), ('0001-01-01 00:00+00 BC'), ('0001-01-01 00:00+00'),
+                                    ('9999-12-31 23:59:59.999999+00'), ('12345-06-01 00:00+00'), ('294276-12-31 23:59:59+00'),
+                                    ('2026-02-28 23:59:59.999999+00'), ('2026-03-01 00:00:00+00'),
+                                    ('infinity'), ('-infinity')) s(t)
+            WHERE loyalty.mask_month_utc(t) IS DISTINCT FROM to_char(t AT TIME ZONE 'UTC', 'YYYY-MM')), 0,
+    'mask_month_utc(t) = to_char(t AT TIME ZONE ''UTC'', ''YYYY-MM'') for every time tried');
+SELECT is(pg_get_viewdef('loyalty.bi_members'::regclass) LIKE '%loyalty.mask_month_utc(m.enrolled_at) AS enrolled_month%', true,
+    'bi_members uses it');
 
 SELECT * FROM finish();
 ROLLBACK;
