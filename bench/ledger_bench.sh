@@ -3,10 +3,21 @@
 # a floor measured in the same run on the same server: one transaction that
 # inserts one ledger row, inserts one lot row and updates one balance row
 # (fsync on).  1, 2 and 8 clients over 1,000 members, and a hot variant on
-# 10 members.  Prints "op clients members tps floor_tps ratio".
+# 10 members.  Each figure is BENCH_ROUNDS rounds of the floor then the
+# operation, one right after the other (the machine is shared: the floor of
+# each round sees nearly the load its operation sees); a round's ratio is
+# its operation TPS over its floor TPS.  Prints, per operation, clients and
+# members: the median TPS, the median floor TPS, the median ratio and the
+# lowest and highest round ratio.
+#
+# Members 1 to 1,000 are the accrue and redeem members; the hot variant uses
+# members 1 to 10, so its redemptions draw on the 10-point lots that the hot
+# accrue run just left (about 100 lots per redemption of 1,000 points).
+# "redeem-seed" is the same hot redemption by 10 other members (1,001 to
+# 1,010) that hold only their seed lot: one lot per redemption.
 #
 #   bench/ledger_bench.sh            (as root or an unprivileged user)
-#   BENCH_SECONDS=30 bench/ledger_bench.sh
+#   BENCH_SECONDS=10 BENCH_ROUNDS=5 BENCH_CLIENTS="8" bench/ledger_bench.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
@@ -20,11 +31,16 @@ if [ "$(id -u)" -eq 0 ]; then
     cp -a "$here" "$work/src"
     make -s -C "$work/src" clean >/dev/null 2>&1 || true
     chown -R "$user" "$work"
-    runuser -u "$user" -- env BENCH_SECONDS="${BENCH_SECONDS:-10}" "$work/src/bench/ledger_bench.sh"
+    runuser -u "$user" -- env BENCH_SECONDS="${BENCH_SECONDS:-5}" BENCH_ROUNDS="${BENCH_ROUNDS:-3}" \
+        BENCH_CLIENTS="${BENCH_CLIENTS:-1 2 8}" BENCH_MEMBERS="${BENCH_MEMBERS:-1000 10}" \
+        "$work/src/bench/ledger_bench.sh"
     exit $?
 fi
 
-secs=${BENCH_SECONDS:-10}
+secs=${BENCH_SECONDS:-5}
+rounds=${BENCH_ROUNDS:-3}
+client_counts=${BENCH_CLIENTS:-1 2 8}
+member_counts=${BENCH_MEMBERS:-1000 10}
 work=$(mktemp -d /tmp/loyalty-benchrun.XXXXXX)
 trap 'stop_server "$work/data"; rm -rf "$work"' EXIT
 build_and_stage "$here" "$work/inst"
@@ -36,7 +52,7 @@ psql -q -X -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION loyalty;
 SELECT loyalty.create_store('bsz', 'Bench Shenzhen', 'bay', 'south', 'Asia/Shanghai');
 CREATE TABLE bench_member AS
-  SELECT i, (loyalty.enroll('bsz', 'Bench ' || i)).member_id FROM generate_series(1, 1000) i;
+  SELECT i, (loyalty.enroll('bsz', 'Bench ' || i)).member_id FROM generate_series(1, 1010) i;
 ALTER TABLE bench_member ADD PRIMARY KEY (i);
 SELECT count(loyalty.accrue(member_id, 'bsz', 100000000, 'adjustment', 'seed-' || i)) FROM bench_member;
 -- the floor: the same three writes without the ledger's logic
@@ -62,23 +78,37 @@ cat >"$work/accrue.sql" <<'SQL'
 SELECT loyalty.accrue(member_id, 'bsz', 10, 'stay', gen_random_uuid()::text) FROM bench_member WHERE i = :m;
 SQL
 cat >"$work/redeem.sql" <<'SQL'
-\set m random(1, :members)
+\set m :base + random(1, :members)
 SELECT loyalty.redeem(member_id, 'bsz', 1000, 'voucher', gen_random_uuid()::text) FROM bench_member WHERE i = :m;
 SQL
 
 tps() {  # script clients members
-    pgbench -n -M prepared -T "$secs" -c "$2" -j "$2" -D members="$3" -f "$work/$1.sql" 2>/dev/null \
+    pgbench -n -M prepared -T "$secs" -c "$2" -j "$2" -D members="$3" -D base="${4:-0}" -f "$work/$1.sql" 2>/dev/null \
         | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
 }
 
-printf '%-7s %7s %7s %10s %10s %6s\n' op clients members tps floor_tps ratio
-for members in 1000 10; do
-    for c in 1 2 8; do
-        f=$(tps floor "$c" "$members")
-        for op in accrue redeem; do
-            t=$(tps "$op" "$c" "$members")
-            printf '%-7s %7s %7s %10.1f %10.1f %6.2f\n' "$op" "$c" "$members" "$t" "$f" \
-                "$(echo "$t / $f" | bc -l)"
+median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+
+printf '%-11s %7s %7s %10s %10s %6s %6s %6s  (medians of %d rounds of %ds)\n' \
+    op clients members tps floor_tps ratio min max "$rounds" "$secs"
+for members in $member_counts; do
+    for c in $client_counts; do
+        ops="accrue redeem"
+        [ "$members" -le 10 ] && ops="$ops redeem-seed"
+        for op in $ops; do
+            ts="" fs="" rs=""
+            script=$op base=0
+            [ "$op" = redeem-seed ] && script=redeem base=1000
+            for _ in $(seq 1 "$rounds"); do
+                f=$(tps floor "$c" "$members")
+                t=$(tps "$script" "$c" "$members" "$base")
+                ts="$ts $t" fs="$fs $f"
+                rs="$rs $(awk -v t="$t" -v f="$f" 'BEGIN { printf "%.3f", t / f }')"
+            done
+            printf '%-11s %7s %7s %10.1f %10.1f %6.2f %6.2f %6.2f\n' "$op" "$c" "$members" \
+                "$(printf '%s\n' $ts | median)" "$(printf '%s\n' $fs | median)" \
+                "$(printf '%s\n' $rs | median)" \
+                "$(printf '%s\n' $rs | sort -n | head -1)" "$(printf '%s\n' $rs | sort -n | tail -1)"
         done
     done
 done

@@ -4,7 +4,8 @@
 #  1. Stays per second through the full path (loyalty.record_stay: stay row,
 #     earning lines, ledger lots, counters, tier check) against the ledger
 #     floor measured in the same run: loyalty.accrue of the same points, one
-#     call per transaction.  pgbench, fsync on.
+#     call per transaction.  pgbench, fsync on; TIER_ROUNDS (3) rounds of
+#     the stays then the floor, medians and each round's ratio.
 #  2. Requalification of TIER_MEMBERS members with TIER_MONTHS counter rows
 #     each (default 10,000 x 10; the full size is 1,000,000 x 10 = 10,000,000
 #     rows): CALL loyalty.tier_requalify() against the best plain set-based
@@ -77,11 +78,22 @@ SELECT nextval('stay_seq') AS k \gset
 SELECT (loyalty.accrue((SELECT member_id FROM stay_member WHERE i = :k % 1000), 'bsz', 8000, 'stay', 'f' || :k)).points;
 EOF2
 tps() { pgbench -n -c "$clients" -j "$clients" -T "$secs" -f "$1" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
-stay_tps=$(tps "$work/stay.sql")
-floor_tps=$(tps "$work/floor.sql")
-echo "stays_per_second_full_path $stay_tps"
-echo "ledger_accrue_floor_tps $floor_tps"
-echo "stay_to_floor_ratio $(echo "scale=3; $stay_tps / $floor_tps" | bc)"
+# TIER_ROUNDS rounds of the stays then the floor, one right after the other
+# (the machine is shared); medians of each and of the rounds' ratios
+rounds=${TIER_ROUNDS:-3}
+med() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+stays="" floors="" ratios=""
+for _ in $(seq 1 "$rounds"); do
+    s=$(tps "$work/stay.sql")
+    f=$(tps "$work/floor.sql")
+    stays="$stays $s" floors="$floors $f" ratios="$ratios $(echo "scale=3; $s / $f" | bc)"
+done
+# shellcheck disable=SC2086
+{
+    echo "stays_per_second_full_path $(med $stays) (median of $rounds rounds:$stays)"
+    echo "ledger_accrue_floor_tps $(med $floors) (median of $rounds rounds:$floors)"
+    echo "stay_to_floor_ratio $(med $ratios) (median of $rounds rounds:$ratios)"
+}
 
 # requalification data: $members members, $months counter months each in
 # the current year; about a third reach silver, a few percent gold

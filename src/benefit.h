@@ -18,6 +18,7 @@
 #include "postgres.h"
 
 #include "datatype/timestamp.h"
+#include "fmgr.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
 
@@ -59,6 +60,13 @@ typedef struct BenefitGrant
 	Jsonb	   *params;
 	int			use_limit;		/* 0: unlimited */
 	BenefitLimitPer limit_per;
+	/* the text columns of its benefits() row, built once at load */
+	text	   *code_text;
+	text	   *name_text;
+	text	   *kind_text;
+	text	   *source_text;
+	text	   *reason_text;
+	text	   *limit_per_text;	/* NULL when unlimited */
 } BenefitGrant;
 
 /* one row of loyalty.risk_type */
@@ -93,6 +101,16 @@ typedef struct BenefitMember
 	int			ntags;
 	BenefitTag *tags;			/* in raising order */
 } BenefitMember;
+
+/* benefit_owner.c: SECURITY INVOKER functions that run as their owner */
+typedef struct LoyaltyOwnerSave
+{
+	Oid			userid;
+	int			sec_context;
+} LoyaltyOwnerSave;
+
+extern void loyalty_become_owner(FunctionCallInfo fcinfo, LoyaltyOwnerSave *save);
+extern void loyalty_return_from_owner(const LoyaltyOwnerSave *save);
 
 /* benefit_catalog.c */
 extern void loyalty_benefit_cache_init(void);

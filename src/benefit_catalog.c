@@ -176,6 +176,13 @@ load_catalog(void)
 		d = SPI_getbinval(tup, desc, 12, &isnull);
 		g->use_limit = isnull ? 0 : DatumGetInt32(d);
 		g->limit_per = limit_from_name(text_col(tup, desc, 13));
+		g->code_text = cstring_to_text(g->benefit_code);
+		g->name_text = cstring_to_text(g->name);
+		g->kind_text = cstring_to_text(loyalty_capability_names[g->kind]);
+		g->source_text = cstring_to_text(loyalty_benefit_source_names[g->source]);
+		g->reason_text = cstring_to_text(loyalty_benefit_reason(g));
+		g->limit_per_text = g->use_limit > 0 ?
+			cstring_to_text(loyalty_benefit_limit_names[g->limit_per]) : NULL;
 	}
 	catalog.grants = grants;
 	catalog.ngrants = (int) n;

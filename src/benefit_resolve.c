@@ -220,6 +220,7 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 	const BenefitGrant **winners;
 	int			nwinners,
 				w;
+	LoyaltyOwnerSave owner;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -255,6 +256,12 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 		MemoryContextSwitchTo(old);
 	}
 
+	/*
+	 * The function is SECURITY INVOKER: the checks above are the access
+	 * control; the rest runs as the owner with a pinned search path
+	 * (benefit_owner.c).
+	 */
+	loyalty_become_owner(fcinfo, &owner);
 	policy = loyalty_policy_at(at);
 	catalog = loyalty_benefit_catalog();
 
@@ -273,7 +280,11 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 				 errmsg("member %s does not exist",
 						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(member))))));
 	if (!state.active)
-		return (Datum) 0;		/* suspended and erased members have none */
+	{
+		/* suspended and erased members have none */
+		loyalty_return_from_owner(&owner);
+		return (Datum) 0;
+	}
 
 	winners = palloc(sizeof(BenefitGrant *) * Max(catalog->ngrants, 1));
 	nwinners = loyalty_benefits_resolve(catalog, policy, state.tier, store, at, false, winners);
@@ -286,16 +297,17 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 		int			t;
 
 		memset(nulls, 0, sizeof(nulls));
-		values[0] = CStringGetTextDatum(g->benefit_code);
-		values[1] = CStringGetTextDatum(g->name);
-		values[2] = CStringGetTextDatum(loyalty_capability_names[g->kind]);
-		values[3] = CStringGetTextDatum(loyalty_benefit_source_names[g->source]);
-		values[4] = CStringGetTextDatum(loyalty_benefit_reason(g));
+		/* text columns prebuilt in the catalogue; the tuplestore copies them */
+		values[0] = PointerGetDatum(g->code_text);
+		values[1] = PointerGetDatum(g->name_text);
+		values[2] = PointerGetDatum(g->kind_text);
+		values[3] = PointerGetDatum(g->source_text);
+		values[4] = PointerGetDatum(g->reason_text);
 		values[5] = JsonbPGetDatum(g->params);
 		if (g->use_limit > 0)
 		{
 			values[6] = Int32GetDatum(g->use_limit);
-			values[7] = CStringGetTextDatum(loyalty_benefit_limit_names[g->limit_per]);
+			values[7] = PointerGetDatum(g->limit_per_text);
 		}
 		else
 			nulls[6] = nulls[7] = true;
@@ -317,6 +329,7 @@ loyalty_benefits(PG_FUNCTION_ARGS)
 		values[12] = UUIDPGetDatum(&g->grant_id);
 		tuplestore_putvalues(rsinfo->setResult, rsinfo->setDesc, values, nulls);
 	}
+	loyalty_return_from_owner(&owner);
 	return (Datum) 0;
 }
 

@@ -142,11 +142,6 @@ static const LedgerQueryDef ledger_queries[LEDGER_NUM_QUERIES] = {
 		"expires_at = $3 WHERE lot_id = $1 AND state = 'pending'",
 		3, {UUIDOID, TIMESTAMPTZOID, TIMESTAMPTZOID}
 	},
-	[LQ_LOT_EXPIRY] = {
-		"SELECT (pg_catalog.date_trunc('month', $1 AT TIME ZONE $3) "
-		"+ pg_catalog.make_interval(months => $2 + 1)) AT TIME ZONE $3",
-		3, {TIMESTAMPTZOID, INT4OID, TEXTOID}
-	},
 };
 
 static SPIPlanPtr ledger_plans[LEDGER_NUM_QUERIES];
@@ -618,22 +613,31 @@ ledger_take(pg_uuid_t entry_id, pg_uuid_t lot_id, int64 points,
  *		Under the lot_lifetime policy, the end of the month (in the
  *		member's time zone) lot_lifetime_months after active_from; false
  *		(no expiry date) under the other policies.
+ *
+ * The SQL expression
+ *	 (date_trunc('month', active_from AT TIME ZONE tz)
+ *	  + make_interval(months => lifetime + 1)) AT TIME ZONE tz
+ * evaluated by calling the same functions directly: one SPI statement less
+ * per accrual (this ran once per lot, on the accrual hot path).
  */
 bool
 ledger_lot_expiry(const LedgerPolicy *lp, const LedgerMember *m,
 				  TimestampTz active_from, TimestampTz *expires_at)
 {
-	Datum		v[3];
-	bool		isnull;
+	Datum		tz;
+	Datum		local;
+	Interval	months;
 
 	if (lp->expiry_mode != EXPIRY_LOT_LIFETIME)
 		return false;
-	v[0] = TimestampTzGetDatum(active_from);
-	v[1] = Int32GetDatum(lp->lot_lifetime_months);
-	v[2] = CStringGetTextDatum(m->time_zone);
-	ledger_run(LQ_LOT_EXPIRY, v, NULL, SPI_OK_SELECT);
-	*expires_at = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
-													SPI_tuptable->tupdesc, 1, &isnull));
+	tz = CStringGetTextDatum(m->time_zone);
+	local = DirectFunctionCall2(timestamptz_zone, tz, TimestampTzGetDatum(active_from));
+	local = DirectFunctionCall2(timestamp_trunc, CStringGetTextDatum("month"), local);
+	months.time = 0;
+	months.day = 0;
+	months.month = lp->lot_lifetime_months + 1;
+	local = DirectFunctionCall2(timestamp_pl_interval, local, IntervalPGetDatum(&months));
+	*expires_at = DatumGetTimestampTz(DirectFunctionCall2(timestamp_zone, tz, local));
 	return true;
 }
 

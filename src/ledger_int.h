@@ -34,7 +34,6 @@ typedef enum LedgerQuery
 	LQ_PENDING_DUE_MEMBERS,
 	LQ_PENDING_DUE,
 	LQ_LOT_ACTIVATE,
-	LQ_LOT_EXPIRY,
 	LEDGER_NUM_QUERIES
 } LedgerQuery;
 

@@ -30,6 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/datetime.h"
+#include "utils/timestamp.h"
 
 #include "mask.h"
 
@@ -41,6 +42,7 @@ PG_FUNCTION_INFO_V1(loyalty_mask_full);
 PG_FUNCTION_INFO_V1(loyalty_mask_birth_year);
 PG_FUNCTION_INFO_V1(loyalty_mask_birth_month_day);
 PG_FUNCTION_INFO_V1(loyalty_mask_birth_decade);
+PG_FUNCTION_INFO_V1(loyalty_mask_month_utc);
 
 /*
  * decode_char
@@ -356,4 +358,33 @@ loyalty_mask_birth_decade(PG_FUNCTION_ARGS)
 
 	birth_ymd(fcinfo, &y, &m, &d);
 	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%04ds", y - y % 10)));
+}
+
+/*
+ * loyalty.mask_month_utc(timestamptz) returns text
+ *		A time generalised to its calendar month in UTC, 'YYYY-MM': the
+ *		same text as to_char(t AT TIME ZONE 'UTC', 'YYYY-MM') (a year BC
+ *		without sign, as to_char prints it; NULL for an infinite time),
+ *		without to_char's format parsing on every row of a BI scan.
+ */
+Datum
+loyalty_mask_month_utc(PG_FUNCTION_ARGS)
+{
+	TimestampTz t = PG_GETARG_TIMESTAMPTZ(0);
+	struct pg_tm tm;
+	fsec_t		fsec;
+	int			year;
+	char		buf[32];
+	int			len;
+
+	if (TIMESTAMP_NOT_FINITE(t))
+		PG_RETURN_NULL();
+	/* no time zone: the internal value is UTC, as AT TIME ZONE 'UTC' gives */
+	if (timestamp2tm(t, NULL, &tm, &fsec, NULL, NULL) != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("timestamp out of range")));
+	year = tm.tm_year <= 0 ? -(tm.tm_year - 1) : tm.tm_year;
+	len = snprintf(buf, sizeof(buf), "%04d-%02d", year, tm.tm_mon);
+	PG_RETURN_TEXT_P(cstring_to_text_with_len(buf, len));
 }
