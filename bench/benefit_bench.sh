@@ -23,18 +23,7 @@ clients=${BENCH_CLIENTS:-1}
 rounds=${BENCH_ROUNDS:-8}
 port=${BENCH_PORT:-55302}
 
-if [ "$(id -u)" -eq 0 ]; then
-    ensure_packages
-    user=$(unprivileged_user)
-    work=$(mktemp -d /tmp/loyalty-bench.XXXXXX)
-    trap 'rm -rf "$work"' EXIT
-    cp -a "$here" "$work/src"
-    make -s -C "$work/src" clean >/dev/null 2>&1 || true
-    chown -R "$user" "$work"
-    runuser -u "$user" -- env BENCH_SECONDS="$seconds" BENCH_CLIENTS="$clients" \
-        BENCH_ROUNDS="$rounds" BENCH_PORT="$port" "$work/src/bench/benefit_bench.sh"
-    exit $?
-fi
+as_unprivileged_copy "BENCH_SECONDS BENCH_CLIENTS BENCH_ROUNDS BENCH_PORT" bench/benefit_bench.sh
 
 work=$(mktemp -d /tmp/loyalty-benchrun.XXXXXX)
 cleanup() { stop_server "$work/data"; rm -rf "$work"; }

@@ -23,19 +23,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
 . "$here/tools/lib.sh"
 
-if [ "$(id -u)" -eq 0 ]; then
-    ensure_packages
-    user=$(unprivileged_user)
-    work=$(mktemp -d /tmp/loyalty-bench.XXXXXX)
-    trap 'rm -rf "$work"' EXIT
-    cp -a "$here" "$work/src"
-    make -s -C "$work/src" clean >/dev/null 2>&1 || true
-    chown -R "$user" "$work"
-    runuser -u "$user" -- env BENCH_SECONDS="${BENCH_SECONDS:-5}" BENCH_ROUNDS="${BENCH_ROUNDS:-3}" \
-        BENCH_CLIENTS="${BENCH_CLIENTS:-1 2 8}" BENCH_MEMBERS="${BENCH_MEMBERS:-1000 10}" \
-        "$work/src/bench/ledger_bench.sh"
-    exit $?
-fi
+as_unprivileged_copy "BENCH_SECONDS BENCH_ROUNDS BENCH_CLIENTS BENCH_MEMBERS" bench/ledger_bench.sh
 
 secs=${BENCH_SECONDS:-5}
 rounds=${BENCH_ROUNDS:-3}

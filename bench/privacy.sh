@@ -25,18 +25,7 @@ members=${MEMBERS:-1000000}
 duration=${DURATION:-10}
 clients=${CLIENTS:-2}
 
-if [ "$(id -u)" -eq 0 ]; then
-    ensure_packages
-    user=$(unprivileged_user)
-    work=$(mktemp -d /tmp/loyalty-bench.XXXXXX)
-    trap 'rm -rf "$work"' EXIT
-    cp -a "$here" "$work/src"
-    make -s -C "$work/src" clean >/dev/null 2>&1 || true
-    chown -R "$user" "$work"
-    runuser -u "$user" -- env MEMBERS="$members" DURATION="$duration" CLIENTS="$clients" \
-        "$work/src/bench/privacy.sh"
-    exit $?
-fi
+as_unprivileged_copy "MEMBERS DURATION CLIENTS" bench/privacy.sh
 
 work=$(mktemp -d /tmp/loyalty-benchrun.XXXXXX)
 trap 'stop_server "$work/data"; rm -rf "$work"' EXIT

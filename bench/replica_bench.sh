@@ -23,18 +23,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
 . "$here/tools/lib.sh"
 
-if [ "$(id -u)" -eq 0 ]; then
-    ensure_packages
-    user=$(unprivileged_user)
-    work=$(mktemp -d /tmp/loyalty-bench.XXXXXX)
-    trap 'rm -rf "$work"' EXIT
-    cp -a "$here" "$work/src"
-    make -s -C "$work/src" clean >/dev/null 2>&1 || true
-    chown -R "$user" "$work"
-    runuser -u "$user" -- env BENCH_SECONDS="${BENCH_SECONDS:-10}" BENCH_RATE="${BENCH_RATE:-200}" \
-        BENCH_BACKLOG="${BENCH_BACKLOG:-10000}" "$work/src/bench/replica_bench.sh"
-    exit $?
-fi
+as_unprivileged_copy "BENCH_SECONDS BENCH_RATE BENCH_BACKLOG" bench/replica_bench.sh
 
 secs=${BENCH_SECONDS:-10}
 rate=${BENCH_RATE:-200}

@@ -23,18 +23,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
 . "$here/tools/lib.sh"
 
-if [ "$(id -u)" -eq 0 ]; then
-    ensure_packages
-    user=$(unprivileged_user)
-    work=$(mktemp -d /tmp/loyalty-tierbench.XXXXXX)
-    trap 'rm -rf "$work"' EXIT
-    cp -a "$here" "$work/src"
-    make -s -C "$work/src" clean >/dev/null 2>&1 || true
-    chown -R "$user" "$work"
-    runuser -u "$user" -- env BENCH_SECONDS="${BENCH_SECONDS:-10}" TIER_MEMBERS="${TIER_MEMBERS:-10000}" \
-        TIER_MONTHS="${TIER_MONTHS:-10}" TIER_CLIENTS="${TIER_CLIENTS:-2}" "$work/src/bench/tier_bench.sh"
-    exit $?
-fi
+as_unprivileged_copy "BENCH_SECONDS TIER_MEMBERS TIER_MONTHS TIER_CLIENTS TIER_ROUNDS" bench/tier_bench.sh
 
 secs=${BENCH_SECONDS:-10}
 members=${TIER_MEMBERS:-10000}

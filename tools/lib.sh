@@ -94,3 +94,29 @@ start_server() {
 stop_server() {
     "$STAGED_BINDIR/pg_ctl" -D "$1" -m fast -w stop >/dev/null 2>&1 || true
 }
+
+# as_unprivileged_copy "VAR ..." SCRIPT [ARG ...]: as root, install what is
+# missing, then run SCRIPT (a path inside the tree) as the unprivileged user
+# in a private copy of the tree (servers refuse to run as root, and the
+# copy keeps root's checkout clean), passing the named environment
+# variables that are set, and exit with its status.  LOYALTY_KEEP=1 keeps
+# the copy.  Does nothing when not root.
+as_unprivileged_copy() {
+    [ "$(id -u)" -eq 0 ] || return 0
+    local vars=$1 script=$2 user work rc=0 v
+    shift 2
+    local envs=("LOYALTY_KEEP=${LOYALTY_KEEP:-}")
+    for v in $vars; do
+        if [ -n "${!v+x}" ]; then envs+=("$v=${!v}"); fi
+    done
+    ensure_packages
+    user=$(unprivileged_user)
+    work=$(mktemp -d /tmp/loyalty-copy.XXXXXX)
+    cp -a "$here" "$work/src"
+    make -s -C "$work/src" clean >/dev/null 2>&1 || true
+    chown -R "$user" "$work"
+    cd "$work"
+    runuser -u "$user" -- env "${envs[@]}" "$work/src/$script" "$@" || rc=$?
+    if [ -z "${LOYALTY_KEEP:-}" ]; then rm -rf "$work"; else log "kept $work (results under $work/src)"; fi
+    exit $rc
+}

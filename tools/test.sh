@@ -19,21 +19,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 suites=${*:-regress pgtap isolation tap examples}
 
-if [ "$(id -u)" -eq 0 ]; then
-    ensure_packages
-    user=$(unprivileged_user)
-    work=$(mktemp -d /tmp/loyalty-test.XXXXXX)
-    if [ "${LOYALTY_KEEP:-}" = "" ]; then trap 'rm -rf "$work"' EXIT
-    else log "keeping $work (results under $work/src)"; fi
-    cp -a "$here" "$work/src"
-    make -s -C "$work/src" clean >/dev/null 2>&1 || true
-    chown -R "$user" "$work"
-    rc=0
-    cd "$work"
-    runuser -u "$user" -- env LOYALTY_KEEP="${LOYALTY_KEEP:-}" \
-        "$work/src/tools/test.sh" "$@" || rc=$?
-    exit $rc
-fi
+as_unprivileged_copy "" tools/test.sh "$@"
 
 ensure_packages
 work=$(mktemp -d /tmp/loyalty-run.XXXXXX)
