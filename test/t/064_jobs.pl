@@ -23,7 +23,7 @@ $node->safe_psql('postgres', q{
 	    FROM generate_series(1, 3) i) x;
 });
 my @dba = (extra_params => [ '-U', 'job_dba' ]);
-my $last = $node->safe_psql('postgres', 'SELECT max(member_id) FROM loyalty.point_lot');
+my $last = $node->safe_psql('postgres', 'SELECT member_id FROM loyalty.point_lot ORDER BY member_id DESC LIMIT 1');
 my $progress = q{SELECT state || ' ' || done || '/' || total FROM loyalty.job_progress
                   WHERE kind = 'activate' ORDER BY started_at DESC LIMIT 1};
 
@@ -36,7 +36,7 @@ sub start_job
 {
 	my $job = $node->background_psql('postgres', on_error_stop => 0, @dba);
 	$job->query_until(qr/started/, "\\echo started\nCALL loyalty.activate_due_batch(batch_size => 1);\n");
-	$node->poll_query_until('postgres', "$progress = 'running 2/3'")
+	$node->poll_query_until('postgres', "SELECT ($progress) = 'running 2/3'")
 	  or die 'the job never reached its third batch';
 	return $job;
 }
@@ -47,14 +47,14 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM loyalty.point_lot WHERE st
 is($node->safe_psql('postgres',
 		q{SELECT percent || ' ' || (eta IS NOT NULL) FROM loyalty.job_progress
 		   WHERE kind = 'activate' AND state = 'running'}),
-	'66.7 t', 'part-way: percent and an estimate of the time left');
+	'66.7 true', 'part-way: percent and an estimate of the time left');
 my ($rc, $out, $err) = $node->psql('postgres', 'CALL loyalty.activate_due_batch()', @dba);
 like($err, qr/a job of kind "activate" is already running/, 'one job of a kind at a time');
 
 # a cancel while it waits: failed, with the error, the third batch undone
 $node->safe_psql('postgres',
 	q{SELECT pg_cancel_backend(backend_pid) FROM loyalty.job_progress WHERE kind = 'activate' AND state = 'running'});
-$node->poll_query_until('postgres', "$progress = 'failed 2/3'")
+$node->poll_query_until('postgres', "SELECT ($progress) = 'failed 2/3'")
   or die 'the cancelled job was not recorded as failed';
 like($node->safe_psql('postgres', q{SELECT error FROM loyalty.job WHERE kind = 'activate'}),
 	qr/^57014: canceling statement/, 'the failure is recorded with its SQLSTATE');
@@ -70,7 +70,7 @@ $job = start_job();
 my $pid = $node->safe_psql('postgres',
 	q{SELECT backend_pid FROM loyalty.job_progress WHERE kind = 'activate' AND state = 'running'});
 $node->safe_psql('postgres', "SELECT pg_terminate_backend($pid)");
-$node->poll_query_until('postgres', "$progress = 'abandoned 2/3'")
+$node->poll_query_until('postgres', "SELECT ($progress) = 'abandoned 2/3'")
   or die 'the killed job did not show as abandoned';
 eval { $job->quit; };
 is($node->safe_psql('postgres', qq{SELECT state FROM loyalty.job WHERE kind = 'activate' AND backend_pid = $pid
@@ -88,7 +88,9 @@ is($node->safe_psql('postgres', "SELECT count(*) FROM loyalty.point_lot WHERE st
 is($node->safe_psql('postgres', 'SELECT sum(balance) FROM loyalty.point_balance'), '400',
 	'the balances count every lot once');
 
-# a re-sync: a subscription's initial copy of a loyalty table, held by a lock
+# a re-sync: a subscription's initial copy of a loyalty table, held by a SHARE
+# lock (CREATE SUBSCRIPTION itself only needs ACCESS SHARE; the copy needs
+# ROW EXCLUSIVE)
 $node->safe_psql('postgres', q{
 	CREATE DATABASE store;
 	CREATE PUBLICATION job_pub FOR TABLE loyalty.event_consumer;
@@ -97,8 +99,9 @@ $node->safe_psql('postgres', q{
 });
 $node->safe_psql('store', 'CREATE EXTENSION loyalty');
 my $holder = $node->background_psql('store', on_error_stop => 0);
-$holder->query_safe('BEGIN; LOCK TABLE loyalty.event_consumer IN ACCESS EXCLUSIVE MODE;');
+$holder->query_safe('BEGIN; LOCK TABLE loyalty.event_consumer IN SHARE MODE;');
 my $connstr = $node->connstr('postgres');
+$connstr =~ s/'/''/g;
 $node->safe_psql('store', qq{
 	CREATE SUBSCRIPTION job_sub CONNECTION '$connstr' PUBLICATION job_pub
 	  WITH (create_slot = false, slot_name = 'job_sub');
@@ -108,7 +111,7 @@ my $resync = q{SELECT state || ' ' || done || '/' || total || ' ' || (params->'c
 is($node->safe_psql('store', $resync), 'running 0/1 ["event_consumer"]',
 	're-sync: the table being copied shows');
 $holder->query_safe('COMMIT');
-$node->poll_query_until('store', "$resync = 'done 1/1 []'")
+$node->poll_query_until('store', "SELECT ($resync) = 'done 1/1 []'")
   or die 'the re-sync never finished';
 pass('re-sync: done once the table is copied');
 is($node->safe_psql('store', 'SELECT consumer FROM loyalty.event_consumer'), 'pms', 'the row was copied');
