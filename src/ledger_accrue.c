@@ -17,6 +17,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "job.h"
 #include "ledger_int.h"
 
 static const char *const accrual_sources[] = {
@@ -351,5 +352,97 @@ ledger_activate_due(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 	res->lots_json = psprintf("{\"members\": %d, \"lots\": %d}", members_done, lots_done);
 	ledger_idem_record(idem_key, "activate_due", args, res);
 	ledger_export(res, outer);
+	ledger_spi_finish();
+}
+
+/*
+ * ledger_activate_due_count
+ *		How many members have pending points due at as_of: the total a job
+ *		of committed batches starts with.
+ */
+int64
+ledger_activate_due_count(TimestampTz as_of)
+{
+	Datum		v[1];
+	bool		isnull;
+	int64		count;
+
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("as_of must be a finite time")));
+	ledger_spi_connect();
+	v[0] = TimestampTzGetDatum(as_of);
+	if (SPI_execute_with_args("SELECT pg_catalog.count(DISTINCT member_id) FROM loyalty.point_lot "
+							  "WHERE state = 'pending' AND activate_at <= $1",
+							  1, (Oid[]) {TIMESTAMPTZOID}, v, NULL, true, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pending lot count failed");
+	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	ledger_spi_finish();
+	return count;
+}
+
+/*
+ * ledger_activate_due_batch
+ *		One batch of the activation job: the next batch_size members after
+ *		"after" (in member_id order) with pending lots due at as_of, each
+ *		locked and re-read as in ledger_activate_due.  The caller commits.
+ */
+void
+ledger_activate_due_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
+						  JobBatch *out)
+{
+	LedgerPolicy lp;
+	Datum		v[3];
+	uint64		nmembers;
+	uint64		i;
+	pg_uuid_t  *members;
+	SPITupleTable *tuptable;
+
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("as_of must be a finite time")));
+	memset(out, 0, sizeof(*out));
+	ledger_spi_connect();
+	ledger_get_policy(ledger_now(), &lp);
+	v[0] = TimestampTzGetDatum(as_of);
+	v[1] = UUIDPGetDatum(&after);
+	v[2] = Int32GetDatum(batch_size);
+	if (SPI_execute_with_args("SELECT DISTINCT member_id FROM loyalty.point_lot "
+							  "WHERE state = 'pending' AND activate_at <= $1 AND member_id > $2 "
+							  "ORDER BY member_id LIMIT $3",
+							  3, (Oid[]) {TIMESTAMPTZOID, UUIDOID, INT4OID}, v, NULL,
+							  false, 0) != SPI_OK_SELECT)
+		elog(ERROR, "pending lot batch failed");
+	nmembers = SPI_processed;
+	tuptable = SPI_tuptable;
+	members = palloc(sizeof(pg_uuid_t) * Max(nmembers, 1));
+	for (i = 0; i < nmembers; i++)
+	{
+		bool		isnull;
+
+		members[i] = *DatumGetUUIDP(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
+	}
+	for (i = 0; i < nmembers; i++)
+	{
+		LedgerMember m;
+		StringInfoData lots;
+		int			n;
+
+		ledger_lock_member(members[i], &m);
+		/* re-read under the lock: another session may have activated them */
+		v[0] = UUIDPGetDatum(&members[i]);
+		v[1] = TimestampTzGetDatum(as_of);
+		if (ledger_run(LQ_PENDING_DUE, v, NULL, SPI_OK_SELECT) == 0)
+			continue;
+		initStringInfo(&lots);
+		appendStringInfoChar(&lots, '[');
+		activate_lots(&m, &lp, NULL, NULL, &lots, &n);
+		out->changed++;
+	}
+	out->processed = (int) nmembers;
+	if (nmembers > 0)
+		out->last_key = members[nmembers - 1];
 	ledger_spi_finish();
 }

@@ -26,8 +26,25 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "job.h"
 #include "ledger_int.h"
 #include "outbox.h"
+
+/*
+ * The members with points due to expire at $1 ($2 the inactivity months,
+ * $3 the exempt tiers), under each expiry mode: shared by the one-shot
+ * batch, the committed batches and their count.
+ */
+#define DUE_INACTIVE \
+	"FROM loyalty.point_balance b " \
+	"JOIN loyalty.member m ON m.member_id = b.member_id " \
+	"WHERE b.balance > 0 AND m.status <> 'erased' AND m.tier <> ALL ($3) " \
+	"AND b.last_activity_at + pg_catalog.make_interval(months => $2) <= $1 "
+#define DUE_LOTS \
+	"FROM loyalty.point_lot l " \
+	"JOIN loyalty.member m ON m.member_id = l.member_id " \
+	"WHERE l.state = 'active' AND l.remaining > 0 AND l.expires_at <= $1 " \
+	"AND m.status <> 'erased' AND m.tier <> ALL ($3) AND $2 IS NOT NULL "
 
 /*
  * exempt_array
@@ -270,18 +287,10 @@ ledger_expire(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 		v[1] = Int32GetDatum(lp.inactivity_months);
 		v[2] = exempt;
 		if (lp.expiry_mode == EXPIRY_INACTIVITY)
-			n = run_sql("SELECT b.member_id FROM loyalty.point_balance b "
-						"JOIN loyalty.member m ON m.member_id = b.member_id "
-						"WHERE b.balance > 0 AND m.status <> 'erased' AND m.tier <> ALL ($3) "
-						"AND b.last_activity_at + pg_catalog.make_interval(months => $2) <= $1 "
-						"ORDER BY b.member_id",
+			n = run_sql("SELECT b.member_id " DUE_INACTIVE "ORDER BY b.member_id",
 						3, (Oid[]) {TIMESTAMPTZOID, INT4OID, TEXTARRAYOID}, v, SPI_OK_SELECT);
 		else
-			n = run_sql("SELECT DISTINCT l.member_id FROM loyalty.point_lot l "
-						"JOIN loyalty.member m ON m.member_id = l.member_id "
-						"WHERE l.state = 'active' AND l.remaining > 0 AND l.expires_at <= $1 "
-						"AND m.status <> 'erased' AND m.tier <> ALL ($3) AND $2 IS NOT NULL "
-						"ORDER BY l.member_id",
+			n = run_sql("SELECT DISTINCT l.member_id " DUE_LOTS "ORDER BY l.member_id",
 						3, (Oid[]) {TIMESTAMPTZOID, INT4OID, TEXTARRAYOID}, v, SPI_OK_SELECT);
 		members = collect_uuids(n);
 		for (i = 0; i < n; i++)
@@ -303,5 +312,103 @@ ledger_expire(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 							  nmembers, nlots, notices);
 	ledger_idem_record(idem_key, "expire", args, res);
 	ledger_export(res, outer);
+	ledger_spi_finish();
+}
+
+/*
+ * check_as_of
+ *		as_of must be a finite time.
+ */
+static void
+check_as_of(TimestampTz as_of)
+{
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("as_of must be a finite time")));
+}
+
+/*
+ * ledger_expire_due_count
+ *		How many members have points due to expire at as_of: the total a
+ *		job of committed batches starts with.
+ */
+int64
+ledger_expire_due_count(TimestampTz as_of)
+{
+	LedgerPolicy lp;
+	Datum		v[3];
+	bool		isnull;
+	int64		count = 0;
+
+	check_as_of(as_of);
+	ledger_spi_connect();
+	ledger_get_policy(ledger_now(), &lp);
+	if (lp.expiry_mode != EXPIRY_NONE)
+	{
+		v[0] = TimestampTzGetDatum(as_of);
+		v[1] = Int32GetDatum(lp.inactivity_months);
+		v[2] = exempt_array(&lp);
+		run_sql(lp.expiry_mode == EXPIRY_INACTIVITY ?
+				"SELECT pg_catalog.count(*) " DUE_INACTIVE :
+				"SELECT pg_catalog.count(DISTINCT l.member_id) " DUE_LOTS,
+				3, (Oid[]) {TIMESTAMPTZOID, INT4OID, TEXTARRAYOID}, v, SPI_OK_SELECT);
+		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+											SPI_tuptable->tupdesc, 1, &isnull));
+	}
+	ledger_spi_finish();
+	return count;
+}
+
+/*
+ * ledger_expire_batch
+ *		One batch of the expiry job: the next batch_size members after
+ *		"after" (in member_id order) with points due at as_of, each locked
+ *		and re-checked as in ledger_expire.  The first batch (after is the
+ *		nil uuid) also emits the notices.  The caller commits.
+ */
+void
+ledger_expire_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
+					JobBatch *out)
+{
+	LedgerPolicy lp;
+	Datum		v[5];
+	uint64		n;
+	uint64		i;
+	pg_uuid_t	nil;
+	pg_uuid_t  *members;
+	int			nlots = 0;
+
+	check_as_of(as_of);
+	memset(out, 0, sizeof(*out));
+	memset(&nil, 0, sizeof(nil));
+	ledger_spi_connect();
+	ledger_get_policy(ledger_now(), &lp);
+	if (lp.expiry_mode != EXPIRY_NONE)
+	{
+		v[0] = TimestampTzGetDatum(as_of);
+		v[1] = Int32GetDatum(lp.inactivity_months);
+		v[2] = exempt_array(&lp);
+		v[3] = UUIDPGetDatum(&after);
+		v[4] = Int32GetDatum(batch_size);
+		if (memcmp(&after, &nil, sizeof(nil)) == 0)
+			emit_notices(&lp, as_of, v[2]);
+		n = run_sql(lp.expiry_mode == EXPIRY_INACTIVITY ?
+					"SELECT b.member_id " DUE_INACTIVE
+					"AND b.member_id > $4 ORDER BY b.member_id LIMIT $5" :
+					"SELECT DISTINCT l.member_id " DUE_LOTS
+					"AND l.member_id > $4 ORDER BY l.member_id LIMIT $5",
+					5, (Oid[]) {TIMESTAMPTZOID, INT4OID, TEXTARRAYOID, UUIDOID, INT4OID},
+					v, SPI_OK_SELECT);
+		members = collect_uuids(n);
+		for (i = 0; i < n; i++)
+		{
+			if (expire_member(&lp, members[i], as_of, &nlots) > 0)
+				out->changed++;
+		}
+		out->processed = (int) n;
+		if (n > 0)
+			out->last_key = members[n - 1];
+	}
 	ledger_spi_finish();
 }

@@ -10,6 +10,8 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- the tier and earning engine (docs/tiers.md)
     'tier_activity', 'tier_counter', 'earning_line', 'charge', 'tier_history', 'tier_grant',
     'tier_job', 'campaign',
+    -- long jobs (docs/operations.md)
+    'job',
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer',
