@@ -332,7 +332,7 @@ BEGIN
                             WHERE s.member_id = m.member_id AND s.check_out >= (as_of - inactive_for)::date)
          ORDER BY m.member_id LIMIT batch_size
     LOOP
-        PERFORM loyalty.member_erase(v, 'retention: inactive for ' || inactive_for::text);
+        PERFORM loyalty._member_erase(v, 'retention: inactive for ' || inactive_for::text);
         processed := processed + 1;
         changed := changed + 1;
         last_key := v;
@@ -615,3 +615,90 @@ GRANT EXECUTE ON PROCEDURE loyalty._job_run(text, jsonb, integer),
     loyalty.retention_purge_batch(interval, interval, integer)
     TO loyalty_dba, loyalty_crm;
 GRANT EXECUTE ON PROCEDURE loyalty.member_erase_batch(uuid[], text, integer) TO loyalty_crm;
+
+-- lead: a retention purge (scheduled as an HQ DBA or CRM, docs/operations.md)
+-- erases members through the same code as loyalty.member_erase() but not
+-- through its CRM-only check, which made a DBA's retention job fail as soon
+-- as a member was due.  loyalty._member_erase() is that code, granted to
+-- nobody; member_erase() checks the caller and calls it.
+CREATE FUNCTION loyalty._member_erase(member_id uuid, reason text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM 1 FROM loyalty.member m
+      WHERE m.member_id = _member_erase.member_id AND m.status <> 'erased' FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    -- the record first: an erasure that fails is still on record as tried
+    PERFORM loyalty._audit(member_id, 'erase', ARRAY['*'], left(reason, 200));
+    DELETE FROM loyalty.member_profile p WHERE p.member_id = _member_erase.member_id;
+    DELETE FROM loyalty.member_identity i WHERE i.member_id = _member_erase.member_id;
+    DELETE FROM loyalty.member_preference x WHERE x.member_id = _member_erase.member_id;
+    DELETE FROM loyalty.member_consent x WHERE x.member_id = _member_erase.member_id;
+    UPDATE loyalty.member_tag t SET note = NULL WHERE t.member_id = _member_erase.member_id;
+    -- risk tags stay (an amount owed is the chain's record), their notes go
+    UPDATE loyalty.risk_tag t SET note = '[erased]' WHERE t.member_id = _member_erase.member_id;
+    UPDATE loyalty.member m
+       SET status = 'erased', card_no = loyalty.new_card_number(), time_zone = NULL,
+           updated_at = now()
+     WHERE m.member_id = _member_erase.member_id;
+END
+$$;
+REVOKE ALL ON FUNCTION loyalty._member_erase(uuid, text) FROM PUBLIC;
+
+CREATE OR REPLACE FUNCTION loyalty.member_erase(member_id uuid, reason text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm']);
+    PERFORM loyalty._member_erase(member_id, reason);
+END
+$$;
+
+CREATE OR REPLACE FUNCTION loyalty.retention_purge(dry_run boolean DEFAULT true,
+    inactive_for interval DEFAULT '3 years', retired_for interval DEFAULT '1 year')
+    RETURNS TABLE (action text, rows bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    victims uuid[];
+    n bigint;
+    v uuid;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
+    IF dry_run IS NULL OR inactive_for IS NULL OR retired_for IS NULL THEN
+        RAISE EXCEPTION 'dry_run, inactive_for and retired_for must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF inactive_for < interval '1 year' OR retired_for < interval '0' THEN
+        RAISE EXCEPTION 'retention periods are too short'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Members are kept at least one year after their last activity.';
+    END IF;
+    SELECT count(*) INTO n FROM loyalty.member_preference p
+     WHERE p.retired_at < now() - retired_for;
+    action := 'delete_retired_preferences'; rows := n;
+    RETURN NEXT;
+    SELECT coalesce(array_agg(m.member_id), '{}') INTO victims FROM loyalty.member m
+     WHERE m.status <> 'erased' AND m.enrolled_at < now() - inactive_for
+       AND NOT EXISTS (SELECT 1 FROM loyalty.stay s
+                        WHERE s.member_id = m.member_id AND s.check_out >= (now() - inactive_for)::date);
+    action := 'erase_inactive_members'; rows := cardinality(victims);
+    RETURN NEXT;
+    IF NOT dry_run THEN
+        DELETE FROM loyalty.member_preference p WHERE p.retired_at < now() - retired_for;
+        FOREACH v IN ARRAY victims LOOP
+            PERFORM loyalty._member_erase(v, 'retention: inactive for ' || inactive_for::text);
+        END LOOP;
+    END IF;
+END
+$$;
