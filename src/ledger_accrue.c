@@ -284,6 +284,50 @@ ledger_activate(pg_uuid_t member_id, const char *store_code,
 }
 
 /*
+ * activate_due_members
+ *		For each member in the first column of tuptable (nmembers rows),
+ *		lock the member, re-read its due pending lots (another session may
+ *		have activated them) and activate them.  Adds to *points, *members
+ *		and *lots; *last is the last member id seen.
+ */
+static void
+activate_due_members(SPITupleTable *tuptable, uint64 nmembers, TimestampTz as_of,
+					 LedgerPolicy *lp, int64 *points, int *members, int *lots,
+					 pg_uuid_t *last)
+{
+	pg_uuid_t  *ids = palloc(sizeof(pg_uuid_t) * Max(nmembers, 1));
+	Datum		v[2];
+	uint64		i;
+
+	/* copy the ids first: the statements below replace SPI_tuptable */
+	for (i = 0; i < nmembers; i++)
+	{
+		bool		isnull;
+
+		ids[i] = *DatumGetUUIDP(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
+	}
+	for (i = 0; i < nmembers; i++)
+	{
+		LedgerMember m;
+		StringInfoData lotlist;
+		int			n;
+
+		ledger_lock_member(ids[i], &m);
+		v[0] = UUIDPGetDatum(&ids[i]);
+		v[1] = TimestampTzGetDatum(as_of);
+		if (ledger_run(LQ_PENDING_DUE, v, NULL, SPI_OK_SELECT) == 0)
+			continue;
+		initStringInfo(&lotlist);
+		appendStringInfoChar(&lotlist, '[');
+		*points += activate_lots(&m, lp, NULL, NULL, &lotlist, &n);
+		(*members)++;
+		*lots += n;
+	}
+	if (nmembers > 0)
+		*last = ids[nmembers - 1];
+}
+
+/*
  * ledger_activate_due
  *		Batch: activate every pending lot whose activate_at has passed at
  *		as_of, member by member.  Returns the total points and, as lots,
@@ -297,12 +341,10 @@ ledger_activate_due(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 	Datum		v[2];
 	char	   *args;
 	uint64		nmembers;
-	uint64		i;
-	pg_uuid_t  *members;
 	int64		total = 0;
 	int			members_done = 0;
 	int			lots_done = 0;
-	SPITupleTable *tuptable;
+	pg_uuid_t	last;
 
 	if (TIMESTAMP_NOT_FINITE(as_of))
 		ereport(ERROR,
@@ -319,32 +361,8 @@ ledger_activate_due(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 	ledger_get_policy(ledger_now(), &lp);
 	v[0] = TimestampTzGetDatum(as_of);
 	nmembers = ledger_run(LQ_PENDING_DUE_MEMBERS, v, NULL, SPI_OK_SELECT);
-	tuptable = SPI_tuptable;
-	members = palloc(sizeof(pg_uuid_t) * Max(nmembers, 1));
-	for (i = 0; i < nmembers; i++)
-	{
-		bool		isnull;
-
-		members[i] = *DatumGetUUIDP(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
-	}
-	for (i = 0; i < nmembers; i++)
-	{
-		LedgerMember m;
-		StringInfoData lots;
-		int			n;
-
-		ledger_lock_member(members[i], &m);
-		/* re-read under the lock: another session may have activated them */
-		v[0] = UUIDPGetDatum(&members[i]);
-		v[1] = TimestampTzGetDatum(as_of);
-		if (ledger_run(LQ_PENDING_DUE, v, NULL, SPI_OK_SELECT) == 0)
-			continue;
-		initStringInfo(&lots);
-		appendStringInfoChar(&lots, '[');
-		total += activate_lots(&m, &lp, NULL, NULL, &lots, &n);
-		members_done++;
-		lots_done += n;
-	}
+	activate_due_members(SPI_tuptable, nmembers, as_of, &lp, &total,
+						 &members_done, &lots_done, &last);
 
 	memset(res, 0, sizeof(*res));
 	res->operation = "activate_due";
@@ -395,9 +413,8 @@ ledger_activate_due_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
 	LedgerPolicy lp;
 	Datum		v[3];
 	uint64		nmembers;
-	uint64		i;
-	pg_uuid_t  *members;
-	SPITupleTable *tuptable;
+	int64		points = 0;
+	int			lots = 0;
 
 	if (TIMESTAMP_NOT_FINITE(as_of))
 		ereport(ERROR,
@@ -416,33 +433,8 @@ ledger_activate_due_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
 							  false, 0) != SPI_OK_SELECT)
 		elog(ERROR, "pending lot batch failed");
 	nmembers = SPI_processed;
-	tuptable = SPI_tuptable;
-	members = palloc(sizeof(pg_uuid_t) * Max(nmembers, 1));
-	for (i = 0; i < nmembers; i++)
-	{
-		bool		isnull;
-
-		members[i] = *DatumGetUUIDP(SPI_getbinval(tuptable->vals[i], tuptable->tupdesc, 1, &isnull));
-	}
-	for (i = 0; i < nmembers; i++)
-	{
-		LedgerMember m;
-		StringInfoData lots;
-		int			n;
-
-		ledger_lock_member(members[i], &m);
-		/* re-read under the lock: another session may have activated them */
-		v[0] = UUIDPGetDatum(&members[i]);
-		v[1] = TimestampTzGetDatum(as_of);
-		if (ledger_run(LQ_PENDING_DUE, v, NULL, SPI_OK_SELECT) == 0)
-			continue;
-		initStringInfo(&lots);
-		appendStringInfoChar(&lots, '[');
-		activate_lots(&m, &lp, NULL, NULL, &lots, &n);
-		out->changed++;
-	}
+	activate_due_members(SPI_tuptable, nmembers, as_of, &lp, &points,
+						 &out->changed, &lots, &out->last_key);
 	out->processed = (int) nmembers;
-	if (nmembers > 0)
-		out->last_key = members[nmembers - 1];
 	ledger_spi_finish();
 }
