@@ -346,10 +346,7 @@ ledger_activate_due(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 	int			lots_done = 0;
 	pg_uuid_t	last;
 
-	if (TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("as_of must be a finite time")));
+	ledger_check_as_of(as_of);
 	args = psprintf("as_of=%s", ledger_ts_text(as_of));
 	ledger_spi_connect();
 	if (ledger_idem_replay(idem_key, "activate_due", args, res))
@@ -385,10 +382,7 @@ ledger_activate_due_count(TimestampTz as_of)
 	bool		isnull;
 	int64		count;
 
-	if (TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("as_of must be a finite time")));
+	ledger_check_as_of(as_of);
 	ledger_spi_connect();
 	v[0] = TimestampTzGetDatum(as_of);
 	if (SPI_execute_with_args("SELECT pg_catalog.count(DISTINCT member_id) FROM loyalty.point_lot "
@@ -416,10 +410,7 @@ ledger_activate_due_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
 	int64		points = 0;
 	int			lots = 0;
 
-	if (TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("as_of must be a finite time")));
+	ledger_check_as_of(as_of);
 	memset(out, 0, sizeof(*out));
 	ledger_spi_connect();
 	ledger_get_policy(ledger_now(), &lp);

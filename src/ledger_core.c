@@ -848,3 +848,15 @@ ledger_amount_to_minor(Datum amount, int scale, const char *what)
 	return DatumGetInt64(DirectFunctionCall1(numeric_int8, scaled));
 }
 
+/*
+ * ledger_check_as_of
+ *		The batches (activation, expiry) work as of a finite time.
+ */
+void
+ledger_check_as_of(TimestampTz as_of)
+{
+	if (TIMESTAMP_NOT_FINITE(as_of))
+		ereport(ERROR,
+				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
+				 errmsg("as_of must be a finite time")));
+}

@@ -265,10 +265,7 @@ ledger_expire(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 	int			nlots = 0;
 	int			notices = 0;
 
-	if (TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("as_of must be a finite time")));
+	ledger_check_as_of(as_of);
 	args = psprintf("as_of=%s", ledger_ts_text(as_of));
 	ledger_spi_connect();
 	if (ledger_idem_replay(idem_key, "expire", args, res))
@@ -316,19 +313,6 @@ ledger_expire(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 }
 
 /*
- * check_as_of
- *		as_of must be a finite time.
- */
-static void
-check_as_of(TimestampTz as_of)
-{
-	if (TIMESTAMP_NOT_FINITE(as_of))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
-				 errmsg("as_of must be a finite time")));
-}
-
-/*
  * ledger_expire_due_count
  *		How many members have points due to expire at as_of: the total a
  *		job of committed batches starts with.
@@ -341,7 +325,7 @@ ledger_expire_due_count(TimestampTz as_of)
 	bool		isnull;
 	int64		count = 0;
 
-	check_as_of(as_of);
+	ledger_check_as_of(as_of);
 	ledger_spi_connect();
 	ledger_get_policy(ledger_now(), &lp);
 	if (lp.expiry_mode != EXPIRY_NONE)
@@ -379,7 +363,7 @@ ledger_expire_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
 	pg_uuid_t  *members;
 	int			nlots = 0;
 
-	check_as_of(as_of);
+	ledger_check_as_of(as_of);
 	memset(out, 0, sizeof(*out));
 	memset(&nil, 0, sizeof(nil));
 	ledger_spi_connect();

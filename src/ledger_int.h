@@ -140,4 +140,6 @@ extern char *ledger_ts_text(TimestampTz t);
 extern int64 ledger_amount_to_minor(Datum amount, int scale, const char *what);
 extern void ledger_insufficient(const LedgerMember *m, int64 wanted);
 
+extern void ledger_check_as_of(TimestampTz as_of);
+
 #endif							/* LOYALTY_LEDGER_INT_H */
