@@ -1,11 +1,20 @@
 # loyalty: PGXS build.  See docs/installation.md.
 #
-# Install and upgrade scripts are plain files: loyalty--1.0.sql is the
-# released 1.0 and is never edited; every later change goes into the
-# upgrade script of the version under construction (docs/development.md).
+# Scripts (docs/development.md, "Versions"):
+# - released scripts (loyalty--1.0.sql, loyalty--1.0--1.1.sql) are committed
+#   files that are never edited again (test/released-scripts.sha256);
+# - the install script of the version under construction is generated from
+#   the per-concept sources src/sql/NN_concept.sql, in name order;
+# - its update script from the last release is generated from the
+#   hand-written fragments src/sql/update/FROM--TO/NN_concept.sql.
 
 EXTENSION   = loyalty
-DATA        = $(sort $(wildcard loyalty--*.sql))
+EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/loyalty.control)
+LASTRELEASE = 1.1
+DATA        = loyalty--1.0.sql loyalty--1.0--1.1.sql
+DATA_built  = loyalty--$(EXTVERSION).sql loyalty--$(LASTRELEASE)--$(EXTVERSION).sql
+SQL_SOURCES = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
+SQL_UPDATE  = $(sort $(wildcard $(srcdir)/src/sql/update/$(LASTRELEASE)--$(EXTVERSION)/*.sql))
 
 MODULE_big  = loyalty
 OBJS        = $(patsubst %.c,%.o,$(sort $(wildcard src/*.c)))
@@ -26,7 +35,7 @@ ISOLATION_OPTS = --inputdir=test/isolation --load-extension=loyalty
 TAP_TESTS   = 1
 PROVE_TESTS = test/t/*.pl
 
-EXTRA_CLEAN = results output_iso tmp_check regression.diffs regression.out
+EXTRA_CLEAN = $(DATA_built) results output_iso tmp_check regression.diffs regression.out
 
 PG_CONFIG ?= pg_config
 PGXS := $(shell $(PG_CONFIG) --pgxs)
@@ -58,3 +67,11 @@ all: check-symbols
 check-symbols: $(shlib)
 	@if nm -D --undefined-only $(shlib) | grep -qw 'json_object'; then \
 		echo "loyalty.so imports json_object, which collides with the server's" >&2; exit 1; fi
+
+# The generated scripts (tools/sqlgen.sh).  An update fragment may include a
+# whole source with a line "\\ir NN_concept.sql", so it depends on both.
+loyalty--$(EXTVERSION).sql: $(SQL_SOURCES) $(srcdir)/tools/sqlgen.sh $(srcdir)/loyalty.control
+	$(srcdir)/tools/sqlgen.sh install $(EXTVERSION) $(SQL_SOURCES) > $@
+
+loyalty--$(LASTRELEASE)--$(EXTVERSION).sql: $(SQL_UPDATE) $(SQL_SOURCES) $(srcdir)/tools/sqlgen.sh
+	$(srcdir)/tools/sqlgen.sh update $(LASTRELEASE) $(EXTVERSION) $(SQL_UPDATE) > $@

@@ -9,7 +9,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'field_policy', 'audit_log',
     -- the tier and earning engine (docs/tiers.md)
     'tier_activity', 'tier_counter', 'earning_line', 'charge', 'tier_history', 'tier_grant',
-    'tier_job', 'campaign',
+    'campaign',
     -- long jobs (docs/operations.md)
     'job',
     -- the point ledger (docs/ledger.md)

@@ -1,6 +1,9 @@
 # Upgrades: for every released version with an update path to the default
 # version, install it, put data in, ALTER EXTENSION loyalty UPDATE, and
-# compare the result with a fresh install of the default version: the same
+# compare the result with a fresh install of the default version, whose
+# script is generated from the per-concept sources (src/sql/*.sql) while the
+# update runs the released scripts and the hand-written update fragments
+# (src/sql/update/): two different paths that must end in the same
 # catalog (functions, tables, columns, constraints, indexes, triggers, views,
 # policies, privileges, dump configuration) and the same behaviour.
 use strict;
@@ -54,6 +57,14 @@ my $catalog = q{
 		       || coalesce(qual, '') || ' ' || coalesce(with_check, '')
 		  FROM pg_policies WHERE schemaname = 'loyalty'
 		UNION ALL
+		SELECT 'comment function ' || p.oid::regprocedure || ' ' || md5(d.description)
+		  FROM pg_proc p JOIN pg_description d ON d.objoid = p.oid AND d.classoid = 'pg_proc'::regclass, ns
+		 WHERE p.pronamespace = ns.oid
+		UNION ALL
+		SELECT 'comment relation ' || c.relname || '.' || d.objsubid || ' ' || md5(d.description)
+		  FROM pg_class c JOIN pg_description d ON d.objoid = c.oid AND d.classoid = 'pg_class'::regclass, ns
+		 WHERE c.relnamespace = ns.oid
+		UNION ALL
 		SELECT 'dump ' || cfg::regclass::text
 		  FROM pg_extension e, unnest(e.extconfig) cfg WHERE e.extname = 'loyalty'
 		UNION ALL
@@ -99,7 +110,9 @@ for my $from (@starts)
 	$node->safe_psql($db, 'ALTER EXTENSION loyalty UPDATE');
 	is($node->safe_psql($db, q{SELECT extversion FROM pg_extension WHERE extname = 'loyalty'}),
 		$default, "$from updates to $default");
-	is($node->safe_psql($db, $catalog), $want_catalog, "$from -> $default: same catalog as a fresh install");
+	my $got_catalog = $node->safe_psql($db, $catalog);
+	ok($got_catalog eq $want_catalog, "$from -> $default: same catalog as a fresh install")
+		or diag(catalog_diff($want_catalog, $got_catalog));
 	is($node->safe_psql($db, q{SELECT count(*) FROM loyalty.member m JOIN loyalty.store s ON s.store_code = m.home_store WHERE s.store_code = 'old'}),
 		'1', "$from -> $default: data kept");
 	$node->safe_psql($db, q{
@@ -120,6 +133,17 @@ for my $line (split /\n/, $sums)
 	ok(-f $path, "released script $file is installed");
 	my $got = (split /\s+/, `sha256sum '$path'`)[0] // '';
 	is($got, $sum, "released script $file is unchanged");
+}
+
+# catalog_diff(WANT, GOT): the facts only one side has, one per line.
+sub catalog_diff
+{
+	my ($want, $got) = @_;
+	my %w = map { $_ => 1 } split /\n/, $want;
+	my %g = map { $_ => 1 } split /\n/, $got;
+	return join("\n",
+		(map { "only in the fresh install: $_" } sort grep { !$g{$_} } keys %w),
+		(map { "only after the update:     $_" } sort grep { !$w{$_} } keys %g));
 }
 
 sub dirname_of { my ($f) = @_; $f =~ s{/[^/]*$}{}; return $f; }

@@ -1,0 +1,54 @@
+-- Base objects: the schema, the chain-wide group roles and the helpers
+-- every concept uses.  Every object lives in schema "loyalty", which the
+-- extension creates and owns, so DROP EXTENSION removes it (the control
+-- file names pg_catalog, as pg_cron does, so that nothing else lands in a
+-- user schema).  Every name in these scripts is schema-qualified.
+
+CREATE SCHEMA loyalty;
+REVOKE ALL ON SCHEMA loyalty FROM PUBLIC;
+
+-- The chain-wide group roles.  Privileges on views and functions are granted
+-- to these; each store's department roles (loyalty_<store>_<department>,
+-- made by loyalty.create_store) and HQ staff logins are members of them.
+-- Roles are cluster-wide objects, so an existing role of the same name is
+-- reused; see docs/roles.md.
+DO $$
+DECLARE
+    r text;
+BEGIN
+    FOREACH r IN ARRAY ARRAY['loyalty_frontdesk', 'loyalty_housekeeping',
+                             'loyalty_fnb', 'loyalty_store_manager',
+                             'loyalty_crm', 'loyalty_marketing',
+                             'loyalty_bi', 'loyalty_dba']
+    LOOP
+        IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = r) THEN
+            EXECUTE pg_catalog.format('CREATE ROLE %I NOLOGIN', r);
+        END IF;
+    END LOOP;
+END
+$$;
+
+GRANT USAGE ON SCHEMA loyalty TO loyalty_frontdesk, loyalty_housekeeping,
+    loyalty_fnb, loyalty_store_manager, loyalty_crm, loyalty_marketing,
+    loyalty_bi, loyalty_dba;
+
+-- Statement trigger that invalidates per-backend caches of a table.
+CREATE FUNCTION loyalty._cache_invalidate() RETURNS trigger
+    LANGUAGE c AS 'MODULE_PATHNAME', 'loyalty_cache_invalidate';
+
+CREATE FUNCTION loyalty._valid_time_zone(text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_valid_time_zone';
+
+CREATE FUNCTION loyalty.new_card_number() RETURNS text
+    LANGUAGE c VOLATILE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_new_card_number';
+
+CREATE FUNCTION loyalty.card_number_valid(text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_card_number_valid';
+
+REVOKE ALL ON FUNCTION loyalty._cache_invalidate(), loyalty._valid_time_zone(text),
+    loyalty.new_card_number(), loyalty.card_number_valid(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.card_number_valid(text) TO loyalty_frontdesk,
+    loyalty_store_manager, loyalty_crm, loyalty_dba;

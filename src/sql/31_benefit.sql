@@ -1,0 +1,413 @@
+-- The benefit catalogue (docs/benefits.md, "The catalogue").
+--
+-- A benefit (loyalty.benefit) is a thing a member may get: a kind and a name.
+-- A grant (loyalty.benefit_grant) says who gets it, where, when and with
+-- which parameters:
+--   source tier      chain-wide, to members of min_tier and above
+--   source store     at one store (a grant per store for a list of stores),
+--                    optionally from min_tier up
+--   source campaign  a named campaign, chain-wide or at one store, optionally
+--                    from min_tier up
+-- each valid in [valid_from, valid_until) and optionally limited to
+-- use_limit uses per stay, day, month, year (in the member's time zone) or
+-- ever.  Uses are recorded in loyalty.benefit_use, per store.  Store rows
+-- (store grants, uses) carry store_code for row-level security.
+
+CREATE TABLE loyalty.benefit (
+    benefit_code text PRIMARY KEY
+        CONSTRAINT benefit_code_format CHECK (benefit_code ~ '^[a-z][a-z0-9_]{0,47}$'),
+    name         text NOT NULL
+        CONSTRAINT benefit_name_length CHECK (length(name) BETWEEN 1 AND 200),
+    kind         text NOT NULL
+        CONSTRAINT benefit_kind_valid CHECK (kind IN ('room_discount', 'breakfast',
+            'late_checkout', 'room_upgrade', 'gift', 'voucher', 'amenity', 'other')),
+    description  text
+        CONSTRAINT benefit_description_length CHECK (length(description) <= 1000),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_by   name NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE loyalty.benefit IS 'Benefits a member may get (the kind decides its parameters and which risk tags freeze it)';
+SELECT pg_catalog.pg_extension_config_dump('loyalty.benefit', '');
+
+CREATE TABLE loyalty.benefit_grant (
+    grant_id     uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    benefit_code text NOT NULL REFERENCES loyalty.benefit,
+    source       text NOT NULL
+        CONSTRAINT grant_source_valid CHECK (source IN ('tier', 'store', 'campaign')),
+    min_tier     text
+        CONSTRAINT grant_min_tier_format CHECK (min_tier ~ '^[a-z][a-z0-9_]{0,31}$'),
+    store_code   text REFERENCES loyalty.store,
+    campaign     text
+        CONSTRAINT grant_campaign_format CHECK (campaign ~ '^[a-z][a-z0-9_]{0,47}$'),
+    valid_from   timestamptz NOT NULL DEFAULT '-infinity',
+    valid_until  timestamptz NOT NULL DEFAULT 'infinity',
+    params       jsonb NOT NULL DEFAULT '{}'
+        CONSTRAINT grant_params_object CHECK (jsonb_typeof(params) = 'object'),
+    use_limit    integer
+        CONSTRAINT grant_use_limit_positive CHECK (use_limit BETWEEN 1 AND 1000),
+    limit_per    text
+        CONSTRAINT grant_limit_per_valid CHECK (limit_per IN ('stay', 'day', 'month', 'year', 'ever')),
+    created_at   timestamptz NOT NULL DEFAULT now(),
+    created_by   name NOT NULL DEFAULT session_user,
+    CONSTRAINT grant_window_nonempty CHECK (valid_from < valid_until),
+    CONSTRAINT grant_limit_complete CHECK ((use_limit IS NULL) = (limit_per IS NULL)),
+    CONSTRAINT grant_source_shape CHECK (CASE source
+        WHEN 'tier' THEN min_tier IS NOT NULL AND store_code IS NULL AND campaign IS NULL
+        WHEN 'store' THEN store_code IS NOT NULL AND campaign IS NULL
+        ELSE campaign IS NOT NULL END)
+);
+COMMENT ON TABLE loyalty.benefit_grant IS 'Who gets a benefit (tier, store, campaign), where, when, with which parameters and limits';
+CREATE INDEX benefit_grant_benefit_idx ON loyalty.benefit_grant (benefit_code);
+CREATE INDEX benefit_grant_store_idx ON loyalty.benefit_grant (store_code) WHERE store_code IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('loyalty.benefit_grant', '');
+
+-- every backend caches the catalogue (src/benefit_catalog.c)
+CREATE TRIGGER benefit_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.benefit
+    FOR EACH STATEMENT EXECUTE FUNCTION loyalty._cache_invalidate();
+CREATE TRIGGER benefit_grant_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.benefit_grant
+    FOR EACH STATEMENT EXECUTE FUNCTION loyalty._cache_invalidate();
+
+CREATE TABLE loyalty.benefit_use (
+    use_id          uuid PRIMARY KEY DEFAULT gen_random_uuid(),
+    store_code      text NOT NULL REFERENCES loyalty.store,
+    idempotency_key text NOT NULL
+        CONSTRAINT benefit_use_key_length CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+    member_id       uuid NOT NULL REFERENCES loyalty.member,
+    benefit_code    text NOT NULL REFERENCES loyalty.benefit,
+    grant_id        uuid NOT NULL REFERENCES loyalty.benefit_grant,
+    stay_id         uuid REFERENCES loyalty.stay,
+    used_at         timestamptz NOT NULL DEFAULT now(),
+    params          jsonb NOT NULL,
+    reason          text NOT NULL,
+    use_number      integer,          -- 1, 2, ... within the grant's limit window; NULL: unlimited
+    recorded_by     name NOT NULL,
+    role            name NOT NULL,
+    CONSTRAINT benefit_use_key UNIQUE (store_code, idempotency_key)
+);
+COMMENT ON TABLE loyalty.benefit_use IS 'Benefits used (vouchers, certificates, upgrades), per store; one row per idempotency key';
+CREATE INDEX benefit_use_member_idx ON loyalty.benefit_use (member_id, benefit_code, used_at);
+CREATE INDEX benefit_use_stay_idx ON loyalty.benefit_use (stay_id, benefit_code) WHERE stay_id IS NOT NULL;
+SELECT pg_catalog.pg_extension_config_dump('loyalty.benefit_use', '');
+
+-- _benefit_params: a kind's parameters, checked and with defaults filled in.
+CREATE FUNCTION loyalty._benefit_params(kind text, params jsonb) RETURNS jsonb
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    allowed text[];
+    required text[];
+    k text;
+    v jsonb;
+BEGIN
+    IF params IS NULL THEN
+        params := '{}';
+    END IF;
+    IF jsonb_typeof(params) <> 'object' THEN
+        RAISE EXCEPTION 'benefit parameters must be a JSON object' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    CASE kind
+        WHEN 'room_discount' THEN allowed := '{percent}'; required := '{percent}';
+        WHEN 'breakfast' THEN allowed := '{count}'; required := '{count}';
+        WHEN 'late_checkout' THEN allowed := '{hour}'; required := '{hour}';
+        WHEN 'room_upgrade' THEN allowed := '{subject_to_availability,max_steps}'; required := '{}';
+            params := jsonb_build_object('subject_to_availability', true) || params;
+        WHEN 'gift', 'amenity' THEN allowed := '{item}'; required := '{item}';
+        WHEN 'voucher' THEN allowed := '{amount}'; required := '{amount}';
+        ELSE allowed := NULL; required := '{}';
+    END CASE;
+    FOREACH k IN ARRAY required LOOP
+        IF NOT params ? k THEN
+            RAISE EXCEPTION 'a % benefit needs parameter "%"', kind, k
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+    END LOOP;
+    FOR k, v IN SELECT * FROM jsonb_each(params) LOOP
+        IF allowed IS NOT NULL AND NOT k = ANY (allowed) THEN
+            RAISE EXCEPTION 'unknown parameter "%" for a % benefit', k, kind
+                USING ERRCODE = 'invalid_parameter_value',
+                      HINT = pg_catalog.format('A %s benefit takes: %s.', kind, array_to_string(allowed, ', '));
+        END IF;
+        IF (k = 'percent' AND NOT (jsonb_typeof(v) = 'number' AND v::text ~ '^[0-9]+$' AND v::text::int BETWEEN 1 AND 100))
+           OR (k = 'count' AND NOT (jsonb_typeof(v) = 'number' AND v::text ~ '^[0-9]+$' AND v::text::int BETWEEN 1 AND 10))
+           OR (k = 'hour' AND NOT (jsonb_typeof(v) = 'number' AND v::text ~ '^[0-9]+$' AND v::text::int BETWEEN 12 AND 23))
+           OR (k = 'max_steps' AND NOT (jsonb_typeof(v) = 'number' AND v::text ~ '^[0-9]+$' AND v::text::int BETWEEN 1 AND 5))
+           OR (k = 'subject_to_availability' AND jsonb_typeof(v) <> 'boolean')
+           OR (k = 'item' AND NOT (jsonb_typeof(v) = 'string' AND length(v #>> '{}') BETWEEN 1 AND 200))
+           OR (k = 'amount' AND NOT (jsonb_typeof(v) = 'string' AND v #>> '{}' ~ '^[0-9]{1,9}(\.[0-9]{1,2})?$'
+                                     AND (v #>> '{}')::numeric > 0))
+           OR (allowed IS NULL AND jsonb_typeof(v) NOT IN ('string', 'number', 'boolean'))
+        THEN
+            RAISE EXCEPTION 'invalid value % for parameter "%" of a % benefit', v, k, kind
+                USING ERRCODE = 'invalid_parameter_value',
+                      DETAIL = CASE k
+                          WHEN 'percent' THEN 'A percent is a whole number from 1 to 100.'
+                          WHEN 'count' THEN 'A count is a whole number from 1 to 10.'
+                          WHEN 'hour' THEN 'A late checkout hour is a whole number from 12 to 23.'
+                          WHEN 'max_steps' THEN 'max_steps is a whole number from 1 to 5.'
+                          WHEN 'subject_to_availability' THEN 'subject_to_availability is true or false.'
+                          WHEN 'item' THEN 'An item is a text of 1 to 200 characters.'
+                          WHEN 'amount' THEN 'An amount is a decimal string such as "100.00" (never a JSON number).'
+                          ELSE 'Parameters of other benefits are strings, numbers or booleans.' END;
+        END IF;
+    END LOOP;
+    RETURN params;
+END
+$$;
+REVOKE ALL ON FUNCTION loyalty._benefit_params(text, jsonb) FROM PUBLIC;
+
+CREATE FUNCTION loyalty.define_benefit(
+    benefit_code text, name text, kind text, description text DEFAULT NULL)
+    RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
+    IF benefit_code IS NULL OR name IS NULL OR kind IS NULL THEN
+        RAISE EXCEPTION 'benefit_code, name and kind must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF benefit_code !~ '^[a-z][a-z0-9_]{0,47}$' THEN
+        RAISE EXCEPTION 'invalid benefit code "%"', benefit_code
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A benefit code is 1 to 48 lowercase letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF kind NOT IN ('room_discount', 'breakfast', 'late_checkout', 'room_upgrade',
+                    'gift', 'voucher', 'amenity', 'other') THEN
+        RAISE EXCEPTION 'unknown benefit kind "%"', kind
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The kinds are room_discount, breakfast, late_checkout, room_upgrade, gift, voucher, amenity and other.';
+    END IF;
+    IF btrim(name) = '' THEN
+        RAISE EXCEPTION 'benefit name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF length(name) > 200 THEN
+        RAISE EXCEPTION 'benefit name is longer than 200 characters' USING ERRCODE = 'string_data_right_truncation';
+    ELSIF length(description) > 1000 THEN
+        RAISE EXCEPTION 'benefit description is longer than 1000 characters' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF EXISTS (SELECT 1 FROM loyalty.benefit b WHERE b.benefit_code = define_benefit.benefit_code) THEN
+        RAISE EXCEPTION 'benefit "%" already exists', benefit_code USING ERRCODE = 'duplicate_object';
+    END IF;
+    INSERT INTO loyalty.benefit (benefit_code, name, kind, description)
+        VALUES (benefit_code, name, kind, description);
+    RETURN benefit_code;
+END
+$$;
+COMMENT ON FUNCTION loyalty.define_benefit(text, text, text, text) IS
+    'Add a benefit to the catalogue (it applies to nobody until it is granted)';
+
+CREATE FUNCTION loyalty.grant_benefit(
+    benefit_code text,
+    source       text,
+    params       jsonb DEFAULT '{}',
+    min_tier     text DEFAULT NULL,
+    stores       text[] DEFAULT NULL,
+    campaign     text DEFAULT NULL,
+    valid_from   timestamptz DEFAULT '-infinity',
+    valid_until  timestamptz DEFAULT 'infinity',
+    use_limit    integer DEFAULT NULL,
+    limit_per    text DEFAULT NULL)
+    RETURNS SETOF uuid
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    b loyalty.benefit;
+    s text;
+    clash loyalty.benefit_grant;
+    id uuid;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
+    IF benefit_code IS NULL OR source IS NULL OR valid_from IS NULL OR valid_until IS NULL THEN
+        RAISE EXCEPTION 'benefit_code, source, valid_from and valid_until must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    -- one definer at a time per benefit, so that the overlap check holds
+    SELECT * INTO b FROM loyalty.benefit x WHERE x.benefit_code = grant_benefit.benefit_code FOR UPDATE;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'benefit "%" does not exist', benefit_code
+            USING ERRCODE = 'no_data_found', HINT = 'Define it first with loyalty.define_benefit().';
+    END IF;
+    IF source NOT IN ('tier', 'store', 'campaign') THEN
+        RAISE EXCEPTION 'invalid grant source "%"', source
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'A grant''s source is tier, store or campaign.';
+    END IF;
+    IF source = 'tier' AND (min_tier IS NULL OR stores IS NOT NULL OR campaign IS NOT NULL) THEN
+        RAISE EXCEPTION 'a tier grant needs min_tier and no stores or campaign'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use source store for store benefits and source campaign for campaign benefits.';
+    ELSIF source = 'store' AND campaign IS NOT NULL THEN
+        RAISE EXCEPTION 'a store grant has no campaign' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF source = 'store' AND (stores IS NULL OR cardinality(stores) = 0) THEN
+        RAISE EXCEPTION 'a store benefit must name at least one store'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A store grant without stores would be valid nowhere.';
+    ELSIF source = 'campaign' AND campaign IS NULL THEN
+        RAISE EXCEPTION 'a campaign grant needs a campaign name' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF campaign IS NOT NULL AND campaign !~ '^[a-z][a-z0-9_]{0,47}$' THEN
+        RAISE EXCEPTION 'invalid campaign name "%"', campaign
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A campaign name is 1 to 48 lowercase letters, digits and underscores, starting with a letter.';
+    END IF;
+    IF stores IS NOT NULL AND cardinality(stores) = 0 THEN
+        RAISE EXCEPTION 'stores must be NULL (every store) or name at least one store'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A grant for an empty list of stores would be valid nowhere.';
+    END IF;
+    IF stores IS NOT NULL THEN
+        IF array_position(stores, NULL) IS NOT NULL THEN
+            RAISE EXCEPTION 'stores must not contain NULL' USING ERRCODE = 'null_value_not_allowed';
+        END IF;
+        IF cardinality(stores) <> (SELECT count(DISTINCT x) FROM unnest(stores) x) THEN
+            RAISE EXCEPTION 'stores names a store twice' USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        SELECT x INTO s FROM unnest(stores) x
+         WHERE NOT EXISTS (SELECT 1 FROM loyalty.store t WHERE t.store_code = x) LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'store "%" does not exist', s USING ERRCODE = 'no_data_found';
+        END IF;
+    END IF;
+    IF min_tier IS NOT NULL AND NOT EXISTS
+        (SELECT 1 FROM jsonb_array_elements(loyalty.policy_at()->'tiers') t WHERE t->>'code' = min_tier) THEN
+        RAISE EXCEPTION 'unknown tier "%"', min_tier
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'The tiers are those of the policy in effect (loyalty.policy_at()).';
+    END IF;
+    IF valid_from >= valid_until THEN
+        RAISE EXCEPTION 'validity window [%, %) is empty', valid_from, valid_until
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A grant valid at no time would be valid nowhere.';
+    END IF;
+    IF (use_limit IS NULL) <> (limit_per IS NULL) THEN
+        RAISE EXCEPTION 'use_limit and limit_per go together' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF use_limit IS NOT NULL AND (use_limit NOT BETWEEN 1 AND 1000
+                                     OR limit_per NOT IN ('stay', 'day', 'month', 'year', 'ever')) THEN
+        RAISE EXCEPTION 'invalid use limit % per %', use_limit, limit_per
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A limit is 1 to 1000 uses per stay, day, month, year or ever.';
+    END IF;
+    params := loyalty._benefit_params(b.kind, params);
+
+    FOREACH s IN ARRAY coalesce(stores, ARRAY[NULL::text]) LOOP
+        SELECT * INTO clash FROM loyalty.benefit_grant g
+         WHERE g.benefit_code = grant_benefit.benefit_code AND g.source = grant_benefit.source
+           AND g.min_tier IS NOT DISTINCT FROM grant_benefit.min_tier
+           AND g.store_code IS NOT DISTINCT FROM s
+           AND g.valid_from < grant_benefit.valid_until AND grant_benefit.valid_from < g.valid_until
+         LIMIT 1;
+        IF FOUND THEN
+            RAISE EXCEPTION 'grant of benefit "%" overlaps an existing grant for the same %', benefit_code,
+                    CASE WHEN s IS NULL THEN coalesce('tier ' || min_tier, 'campaign scope') ELSE 'store ' || s END
+                USING ERRCODE = 'exclusion_violation',
+                      DETAIL = pg_catalog.format('Grant %s (%s%s%s) is valid from %s until %s with parameters %s; the new one from %s until %s with parameters %s%s.',
+                          clash.grant_id, clash.source,
+                          coalesce(', from tier ' || clash.min_tier, ''), coalesce(', store ' || s, ''),
+                          clash.valid_from, clash.valid_until, clash.params, valid_from, valid_until, params,
+                          CASE WHEN clash.params = params THEN ' (the same)' ELSE ' (contradictory)' END),
+                      HINT = 'End the existing grant first with loyalty.end_benefit_grant(), or start the new one when it ends.';
+        END IF;
+        INSERT INTO loyalty.benefit_grant (benefit_code, source, min_tier, store_code, campaign,
+                                           valid_from, valid_until, params, use_limit, limit_per)
+            VALUES (benefit_code, source, min_tier, s, campaign, valid_from, valid_until, params,
+                    use_limit, limit_per)
+            RETURNING grant_id INTO id;
+        RETURN NEXT id;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION loyalty.grant_benefit(text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text) IS
+    'Grant a benefit to a tier (chain-wide), at stores, or through a campaign; one grant per store';
+
+CREATE FUNCTION loyalty.end_benefit_grant(grant_id uuid, at timestamptz DEFAULT now())
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    g loyalty.benefit_grant;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
+    IF grant_id IS NULL OR at IS NULL THEN
+        RAISE EXCEPTION 'grant_id and at must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    SELECT * INTO g FROM loyalty.benefit_grant x WHERE x.grant_id = end_benefit_grant.grant_id;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'benefit grant % does not exist', grant_id USING ERRCODE = 'no_data_found';
+    END IF;
+    PERFORM 1 FROM loyalty.benefit b WHERE b.benefit_code = g.benefit_code FOR UPDATE;
+    IF at <= g.valid_from OR at >= g.valid_until THEN
+        RAISE EXCEPTION 'grant % can only end within its validity window', grant_id
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('It is valid from %s until %s.', g.valid_from, g.valid_until);
+    END IF;
+    UPDATE loyalty.benefit_grant x SET valid_until = at WHERE x.grant_id = end_benefit_grant.grant_id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.end_benefit_grant(uuid, timestamptz) IS
+    'End a grant at a time within its validity window (uses recorded before stay)';
+
+REVOKE ALL ON FUNCTION loyalty.define_benefit(text, text, text, text),
+    loyalty.grant_benefit(text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text),
+    loyalty.end_benefit_grant(uuid, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.define_benefit(text, text, text, text),
+    loyalty.grant_benefit(text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text),
+    loyalty.end_benefit_grant(uuid, timestamptz) TO loyalty_crm, loyalty_marketing;
+GRANT SELECT ON loyalty.benefit, loyalty.benefit_grant TO loyalty_crm, loyalty_marketing, loyalty_dba;
+GRANT SELECT ON loyalty.benefit_use TO loyalty_crm, loyalty_dba;
+-- Benefit resolution and use, in C (docs/benefits.md).
+
+-- A named row type rather than RETURNS TABLE: the executor then takes the
+-- result descriptor from the type cache instead of rebuilding it from
+-- pg_proc on every execution (measurable at this call rate).
+CREATE TYPE loyalty.usable_benefit AS (
+    benefit_code text, name text, kind text, source text, reason text,
+    params jsonb, use_limit integer, limit_per text, valid_until timestamptz,
+    frozen boolean, frozen_by text, frozen_tag uuid, grant_id uuid);
+COMMENT ON TYPE loyalty.usable_benefit IS 'A row of loyalty.benefits()';
+
+-- at NULL (the default) means now: grants valid at now(), frozen by the tags
+-- unresolved now; an explicit time answers as of that time (docs/benefits.md).
+CREATE FUNCTION loyalty.benefits(member_id uuid, store_code text, at timestamptz DEFAULT NULL)
+    RETURNS SETOF loyalty.usable_benefit
+    LANGUAGE c STABLE SECURITY INVOKER
+    AS 'MODULE_PATHNAME', 'loyalty_benefits';
+COMMENT ON FUNCTION loyalty.benefits(uuid, text, timestamptz) IS
+    'The benefits a member may use at a store at a time: why, parameters, limit, and whether a risk tag freezes it';
+
+CREATE FUNCTION loyalty.use_benefit(
+    member_id uuid, store_code text, benefit_code text, idempotency_key text,
+    stay_id uuid DEFAULT NULL,
+    OUT use_id uuid, OUT grant_id uuid, OUT params jsonb, OUT reason text,
+    OUT use_number integer, OUT use_limit integer, OUT limit_per text, OUT replayed boolean)
+    RETURNS record
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'loyalty_use_benefit';
+COMMENT ON FUNCTION loyalty.use_benefit(uuid, text, text, text, uuid) IS
+    'Record a benefit used at a store (idempotent per store and key); refused when frozen, not valid there, or used up';
+
+CREATE FUNCTION loyalty.tier_change_benefits(from_tier text, to_tier text, at timestamptz DEFAULT now())
+    RETURNS jsonb
+    LANGUAGE c STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'loyalty_tier_change_benefits';
+COMMENT ON FUNCTION loyalty.tier_change_benefits(text, text, timestamptz) IS
+    'Chain benefits gained, lost and changed by a move from one tier to another (for tier-change events)';
+
+REVOKE ALL ON TYPE loyalty.usable_benefit FROM PUBLIC;
+GRANT USAGE ON TYPE loyalty.usable_benefit
+    TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
+       loyalty_crm, loyalty_marketing, loyalty_dba;
+REVOKE ALL ON FUNCTION loyalty.benefits(uuid, text, timestamptz),
+    loyalty.use_benefit(uuid, text, text, text, uuid),
+    loyalty.tier_change_benefits(text, text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.benefits(uuid, text, timestamptz),
+    loyalty.tier_change_benefits(text, text, timestamptz)
+    TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
+       loyalty_crm, loyalty_marketing, loyalty_dba;
+GRANT EXECUTE ON FUNCTION loyalty.use_benefit(uuid, text, text, text, uuid)
+    TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager, loyalty_crm, loyalty_dba;

@@ -1,0 +1,1043 @@
+-- Privacy and access (docs/privacy.md): the masks, in C.  Each takes the raw
+-- value and returns text; a value too short for its mask comes back as
+-- '****'.  They hold no secret and are granted to every department, because
+-- a view's functions are called with the querying user's privileges.
+
+CREATE FUNCTION loyalty.mask_phone(text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_phone';
+COMMENT ON FUNCTION loyalty.mask_phone(text) IS 'Phone mask: 13812345678 -> 138****5678';
+CREATE FUNCTION loyalty.mask_name(text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_name';
+COMMENT ON FUNCTION loyalty.mask_name(text) IS 'Name mask: 张三 -> 张*';
+CREATE FUNCTION loyalty.mask_email(text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_email';
+COMMENT ON FUNCTION loyalty.mask_email(text) IS 'Email mask: jane@example.com -> j***@example.com';
+CREATE FUNCTION loyalty.mask_last4(text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_last4';
+COMMENT ON FUNCTION loyalty.mask_last4(text) IS 'Last-four mask: 6222021234567890 -> ****7890';
+CREATE FUNCTION loyalty.mask_full(text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_full';
+COMMENT ON FUNCTION loyalty.mask_full(text) IS 'Full mask: anything -> ****';
+CREATE FUNCTION loyalty.mask_birth_year(date) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_birth_year';
+COMMENT ON FUNCTION loyalty.mask_birth_year(date) IS 'Birth date generalised to its year: 1988';
+CREATE FUNCTION loyalty.mask_birth_month_day(date) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_birth_month_day';
+COMMENT ON FUNCTION loyalty.mask_birth_month_day(date) IS 'Birth date without the year, for birthday service: 03-14';
+CREATE FUNCTION loyalty.mask_birth_decade(date) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_birth_decade';
+COMMENT ON FUNCTION loyalty.mask_birth_decade(date) IS 'Birth date generalised to its decade: 1980s';
+
+REVOKE ALL ON FUNCTION loyalty.mask_phone(text), loyalty.mask_name(text),
+    loyalty.mask_email(text), loyalty.mask_last4(text), loyalty.mask_full(text),
+    loyalty.mask_birth_year(date), loyalty.mask_birth_month_day(date),
+    loyalty.mask_birth_decade(date) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.mask_phone(text), loyalty.mask_name(text),
+    loyalty.mask_email(text), loyalty.mask_last4(text), loyalty.mask_full(text),
+    loyalty.mask_birth_year(date), loyalty.mask_birth_month_day(date),
+    loyalty.mask_birth_decade(date)
+    TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
+       loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;
+
+-- The field policy: for each department and member field, how the field is
+-- shown.  Append-only history; the latest row per (department, field) is in
+-- effect.  The shipped defaults take effect from -infinity and are not
+-- dumped (the extension recreates them); later rows are user data.
+
+CREATE FUNCTION loyalty.field_treatments(field text) RETURNS text[]
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN CASE field
+        WHEN 'card_no'     THEN '{show,last4,full,hide}'::text[]
+        WHEN 'full_name'   THEN '{show,name,full,hide}'::text[]
+        WHEN 'gender'      THEN '{show,hide}'::text[]
+        WHEN 'birth_date'  THEN '{show,year,month_day,decade,hide}'::text[]
+        WHEN 'nationality' THEN '{show,hide}'::text[]
+        WHEN 'phone'       THEN '{show,phone,last4,full,hide}'::text[]
+        WHEN 'email'       THEN '{show,email,full,hide}'::text[]
+        WHEN 'address'     THEN '{show,full,hide}'::text[]
+        -- stored encrypted: never shown, at most the last four characters
+        WHEN 'id_number'   THEN '{last4,hide}'::text[]
+        WHEN 'bank_card'   THEN '{last4,hide}'::text[]
+    END;
+COMMENT ON FUNCTION loyalty.field_treatments(text) IS
+    'The treatments the field policy allows for a member field (NULL: no such field)';
+
+CREATE TABLE loyalty.field_policy (
+    department  text NOT NULL
+        CONSTRAINT field_policy_department_valid CHECK (department IN
+            ('frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm', 'marketing', 'dba')),
+    field       text NOT NULL
+        CONSTRAINT field_policy_field_valid CHECK (loyalty.field_treatments(field) IS NOT NULL),
+    treatment   text NOT NULL,
+    set_at      timestamptz NOT NULL DEFAULT clock_timestamp(),
+    set_by      name NOT NULL DEFAULT session_user,
+    CONSTRAINT field_policy_treatment_allowed
+        CHECK (coalesce(treatment = ANY (loyalty.field_treatments(field)), false)),
+    PRIMARY KEY (department, field, set_at)
+);
+COMMENT ON TABLE loyalty.field_policy IS
+    'Per department and member field: show, a named mask, or hide (latest row wins)';
+SELECT pg_catalog.pg_extension_config_dump('loyalty.field_policy', $$WHERE set_at <> '-infinity'$$);
+
+INSERT INTO loyalty.field_policy (department, field, treatment, set_at, set_by)
+SELECT d, f, t, '-infinity', 'loyalty'
+  FROM (VALUES
+    -- front desk: identifies the guest, sees contact data masked
+    ('frontdesk', 'card_no', 'show'), ('frontdesk', 'full_name', 'name'),
+    ('frontdesk', 'gender', 'show'), ('frontdesk', 'birth_date', 'month_day'),
+    ('frontdesk', 'nationality', 'show'), ('frontdesk', 'phone', 'phone'),
+    ('frontdesk', 'email', 'email'), ('frontdesk', 'address', 'hide'),
+    ('frontdesk', 'id_number', 'last4'), ('frontdesk', 'bank_card', 'hide'),
+    -- housekeeping: who is in the room, nothing to contact them with
+    ('housekeeping', 'card_no', 'last4'), ('housekeeping', 'full_name', 'name'),
+    ('housekeeping', 'gender', 'hide'), ('housekeeping', 'birth_date', 'hide'),
+    ('housekeeping', 'nationality', 'hide'), ('housekeeping', 'phone', 'hide'),
+    ('housekeeping', 'email', 'hide'), ('housekeeping', 'address', 'hide'),
+    ('housekeeping', 'id_number', 'hide'), ('housekeeping', 'bank_card', 'hide'),
+    -- F&B: the guest's name and birthday for service
+    ('fnb', 'card_no', 'last4'), ('fnb', 'full_name', 'name'),
+    ('fnb', 'gender', 'hide'), ('fnb', 'birth_date', 'month_day'),
+    ('fnb', 'nationality', 'hide'), ('fnb', 'phone', 'hide'),
+    ('fnb', 'email', 'hide'), ('fnb', 'address', 'hide'),
+    ('fnb', 'id_number', 'hide'), ('fnb', 'bank_card', 'hide'),
+    -- store manager: like the front desk, plus the birth year
+    ('store_manager', 'card_no', 'show'), ('store_manager', 'full_name', 'name'),
+    ('store_manager', 'gender', 'show'), ('store_manager', 'birth_date', 'year'),
+    ('store_manager', 'nationality', 'show'), ('store_manager', 'phone', 'phone'),
+    ('store_manager', 'email', 'email'), ('store_manager', 'address', 'hide'),
+    ('store_manager', 'id_number', 'last4'), ('store_manager', 'bank_card', 'hide'),
+    -- HQ CRM: the member's whole profile, sensitive data as last four only
+    ('crm', 'card_no', 'show'), ('crm', 'full_name', 'show'),
+    ('crm', 'gender', 'show'), ('crm', 'birth_date', 'show'),
+    ('crm', 'nationality', 'show'), ('crm', 'phone', 'show'),
+    ('crm', 'email', 'show'), ('crm', 'address', 'show'),
+    ('crm', 'id_number', 'last4'), ('crm', 'bank_card', 'last4'),
+    -- marketing: segments and campaigns, contact data masked
+    ('marketing', 'card_no', 'last4'), ('marketing', 'full_name', 'name'),
+    ('marketing', 'gender', 'show'), ('marketing', 'birth_date', 'month_day'),
+    ('marketing', 'nationality', 'show'), ('marketing', 'phone', 'phone'),
+    ('marketing', 'email', 'email'), ('marketing', 'address', 'hide'),
+    ('marketing', 'id_number', 'hide'), ('marketing', 'bank_card', 'hide'),
+    -- DBAs run the system, they do not read personal data
+    ('dba', 'card_no', 'last4'), ('dba', 'full_name', 'full'),
+    ('dba', 'gender', 'hide'), ('dba', 'birth_date', 'hide'),
+    ('dba', 'nationality', 'hide'), ('dba', 'phone', 'full'),
+    ('dba', 'email', 'full'), ('dba', 'address', 'hide'),
+    ('dba', 'id_number', 'hide'), ('dba', 'bank_card', 'hide')
+  ) AS v(d, f, t);
+
+-- the policy in effect
+CREATE VIEW loyalty.field_policy_current AS
+SELECT DISTINCT ON (department, field) department, field, treatment, set_at, set_by
+  FROM loyalty.field_policy
+ ORDER BY department, field, set_at DESC;
+COMMENT ON VIEW loyalty.field_policy_current IS 'The field policy in effect: one row per department and field';
+
+REVOKE ALL ON loyalty.field_policy, loyalty.field_policy_current FROM PUBLIC;
+REVOKE ALL ON FUNCTION loyalty.field_treatments(text) FROM PUBLIC;
+GRANT SELECT ON loyalty.field_policy_current TO loyalty_crm, loyalty_dba, loyalty_store_manager;
+GRANT EXECUTE ON FUNCTION loyalty.field_treatments(text) TO loyalty_crm, loyalty_dba;
+-- Masked views per department, generated from the field policy, and row
+-- level security per store (docs/privacy.md).
+--
+-- The views are owned by loyalty_view_owner: a NOLOGIN role that is no
+-- superuser and cannot bypass row level security, so the base tables'
+-- policies apply to every read through a view.  The base tables force row
+-- level security.  Store and BI roles hold no privilege on any base table.
+
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'loyalty_view_owner') THEN
+        CREATE ROLE loyalty_view_owner NOLOGIN NOSUPERUSER NOBYPASSRLS NOINHERIT;
+    ELSIF EXISTS (SELECT 1 FROM pg_catalog.pg_roles WHERE rolname = 'loyalty_view_owner'
+                     AND (rolsuper OR rolbypassrls OR rolcanlogin)) THEN
+        RAISE EXCEPTION 'role "loyalty_view_owner" exists and can log in or bypass row level security'
+            USING ERRCODE = 'duplicate_object',
+                  HINT = 'Drop that role or make it NOLOGIN NOSUPERUSER NOBYPASSRLS.';
+    END IF;
+END
+$$;
+GRANT USAGE ON SCHEMA loyalty TO loyalty_view_owner;
+
+-- The row level security pattern for store-scoped rows: a row recorded at a
+-- store is visible to that store's roles and to HQ.  Store identity comes
+-- from role membership (loyalty.caller_store(), loyalty.caller_is_hq()),
+-- never from a setting.  A plain SQL function, inlined by the planner, so
+-- "store_code = caller_store()" can use an index.
+CREATE FUNCTION loyalty.store_visible(store_code text) RETURNS boolean
+    LANGUAGE sql STABLE PARALLEL RESTRICTED
+    RETURN loyalty.caller_is_hq() OR store_code = loyalty.caller_store();
+COMMENT ON FUNCTION loyalty.store_visible(text) IS
+    'Row level security predicate for store-scoped rows: the caller''s own store, or any store for HQ';
+REVOKE ALL ON FUNCTION loyalty.store_visible(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.store_visible(text), loyalty.caller_store(), loyalty.caller_is_hq()
+    TO loyalty_view_owner, loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb,
+       loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;
+GRANT EXECUTE ON FUNCTION loyalty.mask_phone(text), loyalty.mask_name(text),
+    loyalty.mask_email(text), loyalty.mask_last4(text), loyalty.mask_full(text),
+    loyalty.mask_birth_year(date), loyalty.mask_birth_month_day(date),
+    loyalty.mask_birth_decade(date) TO loyalty_view_owner;
+
+-- Chain-wide member data: every row is readable through the views.
+ALTER TABLE loyalty.member ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE loyalty.member_profile ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE loyalty.member_identity ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE loyalty.member_tag ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE loyalty.member_consent ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY chain_read ON loyalty.member FOR SELECT USING (true);
+CREATE POLICY chain_read ON loyalty.member_profile FOR SELECT USING (true);
+CREATE POLICY chain_read ON loyalty.member_identity FOR SELECT USING (true);
+-- behaviour tags are chain-wide; their notes are store-scoped, see
+-- loyalty.member_tags
+CREATE POLICY chain_read ON loyalty.member_tag FOR SELECT USING (true);
+CREATE POLICY chain_read ON loyalty.member_consent FOR SELECT USING (true);
+
+-- Store-scoped rows.
+ALTER TABLE loyalty.stay ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY store_scope ON loyalty.stay FOR SELECT
+    USING (loyalty.store_visible(store_code));
+ALTER TABLE loyalty.member_preference ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY store_scope ON loyalty.member_preference FOR SELECT
+    USING (scope = 'chain' OR loyalty.store_visible(store_code));
+
+GRANT SELECT ON loyalty.member, loyalty.member_profile, loyalty.member_identity,
+    loyalty.member_tag, loyalty.member_consent, loyalty.stay, loyalty.member_preference,
+    loyalty.store TO loyalty_view_owner;
+
+-- _field_expr: the SQL expression for one field under one treatment, from a
+-- fixed table of fragments (no input text reaches the generated SQL).
+CREATE FUNCTION loyalty._field_expr(field text, treatment text) RETURNS text
+    LANGUAGE sql IMMUTABLE
+    RETURN CASE treatment
+        WHEN 'hide' THEN 'NULL::text'
+        ELSE CASE field
+            WHEN 'card_no' THEN CASE treatment
+                WHEN 'show' THEN 'm.card_no' WHEN 'last4' THEN 'loyalty.mask_last4(m.card_no)'
+                WHEN 'full' THEN 'loyalty.mask_full(m.card_no)' END
+            WHEN 'full_name' THEN CASE treatment
+                WHEN 'show' THEN 'p.full_name' WHEN 'name' THEN 'loyalty.mask_name(p.full_name)'
+                WHEN 'full' THEN 'loyalty.mask_full(p.full_name)' END
+            WHEN 'gender' THEN 'p.gender'
+            WHEN 'birth_date' THEN CASE treatment
+                WHEN 'show' THEN 'p.birth_date::text'
+                WHEN 'year' THEN 'loyalty.mask_birth_year(p.birth_date)'
+                WHEN 'month_day' THEN 'loyalty.mask_birth_month_day(p.birth_date)'
+                WHEN 'decade' THEN 'loyalty.mask_birth_decade(p.birth_date)' END
+            WHEN 'nationality' THEN 'p.nationality'
+            WHEN 'phone' THEN CASE treatment
+                WHEN 'show' THEN 'p.phone' WHEN 'phone' THEN 'loyalty.mask_phone(p.phone)'
+                WHEN 'last4' THEN 'loyalty.mask_last4(p.phone)'
+                WHEN 'full' THEN 'loyalty.mask_full(p.phone)' END
+            WHEN 'email' THEN CASE treatment
+                WHEN 'show' THEN 'p.email' WHEN 'email' THEN 'loyalty.mask_email(p.email)'
+                WHEN 'full' THEN 'loyalty.mask_full(p.email)' END
+            WHEN 'address' THEN CASE treatment
+                WHEN 'show' THEN 'p.address' WHEN 'full' THEN 'loyalty.mask_full(p.address)' END
+            WHEN 'id_number' THEN '(''****'' || i.id_number_last4)'
+            WHEN 'bank_card' THEN '(''****'' || i.bank_card_last4)'
+        END
+    END;
+REVOKE ALL ON FUNCTION loyalty._field_expr(text, text) FROM PUBLIC;
+
+-- loyalty.regenerate_views(): (re)build loyalty.member_<department> for every
+-- department of the field policy.  Every view has the same columns (the
+-- policy-controlled ones as text, NULL when hidden), so CREATE OR REPLACE
+-- keeps grants, ownership and the extension membership.
+CREATE FUNCTION loyalty.regenerate_views() RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dept text;
+    cols text;
+    n integer := 0;
+    fields constant text[] := ARRAY['card_no', 'full_name', 'gender', 'birth_date',
+        'nationality', 'phone', 'email', 'address', 'id_number', 'bank_card'];
+BEGIN
+    FOREACH dept IN ARRAY ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager',
+                                'crm', 'marketing', 'dba'] LOOP
+        SELECT string_agg(pg_catalog.format('%s AS %I',
+                   loyalty._field_expr(f.field, coalesce(c.treatment, 'hide')), f.field),
+                   ', ' ORDER BY f.ord)
+          INTO cols
+          FROM unnest(fields) WITH ORDINALITY AS f(field, ord)
+          LEFT JOIN loyalty.field_policy_current c
+                 ON c.department = dept AND c.field = f.field;
+        EXECUTE pg_catalog.format(
+            'CREATE OR REPLACE VIEW loyalty.%I WITH (security_barrier) AS '
+            'SELECT m.member_id, m.status, m.home_store, m.tier, m.tier_valid_until, '
+            'm.time_zone, %s '
+            'FROM loyalty.member m '
+            'LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id '
+            'LEFT JOIN loyalty.member_identity i ON i.member_id = m.member_id',
+            'member_' || dept, cols);
+        EXECUTE pg_catalog.format('ALTER VIEW loyalty.%I OWNER TO loyalty_view_owner',
+                                  'member_' || dept);
+        EXECUTE pg_catalog.format('REVOKE ALL ON loyalty.%I FROM PUBLIC', 'member_' || dept);
+        EXECUTE pg_catalog.format('GRANT SELECT ON loyalty.%I TO %I',
+                                  'member_' || dept, 'loyalty_' || dept);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION loyalty.regenerate_views() IS
+    'Rebuild the masked member views from the field policy (runs by itself when the policy changes)';
+
+CREATE FUNCTION loyalty._field_policy_changed() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty.regenerate_views();
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER field_policy_regenerate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.field_policy
+    FOR EACH STATEMENT EXECUTE FUNCTION loyalty._field_policy_changed();
+
+-- loyalty.field_policy_set(department, field, treatment): change the policy;
+-- the views follow in the same transaction.
+CREATE FUNCTION loyalty.field_policy_set(department text, field text, treatment text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
+    IF department IS NULL OR field IS NULL OR treatment IS NULL THEN
+        RAISE EXCEPTION 'department, field and treatment must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF department NOT IN ('frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm', 'marketing', 'dba') THEN
+        RAISE EXCEPTION 'unknown department "%"', department
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Departments with a member view are frontdesk, housekeeping, fnb, store_manager, crm, marketing and dba.';
+    END IF;
+    IF loyalty.field_treatments(field) IS NULL THEN
+        RAISE EXCEPTION 'unknown member field "%"', field
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Fields are card_no, full_name, gender, birth_date, nationality, phone, email, address, id_number and bank_card.';
+    END IF;
+    IF NOT treatment = ANY (loyalty.field_treatments(field)) THEN
+        RAISE EXCEPTION 'treatment "%" is not allowed for field "%"', treatment, field
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('Allowed treatments: %s.',
+                               pg_catalog.array_to_string(loyalty.field_treatments(field), ', '));
+    END IF;
+    INSERT INTO loyalty.field_policy (department, field, treatment)
+        VALUES (field_policy_set.department, field_policy_set.field, field_policy_set.treatment);
+END
+$$;
+COMMENT ON FUNCTION loyalty.field_policy_set(text, text, text) IS
+    'Set how a department sees a member field; regenerates the masked views';
+
+REVOKE ALL ON FUNCTION loyalty.regenerate_views(), loyalty._field_policy_changed(),
+    loyalty.field_policy_set(text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.regenerate_views(), loyalty.field_policy_set(text, text, text)
+    TO loyalty_crm, loyalty_dba;
+
+SELECT loyalty.regenerate_views();
+
+-- Store-scoped and chain-wide side tables, through views owned by the same
+-- role.  Preferences: chain-wide ones everywhere, store-only ones at their
+-- store (row level security on member_preference).
+CREATE VIEW loyalty.member_preferences WITH (security_barrier) AS
+SELECT preference_id, member_id, category, value, scope, store_code, recorded_at
+  FROM loyalty.member_preference
+ WHERE retired_at IS NULL;
+COMMENT ON VIEW loyalty.member_preferences IS
+    'Current preferences: chain-wide ones, and store-only ones of the caller''s store (all for HQ)';
+
+-- Behaviour tags are chain-wide; the free-text note is shown only at the
+-- tagging store and at HQ.  (Risk tags, which freeze benefits, have their
+-- own API with the same rule: loyalty.risk_tags(), docs/benefits.md.)
+CREATE VIEW loyalty.member_tags WITH (security_barrier) AS
+SELECT tag_id, member_id, code, store_code,
+       CASE WHEN loyalty.store_visible(store_code) THEN note END AS note,
+       tagged_at, retired_at
+  FROM loyalty.member_tag;
+COMMENT ON VIEW loyalty.member_tags IS
+    'Behaviour tags; notes only at the tagging store and at HQ';
+
+-- Stays: the caller's store's stays (all for HQ).
+CREATE VIEW loyalty.stays WITH (security_barrier) AS
+SELECT stay_id, member_id, store_code, check_in, check_out, rooms,
+       room_revenue, other_revenue, status
+  FROM loyalty.stay;
+COMMENT ON VIEW loyalty.stays IS 'Stays at the caller''s store (every store for HQ)';
+
+ALTER VIEW loyalty.member_preferences OWNER TO loyalty_view_owner;
+ALTER VIEW loyalty.member_tags OWNER TO loyalty_view_owner;
+ALTER VIEW loyalty.stays OWNER TO loyalty_view_owner;
+REVOKE ALL ON loyalty.member_preferences, loyalty.member_tags, loyalty.stays FROM PUBLIC;
+GRANT SELECT ON loyalty.member_preferences TO loyalty_frontdesk, loyalty_housekeeping,
+    loyalty_fnb, loyalty_store_manager, loyalty_crm;
+GRANT SELECT ON loyalty.member_tags TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
+GRANT SELECT ON loyalty.stays TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
+
+-- No temporary objects for anyone but superusers and roles granted TEMP
+-- explicitly: a store role cannot plant a function in pg_temp.  This is a
+-- database-wide setting (docs/threat-model.md); DROP EXTENSION leaves it.
+DO $$
+BEGIN
+    EXECUTE pg_catalog.format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC',
+                              pg_catalog.current_database());
+END
+$$;
+-- API functions for applications (docs/privacy.md): SECURITY DEFINER, fixed
+-- search_path, the caller's store and department from role membership,
+-- results in the caller's department view, every access audited before the
+-- result is returned.  A member that does not exist and one out of reach
+-- (erased) give the same error.
+
+-- _not_found: the one error for "no such member" and "not yours to see".
+CREATE FUNCTION loyalty._member_not_found() RETURNS void
+    LANGUAGE plpgsql
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RAISE EXCEPTION 'member not found' USING ERRCODE = 'no_data_found';
+END
+$$;
+
+-- _visible_fields: the fields a department's view shows (not hidden).
+CREATE FUNCTION loyalty._visible_fields(department text) RETURNS text[]
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT coalesce(array_agg(c.field ORDER BY c.field), '{}')
+      FROM loyalty.field_policy_current c
+     WHERE c.department = _visible_fields.department AND c.treatment <> 'hide';
+END;
+
+-- loyalty.frontdesk_lookup(key, purpose): find members by card number,
+-- phone or ID number (through its blind index, below);
+-- rows of loyalty.member_frontdesk.
+CREATE FUNCTION loyalty.frontdesk_lookup(key text, purpose text DEFAULT 'check_in')
+    RETURNS SETOF loyalty.member_frontdesk
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ids uuid[];
+    id uuid;
+    fields text[];
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF key IS NULL OR btrim(key) = '' THEN
+        RAISE EXCEPTION 'lookup key must not be empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF length(key) > 32 THEN
+        RAISE EXCEPTION 'lookup key is longer than 32 characters' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    -- three index lookups (a single OR would scan every member)
+    SELECT array_agg(DISTINCT m.member_id ORDER BY m.member_id) INTO ids
+      FROM loyalty.member m
+     WHERE m.status <> 'erased'
+       AND m.member_id IN (
+            SELECT c.member_id FROM loyalty.member c WHERE c.card_no = key
+            UNION ALL
+            SELECT p.member_id FROM loyalty.member_profile p WHERE p.phone = key
+            UNION ALL
+            SELECT i.member_id FROM loyalty.member_identity i
+             WHERE i.id_number_index = loyalty._blind_index('id_number', key));
+    IF ids IS NULL THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    fields := loyalty._visible_fields('frontdesk');
+    FOREACH id IN ARRAY ids LOOP
+        PERFORM loyalty._audit(id, 'lookup', fields, purpose);
+    END LOOP;
+    RETURN QUERY SELECT v.* FROM loyalty.member_frontdesk v WHERE v.member_id = ANY (ids)
+                  ORDER BY v.member_id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.frontdesk_lookup(text, text) IS
+    'Front desk: find members by card number, phone or ID number, masked for the front desk; audited';
+
+-- loyalty.housekeeping_profile(member_id, purpose): the housekeeping view of
+-- a member and the preferences the caller's store may see, as jsonb.
+CREATE FUNCTION loyalty.housekeeping_profile(member_id uuid, purpose text DEFAULT 'room_preparation')
+    RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['housekeeping', 'store_manager', 'crm']);
+    SELECT pg_catalog.to_jsonb(v) INTO result
+      FROM loyalty.member_housekeeping v
+     WHERE v.member_id = housekeeping_profile.member_id AND v.status <> 'erased';
+    IF result IS NULL THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    PERFORM loyalty._audit(member_id, 'profile',
+        loyalty._visible_fields('housekeeping') || '{preferences}'::text[], purpose);
+    RETURN pg_catalog.jsonb_strip_nulls(result) || pg_catalog.jsonb_build_object('preferences',
+        (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                    'category', p.category, 'value', p.value, 'scope', p.scope,
+                    'store_code', p.store_code, 'recorded_at', p.recorded_at)
+                  ORDER BY p.category, p.recorded_at), '[]')
+           FROM loyalty.member_preferences p
+          WHERE p.member_id = housekeeping_profile.member_id));
+END
+$$;
+COMMENT ON FUNCTION loyalty.housekeeping_profile(uuid, text) IS
+    'Housekeeping: a member''s masked profile and the preferences the caller''s store may see; audited';
+
+-- loyalty.preferences(member_id): the member's current preferences the
+-- caller's store may see.
+CREATE FUNCTION loyalty.preferences(member_id uuid)
+    RETURNS SETOF loyalty.member_preferences
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm']);
+    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
+                    WHERE m.member_id = preferences.member_id AND m.status <> 'erased') THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    RETURN QUERY SELECT p.* FROM loyalty.member_preferences p
+                  WHERE p.member_id = preferences.member_id
+                  ORDER BY p.category, p.recorded_at;
+END
+$$;
+COMMENT ON FUNCTION loyalty.preferences(uuid) IS
+    'Current preferences of a member: chain-wide ones and the caller''s store''s own';
+
+-- loyalty.preference_add(member_id, category, value, scope, store_code):
+-- record a preference at the caller's store (HQ names the store).
+CREATE FUNCTION loyalty.preference_add(member_id uuid, category text, value text,
+    scope text DEFAULT 'chain', store_code text DEFAULT NULL)
+    RETURNS uuid
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    store text := coalesce(store_code, loyalty.caller_store());
+    id uuid;
+BEGIN
+    PERFORM loyalty._check_access(store, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm']);
+    IF store IS NULL THEN
+        RAISE EXCEPTION 'store_code is required for HQ callers' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF member_id IS NULL OR category IS NULL OR value IS NULL OR scope IS NULL THEN
+        RAISE EXCEPTION 'member_id, category, value and scope must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF scope NOT IN ('chain', 'store') THEN
+        RAISE EXCEPTION 'invalid preference scope "%"', scope
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use "chain" or "store".';
+    END IF;
+    IF category NOT IN ('pillow', 'allergy', 'floor', 'lighting', 'bed', 'crib',
+                        'smoking', 'room', 'dining', 'other') THEN
+        RAISE EXCEPTION 'invalid preference category "%"', category
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Categories are pillow, allergy, floor, lighting, bed, crib, smoking, room, dining and other.';
+    END IF;
+    IF btrim(value) = '' OR length(value) > 200 THEN
+        RAISE EXCEPTION 'preference value must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
+                    WHERE m.member_id = preference_add.member_id AND m.status <> 'erased') THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM loyalty.store s WHERE s.store_code = store) THEN
+        RAISE EXCEPTION 'store "%" does not exist', store USING ERRCODE = 'no_data_found';
+    END IF;
+    INSERT INTO loyalty.member_preference (member_id, category, value, scope, store_code)
+        VALUES (preference_add.member_id, category, value, scope, store)
+        RETURNING preference_id INTO id;
+    PERFORM loyalty._audit(member_id, 'preference_add', ARRAY['preferences'], category);
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.preference_add(uuid, text, text, text, text) IS
+    'Record a guest preference, chain-wide or store-only, at the caller''s store; audited';
+
+-- loyalty.preference_retire(preference_id): retire a preference the caller
+-- may see (a store-only one at its own store only).
+CREATE FUNCTION loyalty.preference_retire(preference_id uuid)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    member uuid;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm']);
+    SELECT p.member_id INTO member FROM loyalty.member_preference p
+     WHERE p.preference_id = preference_retire.preference_id AND p.retired_at IS NULL
+       AND (p.scope = 'chain' OR loyalty.store_visible(p.store_code))
+     FOR UPDATE;
+    IF member IS NULL THEN
+        RAISE EXCEPTION 'preference not found' USING ERRCODE = 'no_data_found';
+    END IF;
+    UPDATE loyalty.member_preference p SET retired_at = now()
+     WHERE p.preference_id = preference_retire.preference_id;
+    PERFORM loyalty._audit(member, 'preference_retire', ARRAY['preferences'], NULL);
+END
+$$;
+COMMENT ON FUNCTION loyalty.preference_retire(uuid) IS 'Retire a guest preference; audited';
+
+REVOKE ALL ON FUNCTION loyalty._member_not_found(), loyalty._visible_fields(text),
+    loyalty.frontdesk_lookup(text, text), loyalty.housekeeping_profile(uuid, text),
+    loyalty.preferences(uuid), loyalty.preference_add(uuid, text, text, text, text),
+    loyalty.preference_retire(uuid) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.frontdesk_lookup(text, text)
+    TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
+GRANT EXECUTE ON FUNCTION loyalty.housekeeping_profile(uuid, text)
+    TO loyalty_housekeeping, loyalty_store_manager, loyalty_crm;
+GRANT EXECUTE ON FUNCTION loyalty.preferences(uuid), loyalty.preference_add(uuid, text, text, text, text),
+    loyalty.preference_retire(uuid)
+    TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager, loyalty_crm;
+-- Sensitive identity data at rest (docs/privacy.md): ID numbers and bank
+-- cards are stored encrypted (AES-256-GCM), with a keyed blind index for
+-- lookup and uniqueness and the last four characters for display.  The key
+-- is in the data directory (file loyalty_keys), never in SQL, settings or
+-- logs.  Stores verify ("does this ID match the member") instead of
+-- decrypting; nobody but the export function decrypts.
+
+CREATE FUNCTION loyalty._identity_seal(member_id uuid, kind text, value text) RETURNS bytea
+    LANGUAGE c VOLATILE STRICT AS 'MODULE_PATHNAME', 'loyalty_identity_seal';
+CREATE FUNCTION loyalty._identity_open(member_id uuid, kind text, sealed bytea) RETURNS text
+    LANGUAGE c STABLE STRICT AS 'MODULE_PATHNAME', 'loyalty_identity_open';
+CREATE FUNCTION loyalty._blind_index(kind text, value text) RETURNS bytea
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_blind_index';
+CREATE FUNCTION loyalty._normalise_identifier(value text) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_normalise_identifier';
+CREATE FUNCTION loyalty.pseudonym(member_id uuid) RETURNS text
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_pseudonym';
+COMMENT ON FUNCTION loyalty.pseudonym(uuid) IS
+    'Keyed pseudonymous member key for BI (HMAC of the member id)';
+
+-- one member per ID number and per bank card
+CREATE UNIQUE INDEX member_identity_id_number_key ON loyalty.member_identity (id_number_index);
+CREATE UNIQUE INDEX member_identity_bank_card_key ON loyalty.member_identity (bank_card_index);
+
+-- loyalty.identity_set(member_id, id_type, id_number, bank_card): store or
+-- replace a member's ID number and bank card (NULL keeps the current one).
+CREATE FUNCTION loyalty.identity_set(member_id uuid, id_type text, id_number text,
+    bank_card text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    idn text := loyalty._normalise_identifier(id_number);
+    card text := loyalty._normalise_identifier(bank_card);
+    changed text[] := '{}';
+    constraint_name text;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF member_id IS NULL THEN
+        RAISE EXCEPTION 'member_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
+                    WHERE m.member_id = identity_set.member_id AND m.status <> 'erased') THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    IF idn IS NOT NULL AND idn !~ '^[0-9A-Z]{5,32}$' THEN
+        -- the value itself is never echoed: it would land in logs
+        RAISE EXCEPTION 'invalid ID number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'An ID number is 5 to 32 letters and digits.';
+    END IF;
+    IF idn IS NOT NULL AND (id_type IS NULL OR id_type NOT IN
+            ('resident_id', 'passport', 'hk_macau_permit', 'taiwan_permit', 'other')) THEN
+        RAISE EXCEPTION 'invalid ID type'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'ID types are resident_id, passport, hk_macau_permit, taiwan_permit and other.';
+    END IF;
+    IF card IS NOT NULL AND card !~ '^[0-9]{12,19}$' THEN
+        RAISE EXCEPTION 'invalid bank card number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A bank card number is 12 to 19 digits.';
+    END IF;
+    IF idn IS NULL AND card IS NULL THEN
+        RAISE EXCEPTION 'nothing to store' USING ERRCODE = 'null_value_not_allowed',
+              HINT = 'Give an ID number, a bank card number, or both.';
+    END IF;
+    IF idn IS NOT NULL AND EXISTS (SELECT 1 FROM loyalty.member_identity i
+            WHERE i.id_number_index = loyalty._blind_index('id_number', idn)
+              AND i.member_id <> identity_set.member_id) THEN
+        RAISE EXCEPTION 'this ID number belongs to another member'
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    IF card IS NOT NULL AND EXISTS (SELECT 1 FROM loyalty.member_identity i
+            WHERE i.bank_card_index = loyalty._blind_index('bank_card', card)
+              AND i.member_id <> identity_set.member_id) THEN
+        RAISE EXCEPTION 'this bank card belongs to another member'
+            USING ERRCODE = 'unique_violation';
+    END IF;
+    -- a concurrent call storing the same number for another member waits
+    -- on the unique index and fails here
+    BEGIN
+        INSERT INTO loyalty.member_identity AS i (member_id) VALUES (identity_set.member_id)
+            ON CONFLICT ON CONSTRAINT member_identity_pkey DO NOTHING;
+        IF idn IS NOT NULL THEN
+            UPDATE loyalty.member_identity i
+               SET id_type = identity_set.id_type,
+                   id_number_cipher = loyalty._identity_seal(i.member_id, 'id_number', idn),
+                   id_number_index = loyalty._blind_index('id_number', idn),
+                   id_number_last4 = right(idn, 4)
+             WHERE i.member_id = identity_set.member_id;
+            changed := changed || '{id_number}'::text[];
+        END IF;
+        IF card IS NOT NULL THEN
+            UPDATE loyalty.member_identity i
+               SET bank_card_cipher = loyalty._identity_seal(i.member_id, 'bank_card', card),
+                   bank_card_index = loyalty._blind_index('bank_card', card),
+                   bank_card_last4 = right(card, 4)
+             WHERE i.member_id = identity_set.member_id;
+            changed := changed || '{bank_card}'::text[];
+        END IF;
+    EXCEPTION WHEN unique_violation THEN
+        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
+        RAISE EXCEPTION 'this % belongs to another member',
+            CASE WHEN constraint_name = 'member_identity_bank_card_key' THEN 'bank card' ELSE 'ID number' END
+            USING ERRCODE = 'unique_violation';
+    END;
+    PERFORM loyalty._audit(member_id, 'identity_set', changed, NULL);
+END
+$$;
+COMMENT ON FUNCTION loyalty.identity_set(uuid, text, text, text) IS
+    'Store a member''s ID number and/or bank card encrypted, with blind index and last four; audited';
+
+-- loyalty.identity_matches(member_id, id_number): does this ID number belong
+-- to this member?  Verification without decryption; audited.
+CREATE FUNCTION loyalty.identity_matches(member_id uuid, id_number text,
+    purpose text DEFAULT 'check_in')
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stored bytea;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF id_number IS NULL THEN
+        RAISE EXCEPTION 'id_number must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
+                    WHERE m.member_id = identity_matches.member_id AND m.status <> 'erased') THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    SELECT i.id_number_index INTO stored FROM loyalty.member_identity i
+     WHERE i.member_id = identity_matches.member_id;
+    PERFORM loyalty._audit(member_id, 'verify_id', '{id_number}', purpose);
+    RETURN coalesce(stored = loyalty._blind_index('id_number', id_number), false);
+END
+$$;
+COMMENT ON FUNCTION loyalty.identity_matches(uuid, text, text) IS
+    'Verify that an ID number belongs to a member, without revealing it; audited';
+
+REVOKE ALL ON FUNCTION loyalty._identity_seal(uuid, text, text), loyalty._identity_open(uuid, text, bytea),
+    loyalty._blind_index(text, text), loyalty._normalise_identifier(text), loyalty.pseudonym(uuid),
+    loyalty.identity_set(uuid, text, text, text), loyalty.identity_matches(uuid, text, text)
+    FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.identity_set(uuid, text, text, text),
+    loyalty.identity_matches(uuid, text, text)
+    TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
+-- Privacy operations (docs/privacy.md): consents, export of one member,
+-- erasure by pseudonymisation, retention purge with a dry run.  Every call
+-- is audited.
+
+-- loyalty.consent_record(member_id, purpose, granted, notice_version,
+-- store_code): record what a member agreed to (or withdrew), where and
+-- under which notice.  The latest row per purpose is in effect.
+CREATE FUNCTION loyalty.consent_record(member_id uuid, purpose text, granted boolean,
+    notice_version text, store_code text DEFAULT NULL)
+    RETURNS uuid
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    store text := coalesce(store_code, loyalty.caller_store());
+    id uuid;
+BEGIN
+    PERFORM loyalty._check_access(store, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF member_id IS NULL OR purpose IS NULL OR granted IS NULL OR notice_version IS NULL THEN
+        RAISE EXCEPTION 'member_id, purpose, granted and notice_version must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF purpose NOT IN ('marketing_email', 'marketing_sms', 'profiling', 'cross_border', 'third_party') THEN
+        RAISE EXCEPTION 'invalid consent purpose "%"', purpose
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Purposes are marketing_email, marketing_sms, profiling, cross_border and third_party.';
+    END IF;
+    IF length(notice_version) NOT BETWEEN 1 AND 50 THEN
+        RAISE EXCEPTION 'notice_version must be 1 to 50 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
+                    WHERE m.member_id = consent_record.member_id AND m.status <> 'erased') THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code)
+        VALUES (consent_record.member_id, purpose, granted, notice_version, store)
+        RETURNING consent_id INTO id;
+    PERFORM loyalty._audit(member_id, 'consent_record', ARRAY['consent:' || purpose], notice_version);
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.consent_record(uuid, text, boolean, text, text) IS
+    'Record a member''s consent (or withdrawal) for a purpose under a notice version; audited';
+
+-- The consents in effect: the latest row per member and purpose.
+CREATE VIEW loyalty.member_consents WITH (security_barrier) AS
+SELECT DISTINCT ON (member_id, purpose)
+       member_id, purpose, granted, notice_version, store_code, recorded_at
+  FROM loyalty.member_consent
+ ORDER BY member_id, purpose, recorded_at DESC, consent_id;
+COMMENT ON VIEW loyalty.member_consents IS 'Consents in effect: latest decision per member and purpose';
+ALTER VIEW loyalty.member_consents OWNER TO loyalty_view_owner;
+REVOKE ALL ON loyalty.member_consents FROM PUBLIC;
+GRANT SELECT ON loyalty.member_consents TO loyalty_frontdesk, loyalty_store_manager,
+    loyalty_crm, loyalty_marketing;
+
+-- loyalty.member_export(member_id): everything held about one member, as
+-- jsonb, for a data subject's access request (HQ CRM only; audited).  The
+-- ID number and bank card are decrypted here and nowhere else.
+CREATE FUNCTION loyalty.member_export(member_id uuid, purpose text DEFAULT 'subject_access_request')
+    RETURNS jsonb
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    result jsonb;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm']);
+    SELECT pg_catalog.jsonb_build_object(
+        'member', pg_catalog.to_jsonb(m),
+        'profile', (SELECT pg_catalog.to_jsonb(p) FROM loyalty.member_profile p WHERE p.member_id = m.member_id),
+        'identity', (SELECT pg_catalog.jsonb_build_object(
+                         'id_type', i.id_type,
+                         'id_number', CASE WHEN i.id_number_cipher IS NOT NULL
+                             THEN loyalty._identity_open(i.member_id, 'id_number', i.id_number_cipher) END,
+                         'bank_card', CASE WHEN i.bank_card_cipher IS NOT NULL
+                             THEN loyalty._identity_open(i.member_id, 'bank_card', i.bank_card_cipher) END)
+                       FROM loyalty.member_identity i WHERE i.member_id = m.member_id),
+        'preferences', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.recorded_at), '[]')
+                          FROM loyalty.member_preference x WHERE x.member_id = m.member_id),
+        'tags', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.tagged_at), '[]')
+                   FROM loyalty.member_tag x WHERE x.member_id = m.member_id),
+        'risk_tags', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.raised_at), '[]')
+                        FROM loyalty.risk_tag x WHERE x.member_id = m.member_id),
+        'stays', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.check_in), '[]')
+                    FROM loyalty.stay x WHERE x.member_id = m.member_id),
+        'consents', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.to_jsonb(x) ORDER BY x.recorded_at), '[]')
+                       FROM loyalty.member_consent x WHERE x.member_id = m.member_id),
+        'accesses', (SELECT coalesce(pg_catalog.jsonb_agg(pg_catalog.jsonb_build_object(
+                               'at', a.at, 'store_code', a.store_code, 'department', a.department,
+                               'action', a.action, 'fields', a.fields, 'purpose', a.purpose)
+                             ORDER BY a.audit_id), '[]')
+                       FROM loyalty.audit_log a WHERE a.member_id = m.member_id))
+      INTO result
+      FROM loyalty.member m
+     WHERE m.member_id = member_export.member_id AND m.status <> 'erased';
+    IF result IS NULL THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    PERFORM loyalty._audit(member_id, 'export', ARRAY['*'], purpose);
+    RETURN result;
+END
+$$;
+COMMENT ON FUNCTION loyalty.member_export(uuid, text) IS
+    'Everything held about one member (subject access request); HQ CRM only; audited';
+
+-- loyalty.member_erase(member_id, reason): erasure by pseudonymisation.  The
+-- member id stays (so the point ledger, stays and the audit trail keep their
+-- sums and history), but nothing links it to a person any more: profile,
+-- identity, preferences and consents are deleted, tag notes cleared, the
+-- card number replaced.
+-- lead: a retention purge (scheduled as an HQ DBA or CRM, docs/operations.md)
+-- erases members through the same code as loyalty.member_erase() but not
+-- through its CRM-only check, which made a DBA's retention job fail as soon
+-- as a member was due.  loyalty._member_erase() is that code, granted to
+-- nobody; member_erase() checks the caller and calls it.
+CREATE FUNCTION loyalty._member_erase(member_id uuid, reason text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF reason IS NULL OR btrim(reason) = '' THEN
+        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM 1 FROM loyalty.member m
+      WHERE m.member_id = _member_erase.member_id AND m.status <> 'erased' FOR UPDATE;
+    IF NOT FOUND THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    -- the record first: an erasure that fails is still on record as tried
+    PERFORM loyalty._audit(member_id, 'erase', ARRAY['*'], left(reason, 200));
+    DELETE FROM loyalty.member_profile p WHERE p.member_id = _member_erase.member_id;
+    DELETE FROM loyalty.member_identity i WHERE i.member_id = _member_erase.member_id;
+    DELETE FROM loyalty.member_preference x WHERE x.member_id = _member_erase.member_id;
+    DELETE FROM loyalty.member_consent x WHERE x.member_id = _member_erase.member_id;
+    UPDATE loyalty.member_tag t SET note = NULL WHERE t.member_id = _member_erase.member_id;
+    -- risk tags stay (an amount owed is the chain's record), their notes go
+    UPDATE loyalty.risk_tag t SET note = '[erased]' WHERE t.member_id = _member_erase.member_id;
+    UPDATE loyalty.member m
+       SET status = 'erased', card_no = loyalty.new_card_number(), time_zone = NULL,
+           updated_at = now()
+     WHERE m.member_id = _member_erase.member_id;
+END
+$$;
+REVOKE ALL ON FUNCTION loyalty._member_erase(uuid, text) FROM PUBLIC;
+
+CREATE FUNCTION loyalty.member_erase(member_id uuid, reason text)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm']);
+    PERFORM loyalty._member_erase(member_id, reason);
+END
+$$;
+COMMENT ON FUNCTION loyalty.member_erase(uuid, text) IS
+    'Erase a member by pseudonymisation, keeping ledger sums and the audit trail; HQ CRM only; audited';
+
+-- loyalty.retention_purge(dry_run, inactive_for, retired_for): what the
+-- retention rules remove; with dry_run (the default) nothing is changed.
+--   retired preferences older than retired_for are deleted;
+--   members with no stay and no enrolment within inactive_for are erased.
+CREATE FUNCTION loyalty.retention_purge(dry_run boolean DEFAULT true,
+    inactive_for interval DEFAULT '3 years', retired_for interval DEFAULT '1 year')
+    RETURNS TABLE (action text, rows bigint)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    victims uuid[];
+    n bigint;
+    v uuid;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
+    IF dry_run IS NULL OR inactive_for IS NULL OR retired_for IS NULL THEN
+        RAISE EXCEPTION 'dry_run, inactive_for and retired_for must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF inactive_for < interval '1 year' OR retired_for < interval '0' THEN
+        RAISE EXCEPTION 'retention periods are too short'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'Members are kept at least one year after their last activity.';
+    END IF;
+    SELECT count(*) INTO n FROM loyalty.member_preference p
+     WHERE p.retired_at < now() - retired_for;
+    action := 'delete_retired_preferences'; rows := n;
+    RETURN NEXT;
+    SELECT coalesce(array_agg(m.member_id), '{}') INTO victims FROM loyalty.member m
+     WHERE m.status <> 'erased' AND m.enrolled_at < now() - inactive_for
+       AND NOT EXISTS (SELECT 1 FROM loyalty.stay s
+                        WHERE s.member_id = m.member_id AND s.check_out >= (now() - inactive_for)::date);
+    action := 'erase_inactive_members'; rows := cardinality(victims);
+    RETURN NEXT;
+    IF NOT dry_run THEN
+        DELETE FROM loyalty.member_preference p WHERE p.retired_at < now() - retired_for;
+        FOREACH v IN ARRAY victims LOOP
+            PERFORM loyalty._member_erase(v, 'retention: inactive for ' || inactive_for::text);
+        END LOOP;
+    END IF;
+END
+$$;
+COMMENT ON FUNCTION loyalty.retention_purge(boolean, interval, interval) IS
+    'Apply the retention rules; dry_run (default) only reports what would be removed';
+
+REVOKE ALL ON FUNCTION loyalty.consent_record(uuid, text, boolean, text, text),
+    loyalty.member_export(uuid, text), loyalty.member_erase(uuid, text),
+    loyalty.retention_purge(boolean, interval, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.consent_record(uuid, text, boolean, text, text)
+    TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
+GRANT EXECUTE ON FUNCTION loyalty.member_export(uuid, text), loyalty.member_erase(uuid, text)
+    TO loyalty_crm;
+GRANT EXECUTE ON FUNCTION loyalty.retention_purge(boolean, interval, interval) TO loyalty_crm, loyalty_dba;
+-- perf: loyalty.bi_members generalises enrolled_at to its UTC month with a C
+-- function that gives the same text as to_char(... AT TIME ZONE 'UTC',
+-- 'YYYY-MM') without parsing the format on every row (docs/privacy.md,
+-- "Performance"; test/pgtap/43_pseudonym_hmac.sql compares the two).
+CREATE FUNCTION loyalty.mask_month_utc(timestamptz) RETURNS text
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_mask_month_utc';
+COMMENT ON FUNCTION loyalty.mask_month_utc(timestamptz) IS
+    'A time generalised to its calendar month in UTC: 2026-03';
+REVOKE ALL ON FUNCTION loyalty.mask_month_utc(timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.mask_month_utc(timestamptz)
+    TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
+       loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba, loyalty_view_owner;
+
+-- BI (docs/privacy.md): pseudonymous member keys, generalised
+-- quasi-identifiers, no contact data, and aggregates that hide every group
+-- smaller than loyalty.bi_min_group_size().
+
+CREATE FUNCTION loyalty.bi_min_group_size() RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE RETURN 10;
+COMMENT ON FUNCTION loyalty.bi_min_group_size() IS
+    'Smallest group an aggregate BI view shows (k); smaller groups are suppressed';
+
+-- One row per member: keyed pseudonym, store, tier, gender, decade of birth,
+-- month of enrolment.  Erased members are left out.
+CREATE VIEW loyalty.bi_members WITH (security_barrier) AS
+SELECT loyalty.pseudonym(m.member_id) AS member_key,
+       m.home_store, m.tier, m.status, p.gender,
+       loyalty.mask_birth_decade(p.birth_date) AS birth_decade,
+       loyalty.mask_month_utc(m.enrolled_at) AS enrolled_month
+  FROM loyalty.member m
+  LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
+ WHERE m.status <> 'erased';
+COMMENT ON VIEW loyalty.bi_members IS 'Members for BI: pseudonymous key, generalised quasi-identifiers';
+
+-- One row per stay, by month.
+CREATE VIEW loyalty.bi_stays WITH (security_barrier) AS
+SELECT loyalty.pseudonym(s.member_id) AS member_key, s.store_code,
+       date_trunc('month', s.check_in)::date AS stay_month,
+       (s.check_out - s.check_in) AS nights, s.rooms, s.room_revenue, s.other_revenue, s.status
+  FROM loyalty.stay s;
+COMMENT ON VIEW loyalty.bi_stays IS 'Stays for BI by month, with pseudonymous member keys';
+
+-- Member counts by store, tier, gender and decade of birth; groups of fewer
+-- than k members are not shown.
+CREATE VIEW loyalty.bi_segments WITH (security_barrier) AS
+SELECT m.home_store, m.tier, p.gender, loyalty.mask_birth_decade(p.birth_date) AS birth_decade,
+       count(*) AS members
+  FROM loyalty.member m
+  LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
+ WHERE m.status <> 'erased'
+ GROUP BY 1, 2, 3, 4
+HAVING count(*) >= loyalty.bi_min_group_size();
+COMMENT ON VIEW loyalty.bi_segments IS 'Member counts per segment; groups smaller than bi_min_group_size() suppressed';
+
+ALTER VIEW loyalty.bi_members OWNER TO loyalty_view_owner;
+ALTER VIEW loyalty.bi_stays OWNER TO loyalty_view_owner;
+ALTER VIEW loyalty.bi_segments OWNER TO loyalty_view_owner;
+REVOKE ALL ON loyalty.bi_members, loyalty.bi_stays, loyalty.bi_segments FROM PUBLIC;
+REVOKE ALL ON FUNCTION loyalty.bi_min_group_size() FROM PUBLIC;
+GRANT SELECT ON loyalty.bi_members, loyalty.bi_stays, loyalty.bi_segments TO loyalty_bi;
+GRANT EXECUTE ON FUNCTION loyalty.pseudonym(uuid), loyalty.bi_min_group_size()
+    TO loyalty_bi, loyalty_view_owner;
+-- Row level security for the store-scoped tables of other areas, following
+-- the pattern of docs/privacy.md ("Row level security per store"): the
+-- extension's SECURITY DEFINER functions run as the extension owner, so
+-- these policies bind every other reader, including views owned by
+-- loyalty_view_owner.
+
+-- point ledger: lots and entries are a store's transactions
+ALTER TABLE loyalty.point_lot ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE loyalty.point_entry ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY store_scope ON loyalty.point_lot FOR SELECT
+    USING (loyalty.store_visible(store_code));
+CREATE POLICY store_scope ON loyalty.point_entry FOR SELECT
+    USING (loyalty.store_visible(store_code));
+
+-- benefits: a store's own benefits and the uses recorded at a store
+ALTER TABLE loyalty.benefit_grant ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+ALTER TABLE loyalty.benefit_use ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+CREATE POLICY store_scope ON loyalty.benefit_grant FOR SELECT
+    USING (store_code IS NULL OR loyalty.store_visible(store_code));
+CREATE POLICY store_scope ON loyalty.benefit_use FOR SELECT
+    USING (loyalty.store_visible(store_code));
+
