@@ -52,7 +52,7 @@
 #include "utils/uuid.h"
 
 #include "audit.h"
-#include "identity.h"
+#include "roles_caller.h"
 
 PG_FUNCTION_INFO_V1(loyalty_audit);
 

@@ -7,7 +7,7 @@
  * The catalogue (loyalty.benefit, loyalty.benefit_grant, and what each
  * loyalty.risk_type freezes) is loaded once per backend into its own memory
  * context and dropped when one of the tables changes (statement trigger +
- * relcache invalidation, see invalidate.c).
+ * relcache invalidation, see cache_invalidate.c).
  * Resolution rules are in docs/benefits.md.
  *
  *-------------------------------------------------------------------------

@@ -8,7 +8,7 @@
  * benefit code, together with what each risk type freezes, so that
  * resolving a member's benefits reads no catalogue table.  Statement
  * triggers on loyalty.benefit, loyalty.benefit_grant and loyalty.risk_type
- * send a relcache invalidation (invalidate.c); the callback only marks the
+ * send a relcache invalidation (cache_invalidate.c); the callback only marks the
  * cache stale, and the next caller rebuilds it.
  *
  *-------------------------------------------------------------------------
@@ -24,7 +24,7 @@
 #include "utils/timestamp.h"
 
 #include "benefit.h"
-#include "invalidate.h"
+#include "cache.h"
 #include "risk.h"
 
 const char *const loyalty_benefit_source_names[4] = {"", "tier", "store", "campaign"};

@@ -30,7 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "benefit.h"
-#include "invalidate.h"
+#include "cache.h"
 
 /* the relations read here, and their column numbers */
 static struct

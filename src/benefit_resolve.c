@@ -35,7 +35,7 @@
 #include "utils/tuplestore.h"
 
 #include "benefit.h"
-#include "identity.h"
+#include "roles_caller.h"
 #include "risk.h"
 
 PG_FUNCTION_INFO_V1(loyalty_benefits);

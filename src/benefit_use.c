@@ -34,7 +34,7 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
-#include "identity.h"
+#include "roles_caller.h"
 #include "risk.h"
 
 PG_FUNCTION_INFO_V1(loyalty_use_benefit);

@@ -3,7 +3,7 @@
  * earning.c
  *	  The earning order: base points per currency unit (store override,
  *	  else brand override, else the policy default), the elite bonus of the
- *	  member's tier on base points only, campaigns (campaign.c), and
+ *	  member's tier on base points only, campaigns (earning_campaign.c), and
  *	  milestone bonuses on the period's night count.
  *
  * Every figure is an integer: revenue in minor currency units, points in

@@ -22,7 +22,7 @@
 #include "funcapi.h"
 #include "utils/timestamp.h"
 
-#include "identity.h"
+#include "roles_caller.h"
 #include "job.h"
 
 PG_FUNCTION_INFO_V1(loyalty_expire_points_batch);

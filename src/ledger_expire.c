@@ -28,7 +28,7 @@
 
 #include "job.h"
 #include "ledger_int.h"
-#include "outbox.h"
+#include "event.h"
 
 /*
  * The members with points due to expire at $1 ($2 the inactivity months,

@@ -25,7 +25,7 @@
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
-#include "identity.h"
+#include "roles_caller.h"
 #include "ledger.h"
 
 PG_FUNCTION_INFO_V1(loyalty_accrue);

@@ -10,7 +10,7 @@
 #include "fmgr.h"
 
 #include "benefit.h"
-#include "identity.h"
+#include "roles_caller.h"
 #include "policy.h"
 
 PG_MODULE_MAGIC;

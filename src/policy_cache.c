@@ -9,7 +9,7 @@
  * effect at a given time; the last one compiled is kept in
  * TopMemoryContext together with the window of time it covers, so hot
  * paths never re-parse.  A statement trigger on loyalty.policy sends a
- * relcache invalidation (see invalidate.c) that drops the cache in every
+ * relcache invalidation (see cache_invalidate.c) that drops the cache in every
  * backend.
  *
  *-------------------------------------------------------------------------
@@ -26,7 +26,7 @@
 #include "utils/memutils.h"
 #include "utils/timestamp.h"
 
-#include "invalidate.h"
+#include "cache.h"
 #include "policy.h"
 
 PG_FUNCTION_INFO_V1(loyalty_policy_validate);

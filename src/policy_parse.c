@@ -11,7 +11,7 @@
  * caller's and goes with it.
  *
  * Semantic errors name the JSON path of the offending key and its line and
- * column, found by jsonpos.c.
+ * column, found by policy_jsonpos.c.
  *
  *-------------------------------------------------------------------------
  */
@@ -21,7 +21,7 @@
 
 #include "utils/memutils.h"
 
-#include "jsonpos.h"
+#include "policy_jsonpos.h"
 #include "policy.h"
 
 const char *const loyalty_counter_names[LOYALTY_NUM_COUNTERS] = {

@@ -3,7 +3,7 @@
  * replica.h
  *	  Store replicas by logical replication: the publication, subscription
  *	  and slot helpers (replica_ddl.c), HQ's DBA functions (replica_hq.c),
- *	  the outbox applier (replica_apply.c) and store mode (store_mode.c).
+ *	  the outbox applier (replica_apply.c) and store mode (replica_store.c).
  *
  * Names: a store's publication and its slot at HQ are both
  * loyalty_store_<code>; the store's subscription has the same name (so it

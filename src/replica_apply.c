@@ -49,7 +49,7 @@
 #include "utils/resowner.h"
 #include "utils/uuid.h"
 
-#include "identity.h"
+#include "roles_caller.h"
 #include "ledger.h"
 #include "replica.h"
 

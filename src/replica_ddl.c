@@ -37,7 +37,7 @@
 #include "utils/builtins.h"
 #include "utils/tuplestore.h"
 
-#include "invalidate.h"
+#include "cache.h"
 #include "replica.h"
 
 

@@ -28,7 +28,7 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
-#include "identity.h"
+#include "roles_caller.h"
 #include "replica.h"
 #include "roles.h"
 

@@ -23,7 +23,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-#include "identity.h"
+#include "roles_caller.h"
 #include "risk.h"
 
 PG_FUNCTION_INFO_V1(loyalty_assert_not_frozen_sql);

@@ -9,7 +9,7 @@
  * common question ("is this member frozen now?") reads no table at all.
  *
  * Freshness: a statement trigger on loyalty.risk_tag sends a relcache
- * invalidation when tags are raised or resolved (invalidate.c), which marks
+ * invalidation when tags are raised or resolved (cache_invalidate.c), which marks
  * the cache stale; callers run AcceptInvalidationMessages() first (cheap
  * when nothing is queued), so a tag committed by another backend, or
  * written earlier in this transaction, is seen by the next call, also in
@@ -30,7 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "benefit.h"
-#include "invalidate.h"
+#include "cache.h"
 
 typedef struct RiskCacheEntry
 {

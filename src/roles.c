@@ -35,7 +35,7 @@
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 
-#include "identity.h"
+#include "roles_caller.h"
 #include "policy.h"
 #include "roles.h"
 
@@ -236,7 +236,7 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
  *		member of its department's group role and map it in
  *		loyalty.staff_role.  The caller is connected to SPI.  Used by
  *		loyalty.create_store() at HQ and, at a store replica, when the
- *		store's own row arrives (store_mode_roles.c).
+ *		store's own row arrives (replica_store_roles.c).
  */
 void
 loyalty_create_store_roles(const char *code)

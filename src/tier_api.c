@@ -17,7 +17,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
-#include "identity.h"
+#include "roles_caller.h"
 #include "tier.h"
 
 PG_FUNCTION_INFO_V1(loyalty_tier_grant);

@@ -6,7 +6,7 @@
  *	  that made the change (a rolled back change announces nothing).
  *
  * This is the one place that emits tier events: when the generic event
- * outbox of the point ledger (src/outbox.h) lands, the event is appended
+ * outbox of the point ledger (src/event.h) lands, the event is appended
  * to it here as well.
  *
  *-------------------------------------------------------------------------
@@ -22,7 +22,7 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
-#include "outbox.h"
+#include "event.h"
 #include "tier.h"
 
 static SPIPlanPtr history_plan = NULL;

@@ -141,7 +141,7 @@ CREATE TYPE loyalty.ledger_result AS (
 );
 COMMENT ON TYPE loyalty.ledger_result IS 'Result of a ledger call: entry, lot, points moved, new balance, lots touched';
 
--- The event outbox of the whole extension (src/outbox.c).  Consumers read
+-- The event outbox of the whole extension (src/event_outbox.c).  Consumers read
 -- in (txid, event_id) order through loyalty.event_read and record progress
 -- with loyalty.event_ack; see docs/ledger.md, "Events".
 CREATE TABLE loyalty.event_outbox (

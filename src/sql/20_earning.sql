@@ -31,7 +31,7 @@ CREATE INDEX stay_member_idx ON loyalty.stay (member_id, check_in);
 CREATE INDEX stay_store_idx ON loyalty.stay (store_code, check_in);
 SELECT pg_catalog.pg_extension_config_dump('loyalty.stay', '');
 -- Campaigns: extra points for stays and charges in a time window, edited by
--- marketing in this table.  A BEFORE trigger (C, src/campaign.c) rejects
+-- marketing in this table.  A BEFORE trigger (C, src/earning_campaign.c) rejects
 -- inverted windows, inconsistent kinds and two overlapping campaigns with
 -- the same priority.  See docs/tiers.md for how they stack.
 

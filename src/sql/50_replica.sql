@@ -717,7 +717,7 @@ GRANT SELECT ON loyalty.store_outbox_status, loyalty.store_member_preferences
 GRANT SELECT ON loyalty.replica_store, loyalty.outbox_result TO loyalty_dba;
 
 -- At a store replica, its department roles appear with its store row
--- (src/store_mode_roles.c).
+-- (src/replica_store_roles.c).
 CREATE FUNCTION loyalty._store_arrived() RETURNS trigger
     LANGUAGE c AS 'MODULE_PATHNAME', 'loyalty_store_arrived';
 REVOKE ALL ON FUNCTION loyalty._store_arrived() FROM PUBLIC;

@@ -1,7 +1,7 @@
 -- pgTAP: BI pseudonyms and blind indexes are HMAC-SHA256 with the MAC half
 -- of the key file (bytes 33 to 64 of loyalty_keys) over a label, a NUL and
 -- the value, bit for bit: checked against pgcrypto's hmac(), so that a
--- faster implementation (src/crypto.c) never changes stored keys.
+-- faster implementation (src/privacy_crypto.c) never changes stored keys.
 BEGIN;
 SELECT plan(5);
 CREATE EXTENSION pgcrypto SCHEMA public;

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * campaign.c
+ * earning_campaign.c
  *	  Campaigns: which apply to an activity, what they award, their caps,
  *	  and the trigger that keeps loyalty.campaign consistent.
  *

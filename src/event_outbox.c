@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * outbox.c
+ * event_outbox.c
  *	  Emit an event: one row in loyalty.event_outbox, in the caller's
  *	  transaction, and a NOTIFY on channel "loyalty_event" whose payload is
  *	  the event kind and id ("points_expired 42").  Both become visible
@@ -21,7 +21,7 @@
 #include "executor/spi.h"
 #include "utils/builtins.h"
 
-#include "outbox.h"
+#include "event.h"
 
 /*
  * loyalty_outbox_emit

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * store_mode_roles.c
+ * replica_store_roles.c
  *	  At a store replica, the store's department roles appear with its
  *	  store row.
  *
@@ -26,8 +26,8 @@
 #include "utils/builtins.h"
 #include "utils/inval.h"
 
-#include "identity.h"
-#include "invalidate.h"
+#include "roles_caller.h"
+#include "cache.h"
 #include "replica.h"
 #include "roles.h"
 

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * earning_post.c
+ * earning_line.c
  *	  The one place where the engine's points leave it: each line is
  *	  recorded in loyalty.earning_line with the rule that produced it and
  *	  posted to the point ledger; pending lines are activated at checkout.

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * store_mode.c
+ * replica_store.c
  *	  A server in store mode: subscribes to its store's publication at HQ
  *	  (or at its regional hub), publishes its outbox, follows its batch
  *	  window.  A hub subscribes the same way to its own publication at HQ.
@@ -30,7 +30,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
-#include "identity.h"
+#include "roles_caller.h"
 #include "replica.h"
 #include "roles.h"
 

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * card.c
+ * member_card.c
  *	  Membership card numbers.
  *
  * A card number is 12 digits: 11 drawn from the strong random source and a

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * identity.c
+ * roles_caller.c
  *	  The caller's store and department, from role membership.
  *
  * loyalty.staff_role maps department roles (loyalty_<store>_frontdesk, ...,
@@ -36,8 +36,8 @@
 #include "utils/snapmgr.h"
 #include "utils/syscache.h"
 
-#include "identity.h"
-#include "invalidate.h"
+#include "roles_caller.h"
+#include "cache.h"
 
 PG_FUNCTION_INFO_V1(loyalty_whoami);
 PG_FUNCTION_INFO_V1(loyalty_caller_store);

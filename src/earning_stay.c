@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * stay.c
+ * earning_stay.c
  *	  Stays and charges: the calls applications make when a guest stays or
  *	  spends, and the crediting of qualification counters.
  *
@@ -31,7 +31,7 @@
 #include "utils/uuid.h"
 
 #include "earning.h"
-#include "identity.h"
+#include "roles_caller.h"
 #include "tier.h"
 
 PG_FUNCTION_INFO_V1(loyalty_record_stay);

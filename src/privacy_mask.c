@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * mask.c
+ * privacy_mask.c
  *	  Character-aware masks for member fields.
  *
  * Every mask works on user-perceived characters (approximate extended
@@ -32,7 +32,7 @@
 #include "utils/datetime.h"
 #include "utils/timestamp.h"
 
-#include "mask.h"
+#include "privacy_mask.h"
 
 PG_FUNCTION_INFO_V1(loyalty_mask_phone);
 PG_FUNCTION_INFO_V1(loyalty_mask_name);

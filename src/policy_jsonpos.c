@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * jsonpos.c
+ * policy_jsonpos.c
  *	  Find the line and column of a path inside a JSON text.
  *
  * A small scanner that walks a syntactically valid JSON text and stops at
@@ -12,7 +12,7 @@
  */
 #include "postgres.h"
 
-#include "jsonpos.h"
+#include "policy_jsonpos.h"
 
 typedef struct Scanner
 {

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * crypto.c
+ * privacy_crypto.c
  *	  Sensitive identity data at rest: encryption, blind index, pseudonyms.
  *
  * ID numbers and bank card numbers are stored encrypted with AES-256-GCM

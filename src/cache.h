@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * invalidate.h
+ * cache.h
  *	  Per-backend caches of extension tables, invalidated through the
  *	  relcache when the tables change.
  *

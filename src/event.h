@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * outbox.h
+ * event.h
  *	  The extension's event outbox: loyalty.event_outbox plus a NOTIFY on
  *	  channel "loyalty_event" (docs/ledger.md, "Events").
  *

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * invalidate.c
+ * cache_invalidate.c
  *	  Cache invalidation for extension tables that backends cache.
  *
  * Inserting rows does not invalidate a table's relcache entry, so tables
@@ -22,7 +22,7 @@
 #include "utils/lsyscache.h"
 #include "utils/rel.h"
 
-#include "invalidate.h"
+#include "cache.h"
 
 PG_FUNCTION_INFO_V1(loyalty_cache_invalidate);
 

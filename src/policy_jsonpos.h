@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * jsonpos.h
+ * policy_jsonpos.h
  *	  Find the line and column of a path inside a JSON text.
  *
  * jansson does not keep source positions for values it has parsed, so

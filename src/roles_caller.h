@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * identity.h
+ * roles_caller.h
  *	  Who is calling: the store and department of the session's role,
  *	  taken from role membership only.
  *
