@@ -56,8 +56,9 @@ installcheck-tap:
 # pgTAP: every test/pgtap/*.sql through pg_prove, in a database that has
 # pgtap and loyalty (tools/test.sh creates it; PGTAP_DB names it).
 PGTAP_DB ?= loyalty_pgtap
+PGTAP_FILES ?= $(sort $(wildcard test/pgtap/*.sql))
 installcheck-pgtap:
-	pg_prove --failures -d $(PGTAP_DB) $(sort $(wildcard test/pgtap/*.sql))
+	pg_prove --failures -d $(PGTAP_DB) $(PGTAP_FILES)
 
 # jansson's json_object() would bind to the server's SQL function of the same
 # name at run time (see src/policy_parse.c): refuse to build a module that

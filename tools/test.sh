@@ -5,6 +5,8 @@
 #
 #   tools/test.sh            all suites
 #   tools/test.sh regress    only the named suites (regress pgtap isolation tap examples)
+#   LOYALTY_TAP="test/t/050_replica.pl" tools/test.sh tap       only these TAP files
+#   LOYALTY_PGTAP="test/pgtap/40_attacks.sql" tools/test.sh pgtap   only these pgTAP files
 #
 # As root it first installs the Debian packages it needs, then runs the
 # tests as an unprivileged user in a copy of the tree.  As a normal user
@@ -19,7 +21,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 
 suites=${*:-regress pgtap isolation tap examples}
 
-as_unprivileged_copy "" tools/test.sh "$@"
+as_unprivileged_copy "LOYALTY_TAP LOYALTY_PGTAP" tools/test.sh "$@"
 
 ensure_packages
 work=$(mktemp -d /tmp/loyalty-run.XXXXXX)
@@ -123,10 +125,11 @@ for suite in $suites; do
             -c 'CREATE DATABASE loyalty_pgtap' >/dev/null
         psql -q -X -v ON_ERROR_STOP=1 -d loyalty_pgtap \
             -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION loyalty' >/dev/null
-        mk installcheck-pgtap PGTAP_DB=loyalty_pgtap >"$logf" 2>&1 || rc=$?
+        mk installcheck-pgtap PGTAP_DB=loyalty_pgtap ${LOYALTY_PGTAP:+PGTAP_FILES="$LOYALTY_PGTAP"} >"$logf" 2>&1 || rc=$?
         read -r p f < <(count_prove "$logf" $rc) ;;
     tap)
         mk installcheck-tap PROVE_FLAGS="-I $(dirname "$($PG_CONFIG --pgxs)")/../../src/test/perl" \
+            ${LOYALTY_TAP:+PROVE_TESTS="$LOYALTY_TAP"} \
             >"$logf" 2>&1 || rc=$?
         read -r p f < <(count_prove "$logf" $rc) ;;
     examples)
