@@ -11,7 +11,7 @@
 EXTENSION   = loyalty
 EXTVERSION  = $(shell sed -n "s/^default_version = '\(.*\)'/\1/p" $(srcdir)/loyalty.control)
 LASTRELEASE = 1.1
-DATA        = loyalty--1.0.sql loyalty--1.0--1.1.sql
+DATA        = loyalty--1.0.sql loyalty--1.0--1.1.sql loyalty--1.0.control loyalty--1.1.control
 DATA_built  = loyalty--$(EXTVERSION).sql loyalty--$(LASTRELEASE)--$(EXTVERSION).sql
 SQL_SOURCES = $(sort $(wildcard $(srcdir)/src/sql/*.sql))
 SQL_UPDATE  = $(sort $(wildcard $(srcdir)/src/sql/update/$(LASTRELEASE)--$(EXTVERSION)/*.sql))

@@ -377,15 +377,9 @@ GRANT SELECT ON loyalty.member_preferences TO loyalty_frontdesk, loyalty_houseke
 GRANT SELECT ON loyalty.member_tags TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
 GRANT SELECT ON loyalty.stays TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
 
--- No temporary objects for anyone but superusers and roles granted TEMP
--- explicitly: a store role cannot plant a function in pg_temp.  This is a
--- database-wide setting (docs/threat-model.md); DROP EXTENSION leaves it.
-DO $$
-BEGIN
-    EXECUTE pg_catalog.format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC',
-                              pg_catalog.current_database());
-END
-$$;
+-- Store, BI and marketing roles create no temporary objects: the event
+-- trigger of src/sql/61_install.sql refuses them (1.0 and 1.1 revoked TEMP
+-- from PUBLIC on the whole database instead).
 -- API functions for applications (docs/privacy.md): SECURITY DEFINER, fixed
 -- search_path, the caller's store and department from role membership,
 -- results in the caller's department view, every access audited before the

@@ -1,0 +1,92 @@
+# Installation side effects (docs/installation.md): \dx shows schema
+# loyalty; CREATE EXTENSION leaves the database's TEMPORARY privilege alone
+# and refuses temporary objects only to store, BI and marketing roles (over
+# real logins); DROP EXTENSION gives back the database as it was (only the
+# empty schema and the roles stay); an update from 1.0 does the same.
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+my $node = PostgreSQL::Test::Cluster->new('install');
+$node->init;
+$node->start;
+
+my $db_state = q{SELECT coalesce(datacl::text, 'default') FROM pg_database WHERE datname = current_database()};
+
+$node->safe_psql('postgres', 'CREATE DATABASE fresh');
+my $acl_before = $node->safe_psql('fresh', $db_state);
+$node->safe_psql('fresh', q{
+    CREATE ROLE app LOGIN;
+    CREATE EXTENSION loyalty;
+    SELECT loyalty.create_store('szx', 'Shenzhen', 'bay', 'south', 'Asia/Shanghai');
+    SELECT loyalty.create_staff('desk', 'szx', 'frontdesk');
+    SELECT loyalty.create_staff('house', 'szx', 'housekeeping');
+    SELECT loyalty.create_staff('mgr', 'szx', 'store_manager');
+    SELECT loyalty.create_staff('bi', NULL, 'bi');
+    SELECT loyalty.create_staff('mkt', NULL, 'marketing');
+    SELECT loyalty.create_staff('crm', NULL, 'crm');
+});
+
+is($node->safe_psql('fresh', q{SELECT extnamespace::regnamespace FROM pg_extension WHERE extname = 'loyalty'}),
+    'loyalty', '\dx shows schema loyalty (pg_extension.extnamespace)');
+is($node->safe_psql('fresh', $db_state), $acl_before, 'CREATE EXTENSION leaves the database ACL alone');
+
+for my $login (qw(desk house mgr bi mkt))
+{
+    my ($rc, $out, $err) = $node->psql('fresh',
+        q{\set VERBOSITY verbose
+CREATE TEMP TABLE loot (x text)}, extra_params => ['-U', $login]);
+    like($err, qr/ERROR:  42501: permission denied to create temporary object pg_temp\.loot/,
+        "$login: a temporary table is refused with 42501");
+    ($rc, $out, $err) = $node->psql('fresh',
+        q{CREATE FUNCTION pg_temp.leak(text) RETURNS boolean LANGUAGE sql AS 'SELECT true'},
+        extra_params => ['-U', $login]);
+    like($err, qr/permission denied to create temporary object/, "$login: a function in pg_temp is refused");
+}
+for my $login (qw(crm app))
+{
+    is($node->safe_psql('fresh', q{CREATE TEMP TABLE t AS SELECT 1 AS x; SELECT count(*) FROM t},
+            extra_params => ['-U', $login]), '1', "$login: temporary tables work");
+}
+
+$node->safe_psql('fresh', 'DROP EXTENSION loyalty');
+is($node->safe_psql('fresh', $db_state), $acl_before, 'DROP EXTENSION: database ACL as before');
+is($node->safe_psql('fresh', q{SELECT count(*) FROM pg_event_trigger}), '0', 'DROP EXTENSION: no event trigger left');
+is($node->safe_psql('fresh', q{SELECT count(*) FROM pg_class WHERE relnamespace = 'loyalty'::regnamespace}),
+    '0', 'DROP EXTENSION: schema loyalty left empty');
+is($node->safe_psql('fresh', q{CREATE TEMP TABLE t AS SELECT 1 AS x; SELECT count(*) FROM t},
+        extra_params => ['-U', 'desk']), '1', 'after DROP EXTENSION a former store login is a plain role again');
+$node->safe_psql('fresh', 'DROP SCHEMA loyalty; CREATE EXTENSION loyalty');
+ok(1, 'CREATE EXTENSION again after DROP SCHEMA loyalty');
+
+# a schema loyalty owned by an ordinary role is refused
+$node->safe_psql('postgres', 'CREATE DATABASE squat');
+$node->safe_psql('squat', 'CREATE SCHEMA loyalty AUTHORIZATION app');
+my ($rc, $out, $err) = $node->psql('squat', q{\set VERBOSITY verbose
+CREATE EXTENSION loyalty});
+like($err, qr/42501: schema "loyalty" is owned by a role that is not a superuser/,
+    'a schema loyalty owned by a non-superuser is refused (42501)');
+is($node->safe_psql('squat', q{SELECT count(*) FROM pg_extension WHERE extname = 'loyalty'}), '0',
+    'nothing installed');
+
+# 1.0 revoked TEMPORARY from PUBLIC and named pg_catalog; the update to
+# the default version undoes both
+$node->safe_psql('postgres', 'CREATE DATABASE old');
+$node->safe_psql('old', q{CREATE EXTENSION loyalty VERSION '1.0'});
+is($node->safe_psql('old', q{SELECT has_database_privilege('public', current_database(), 'TEMPORARY')}),
+    'f', '1.0 revoked TEMPORARY from PUBLIC');
+$node->safe_psql('old', 'ALTER EXTENSION loyalty UPDATE');
+is($node->safe_psql('old', q{SELECT has_database_privilege('public', current_database(), 'TEMPORARY')}),
+    't', 'the update gives TEMPORARY back to PUBLIC');
+is($node->safe_psql('old', q{SELECT extnamespace::regnamespace FROM pg_extension WHERE extname = 'loyalty'}),
+    'loyalty', 'the update moves the extension to schema loyalty');
+is($node->safe_psql('old', q{SELECT count(*) FROM pg_event_trigger WHERE evtname = 'loyalty_temp_guard'}),
+    '1', 'the update installs the temporary-object guard');
+$node->safe_psql('old', 'DROP EXTENSION loyalty');
+is($node->safe_psql('old', q{SELECT count(*) FROM pg_namespace WHERE nspname = 'loyalty'}), '1',
+    'an updated install drops like a fresh one (the schema stays)');
+
+$node->stop;
+done_testing();
