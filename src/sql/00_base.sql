@@ -58,10 +58,14 @@ CREATE FUNCTION loyalty._valid_time_zone(text) RETURNS boolean
 CREATE FUNCTION loyalty.new_card_number() RETURNS text
     LANGUAGE c VOLATILE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_new_card_number';
+COMMENT ON FUNCTION loyalty.new_card_number() IS
+    'A fresh 12-digit card number with a Luhn check digit, from the strong random source';
 
 CREATE FUNCTION loyalty.card_number_valid(text) RETURNS boolean
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_card_number_valid';
+COMMENT ON FUNCTION loyalty.card_number_valid(text) IS
+    'Whether a card number has 12 digits and a correct Luhn check digit';
 
 REVOKE ALL ON FUNCTION loyalty._cache_invalidate(), loyalty._valid_time_zone(text),
     loyalty.new_card_number(), loyalty.card_number_valid(text) FROM PUBLIC;

@@ -339,6 +339,14 @@ GRANT EXECUTE ON FUNCTION loyalty.regenerate_views(), loyalty.field_policy_set(t
     TO loyalty_crm, loyalty_dba;
 
 SELECT loyalty.regenerate_views();
+-- the department views keep these comments when regenerate_views() replaces them
+COMMENT ON VIEW loyalty.member_frontdesk IS 'Members as front desks see them: fields masked or hidden by the field policy, rows by row level security';
+COMMENT ON VIEW loyalty.member_housekeeping IS 'Members as housekeeping sees them: fields masked or hidden by the field policy, rows by row level security';
+COMMENT ON VIEW loyalty.member_fnb IS 'Members as F&B sees them: fields masked or hidden by the field policy, rows by row level security';
+COMMENT ON VIEW loyalty.member_store_manager IS 'Members as store managers see them: fields masked or hidden by the field policy, rows by row level security';
+COMMENT ON VIEW loyalty.member_crm IS 'Members as HQ CRM sees them: fields as the field policy grants CRM';
+COMMENT ON VIEW loyalty.member_marketing IS 'Members as HQ marketing sees them: fields masked or hidden by the field policy';
+COMMENT ON VIEW loyalty.member_dba IS 'Members as HQ DBAs see them: fields masked or hidden by the field policy';
 
 -- Store-scoped and chain-wide side tables, through views owned by the same
 -- role.  Preferences: chain-wide ones everywhere, store-only ones at their
