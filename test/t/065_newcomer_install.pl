@@ -88,5 +88,20 @@ $node->safe_psql('old', 'DROP EXTENSION loyalty');
 is($node->safe_psql('old', q{SELECT count(*) FROM pg_namespace WHERE nspname = 'loyalty'}), '1',
     'an updated install drops like a fresh one (the schema stays)');
 
+# a batch procedure CALLed from a function (an atomic context, outside a
+# transaction block) says how it must be called (2D000), and a plain CALL works
+$node->safe_psql('postgres', q{CREATE EXTENSION loyalty;
+    CREATE FUNCTION public.run_job() RETURNS void LANGUAGE plpgsql
+        AS $$ BEGIN CALL loyalty.expire_points_batch(); END $$;});
+($rc, $out, $err) = $node->psql('postgres', q{\set VERBOSITY verbose
+SELECT public.run_job()});
+like($err, qr/ERROR:  2D000: loyalty\.expire_points_batch cannot run inside a function or an atomic CALL/,
+    'a batch procedure called from a function: 2D000 with what to do');
+like($err, qr/HINT:  CALL it as a top-level statement/, 'with the hint');
+($rc, $out, $err) = $node->psql('postgres', q{BEGIN; CALL loyalty.activate_due_batch(); ROLLBACK;});
+like($err, qr/loyalty\.activate_due_batch cannot run inside a transaction block/,
+    'inside BEGIN: the transaction block message');
+is($node->psql('postgres', 'CALL loyalty.activate_due_batch()'), 0, 'a plain CALL runs');
+
 $node->stop;
 done_testing();
