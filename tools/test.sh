@@ -78,6 +78,8 @@ run_examples() {
         psql -q -X -v ON_ERROR_STOP=1 -d loyalty_demo -f "$f" >/dev/null || { echo "not ok - demo $(basename "$f")"; return 1; }
     done
     echo "ok - demo loaded"
+    # every ```sql block of docs/*.md against the demo (tools/docs_examples.pl)
+    perl "$here/tools/docs_examples.pl" loyalty_demo | sed 's/^\(not \)\{0,1\}ok [0-9]* - /&docs example /' | grep -v '^1\.\.'
     mkdir -p "$ex" && cp -r "$here/examples/." "$ex/"
 
     # C: a szx member checks in at szx, twice (the retry records nothing new)
