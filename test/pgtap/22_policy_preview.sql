@@ -13,22 +13,22 @@
 BEGIN;
 SELECT plan(21);
 
-SELECT loyalty.create_store('pva', 'Preview Hotel', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_staff('pv_desk', 'pva', 'frontdesk'), loyalty.create_staff('pv_mkt', NULL, 'marketing');
+SELECT loyalty.create_store('ppv', 'Policy Preview Hotel', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.create_staff('ppv_desk', 'ppv', 'frontdesk'), loyalty.create_staff('ppv_mkt', NULL, 'marketing');
 SELECT loyalty.define_benefit('pv_discount', 'Discount', 'room_discount'),
        loyalty.define_benefit('pv_breakfast', 'Breakfast', 'breakfast');
 SELECT loyalty.grant_benefit('pv_discount', 'tier', '{"percent": 10}', min_tier => 'silver');
 SELECT loyalty.grant_benefit('pv_breakfast', 'tier', '{"count": 2}', min_tier => 'gold');
 CREATE TEMP TABLE pvm AS
-    SELECT 'a' AS who, member_id FROM loyalty.enroll('pva', 'Preview A')
-    UNION ALL SELECT 'b', member_id FROM loyalty.enroll('pva', 'Preview B')
-    UNION ALL SELECT 'c', member_id FROM loyalty.enroll('pva', 'Preview C');
+    SELECT 'a' AS who, member_id FROM loyalty.enroll('ppv', 'Preview A')
+    UNION ALL SELECT 'b', member_id FROM loyalty.enroll('ppv', 'Preview B')
+    UNION ALL SELECT 'c', member_id FROM loyalty.enroll('ppv', 'Preview C');
 GRANT SELECT ON pvm TO PUBLIC;
-SELECT loyalty.record_stay('pv-a', 'pva', (SELECT member_id FROM pvm WHERE who = 'a'),
+SELECT loyalty.record_stay('pv-a', 'ppv', (SELECT member_id FROM pvm WHERE who = 'a'),
     '2026-03-01', '2026-03-13', 1, 1200, 0, true, '2026-06-01 10:00+08');
-SELECT loyalty.record_stay('pv-b', 'pva', (SELECT member_id FROM pvm WHERE who = 'b'),
+SELECT loyalty.record_stay('pv-b', 'ppv', (SELECT member_id FROM pvm WHERE who = 'b'),
     '2026-03-01', '2026-03-06', 1, 500, 0, true, '2026-06-02 10:00+08');
-SELECT loyalty.record_stay('pv-c', 'pva', (SELECT member_id FROM pvm WHERE who = 'c'),
+SELECT loyalty.record_stay('pv-c', 'ppv', (SELECT member_id FROM pvm WHERE who = 'c'),
     '2026-01-01', '2026-02-15', 1, 4500, 0, true, '2026-06-03 10:00+08');
 
 CREATE TEMP TABLE pv_doc AS SELECT
@@ -90,10 +90,10 @@ SELECT is((SELECT count(*) FROM loyalty.policy_preview((SELECT doc FROM pv_doc),
     0::bigint, 'stays recorded after at are not sampled');
 
 -- who may call
-SET ROLE pv_mkt;
+SET ROLE ppv_mkt;
 SELECT is((SELECT count(*) FROM pv WHERE section = 'tier'), 2::bigint, 'HQ marketing may preview');
 RESET ROLE;
-SET ROLE pv_desk;
+SET ROLE ppv_desk;
 SELECT throws_ok($$SELECT * FROM loyalty.policy_preview('{}')$$, '42501', NULL, 'a front desk may not');
 RESET ROLE;
 
