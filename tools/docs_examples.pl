@@ -37,13 +37,14 @@ for my $file (@files)
 	(my $name = $file) =~ s{^\Q$root\E/}{};
 	for (my $i = 0; $i < @lines; $i++)
 	{
-		next unless $lines[$i] =~ /^```sql\s*$/;
+		next unless $lines[$i] =~ /^(\s*)```sql\s*$/;
+		my $indent = $1;
 		my $start = $i + 1;
 		my $marker = $i > 0 && $lines[$i - 1] =~ /<!--\s*example:\s*(.*?)\s*-->/ ? $1 : '';
 		my @block;
-		for ($i++; $i < @lines && $lines[$i] !~ /^```\s*$/; $i++)
+		for ($i++; $i < @lines && $lines[$i] !~ /^\s*```\s*$/; $i++)
 		{
-			push @block, $lines[$i];
+			push @block, $lines[$i] =~ s/^\Q$indent\E//r;
 		}
 		my $sql = join('', @block);
 		my ($role, $error, $skip);
