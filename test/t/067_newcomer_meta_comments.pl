@@ -2,7 +2,7 @@
 # "Releasing"): META.json is valid JSON with every key the PGXN meta spec
 # 1.0.0 requires and the version of loyalty.control; every function, view,
 # table and type of schema loyalty has a COMMENT, except internal objects
-# whose name starts with "_".
+# whose name starts with "_"; every function's full signature is in docs/.
 use strict;
 use warnings;
 use JSON::PP;
@@ -58,5 +58,43 @@ my $missing = $node->safe_psql('postgres', q{
 is($missing, '', 'every function, view, table and type of schema loyalty has a comment');
 cmp_ok($node->safe_psql('postgres', q{SELECT count(*) FROM pg_description d JOIN pg_proc p ON p.oid = d.objoid
 	WHERE p.pronamespace = 'loyalty'::regnamespace}), '>', 50, 'the check saw the commented functions');
+# every function's full signature is in docs/: its name followed by a
+# parenthesis that holds every argument name, in order (not only examples)
+my $docs = '';
+$docs .= slurp_file($_) for glob("$root/docs/*.md");
+my @unsigned;
+for my $line (split /\n/, $node->safe_psql('postgres', q{
+	SELECT p.proname || '|' || array_to_string(coalesce(p.proargnames[1:p.pronargs], '{}'), ',')
+	  FROM pg_proc p WHERE p.pronamespace = 'loyalty'::regnamespace AND p.proname NOT LIKE '\_%'
+	 ORDER BY 1}))
+{
+	my ($name, $args) = split /\|/, $line, 2;
+	my @args = grep { $_ ne '' } split /,/, ($args // '');
+	my $found = 0;
+	pos($docs) = 0;
+	while ($docs =~ /\b\Q$name\E\(/g)
+	{
+		my $rest = substr($docs, pos($docs), 600);
+		my ($depth, $i) = (1, 0);
+		while ($i < length($rest) && $depth > 0)
+		{
+			my $c = substr($rest, $i++, 1);
+			$depth++ if $c eq '(';
+			$depth-- if $c eq ')';
+		}
+		my $inner = substr($rest, 0, $i);
+		my $pos = 0;
+		my $all = 1;
+		for my $a (@args)
+		{
+			if (substr($inner, $pos) =~ /\b\Q$a\E\b/) { $pos += $+[0]; }
+			else { $all = 0; last; }
+		}
+		if ($all) { $found = 1; last; }
+	}
+	push @unsigned, "$name(" . join(', ', @args) . ")" unless $found;
+}
+is(join(', ', @unsigned), '', 'every function has its full signature (every argument, in order) in docs/');
+
 $node->stop;
 done_testing();
