@@ -25,13 +25,16 @@
  * qualification period containing "at" meet, raised to the member's floor
  * (lifetime nights, manual grants), with the same C functions (src/tier.c,
  * src/tier_floor.c); earning with earning_compute (src/earning.c), with
- * the member's current tier on both sides.  Everything runs read-only.
+ * the member's current tier on both sides.  Reads are read-only; the
+ * earning of the stay sample runs in a subtransaction that is rolled back
+ * (a campaign with an overall cap is locked and its total raised).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -39,6 +42,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/jsonb.h"
+#include "utils/resowner.h"
 #include "utils/timestamp.h"
 #include "utils/tuplestore.h"
 #include "utils/uuid.h"
@@ -269,6 +273,11 @@ preview_stays(ReturnSetInfo *rsinfo, const LoyaltyPolicy *cur,
 	SampledStay *stays;
 	uint64		n,
 				i;
+	int64	   *from,
+			   *to;
+	char	   *tiers;
+	MemoryContext oldcxt;
+	ResourceOwner oldowner;
 
 	if (max_stays == 0)
 		return;
@@ -309,19 +318,36 @@ preview_stays(ReturnSetInfo *rsinfo, const LoyaltyPolicy *cur,
 	}
 	SPI_freetuptable(SPI_tuptable);
 
+	/*
+	 * Earning takes a row lock on a campaign with an overall cap and raises
+	 * its total: compute in a subtransaction that is rolled back, so the
+	 * preview writes nothing, and emit the rows after it.
+	 */
+	from = palloc0(sizeof(int64) * Max(n, 1));
+	to = palloc0(sizeof(int64) * Max(n, 1));
+	tiers = palloc0(LOYALTY_CODE_LEN * Max(n, 1));
+	oldcxt = CurrentMemoryContext;
+	oldowner = CurrentResourceOwner;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcxt);
 	for (i = 0; i < n; i++)
 	{
 		TierMember	m;
-		int64		from,
-					to;
 
 		CHECK_FOR_INTERRUPTS();
 		tier_member_lock(&stays[i].member_id, stays[i].occurred_at, false, &m);
-		from = preview_points(cur, &m, &stays[i]);
-		to = preview_points(prop, &m, &stays[i]);
-		put_row(rsinfo, "stay", &stays[i].member_id, &stays[i].stay_id, m.tier, NULL,
-				NULL, &from, &to, to - from, NULL);
+		from[i] = preview_points(cur, &m, &stays[i]);
+		to[i] = preview_points(prop, &m, &stays[i]);
+		strlcpy(tiers + i * LOYALTY_CODE_LEN, m.tier, LOYALTY_CODE_LEN);
 	}
+	RollbackAndReleaseCurrentSubTransaction();
+	MemoryContextSwitchTo(oldcxt);
+	CurrentResourceOwner = oldowner;
+
+	for (i = 0; i < n; i++)
+		put_row(rsinfo, "stay", &stays[i].member_id, &stays[i].stay_id,
+				tiers + i * LOYALTY_CODE_LEN, NULL, NULL, &from[i], &to[i],
+				to[i] - from[i], NULL);
 }
 
 /*

@@ -10,7 +10,7 @@ CREATE FUNCTION loyalty.policy_preview(document jsonb,
                    tier_from text, tier_to text, benefit_code text,
                    points_from bigint, points_to bigint, change bigint,
                    members bigint)
-    LANGUAGE c STABLE SECURITY DEFINER
+    LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'loyalty_policy_preview';
 COMMENT ON FUNCTION loyalty.policy_preview(jsonb, timestamptz, timestamptz, integer, uuid[]) IS

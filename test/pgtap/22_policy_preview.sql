@@ -3,15 +3,15 @@
 -- (silver 10 nights, gold 40; 10 points per CNY; elite bonus silver +20%,
 -- gold +80%) and a proposal (silver 5 nights, gold 50; 12 points per CNY;
 -- silver +25%):
---   a  12 nights, 1,200 CNY: silver under both            stay 14,400 -> 18,000 (+3,600)
---   b   5 nights,   500 CNY: member -> silver (up, +1)     stay  5,000 ->  6,000 (+1,000)
---   c  45 nights, 4,500 CNY: gold -> silver (down, -1)     stay 81,000 -> 97,200 (+16,200)
--- (a: 12,000 base + 20% = 14,400; 14,400 base + 25% = 18,000.
---  c: 45,000 + 80% = 81,000; 54,000 + 80% = 97,200.)
+--   a  12 nights, 1,200 CNY: silver under both            stay 14,900 -> 18,500 (+3,600)
+--   b   5 nights,   500 CNY: member -> silver (up, +1)     stay  5,500 ->  6,500 (+1,000)
+--   c  45 nights, 4,500 CNY: gold -> silver (down, -1)     stay 81,500 -> 97,700 (+16,200)
+-- (a: 12,000 base + 20% + 500 campaign = 14,900; 14,400 base + 25% + 500 = 18,500.
+--  c: 45,000 + 80% + 500 = 81,500; 54,000 + 80% + 500 = 97,700.)
 -- Benefits: member -> silver gains pv_discount (silver and up); gold ->
 -- silver loses pv_breakfast (gold and up); one member each.
 BEGIN;
-SELECT plan(21);
+SELECT plan(22);
 
 SELECT loyalty.create_store('ppv', 'Policy Preview Hotel', 'bay', 'south', 'Asia/Shanghai');
 SELECT loyalty.create_staff('ppv_desk', 'ppv', 'frontdesk'), loyalty.create_staff('ppv_mkt', NULL, 'marketing');
@@ -31,6 +31,11 @@ SELECT loyalty.record_stay('pv-b', 'ppv', (SELECT member_id FROM pvm WHERE who =
 SELECT loyalty.record_stay('pv-c', 'ppv', (SELECT member_id FROM pvm WHERE who = 'c'),
     '2026-01-01', '2026-02-15', 1, 4500, 0, true, '2026-06-03 10:00+08');
 
+-- a campaign with an overall cap: earning locks it and raises its total,
+-- which the preview must not do (+500 points per stay on both sides)
+INSERT INTO loyalty.campaign (code, name, kind, fixed_points, starts_at, ends_at, priority, stores, cap_total)
+VALUES ('ppv_bonus', 'Preview bonus', 'fixed', 500, '2026-05-01', '2026-07-01', 97, '{ppv}', 1000000);
+
 CREATE TEMP TABLE pv_doc AS SELECT
     jsonb_set(jsonb_set(jsonb_set(jsonb_set(loyalty.policy_at('2026-06-30 12:00+08'),
         '{tiers,1,qualify}', '{"any": {"nights": 5}}'),
@@ -42,7 +47,8 @@ CREATE TEMP TABLE pv_before AS SELECT
     (SELECT string_agg(tier, ',' ORDER BY who) FROM pvm JOIN loyalty.member USING (member_id)) AS tiers,
     (SELECT count(*) FROM loyalty.point_lot) AS lots,
     (SELECT count(*) FROM loyalty.stay) AS stays,
-    (SELECT count(*) FROM loyalty.policy) AS policies;
+    (SELECT count(*) FROM loyalty.policy) AS policies,
+    (SELECT awarded_total FROM loyalty.campaign WHERE code = 'ppv_bonus') AS awarded;
 
 CREATE TEMP VIEW pv AS
 SELECT p.section, pvm.who, p.stay_id IS NOT NULL AS has_stay, p.tier_from, p.tier_to,
@@ -56,10 +62,10 @@ SELECT results_eq($$SELECT who, tier_from, tier_to, change FROM pv WHERE section
     $$VALUES ('b', 'member', 'silver', 1::bigint), ('c', 'gold', 'silver', -1::bigint)$$,
     'tiers: b moves up to silver, c down to silver, a stays silver');
 SELECT results_eq($$SELECT who, has_stay, tier_from, points_from, points_to, change FROM pv WHERE section = 'stay' ORDER BY who$$,
-    $$VALUES ('a', true, 'silver', 14400::bigint, 18000::bigint, 3600::bigint),
-             ('b', true, 'member', 5000::bigint, 6000::bigint, 1000::bigint),
-             ('c', true, 'gold', 81000::bigint, 97200::bigint, 16200::bigint)$$,
-    'stays: points under each policy, hand-computed');
+    $$VALUES ('a', true, 'silver', 14900::bigint, 18500::bigint, 3600::bigint),
+             ('b', true, 'member', 5500::bigint, 6500::bigint, 1000::bigint),
+             ('c', true, 'gold', 81500::bigint, 97700::bigint, 16200::bigint)$$,
+    'stays: points under each policy (with the campaign''s 500), hand-computed');
 SELECT results_eq($$SELECT tier_from, tier_to, benefit_code, change, members FROM pv WHERE section = 'benefit' ORDER BY 1, 2, 3$$,
     $$VALUES ('gold', 'silver', 'pv_breakfast', -1::bigint, 1::bigint),
              ('member', 'silver', 'pv_discount', 1::bigint, 1::bigint)$$,
@@ -120,6 +126,8 @@ SELECT ok((SELECT count(*) FROM loyalty.point_lot) = (SELECT lots FROM pv_before
           AND (SELECT count(*) FROM loyalty.stay) = (SELECT stays FROM pv_before),
     'no points, no stays written');
 SELECT is((SELECT count(*) FROM loyalty.policy), (SELECT policies FROM pv_before), 'no policy stored');
+SELECT is((SELECT awarded_total FROM loyalty.campaign WHERE code = 'ppv_bonus'), (SELECT awarded FROM pv_before),
+    'the capped campaign''s total is unchanged');
 
 SELECT * FROM finish();
 ROLLBACK;
