@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * benefit_use.c
- *	  Recording a benefit used at a store: loyalty.use_benefit().
+ *	  Recording a benefit used at a store: loyalty.benefit_use().
  *
  * A use names the member, the store, the benefit and a client idempotency
  * key (unique per store).  In one transaction it
@@ -34,10 +34,12 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
+#include "request.h"
 #include "roles_caller.h"
 #include "risk.h"
 
 PG_FUNCTION_INFO_V1(loyalty_use_benefit);
+PG_FUNCTION_INFO_V1(loyalty_benefit_use);
 
 #define USE_NATTS 8
 
@@ -125,7 +127,7 @@ unavailable_detail(const BenefitCatalog *catalog, const LoyaltyPolicy *policy,
 }
 
 /*
- * loyalty.use_benefit(member_id, store_code, benefit_code, idempotency_key,
+ * loyalty.benefit_use(member_id, store_code, benefit_code, idempotency_key,
  *					   stay_id) returns (use_id, grant_id, params, reason,
  *					   use_number, use_limit, limit_per, replayed)
  */
@@ -421,4 +423,17 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 	}
 	SPI_finish();
 	PG_RETURN_DATUM(HeapTupleGetDatum(result));
+}
+
+/*
+ * loyalty.benefit_use(idempotency_key, member_id, store_code, benefit_code, stay_id)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_use_benefit's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_benefit_use(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 0, 4};
+
+	return loyalty_call_reordered(fcinfo, loyalty_use_benefit, map, lengthof(map));
 }

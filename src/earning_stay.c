@@ -4,7 +4,7 @@
  *	  Stays and charges: the calls applications make when a guest stays or
  *	  spends, and the crediting of qualification counters.
  *
- * loyalty.record_stay() validates the stay, takes the member's row lock
+ * loyalty.stay_record() validates the stay, takes the member's row lock
  * (which serialises everything the engine does for one member), inserts
  * the stay, computes the earning lines and, for a checked-out stay,
  * credits it: nights not already credited by another stay of the member
@@ -472,7 +472,7 @@ activity_time(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * loyalty.record_stay(idempotency_key, store_code, member_id, check_in,
+ * loyalty.stay_record(idempotency_key, store_code, member_id, check_in,
  *		check_out, rooms, room_revenue, other_revenue, checked_out,
  *		occurred_at)
  */
@@ -524,7 +524,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a stay needs at least one night"),
 				 errdetail("Check-in and check-out are both %s.", date_str(ci)),
-				 errhint("Record a day use as a charge with loyalty.record_charge().")));
+				 errhint("Record a day use as a charge with loyalty.charge_record().")));
 	if (co - ci > MAX_STAY_NIGHTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -769,7 +769,7 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.record_charge(idempotency_key, store_code, member_id, amount,
+ * loyalty.charge_record(idempotency_key, store_code, member_id, amount,
  *		occurred_at)
  *		An eligible charge outside a stay: base, elite and campaign points
  *		(active at once), base points and qualifying spend counters, and

@@ -11,6 +11,11 @@
  *	activate, transfer						frontdesk, store_manager; crm, dba
  *	activate_due, expire_points				crm, dba
  *
+ * The bodies read the 1.1 argument order (key last), which the 1.0/1.1
+ * install scripts bind to these symbols; the 1.2 spellings (points_accrue
+ * ..., key first) are the loyalty_points_* symbols at the end of the file,
+ * which reorder the arguments onto the same bodies.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
@@ -27,6 +32,8 @@
 
 #include "roles_caller.h"
 #include "ledger.h"
+#include "args.h"
+#include "request.h"
 
 PG_FUNCTION_INFO_V1(loyalty_accrue);
 PG_FUNCTION_INFO_V1(loyalty_activate);
@@ -36,6 +43,12 @@ PG_FUNCTION_INFO_V1(loyalty_redeem_cash);
 PG_FUNCTION_INFO_V1(loyalty_reverse);
 PG_FUNCTION_INFO_V1(loyalty_transfer);
 PG_FUNCTION_INFO_V1(loyalty_expire_points);
+PG_FUNCTION_INFO_V1(loyalty_points_accrue);
+PG_FUNCTION_INFO_V1(loyalty_points_activate);
+PG_FUNCTION_INFO_V1(loyalty_points_redeem);
+PG_FUNCTION_INFO_V1(loyalty_points_redeem_cash);
+PG_FUNCTION_INFO_V1(loyalty_points_reverse);
+PG_FUNCTION_INFO_V1(loyalty_points_transfer);
 
 #define RIGHTS_SPEND	(DEPT_BIT(DEPT_FRONTDESK) | DEPT_BIT(DEPT_FNB) | \
 						 DEPT_BIT(DEPT_STORE_MANAGER) | DEPT_BIT(DEPT_CRM) | \
@@ -69,21 +82,12 @@ text_or_null(FunctionCallInfo fcinfo, int argno)
 
 /*
  * check_key
- *		The idempotency key: required, 1 to 200 bytes.
+ *		The idempotency key (args.h).
  */
 static char *
 check_key(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *key;
-
-	arg_required(fcinfo, argno, "idem_key");
-	key = TextDatumGetCString(PG_GETARG_DATUM(argno));
-	if (key[0] == '\0' || strlen(key) > 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idem_key must be 1 to 200 bytes"),
-				 errhint("Use a fresh UUID per operation, and the same one when retrying it.")));
-	return key;
+	return loyalty_arg_key(fcinfo, argno);
 }
 
 /*
@@ -139,7 +143,7 @@ result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
 }
 
 /*
- * loyalty.accrue(member_id, store_code, points, source, idem_key, rule,
+ * 1.1 order, loyalty.accrue(member_id, store_code, points, source, idem_key, rule,
  *				  reference, occurred_at, pending, activate_at)
  */
 Datum
@@ -174,7 +178,7 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.activate(member_id, store_code, reference, idem_key)
+ * 1.1 order, loyalty.activate(member_id, store_code, reference, idem_key)
  */
 Datum
 loyalty_activate(PG_FUNCTION_ARGS)
@@ -194,7 +198,7 @@ loyalty_activate(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.activate_due(idem_key, as_of)
+ * 1.1 order, loyalty.activate_due(idem_key, as_of)
  */
 Datum
 loyalty_activate_due(PG_FUNCTION_ARGS)
@@ -209,7 +213,7 @@ loyalty_activate_due(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.redeem(member_id, store_code, points, reward, idem_key)
+ * 1.1 order, loyalty.redeem(member_id, store_code, points, reward, idem_key)
  */
 Datum
 loyalty_redeem(PG_FUNCTION_ARGS)
@@ -231,7 +235,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.redeem_cash(member_id, store_code, amount, idem_key)
+ * 1.1 order, loyalty.redeem_cash(member_id, store_code, amount, idem_key)
  */
 Datum
 loyalty_redeem_cash(PG_FUNCTION_ARGS)
@@ -251,7 +255,7 @@ loyalty_redeem_cash(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.reverse(accrual_entry, store_code, refund_amount, original_amount,
+ * 1.1 order, loyalty.reverse(accrual_entry, store_code, refund_amount, original_amount,
  *				   idem_key)
  *
  * Store staff may reverse only accruals recorded at their own store.
@@ -295,7 +299,7 @@ loyalty_reverse(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.transfer(from_member, to_member, store_code, points, idem_key)
+ * 1.1 order, loyalty.transfer(from_member, to_member, store_code, points, idem_key)
  */
 Datum
 loyalty_transfer(PG_FUNCTION_ARGS)
@@ -317,7 +321,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.expire_points(idem_key, as_of)
+ * 1.1 order, loyalty.expire_points(idem_key, as_of)
  */
 Datum
 loyalty_expire_points(PG_FUNCTION_ARGS)
@@ -329,4 +333,82 @@ loyalty_expire_points(PG_FUNCTION_ARGS)
 	check_rights(RIGHTS_BATCH, NULL);
 	ledger_expire(PG_GETARG_TIMESTAMPTZ(1), key, &res);
 	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+}
+
+/*
+ * loyalty.points_accrue(idempotency_key, member_id, store_code, points, source, rule, reference, occurred_at, pending, activate_at)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_accrue's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_accrue(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 4, 0, 5, 6, 7, 8, 9};
+
+	return loyalty_call_reordered(fcinfo, loyalty_accrue, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_activate(idempotency_key, member_id, store_code, reference)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_activate's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_activate(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_activate, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_redeem(idempotency_key, member_id, store_code, points, reward)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_redeem's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_redeem(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 4, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_redeem, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_redeem_cash(idempotency_key, member_id, store_code, amount)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_redeem_cash's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_redeem_cash(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_redeem_cash, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_reverse(idempotency_key, accrual_entry, store_code, refund_amount, original_amount)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_reverse's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_reverse(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 4, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_reverse, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_transfer(idempotency_key, from_member, to_member, store_code, points)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_transfer's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_transfer(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 4, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_transfer, map, lengthof(map));
 }

@@ -16,7 +16,7 @@
  *	  twice through a hub) only counts a redelivery;
  *	- otherwise the event is applied in a subtransaction, through the same
  *	  code an HQ call uses (the ledger's C API for accruals and
- *	  redemptions, loyalty.use_benefit() and loyalty.raise_risk_tag()).  An error (unknown member, a redemption HQ can
+ *	  redemptions, loyalty.benefit_use() and loyalty.risk_tag_raise()).  An error (unknown member, a redemption HQ can
  *	  no longer cover) rolls back only the subtransaction and becomes a
  *	  'conflict' verdict: the stream never stalls and nothing is half
  *	  written.  Kinds whose applier is not installed yet are 'held'.
@@ -184,16 +184,16 @@ apply_preference(const OutboxEvent *ev)
 /*
  * apply_risk_tag
  *		A risk tag (e.g. an unpaid damage) raised at the store, through
- *		loyalty.raise_risk_tag() as an HQ call would: the same checks, the
+ *		loyalty.risk_tag_raise() as an HQ call would: the same checks, the
  *		freeze and the audit trail (its actor is the subscription's owner;
  *		the outbox row keeps the store login).
  */
 static void
 apply_risk_tag(const OutboxEvent *ev)
 {
-	Oid			types[5] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID};
-	Datum		values[5];
-	char		nulls[5] = "     ";
+	Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
 	char	   *code = json_text(ev->payload, "risk_code");
 	char	   *note = json_text(ev->payload, "note");
 	char	   *owed = json_text(ev->payload, "amount_owed");
@@ -213,13 +213,15 @@ apply_risk_tag(const OutboxEvent *ev)
 										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	else
 		nulls[4] = 'n';
-	replica_spi_exec("SELECT loyalty.raise_risk_tag($1, $2, $3, $4, $5)",
-					 5, types, values, nulls, SPI_OK_SELECT);
+	/* the event id, unique chain-wide, is the idempotency key */
+	values[5] = CStringGetTextDatum(ev->event_id);
+	replica_spi_exec("SELECT loyalty.risk_tag_raise('replica:' || $6, $1, $2, $3, $4, $5)",
+					 6, types, values, nulls, SPI_OK_SELECT);
 }
 
 /*
  * apply_benefit_use
- *		A benefit used at the store, through loyalty.use_benefit() (the
+ *		A benefit used at the store, through loyalty.benefit_use() (the
  *		benefits area's C) with the event id as its idempotency key.  A
  *		benefit HQ finds frozen, used up or not valid there is a conflict.
  */
@@ -238,7 +240,7 @@ apply_benefit_use(const OutboxEvent *ev)
 	else
 		nulls[2] = 'n';
 	values[3] = CStringGetTextDatum(ev->event_id);
-	replica_spi_exec("SELECT u.use_id FROM loyalty.use_benefit($1, $2, $3, $4) u",
+	replica_spi_exec("SELECT u.use_id FROM loyalty.benefit_use($4, $1, $2, $3) u",
 					 4, types, values, nulls, SPI_OK_SELECT);
 }
 
@@ -262,7 +264,7 @@ json_points(Datum payload)
 /*
  * apply_accrual
  *		Points earned at the store, through the ledger's C API as HQ's
- *		loyalty.accrue() does.  The event id is the ledger's idempotency
+ *		loyalty.points_accrue() does.  The event id is the ledger's idempotency
  *		key, a second guard against applying it twice.  The points are
  *		earned when the store recorded them (clamped to HQ's clock).
  */

@@ -15,8 +15,8 @@
  * publication must exist before the slot is made (a walsender decoding
  * changes from before the publication existed fails with "publication
  * does not exist" in PG15), and a slot can only be made before the first
- * write of a transaction.  So loyalty.replica_add_store() writes (the
- * publication and the registry row) and loyalty.replica_create_slot(),
+ * write of a transaction.  So loyalty.replica_store_add() writes (the
+ * publication and the registry row) and loyalty.replica_slot_create(),
  * in a transaction of its own, makes the slot.
  *
  *-------------------------------------------------------------------------
@@ -30,6 +30,7 @@
 
 #include "roles_caller.h"
 #include "replica.h"
+#include "request.h"
 #include "roles.h"
 
 PG_FUNCTION_INFO_V1(loyalty_replica_add_store);
@@ -37,6 +38,10 @@ PG_FUNCTION_INFO_V1(loyalty_replica_add_hub);
 PG_FUNCTION_INFO_V1(loyalty_replica_create_slot);
 PG_FUNCTION_INFO_V1(loyalty_replica_remove_store);
 PG_FUNCTION_INFO_V1(loyalty_replica_attach_outbox);
+PG_FUNCTION_INFO_V1(loyalty_replica_store_add);
+PG_FUNCTION_INFO_V1(loyalty_replica_hub_add);
+PG_FUNCTION_INFO_V1(loyalty_replica_store_remove);
+PG_FUNCTION_INFO_V1(loyalty_replica_outbox_attach);
 
 /*
  * code_arg
@@ -154,7 +159,7 @@ local_row(const char *code, bool lock)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("store \"%s\" has no replica", code),
-				 errhint("Add it with loyalty.replica_add_store() at headquarters first, and commit.")));
+				 errhint("Add it with loyalty.replica_store_add() at headquarters first, and commit.")));
 	if (strcmp(role, "hq") == 0 && row.via_hub != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -168,7 +173,7 @@ local_row(const char *code, bool lock)
 }
 
 /*
- * loyalty.replica_add_store(store_code, offline_redeem_cap, via_hub)
+ * loyalty.replica_store_add(store_code, offline_redeem_cap, via_hub)
  *		returns text (the publication's name)
  *
  * At HQ: register the store and, unless it goes through a hub, create its
@@ -216,12 +221,12 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("store \"%s\" does not exist", code),
-				 errhint("Create it with loyalty.create_store() first.")));
+				 errhint("Create it with loyalty.store_create() first.")));
 	if (registered(code))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("store \"%s\" already has a replica", code),
-				 errhint("Use loyalty.replica_create_slot() to re-seed it, or loyalty.replica_remove_store() first.")));
+				 errhint("Use loyalty.replica_slot_create() to re-seed it, or loyalty.replica_store_remove() first.")));
 	if (hub != NULL)
 	{
 		RegistryRow h = lookup(hub, true);
@@ -230,7 +235,7 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("hub \"%s\" does not exist", hub),
-					 errhint("Add it with loyalty.replica_add_hub() first.")));
+					 errhint("Add it with loyalty.replica_hub_add() first.")));
 	}
 	else
 	{
@@ -238,7 +243,7 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("publication \"%s\" already exists", pubname),
-					 errhint("Drop the stray publication, or remove the store with loyalty.replica_remove_store().")));
+					 errhint("Drop the stray publication, or remove the store with loyalty.replica_store_remove().")));
 		replica_create_store_publication(pubname, code);
 	}
 
@@ -258,10 +263,10 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.replica_add_hub(hub_code) returns text (the publication's name)
+ * loyalty.replica_hub_add(hub_code) returns text (the publication's name)
  *		At HQ: a regional hub, with a publication of every store's data
  *		(no row filters: the hub is chain infrastructure and filters for
- *		each of its stores).  Then loyalty.replica_create_slot(hub_code).
+ *		each of its stores).  Then loyalty.replica_slot_create(hub_code).
  */
 Datum
 loyalty_replica_add_hub(PG_FUNCTION_ARGS)
@@ -299,7 +304,7 @@ loyalty_replica_add_hub(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.replica_create_slot(code) returns text (the slot's name)
+ * loyalty.replica_slot_create(code) returns text (the slot's name)
  *		Make the slot of a store (or, at HQ, of a hub) served by this
  *		server; an existing, inactive one is dropped first (re-seeding a
  *		store whose slot was lost or invalidated).  Must be the first thing
@@ -320,7 +325,7 @@ loyalty_replica_create_slot(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.replica_attach_outbox(store_code, store_conninfo) returns text
+ * loyalty.replica_outbox_attach(store_code, store_conninfo) returns text
  *		HQ subscribes to the store's outbox (publication loyalty_outbox,
  *		made by loyalty.store_subscribe(); its slot loyalty_outbox is made
  *		on the store from here if missing).  Events already in the
@@ -354,7 +359,7 @@ loyalty_replica_attach_outbox(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.replica_remove_store(store_code, force) returns void
+ * loyalty.replica_store_remove(store_code, force) returns void
  *		Drop HQ's subscription to the store's outbox, the store's
  *		publication and its slot (so HQ's disk cannot fill), and its
  *		registry row.  The outbox history and verdicts stay.  An unknown
@@ -406,4 +411,48 @@ loyalty_replica_remove_store(PG_FUNCTION_ARGS)
 	replica_drop_slot(name, force);
 	SPI_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * loyalty.replica_store_add(idempotency_key, store_code, offline_redeem_cap, via_hub)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_replica_add_store's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_replica_store_add(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "replica_store_add", loyalty_replica_add_store);
+}
+
+/*
+ * loyalty.replica_hub_add(idempotency_key, hub_code)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_replica_add_hub's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_replica_hub_add(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "replica_hub_add", loyalty_replica_add_hub);
+}
+
+/*
+ * loyalty.replica_store_remove(idempotency_key, store_code, force)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_replica_remove_store's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_replica_store_remove(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "replica_store_remove", loyalty_replica_remove_store);
+}
+
+/*
+ * loyalty.replica_outbox_attach(idempotency_key, store_code, store_conninfo)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_replica_attach_outbox's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_replica_outbox_attach(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "replica_outbox_attach", loyalty_replica_attach_outbox);
 }

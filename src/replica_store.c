@@ -10,13 +10,13 @@
  *	1. check: not HQ (no stores registered here), not another store's
  *	   replica;
  *	2. publish the outbox (loyalty_outbox); its slot is made on this
- *	   server by HQ's loyalty.replica_attach_outbox(), once this
+ *	   server by HQ's loyalty.replica_outbox_attach(), once this
  *	   transaction has committed (pgoutput needs the publication to exist
  *	   before the slot);
  *	3. empty the tables HQ publishes (the default policy and anything from
  *	   a previous subscription: the initial copy brings them back);
  *	4. subscribe to loyalty_store_<code> at HQ, using the slot HQ made in
- *	   loyalty.replica_create_slot();
+ *	   loyalty.replica_slot_create();
  *	5. record the node (keeping its incarnation if it already was this
  *	   store, so event ids continue).
  *
@@ -101,7 +101,7 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 				 errmsg("this server already subscribes to store \"%s\"", code),
 				 errhint("Use loyalty.store_unsubscribe() first to re-seed it.")));
 
-	/* 2: HQ makes the slot later (loyalty.replica_attach_outbox) */
+	/* 2: HQ makes the slot later (loyalty.replica_outbox_attach) */
 	replica_ensure_outbox_publication();
 
 	/* 3: the initial copy brings every published row back */

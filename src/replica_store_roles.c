@@ -4,7 +4,7 @@
  *	  At a store replica, the store's department roles appear with its
  *	  store row.
  *
- * A store server does not run loyalty.create_store(): the store row comes
+ * A store server does not run loyalty.store_create(): the store row comes
  * from HQ by replication, and role OIDs are local to each server, so the
  * role map (loyalty.staff_role) is never replicated.  The row trigger
  * loyalty._store_arrived (ENABLE ALWAYS, so the apply worker fires it)
@@ -12,7 +12,7 @@
  * loyalty_<store>_<department> (adopting plain NOLOGIN roles of that name),
  * makes each a member of its chain-wide group role and maps it in
  * loyalty.staff_role.  Staff logins are then made at the store with
- * loyalty.create_staff().  Roles are made from parse nodes, never SQL text.
+ * loyalty.staff_create().  Roles are made from parse nodes, never SQL text.
  *
  *-------------------------------------------------------------------------
  */

@@ -177,7 +177,7 @@ loyalty_assert_not_frozen(const pg_uuid_t *member_id, const char *capability)
 						   tag.store_code[0] ? "by store \"" : "by HQ",
 						   tag.store_code, tag.store_code[0] ? "\"" : "",
 						   timestamptz_to_str(tag.raised_at)),
-				 errhint("Earning continues; the freeze ends when the tag is resolved with loyalty.resolve_risk_tag().")));
+				 errhint("Earning continues; the freeze ends when the tag is resolved with loyalty.risk_tag_resolve().")));
 }
 
 /*

@@ -3,11 +3,11 @@
  * roles.c
  *	  Stores and their department roles; staff logins.
  *
- * loyalty.create_store() inserts a store and gives it one NOLOGIN role per
+ * loyalty.store_create() inserts a store and gives it one NOLOGIN role per
  * department, loyalty_<store>_<department>, each a member of the chain-wide
  * group role of its department (loyalty_frontdesk, ...), which holds the
  * privileges; loyalty.staff_role maps each to its store and department.
- * loyalty.create_staff() makes a login role in one department.
+ * loyalty.staff_create() makes a login role in one department.
  *
  * Roles are created and granted by building the same parse nodes that
  * CREATE ROLE and GRANT produce, never by assembling SQL text.  Roles are
@@ -38,10 +38,14 @@
 #include "roles_caller.h"
 #include "policy.h"
 #include "roles.h"
+#include "args.h"
+#include "request.h"
 
 PG_FUNCTION_INFO_V1(loyalty_create_store);
 PG_FUNCTION_INFO_V1(loyalty_create_staff);
 PG_FUNCTION_INFO_V1(loyalty_valid_time_zone);
+PG_FUNCTION_INFO_V1(loyalty_store_create);
+PG_FUNCTION_INFO_V1(loyalty_staff_create);
 
 
 /*
@@ -114,6 +118,20 @@ time_zone_is_valid(const char *name)
 	if (strchr(name, '/') == NULL && strcmp(name, "UTC") != 0)
 		return false;
 	return pg_tzset(name) != NULL;
+}
+
+/*
+ * loyalty_check_time_zone
+ *		Error unless tz is a time zone of the IANA database (args.h).
+ */
+void
+loyalty_check_time_zone(const char *tz)
+{
+	if (tz == NULL || !time_zone_is_valid(tz))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid time zone \"%s\"", tz ? tz : "NULL"),
+				 errhint("Use a time zone name such as \"Asia/Shanghai\".")));
 }
 
 /*
@@ -235,7 +253,7 @@ spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
  *		Create (or adopt) the four department roles of a store, make each a
  *		member of its department's group role and map it in
  *		loyalty.staff_role.  The caller is connected to SPI.  Used by
- *		loyalty.create_store() at HQ and, at a store replica, when the
+ *		loyalty.store_create() at HQ and, at a store replica, when the
  *		store's own row arrives (replica_store_roles.c).
  */
 void
@@ -266,7 +284,7 @@ loyalty_create_store_roles(const char *code)
 }
 
 /*
- * loyalty.create_store(code, name, brand, region, time_zone)
+ * loyalty.store_create(code, name, brand, region, time_zone)
  *		returns text (the store code)
  */
 Datum
@@ -284,11 +302,7 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 	(void) text_arg(fcinfo, 3, "region", 100);
 	loyalty_check_store_code(code);
 	check_code(brand, 32, "brand");
-	if (!time_zone_is_valid(tz))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid time zone \"%s\"", tz),
-				 errhint("Use a time zone name such as \"Asia/Shanghai\".")));
+	loyalty_check_time_zone(tz);
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
 
 	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
@@ -315,7 +329,7 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.create_staff(login, store_code, department, password)
+ * loyalty.staff_create(login, store_code, department, password)
  *		returns text (the login)
  *
  * Creates a LOGIN role that is a member of one store department role, or
@@ -369,4 +383,26 @@ loyalty_create_staff(PG_FUNCTION_ARGS)
 	make_role(login, true, password);
 	grant_membership(group, login);
 	PG_RETURN_TEXT_P(cstring_to_text(login));
+}
+
+/*
+ * loyalty.store_create(idempotency_key, store_code, name, brand, region, time_zone)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_create_store's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_store_create(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "store_create", loyalty_create_store);
+}
+
+/*
+ * loyalty.staff_create(idempotency_key, login, store_code, department, password)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_create_staff's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_staff_create(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "staff_create", loyalty_create_staff);
 }

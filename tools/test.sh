@@ -96,7 +96,7 @@ run_examples() {
 
     # Node.js: a new member's 40-night stay makes them gold at once, and the
     # listening terminal hears the tier change
-    card=$(psql -X -At -d loyalty_demo -c "SELECT card_no FROM loyalty.enroll('sha', '王小明', '13900001111')")
+    card=$(psql -X -At -d loyalty_demo -c "SELECT card_no FROM loyalty.member_enroll(gen_random_uuid()::text, 'sha', '王小明', '13900001111')")
     check "Node example installs (npm ci)" env NPM_CONFIG_UPDATE_NOTIFIER=false \
         npm ci --prefix "$ex/node" --no-audit --no-fund --loglevel=error
     out=$(PGDATABASE=loyalty_demo PGUSER=sha_desk node "$ex/node/checkin.js" --card "$card" --store sha \
