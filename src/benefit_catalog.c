@@ -26,6 +26,7 @@
 #include "benefit.h"
 #include "cache.h"
 #include "risk.h"
+#include "spi.h"
 
 const char *const loyalty_benefit_source_names[4] = {"", "tier", "store", "campaign"};
 const char *const loyalty_benefit_limit_names[6] = {"", "stay", "day", "month", "year", "ever"};
@@ -123,8 +124,7 @@ load_catalog(void)
 				i;
 	int			ret;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 
 	/*
 	 * Not read-only: a fresh snapshot.  The invalidation that brought us
@@ -204,7 +204,7 @@ load_catalog(void)
 			loyalty_capability_mask(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	MemoryContextSwitchTo(oldcxt);
-	SPI_finish();
+	lspi_finish();
 
 	MemoryContextSetParent(cxt, CacheMemoryContext);
 	if (catalog_cxt != NULL)

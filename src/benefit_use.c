@@ -34,9 +34,11 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
+#include "args.h"
 #include "request.h"
 #include "roles_caller.h"
 #include "risk.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_use_benefit);
 PG_FUNCTION_INFO_V1(loyalty_benefit_use);
@@ -159,20 +161,16 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 	int64		used = 0;
 	MemoryContext callercxt = CurrentMemoryContext;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	key = loyalty_arg_key(fcinfo, 3);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("member_id, store_code, benefit_code and idempotency_key must not be null")));
+				 errmsg("member_id, store_code and benefit_code must not be null")));
 	member = PG_GETARG_UUID_P(0);
 	store = TextDatumGetCString(PG_GETARG_DATUM(1));
 	code = TextDatumGetCString(PG_GETARG_DATUM(2));
-	key = TextDatumGetCString(PG_GETARG_DATUM(3));
 	if (!PG_ARGISNULL(4))
 		stay = PG_GETARG_UUID_P(4);
-	if (key[0] == '\0' || strlen(key) > 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("an idempotency key is 1 to 200 characters")));
 
 	caller = loyalty_caller();
 	loyalty_require_department(caller, DEPT_BIT(DEPT_FRONTDESK) | DEPT_BIT(DEPT_FNB) |
@@ -185,8 +183,7 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 	memset(nulls, 0, sizeof(nulls));
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 
 	/* the store, then the member, locked */
 	{
@@ -261,7 +258,7 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 								  TupleDescAttr(desc, attno - 1)->attlen);
 		}
 		values[USE_NATTS - 1] = BoolGetDatum(true);
-		SPI_finish();
+		lspi_finish();
 		result = heap_form_tuple(tupdesc, values, nulls);
 		PG_RETURN_DATUM(HeapTupleGetDatum(result));
 	}
@@ -421,7 +418,7 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 		/* form the result before SPI_finish: the catalogue may be reloaded later */
 		result = heap_form_tuple(tupdesc, values, nulls);
 	}
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(HeapTupleGetDatum(result));
 }
 

@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 
 #include "event.h"
+#include "spi.h"
 
 /*
  * loyalty_outbox_emit
@@ -41,8 +42,7 @@ loyalty_outbox_emit(const char *kind, const pg_uuid_t *member_id,
 	bool		isnull;
 	int64		event_id;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	if (plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare("INSERT INTO loyalty.event_outbox (kind, member_id, store_code, payload) "
@@ -67,8 +67,7 @@ loyalty_outbox_emit(const char *kind, const pg_uuid_t *member_id,
 		elog(ERROR, "event insert failed: %s", SPI_result_code_string(ret));
 	event_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	lspi_finish();
 
 	Async_Notify(LOYALTY_EVENT_CHANNEL, psprintf("%s " INT64_FORMAT, kind, event_id));
 	return event_id;

@@ -101,7 +101,7 @@ ledger_reverse(pg_uuid_t accrual_entry, const char *store_code,
 	args = psprintf("entry=%s store=%s refund_minor=" INT64_FORMAT " original_minor=" INT64_FORMAT,
 					ledger_uuid_text(&accrual_entry), store_code, refund, original);
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(store_code);
 	if (!find_lot(accrual_entry, &lot))
 		ereport(ERROR,
@@ -111,7 +111,7 @@ ledger_reverse(pg_uuid_t accrual_entry, const char *store_code,
 	if (ledger_idem_replay(idem_key, "reverse", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	/* read the lot again under the member's lock */
@@ -214,5 +214,5 @@ ledger_reverse(pg_uuid_t accrual_entry, const char *store_code,
 	res->lots_json = lots.data;
 	ledger_idem_record(idem_key, "reverse", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }

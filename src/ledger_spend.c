@@ -105,13 +105,13 @@ redeem(pg_uuid_t member_id, const char *store_code, int64 points,
 	pg_uuid_t	entry_id;
 	StringInfoData lots;
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(store_code);
 	ledger_lock_member(member_id, &m);
 	if (ledger_idem_replay(idem_key, "redeem", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	entry_id = spend_points(&m, lp, store_code, "redeem", points, reward, NULL,
@@ -133,7 +133,7 @@ redeem(pg_uuid_t member_id, const char *store_code, int64 points,
 	res->lots_json = lots.data;
 	ledger_idem_record(idem_key, "redeem", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }
 
 /*
@@ -263,7 +263,7 @@ ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 					ledger_uuid_text(&from_member), ledger_uuid_text(&to_member),
 					store_code, points);
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(store_code);
 	/* lock both members in uuid order, so that two transfers never deadlock */
 	if (memcmp(&from_member, &to_member, sizeof(pg_uuid_t)) < 0)
@@ -279,7 +279,7 @@ ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 	if (ledger_idem_replay(idem_key, "transfer", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	sent = transferred_this_year(&from, "transfer_out");
@@ -349,5 +349,5 @@ ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 	res->lots_json = lots.data;
 	ledger_idem_record(idem_key, "transfer", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }

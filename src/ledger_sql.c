@@ -34,6 +34,7 @@
 #include "ledger.h"
 #include "args.h"
 #include "request.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_accrue);
 PG_FUNCTION_INFO_V1(loyalty_activate);
@@ -281,8 +282,7 @@ loyalty_reverse(PG_FUNCTION_ARGS)
 		Datum		v[1];
 		int			ret;
 
-		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+		lspi_connect(LSPI_READ_WRITE);
 		v[0] = PG_GETARG_DATUM(0);
 		ret = SPI_execute_with_args("SELECT store_code FROM loyalty.point_entry WHERE entry_id = $1",
 									1, (Oid[]) {UUIDOID}, v, NULL, true, 1);
@@ -291,7 +291,7 @@ loyalty_reverse(PG_FUNCTION_ARGS)
 		if (SPI_processed == 1)
 			loyalty_require_store(c, SPI_getvalue(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 1));
-		SPI_finish();
+		lspi_finish();
 	}
 	ledger_reverse(*PG_GETARG_UUID_P(0), store, PG_GETARG_DATUM(2),
 				   PG_GETARG_DATUM(3), key, &res);

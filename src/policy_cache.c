@@ -28,6 +28,7 @@
 
 #include "cache.h"
 #include "policy.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_policy_validate);
 PG_FUNCTION_INFO_V1(loyalty_policy_at_sql);
@@ -82,8 +83,7 @@ load_policy(TimestampTz at)
 	MemoryContext oldcxt = CurrentMemoryContext;
 
 	args[0] = TimestampTzGetDatum(at);
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	ret = SPI_execute_with_args(
 								"SELECT p.document, p.effective_from, "
 								"       (SELECT min(n.effective_from) FROM loyalty.policy n "
@@ -111,7 +111,7 @@ load_policy(TimestampTz at)
 
 	MemoryContextSwitchTo(oldcxt);
 	loyalty_policy_parse(doc, strlen(doc), &compiled);
-	SPI_finish();
+	lspi_finish();
 
 	if (cached_policy == NULL)
 		cached_policy = MemoryContextAlloc(TopMemoryContext, sizeof(LoyaltyPolicy));

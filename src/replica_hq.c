@@ -32,6 +32,7 @@
 #include "replica.h"
 #include "request.h"
 #include "roles.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_replica_add_store);
 PG_FUNCTION_INFO_V1(loyalty_replica_add_hub);
@@ -68,11 +69,9 @@ code_arg(FunctionCallInfo fcinfo, int argno)
 static void
 spi_begin(void)
 {
-	int			ret;
 
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 }
 
 /*
@@ -116,12 +115,12 @@ lookup(const char *code, bool lock)
 	RegistryRow row = {0};
 
 	values[0] = CStringGetTextDatum(code);
-	replica_spi_exec(lock ?
+	lspi_exec(lock ?
 					 "SELECT r.kind, r.via_hub, r.slot_name FROM loyalty.replica_store r "
 					 "WHERE r.store_code = $1 FOR UPDATE" :
 					 "SELECT r.kind, r.via_hub, r.slot_name FROM loyalty.replica_store r "
 					 "WHERE r.store_code = $1",
-					 1, types, values, NULL, SPI_OK_SELECT);
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return row;
 	row.found = true;
@@ -210,13 +209,13 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("store \"%s\" already has a replica", code)));
 		replica_create_store_publication(pubname, code);
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_TEXT_P(cstring_to_text(pubname));
 	}
 
 	values[0] = CStringGetTextDatum(code);
-	replica_spi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
-					 1, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -254,11 +253,11 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 		nulls[4] = 'n';
 	else
 		values[4] = CStringGetTextDatum(hub);
-	replica_spi_exec("INSERT INTO loyalty.replica_store "
+	lspi_exec("INSERT INTO loyalty.replica_store "
 					 "(store_code, publication, slot_name, offline_redeem_cap, via_hub) "
 					 "VALUES ($1, $2, $3, $4, $5)",
-					 5, types, values, nulls, SPI_OK_INSERT);
-	SPI_finish();
+					 5, types, values, nulls, false, 0, SPI_OK_INSERT);
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(pubname));
 }
 
@@ -282,8 +281,8 @@ loyalty_replica_add_hub(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("hubs are added at headquarters")));
 	values[0] = CStringGetTextDatum(code);
-	replica_spi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
-					 1, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed > 0 || registered(code))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -296,10 +295,10 @@ loyalty_replica_add_hub(PG_FUNCTION_ARGS)
 	replica_create_store_publication(pubname, NULL);
 	values[1] = CStringGetTextDatum(pubname);
 	values[2] = CStringGetTextDatum(pubname);
-	replica_spi_exec("INSERT INTO loyalty.replica_store (store_code, kind, publication, slot_name) "
+	lspi_exec("INSERT INTO loyalty.replica_store (store_code, kind, publication, slot_name) "
 					 "VALUES ($1, 'hub', $2, $3)",
-					 3, types, values, NULL, SPI_OK_INSERT);
-	SPI_finish();
+					 3, types, values, NULL, false, 0, SPI_OK_INSERT);
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(pubname));
 }
 
@@ -320,7 +319,7 @@ loyalty_replica_create_slot(PG_FUNCTION_ARGS)
 	row = local_row(code, false);
 	replica_drop_slot(row.slot_name, false);
 	replica_create_slot(row.slot_name);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(row.slot_name));
 }
 
@@ -354,7 +353,7 @@ loyalty_replica_attach_outbox(PG_FUNCTION_ARGS)
 	replica_ensure_remote_slot(conninfo, subname);
 	replica_create_subscription(subname, conninfo, REPLICA_OUTBOX_PUB,
 								REPLICA_OUTBOX_SLOT, true);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(subname));
 }
 
@@ -392,8 +391,8 @@ loyalty_replica_remove_store(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(code);
 	if (row.is_hub)
 	{
-		replica_spi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.via_hub = $1",
-						 1, types, values, NULL, SPI_OK_SELECT);
+		lspi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.via_hub = $1",
+						 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -405,11 +404,11 @@ loyalty_replica_remove_store(PG_FUNCTION_ARGS)
 	replica_drop_publication(name);
 	/* the registry is HQ's: a hub only drops what it made */
 	if (at_hq)
-		replica_spi_exec("DELETE FROM loyalty.replica_store r WHERE r.store_code = $1",
-						 1, types, values, NULL, SPI_OK_DELETE);
+		lspi_exec("DELETE FROM loyalty.replica_store r WHERE r.store_code = $1",
+						 1, types, values, NULL, false, 0, SPI_OK_DELETE);
 	/* last: dropping a slot cannot be rolled back */
 	replica_drop_slot(name, force);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_VOID();
 }
 

@@ -30,10 +30,10 @@
 
 #include "args.h"
 #include "request.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_request_begin);
 PG_FUNCTION_INFO_V1(loyalty_request_end);
-PG_FUNCTION_INFO_V1(loyalty_idempotency_key_check);
 
 /*
  * request_lookup
@@ -128,13 +128,11 @@ loyalty_request_begin(PG_FUNCTION_ARGS)
 	char	   *prior = NULL;
 	char	   *scalar;
 	bool		found;
-	int			ret;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	found = request_lookup(action, key, PG_GETARG_DATUM(2), JSONBOID,
 						   CurrentMemoryContext, &prior, &scalar);
-	SPI_finish();
+	lspi_finish();
 	if (!found)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(prior)));
@@ -151,12 +149,10 @@ loyalty_request_end(PG_FUNCTION_ARGS)
 	char	   *key = loyalty_arg_key(fcinfo, 1);
 	char	   *response = PG_ARGISNULL(3) ? NULL :
 		DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(3)));
-	int			ret;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	request_store(action, key, PG_GETARG_DATUM(2), JSONBOID, response, JSONBOID);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_VOID();
 }
 
@@ -219,15 +215,13 @@ loyalty_call_keyed(FunctionCallInfo fcinfo, const char *action, PGFunction impl)
 	char	   *response = NULL;
 	bool		found;
 	Datum		result;
-	int			ret;
 
 	LOCAL_FCINFO(sub, FUNC_MAX_ARGS);
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	found = request_lookup(action, key, request, TEXTARRAYOID,
 						   CurrentMemoryContext, &prior, &scalar);
-	SPI_finish();
+	lspi_finish();
 	if (found)
 	{
 		Oid			in;
@@ -254,10 +248,9 @@ loyalty_call_keyed(FunctionCallInfo fcinfo, const char *action, PGFunction impl)
 		getTypeOutputInfo(rettype, &out, &varlena);
 		response = OidOutputFunctionCall(out, result);
 	}
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	request_store(action, key, request, TEXTARRAYOID, response, TEXTOID);
-	SPI_finish();
+	lspi_finish();
 	return result;
 }
 
@@ -283,14 +276,3 @@ loyalty_call_reordered(FunctionCallInfo fcinfo, PGFunction impl,
 	return result;
 }
 
-/*
- * loyalty._idempotency_key_check(idempotency_key text) returns void
- *		The check of args.h for PL/pgSQL bodies that keep their own
- *		request records (the store outbox).
- */
-Datum
-loyalty_idempotency_key_check(PG_FUNCTION_ARGS)
-{
-	(void) loyalty_arg_key(fcinfo, 0);
-	PG_RETURN_VOID();
-}

@@ -25,6 +25,7 @@
 
 #include "roles_caller.h"
 #include "risk.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_assert_not_frozen_sql);
 PG_FUNCTION_INFO_V1(loyalty_frozen_by_sql);
@@ -93,8 +94,7 @@ loyalty_frozen_by(const pg_uuid_t *member_id, int capability, RiskFreeze *tag)
 	bool		found = false;
 
 	Assert(capability >= 0 && capability < LOYALTY_NUM_CAPABILITIES);
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	if (frozen_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
@@ -145,7 +145,7 @@ loyalty_frozen_by(const pg_uuid_t *member_id, int capability, RiskFreeze *tag)
 			tag->freezes = loyalty_capability_mask(SPI_getbinval(tup, desc, 5, &isnull));
 		}
 	}
-	SPI_finish();
+	lspi_finish();
 	return found;
 }
 

@@ -40,6 +40,7 @@
 #include "roles.h"
 #include "args.h"
 #include "request.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_create_store);
 PG_FUNCTION_INFO_V1(loyalty_create_staff);
@@ -305,8 +306,7 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 	loyalty_check_time_zone(tz);
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 
 	values[0] = PG_GETARG_DATUM(0);
 	ret = SPI_execute_with_args("SELECT 1 FROM loyalty.store WHERE store_code = $1",
@@ -324,7 +324,7 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 			 "VALUES ($1, $2, $3, $4, $5)", 5, types, values, NULL, SPI_OK_INSERT);
 
 	loyalty_create_store_roles(code);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(code));
 }
 

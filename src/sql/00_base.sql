@@ -96,7 +96,11 @@ CREATE FUNCTION loyalty._idempotency_key_check(idempotency_key text) RETURNS voi
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_idempotency_key_check';
 
-REVOKE ALL ON FUNCTION loyalty._idempotency_key_check(text), loyalty._request_hash(jsonb), loyalty._request_begin(text, text, jsonb),
+CREATE FUNCTION loyalty._points_check(points bigint) RETURNS void
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_points_check';
+
+REVOKE ALL ON FUNCTION loyalty._idempotency_key_check(text), loyalty._points_check(bigint), loyalty._request_hash(jsonb), loyalty._request_begin(text, text, jsonb),
     loyalty._request_end(text, text, jsonb, jsonb) FROM PUBLIC;
 -- the schedule functions run with the caller's rights
 GRANT EXECUTE ON FUNCTION loyalty._request_begin(text, text, jsonb),

@@ -402,9 +402,9 @@ BEGIN
                    AND prior.payload = _outbox_append.payload THEN
                     RETURN prior.event_id;
                 END IF;
-                RAISE EXCEPTION 'idempotency key "%" was used for another operation', idem_key
+                RAISE EXCEPTION 'idempotency_key "%" was already used for another store event', idem_key
                     USING ERRCODE = 'unique_violation',
-                          DETAIL = pg_catalog.format('It recorded event %s.', prior.event_id);
+                          HINT = 'Use a fresh key for a new operation, and the same key and arguments when retrying one.';
             END IF;
         END IF;
         seq := pg_catalog.nextval('loyalty.outbox_seq');
@@ -483,9 +483,8 @@ CREATE FUNCTION loyalty.store_points_accrue(
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF points IS NULL OR points <= 0 OR points > 100000000 THEN
-        RAISE EXCEPTION 'points must be between 1 and 100000000' USING ERRCODE = 'invalid_parameter_value';
-    ELSIF source IS NULL OR source NOT IN ('stay', 'spend') THEN
+    PERFORM loyalty._points_check(points);
+    IF source IS NULL OR source NOT IN ('stay', 'spend') THEN
         RAISE EXCEPTION 'invalid accrual source "%"', source
             USING ERRCODE = 'invalid_parameter_value', HINT = 'A store records stay or spend accruals.';
     ELSIF reference IS NOT NULL AND length(reference) > 200 THEN
@@ -545,9 +544,8 @@ DECLARE
     minimum bigint;
     step bigint;
 BEGIN
-    IF points IS NULL OR points <= 0 OR points > 100000000 THEN
-        RAISE EXCEPTION 'points must be between 1 and 100000000' USING ERRCODE = 'invalid_parameter_value';
-    ELSIF reward IS NULL OR length(reward) NOT BETWEEN 1 AND 200 THEN
+    PERFORM loyalty._points_check(points);
+    IF reward IS NULL OR length(reward) NOT BETWEEN 1 AND 200 THEN
         RAISE EXCEPTION 'reward must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     -- the replicated policy's minimum and step, as HQ's ledger checks them

@@ -22,10 +22,10 @@ CREATE TEMP TABLE before AS SELECT
     (SELECT balance FROM loyalty.point_balance WHERE member_id = (SELECT m FROM t)) AS balance;
 
 -- points
-SELECT throws_ok($$SELECT loyalty.points_accrue('b1', (SELECT m FROM t), 'tpa', 0, 'stay')$$, '22023', 'points must be positive', 'zero points');
-SELECT throws_ok($$SELECT loyalty.points_accrue('b2', (SELECT m FROM t), 'tpa', -5, 'stay')$$, '22023', 'points must be positive', 'negative points');
-SELECT throws_ok($$SELECT loyalty.points_accrue('b3', (SELECT m FROM t), 'tpa', 100000001, 'stay')$$, '22003', NULL, 'absurdly many points');
-SELECT throws_ok($$SELECT loyalty.points_redeem('b4', (SELECT m FROM t), 'tpa', 9223372036854775807, 'x')$$, '22003', NULL, 'absurd redemption');
+SELECT throws_ok($$SELECT loyalty.points_accrue('b1', (SELECT m FROM t), 'tpa', 0, 'stay')$$, '22023', 'points must be between 1 and 100000000', 'zero points');
+SELECT throws_ok($$SELECT loyalty.points_accrue('b2', (SELECT m FROM t), 'tpa', -5, 'stay')$$, '22023', 'points must be between 1 and 100000000', 'negative points');
+SELECT throws_ok($$SELECT loyalty.points_accrue('b3', (SELECT m FROM t), 'tpa', 100000001, 'stay')$$, '22023', 'points must be between 1 and 100000000', 'absurdly many points');
+SELECT throws_ok($$SELECT loyalty.points_redeem('b4', (SELECT m FROM t), 'tpa', 9223372036854775807, 'x')$$, '22023', 'points must be between 1 and 100000000', 'absurd redemption');
 SELECT throws_ok($$SELECT loyalty.points_accrue('b5', (SELECT m FROM t), 'tpa', 10, 'gift')$$, '22023', 'unknown point source "gift"', 'unknown source');
 SELECT throws_ok($$SELECT loyalty.points_accrue('b6', (SELECT m FROM t), 'tpa', 10, 'stay', occurred_at => now() + interval '1 day')$$, '22008', NULL, 'future occurred_at');
 SELECT throws_ok($$SELECT loyalty.points_accrue('b7', (SELECT m FROM t), 'tpa', 10, 'stay', occurred_at => 'infinity')$$, '22008', NULL, 'infinite occurred_at');

@@ -145,7 +145,7 @@ SELECT is((SELECT count(*) FROM loyalty.outbox), (SELECT events FROM n), 'bad st
 SELECT matches(loyalty.store_preference_record('k1', (SELECT m FROM t), 'floor', 'high'), '^rpa-7-[0-9]+$',
                'a store event id is store, incarnation, sequence');
 SELECT throws_ok(format($$SELECT loyalty.store_preference_record('k1', %L, 'floor', 'low')$$, (SELECT m FROM t)),
-                 '23505', 'idempotency key "k1" was used for another operation', 'a key reused for another operation');
+                 '23505', 'idempotency_key "k1" was already used for another store event', 'a key reused for another operation');
 
 -- the batch window, in the store's local time (a window around now, and
 -- one that begins later; both may wrap midnight)

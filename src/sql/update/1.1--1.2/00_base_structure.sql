@@ -1,5 +1,6 @@
 -- base: the 1.2 API names (issue 11, structure): noun_verb, concept first,
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
+-- Generated from the difference between 1.1 and src/sql/00_base.sql.
 
 CREATE FUNCTION loyalty.card_number_new() RETURNS text
     LANGUAGE c VOLATILE PARALLEL SAFE
@@ -48,7 +49,11 @@ CREATE FUNCTION loyalty._idempotency_key_check(idempotency_key text) RETURNS voi
     LANGUAGE c IMMUTABLE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_idempotency_key_check';
 
-REVOKE ALL ON FUNCTION loyalty._idempotency_key_check(text), loyalty._request_hash(jsonb), loyalty._request_begin(text, text, jsonb),
+CREATE FUNCTION loyalty._points_check(points bigint) RETURNS void
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_points_check';
+
+REVOKE ALL ON FUNCTION loyalty._idempotency_key_check(text), loyalty._points_check(bigint), loyalty._request_hash(jsonb), loyalty._request_begin(text, text, jsonb),
     loyalty._request_end(text, text, jsonb, jsonb) FROM PUBLIC;
 -- the schedule functions run with the caller's rights
 GRANT EXECUTE ON FUNCTION loyalty._request_begin(text, text, jsonb),

@@ -1,5 +1,6 @@
 -- roles: the 1.2 API names (issue 11, structure): noun_verb, concept first,
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
+-- Generated from the difference between 1.1 and src/sql/01_roles.sql.
 
 CREATE FUNCTION loyalty.store_create(
     idempotency_key text, store_code text, name text, brand text, region text, time_zone text)

@@ -1,5 +1,6 @@
 -- member: the 1.2 API names (issue 11, structure): noun_verb, concept first,
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
+-- Generated from the difference between 1.1 and src/sql/03_member.sql.
 
 CREATE FUNCTION loyalty.member_enroll(
     idempotency_key text,

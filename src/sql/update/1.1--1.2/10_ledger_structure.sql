@@ -1,5 +1,6 @@
 -- ledger: the 1.2 API names (issue 11, structure): noun_verb, concept first,
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
+-- Generated from the difference between 1.1 and src/sql/10_ledger.sql.
 
 CREATE FUNCTION loyalty.points_accrue(
     idempotency_key text, member_id uuid, store_code text, points bigint, source text,

@@ -1,5 +1,6 @@
 -- earning: the 1.2 API names (issue 11, structure): noun_verb, concept first,
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
+-- Generated from the difference between 1.1 and src/sql/20_earning.sql.
 
 CREATE FUNCTION loyalty.stay_record(
     idempotency_key text,

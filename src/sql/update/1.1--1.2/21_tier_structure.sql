@@ -1,5 +1,6 @@
 -- tier: the 1.2 API names (issue 11, structure): noun_verb, concept first,
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
+-- Generated from the difference between 1.1 and src/sql/21_tier.sql.
 
 CREATE FUNCTION loyalty.tier_counters_at(member_id uuid, at timestamptz DEFAULT now(),
     OUT period_start date, OUT period_end date, OUT nights bigint, OUT stays bigint,

@@ -1,5 +1,6 @@
 -- risk: the 1.2 API names (issue 11, structure): noun_verb, concept first,
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
+-- Generated from the difference between 1.1 and src/sql/30_risk.sql.
 
 CREATE FUNCTION loyalty.risk_type_set(idempotency_key text, risk_code text, name text, freezes text[])
     RETURNS text

@@ -1,5 +1,6 @@
 -- job: the 1.2 API names (issue 11, structure): noun_verb, concept first,
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
+-- Generated from the difference between 1.1 and src/sql/60_job.sql.
 
 CREATE OR REPLACE FUNCTION loyalty.job_schedule_defaults(
     OUT job_name text, OUT schedule text, OUT command text, OUT what text)
