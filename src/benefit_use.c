@@ -34,6 +34,8 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
+#include "benefit_catalog.h"
+#include "benefit_resolve.h"
 #include "args.h"
 #include "request.h"
 #include "roles_caller.h"

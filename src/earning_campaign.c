@@ -29,6 +29,8 @@
 #include "utils/uuid.h"
 
 #include "earning.h"
+#include "earning_campaign.h"
+#include "earning_line.h"
 #include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_campaign_check);

@@ -23,6 +23,7 @@
 #include "utils/uuid.h"
 
 #include "earning.h"
+#include "earning_line.h"
 #include "ledger.h"
 #include "spi.h"
 
@@ -141,4 +142,26 @@ earning_activate(const pg_uuid_t *source_id, const pg_uuid_t *member_id,
 						DatumGetCString(DirectFunctionCall1(uuid_out, values[0])),
 						NULL, &lres);
 	}
+}
+
+/*
+ * earning_add_line
+ *		Append a line (points > 0 only; a zero line is not recorded).
+ */
+EarnLine *
+earning_add_line(EarnResult *out, EarnKind kind, int64 points)
+{
+	EarnLine   *l;
+
+	if (points <= 0)
+		return NULL;
+	if (out->nlines >= EARN_MAX_LINES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("more than %d earning lines for one activity", EARN_MAX_LINES)));
+	l = &out->lines[out->nlines++];
+	memset(l, 0, sizeof(*l));
+	l->kind = kind;
+	l->points = points;
+	return l;
 }

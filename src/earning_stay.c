@@ -31,6 +31,7 @@
 #include "utils/uuid.h"
 
 #include "earning.h"
+#include "earning_line.h"
 #include "roles_caller.h"
 #include "tier.h"
 #include "args.h"

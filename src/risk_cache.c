@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 
 #include "benefit.h"
+#include "risk_cache.h"
 #include "cache.h"
 #include "spi.h"
 

@@ -22,6 +22,7 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
+#include "benefit_resolve.h"
 #include "event.h"
 #include "tier.h"
 #include "spi.h"
