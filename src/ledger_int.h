@@ -90,6 +90,7 @@ typedef struct LedgerPolicy
 extern uint64 ledger_run(LedgerQuery q, Datum *values, const char *nulls,
 						 int expected);
 extern void ledger_get_policy(TimestampTz at, LedgerPolicy *lp);
+extern void ledger_check_redemption(const LedgerPolicy *lp, int64 points);
 extern TimestampTz ledger_now(void);
 
 extern void ledger_check_points(int64 points, const char *what);

@@ -25,6 +25,30 @@
 #include "risk.h"
 
 /*
+ * ledger_check_redemption
+ *		The policy's minimum and step of a redemption: the one place this
+ *		rule is written (HQ's ledger and a store's offline redemption,
+ *		through loyalty._redemption_check(), both call it).
+ */
+void
+ledger_check_redemption(const LedgerPolicy *lp, int64 points)
+{
+	if (points < lp->minimum_points)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("redemption of " INT64_FORMAT " points is below the minimum of " INT64_FORMAT,
+						points, lp->minimum_points)));
+	if (points % lp->step_points != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("redemption of " INT64_FORMAT " points is not a multiple of the step of " INT64_FORMAT,
+						points, lp->step_points),
+				 errhint("Redeem " INT64_FORMAT " or " INT64_FORMAT " points.",
+						 points - points % lp->step_points,
+						 points - points % lp->step_points + lp->step_points)));
+}
+
+/*
  * spend_points
  *		Debit points from a locked member for a redemption or a transfer:
  *		check the policy's minimum and step (redemptions), the balance,
@@ -53,19 +77,8 @@ spend_points(LedgerMember *m, const LedgerPolicy *lp, const char *store_code,
 	if (!redemption)
 		loyalty_assert_not_frozen(&m->id, "transfer");
 
-	if (redemption && points < lp->minimum_points)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("redemption of " INT64_FORMAT " points is below the minimum of " INT64_FORMAT,
-						points, lp->minimum_points)));
-	if (redemption && points % lp->step_points != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("redemption of " INT64_FORMAT " points is not a multiple of the step of " INT64_FORMAT,
-						points, lp->step_points),
-				 errhint("Redeem " INT64_FORMAT " or " INT64_FORMAT " points.",
-						 points - points % lp->step_points,
-						 points - points % lp->step_points + lp->step_points)));
+	if (redemption)
+		ledger_check_redemption(lp, points);
 	if (m->balance < points)
 		ledger_insufficient(m, points);
 

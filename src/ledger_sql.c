@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -32,6 +33,7 @@
 
 #include "roles_caller.h"
 #include "ledger.h"
+#include "ledger_int.h"
 #include "args.h"
 #include "request.h"
 #include "spi.h"
@@ -44,6 +46,7 @@ PG_FUNCTION_INFO_V1(loyalty_redeem_cash);
 PG_FUNCTION_INFO_V1(loyalty_reverse);
 PG_FUNCTION_INFO_V1(loyalty_transfer);
 PG_FUNCTION_INFO_V1(loyalty_expire_points);
+PG_FUNCTION_INFO_V1(loyalty_redemption_check);
 PG_FUNCTION_INFO_V1(loyalty_points_accrue);
 PG_FUNCTION_INFO_V1(loyalty_points_activate);
 PG_FUNCTION_INFO_V1(loyalty_points_redeem);
@@ -411,4 +414,22 @@ loyalty_points_transfer(PG_FUNCTION_ARGS)
 	static const int map[] = {1, 2, 3, 4, 0};
 
 	return loyalty_call_reordered(fcinfo, loyalty_transfer, map, lengthof(map));
+}
+
+/*
+ * loyalty._redemption_check(points bigint) returns void
+ *		The ledger's redemption rules (points, then the minimum and step of
+ *		the policy in effect) for a store's offline redemption, which is
+ *		written to the store's outbox before HQ's ledger sees it.
+ */
+Datum
+loyalty_redemption_check(PG_FUNCTION_ARGS)
+{
+	LedgerPolicy lp;
+
+	arg_required(fcinfo, 0, "points");
+	loyalty_check_points(PG_GETARG_INT64(0));
+	ledger_get_policy(GetCurrentTransactionStartTimestamp(), &lp);
+	ledger_check_redemption(&lp, PG_GETARG_INT64(0));
+	PG_RETURN_VOID();
 }

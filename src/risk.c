@@ -29,6 +29,8 @@
 
 PG_FUNCTION_INFO_V1(loyalty_assert_not_frozen_sql);
 PG_FUNCTION_INFO_V1(loyalty_frozen_by_sql);
+PG_FUNCTION_INFO_V1(loyalty_capabilities_valid);
+PG_FUNCTION_INFO_V1(loyalty_benefit_kind_valid);
 
 const char *const loyalty_capability_names[LOYALTY_NUM_CAPABILITIES] = {
 	"redemption", "transfer", "room_discount", "breakfast", "late_checkout",
@@ -239,4 +241,40 @@ loyalty_frozen_by_sql(PG_FUNCTION_ARGS)
 	if (!loyalty_frozen_by(member, cap, &tag))
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(tag.risk_code));
+}
+
+/*
+ * loyalty._capabilities_valid(freezes text[]) returns boolean
+ *		True if every element names a capability (loyalty_capability_names,
+ *		the one list): the check of loyalty.risk_type.freezes and of
+ *		loyalty.risk_type_set().
+ */
+Datum
+loyalty_capabilities_valid(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (nulls[i] || loyalty_capability_from_name(TextDatumGetCString(elems[i])) < 0)
+			PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * loyalty._benefit_kind_valid(kind text) returns boolean
+ *		True if kind is a benefit kind: a capability other than redemption
+ *		and transfer.  The check of loyalty.benefit.kind and of
+ *		loyalty.benefit_define().
+ */
+Datum
+loyalty_benefit_kind_valid(PG_FUNCTION_ARGS)
+{
+	int			c = loyalty_capability_from_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	PG_RETURN_BOOL(c >= CAP_ROOM_DISCOUNT);
 }

@@ -246,6 +246,13 @@ CREATE FUNCTION loyalty.points_expire(idempotency_key text, as_of timestamptz DE
 COMMENT ON FUNCTION loyalty.points_expire(text, timestamptz) IS
     'Batch: emit expiry notices and expire the points due at as_of';
 
+-- The ledger's redemption rules (points, minimum, step) for callers that
+-- record a redemption before the ledger sees it (a store offline).
+CREATE FUNCTION loyalty._redemption_check(points bigint) RETURNS void
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'loyalty_redemption_check';
+REVOKE ALL ON FUNCTION loyalty._redemption_check(bigint) FROM PUBLIC;
+
 -- Reads.
 
 CREATE FUNCTION loyalty.points_balance(member_id uuid) RETURNS bigint

@@ -9,16 +9,20 @@
 -- an unresolved tag through loyalty.risk_tags(); only the raising store and
 -- HQ see its internal note, amount owed and resolution.
 
+-- The capabilities a risk type may freeze are C's list (src/risk.c), the
+-- one place they are written.
+CREATE FUNCTION loyalty._capabilities_valid(freezes text[]) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_capabilities_valid';
+REVOKE ALL ON FUNCTION loyalty._capabilities_valid(text[]) FROM PUBLIC;
+
 CREATE TABLE loyalty.risk_type (
     risk_code   text PRIMARY KEY
         CONSTRAINT risk_code_format CHECK (risk_code ~ '^[a-z][a-z0-9_]{0,31}$'),
     name        text NOT NULL
         CONSTRAINT risk_name_length CHECK (length(name) BETWEEN 1 AND 200),
     freezes     text[] NOT NULL DEFAULT '{}'
-        CONSTRAINT risk_freezes_valid CHECK (freezes <@ ARRAY[
-            'redemption', 'transfer', 'room_discount', 'breakfast', 'late_checkout',
-            'room_upgrade', 'gift', 'voucher', 'amenity', 'other']::text[]
-            AND array_position(freezes, NULL) IS NULL),
+        CONSTRAINT risk_freezes_valid CHECK (loyalty._capabilities_valid(freezes)),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE loyalty.risk_type IS 'Kinds of risk tag and the capabilities an unresolved tag of the kind freezes';
@@ -135,8 +139,7 @@ BEGIN
         RAISE EXCEPTION 'a risk type name is 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT f INTO bad FROM unnest(freezes) f
-     WHERE f IS NULL OR f NOT IN ('redemption', 'transfer', 'room_discount', 'breakfast', 'late_checkout',
-                                  'room_upgrade', 'gift', 'voucher', 'amenity', 'other')
+     WHERE f IS NULL OR NOT loyalty._capabilities_valid(ARRAY[f])
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'unknown capability "%"', coalesce(bad, 'NULL')

@@ -13,14 +13,19 @@
 -- ever.  Uses are recorded in loyalty.benefit_use, per store.  Store rows
 -- (store grants, uses) carry store_code for row-level security.
 
+-- The benefit kinds are C's capability list (src/risk.c), written once.
+CREATE FUNCTION loyalty._benefit_kind_valid(kind text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_benefit_kind_valid';
+REVOKE ALL ON FUNCTION loyalty._benefit_kind_valid(text) FROM PUBLIC;
+
 CREATE TABLE loyalty.benefit (
     benefit_code text PRIMARY KEY
         CONSTRAINT benefit_code_format CHECK (benefit_code ~ '^[a-z][a-z0-9_]{0,47}$'),
     name         text NOT NULL
         CONSTRAINT benefit_name_length CHECK (length(name) BETWEEN 1 AND 200),
     kind         text NOT NULL
-        CONSTRAINT benefit_kind_valid CHECK (kind IN ('room_discount', 'breakfast',
-            'late_checkout', 'room_upgrade', 'gift', 'voucher', 'amenity', 'other')),
+        CONSTRAINT benefit_kind_valid CHECK (loyalty._benefit_kind_valid(kind)),
     description  text
         CONSTRAINT benefit_description_length CHECK (length(description) <= 1000),
     created_at   timestamptz NOT NULL DEFAULT now(),
@@ -184,8 +189,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A benefit code is 1 to 48 lowercase letters, digits and underscores, starting with a letter.';
     END IF;
-    IF kind NOT IN ('room_discount', 'breakfast', 'late_checkout', 'room_upgrade',
-                    'gift', 'voucher', 'amenity', 'other') THEN
+    IF NOT loyalty._benefit_kind_valid(kind) THEN
         RAISE EXCEPTION 'unknown benefit kind "%"', kind
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The kinds are room_discount, breakfast, late_checkout, room_upgrade, gift, voucher, amenity and other.';

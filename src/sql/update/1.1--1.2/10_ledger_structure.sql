@@ -76,6 +76,10 @@ CREATE FUNCTION loyalty.points_expire(idempotency_key text, as_of timestamptz DE
 COMMENT ON FUNCTION loyalty.points_expire(text, timestamptz) IS
     'Batch: emit expiry notices and expire the points due at as_of';
 
+CREATE FUNCTION loyalty._redemption_check(points bigint) RETURNS void
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'loyalty_redemption_check';
+
 CREATE FUNCTION loyalty.points_balance(member_id uuid) RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -138,3 +142,4 @@ REVOKE ALL ON FUNCTION loyalty.points_balance_at(uuid, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.points_balance_at(uuid, timestamptz) TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_dba;
 REVOKE ALL ON FUNCTION loyalty.points_ledger(uuid, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.points_ledger(uuid, integer) TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_dba;
+REVOKE ALL ON FUNCTION loyalty._redemption_check(bigint) FROM PUBLIC;

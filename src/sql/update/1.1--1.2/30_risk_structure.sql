@@ -2,6 +2,10 @@
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
 -- Generated from the difference between 1.1 and src/sql/30_risk.sql.
 
+CREATE FUNCTION loyalty._capabilities_valid(freezes text[]) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_capabilities_valid';
+
 CREATE FUNCTION loyalty.risk_type_set(idempotency_key text, risk_code text, name text, freezes text[])
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -31,8 +35,7 @@ BEGIN
         RAISE EXCEPTION 'a risk type name is 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT f INTO bad FROM unnest(freezes) f
-     WHERE f IS NULL OR f NOT IN ('redemption', 'transfer', 'room_discount', 'breakfast', 'late_checkout',
-                                  'room_upgrade', 'gift', 'voucher', 'amenity', 'other')
+     WHERE f IS NULL OR NOT loyalty._capabilities_valid(ARRAY[f])
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'unknown capability "%"', coalesce(bad, 'NULL')
@@ -212,3 +215,7 @@ REVOKE ALL ON FUNCTION loyalty.risk_tag_raise(text, uuid, text, text, text, nume
 GRANT EXECUTE ON FUNCTION loyalty.risk_tag_raise(text, uuid, text, text, text, numeric) TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager, loyalty_crm, loyalty_dba;
 REVOKE ALL ON FUNCTION loyalty.risk_tag_resolve(text, uuid, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.risk_tag_resolve(text, uuid, text, text) TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm, loyalty_dba;
+REVOKE ALL ON FUNCTION loyalty._capabilities_valid(text[]) FROM PUBLIC;
+-- the capability list is C's (src/risk.c)
+ALTER TABLE loyalty.risk_type DROP CONSTRAINT risk_freezes_valid,
+    ADD CONSTRAINT risk_freezes_valid CHECK (loyalty._capabilities_valid(freezes));

@@ -2,6 +2,10 @@
 -- the idempotency key first; the 1.1 names become wrappers (99_deprecated).
 -- Generated from the difference between 1.1 and src/sql/31_benefit.sql.
 
+CREATE FUNCTION loyalty._benefit_kind_valid(kind text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_benefit_kind_valid';
+
 CREATE FUNCTION loyalty.benefit_define(
     idempotency_key text,
     benefit_code text, name text, kind text, description text DEFAULT NULL)
@@ -28,8 +32,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A benefit code is 1 to 48 lowercase letters, digits and underscores, starting with a letter.';
     END IF;
-    IF kind NOT IN ('room_discount', 'breakfast', 'late_checkout', 'room_upgrade',
-                    'gift', 'voucher', 'amenity', 'other') THEN
+    IF NOT loyalty._benefit_kind_valid(kind) THEN
         RAISE EXCEPTION 'unknown benefit kind "%"', kind
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The kinds are room_discount, breakfast, late_checkout, room_upgrade, gift, voucher, amenity and other.';
@@ -244,3 +247,7 @@ REVOKE ALL ON FUNCTION loyalty.benefit_grant_end(text, uuid, timestamptz) FROM P
 GRANT EXECUTE ON FUNCTION loyalty.benefit_grant_end(text, uuid, timestamptz) TO loyalty_crm, loyalty_marketing;
 REVOKE ALL ON FUNCTION loyalty.benefit_use(text, uuid, text, text, uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.benefit_use(text, uuid, text, text, uuid) TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager, loyalty_crm, loyalty_dba;
+REVOKE ALL ON FUNCTION loyalty._benefit_kind_valid(text) FROM PUBLIC;
+-- the benefit kinds are C's capability list (src/risk.c)
+ALTER TABLE loyalty.benefit DROP CONSTRAINT benefit_kind_valid,
+    ADD CONSTRAINT benefit_kind_valid CHECK (loyalty._benefit_kind_valid(kind));

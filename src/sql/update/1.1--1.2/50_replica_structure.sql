@@ -251,20 +251,13 @@ CREATE FUNCTION loyalty.store_points_redeem(
 AS $$
 DECLARE
     allowed bigint;
-    minimum bigint;
-    step bigint;
 BEGIN
     PERFORM loyalty._points_check(points);
     IF reward IS NULL OR length(reward) NOT BETWEEN 1 AND 200 THEN
         RAISE EXCEPTION 'reward must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- the replicated policy's minimum and step, as HQ's ledger checks them
-    SELECT (p -> 'redemption' ->> 'minimum_points')::bigint, (p -> 'redemption' ->> 'step_points')::bigint
-      INTO minimum, step FROM loyalty.policy_at() p;
-    IF points < minimum OR points % step <> 0 THEN
-        RAISE EXCEPTION 'redemption of % points is below the minimum of % or not a multiple of %', points, minimum, step
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    -- the replicated policy's minimum and step, by the ledger's own check
+    PERFORM loyalty._redemption_check(points);
     -- the same freeze check, message and SQLSTATE (LY001) as HQ's ledger
     IF member_id IS NOT NULL THEN
         PERFORM loyalty.assert_not_frozen(member_id, 'redemption');
