@@ -148,7 +148,6 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 	Datum		values[USE_NATTS];
 	bool		nulls[USE_NATTS];
 	HeapTuple	result;
-	int			ret;
 	bool		isnull;
 	char		tier[LOYALTY_CODE_LEN];
 	char	   *tz;
@@ -393,14 +392,12 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 			argnulls[8] = 'n';
 		args[9] = CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
 		args[10] = CStringGetTextDatum(GetUserNameFromId(caller->userid, false));
-		ret = SPI_execute_with_args("INSERT INTO loyalty.benefit_use (store_code, idempotency_key, "
+		lspi_exec("INSERT INTO loyalty.benefit_use (store_code, idempotency_key, "
 									"  member_id, benefit_code, grant_id, stay_id, params, reason, "
 									"  use_number, recorded_by, role) "
 									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
 									"RETURNING use_id",
-									11, types, args, argnulls, false, 0);
-		if (ret != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "recording the benefit use failed: %s", SPI_result_code_string(ret));
+									11, types, args, argnulls, false, 0, SPI_OK_INSERT_RETURNING);
 		tup = SPI_tuptable->vals[0];
 		desc = SPI_tuptable->tupdesc;
 		values[0] = SPI_datumTransfer(SPI_getbinval(tup, desc, 1, &isnull), false, 16);

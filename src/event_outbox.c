@@ -38,7 +38,6 @@ loyalty_outbox_emit(const char *kind, const pg_uuid_t *member_id,
 	Oid			types[4] = {TEXTOID, UUIDOID, TEXTOID, TEXTOID};
 	Datum		v[4];
 	char		n[4] = {' ', ' ', ' ', ' '};
-	int			ret;
 	bool		isnull;
 	int64		event_id;
 
@@ -62,9 +61,7 @@ loyalty_outbox_emit(const char *kind, const pg_uuid_t *member_id,
 	n[2] = store_code ? ' ' : 'n';
 	v[3] = payload_json ? CStringGetTextDatum(payload_json) : (Datum) 0;
 	n[3] = payload_json ? ' ' : 'n';
-	ret = SPI_execute_plan(plan, v, n, false, 0);
-	if (ret != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "event insert failed: %s", SPI_result_code_string(ret));
+	lspi_run(plan, v, n, false, 0, SPI_OK_INSERT_RETURNING);
 	event_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
 	lspi_finish();

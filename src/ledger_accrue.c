@@ -19,6 +19,7 @@
 
 #include "job.h"
 #include "ledger_int.h"
+#include "spi.h"
 
 static const char *const accrual_sources[] = {
 	"stay", "spend", "campaign", "bonus", "milestone", "adjustment", NULL
@@ -385,10 +386,9 @@ ledger_activate_due_count(TimestampTz as_of)
 	ledger_check_as_of(as_of);
 	lspi_connect(LSPI_READ_WRITE);
 	v[0] = TimestampTzGetDatum(as_of);
-	if (SPI_execute_with_args("SELECT pg_catalog.count(DISTINCT member_id) FROM loyalty.point_lot "
+	lspi_exec("SELECT pg_catalog.count(DISTINCT member_id) FROM loyalty.point_lot "
 							  "WHERE state = 'pending' AND activate_at <= $1",
-							  1, (Oid[]) {TIMESTAMPTZOID}, v, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pending lot count failed");
+							  1, (Oid[]) {TIMESTAMPTZOID}, v, NULL, true, 0, SPI_OK_SELECT);
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	lspi_finish();
 	return count;
@@ -417,12 +417,11 @@ ledger_activate_due_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
 	v[0] = TimestampTzGetDatum(as_of);
 	v[1] = UUIDPGetDatum(&after);
 	v[2] = Int32GetDatum(batch_size);
-	if (SPI_execute_with_args("SELECT DISTINCT member_id FROM loyalty.point_lot "
+	lspi_exec("SELECT DISTINCT member_id FROM loyalty.point_lot "
 							  "WHERE state = 'pending' AND activate_at <= $1 AND member_id > $2 "
 							  "ORDER BY member_id LIMIT $3",
 							  3, (Oid[]) {TIMESTAMPTZOID, UUIDOID, INT4OID}, v, NULL,
-							  false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pending lot batch failed");
+							  false, 0, SPI_OK_SELECT);
 	nmembers = SPI_processed;
 	activate_due_members(SPI_tuptable, nmembers, as_of, &lp, &points,
 						 &out->changed, &lots, &out->last_key);

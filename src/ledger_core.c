@@ -694,9 +694,8 @@ ledger_balance(pg_uuid_t member_id)
 
 	lspi_connect(LSPI_READ_WRITE);
 	v[0] = UUIDPGetDatum(&member_id);
-	if (SPI_execute_with_args("SELECT balance FROM loyalty.point_balance WHERE member_id = $1",
-							  1, (Oid[]) {UUIDOID}, v, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "balance lookup failed");
+	lspi_exec("SELECT balance FROM loyalty.point_balance WHERE member_id = $1",
+							  1, (Oid[]) {UUIDOID}, v, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 		balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));

@@ -23,6 +23,7 @@
 
 #include "ledger_int.h"
 #include "risk.h"
+#include "spi.h"
 
 /*
  * ledger_check_redemption
@@ -225,12 +226,11 @@ transferred_this_year(const LedgerMember *m, const char *kind)
 	v[1] = CStringGetTextDatum(kind);
 	v[2] = TimestampTzGetDatum(ledger_now());
 	v[3] = CStringGetTextDatum(m->time_zone);
-	if (SPI_execute_with_args("SELECT coalesce(sum(abs(points)), 0)::bigint "
+	lspi_exec("SELECT coalesce(sum(abs(points)), 0)::bigint "
 							  "FROM loyalty.point_entry WHERE member_id = $1 AND kind = $2 "
 							  "AND recorded_at >= (pg_catalog.date_trunc('year', $3 AT TIME ZONE $4)) AT TIME ZONE $4",
 							  4, (Oid[]) {UUIDOID, TEXTOID, TIMESTAMPTZOID, TEXTOID},
-							  v, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "transfer total lookup failed");
+							  v, NULL, false, 1, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 

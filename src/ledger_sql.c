@@ -283,14 +283,11 @@ loyalty_reverse(PG_FUNCTION_ARGS)
 	if (!c->is_hq)
 	{
 		Datum		v[1];
-		int			ret;
 
 		lspi_connect(LSPI_READ_WRITE);
 		v[0] = PG_GETARG_DATUM(0);
-		ret = SPI_execute_with_args("SELECT store_code FROM loyalty.point_entry WHERE entry_id = $1",
-									1, (Oid[]) {UUIDOID}, v, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "entry lookup failed: %s", SPI_result_code_string(ret));
+		lspi_exec("SELECT store_code FROM loyalty.point_entry WHERE entry_id = $1",
+									1, (Oid[]) {UUIDOID}, v, NULL, true, 1, SPI_OK_SELECT);
 		if (SPI_processed == 1)
 			loyalty_require_store(c, SPI_getvalue(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 1));

@@ -74,7 +74,6 @@ load_policy(TimestampTz at)
 {
 	Oid			argtypes[1] = {TIMESTAMPTZOID};
 	Datum		args[1];
-	int			ret;
 	bool		isnull;
 	char	   *doc;
 	TimestampTz from;
@@ -84,16 +83,14 @@ load_policy(TimestampTz at)
 
 	args[0] = TimestampTzGetDatum(at);
 	lspi_connect(LSPI_READ_WRITE);
-	ret = SPI_execute_with_args(
+	lspi_exec(
 								"SELECT p.document, p.effective_from, "
 								"       (SELECT min(n.effective_from) FROM loyalty.policy n "
 								"         WHERE n.effective_from > p.effective_from) "
 								"  FROM loyalty.policy p "
 								" WHERE p.effective_from <= $1 "
 								" ORDER BY p.effective_from DESC LIMIT 1",
-								1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading loyalty.policy failed: %s", SPI_result_code_string(ret));
+								1, argtypes, args, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),

@@ -49,24 +49,19 @@ request_lookup(const char *action, const char *key, Datum request, Oid reqtype,
 			   MemoryContext mcxt, char **response, char **scalar)
 {
 	Datum		v[3];
-	int			ret;
 	char	   *s;
 
 	v[0] = CStringGetTextDatum(action);
 	v[1] = CStringGetTextDatum(key);
 	v[2] = request;
-	ret = SPI_execute_with_args("SELECT pg_catalog.pg_advisory_xact_lock("
+	lspi_exec("SELECT pg_catalog.pg_advisory_xact_lock("
 								"pg_catalog.hashtext($1), pg_catalog.hashtext($2))",
-								2, (Oid[]) {TEXTOID, TEXTOID}, v, NULL, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "request lock failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args("SELECT r.request_hash = loyalty._request_hash(pg_catalog.to_jsonb($3)), "
+								2, (Oid[]) {TEXTOID, TEXTOID}, v, NULL, false, 0, SPI_OK_SELECT);
+	lspi_exec("SELECT r.request_hash = loyalty._request_hash(pg_catalog.to_jsonb($3)), "
 								"r.response::text, r.response #>> '{}' "
 								"FROM loyalty.request_key r "
 								"WHERE r.action = $1 AND r.idempotency_key = $2",
-								3, (Oid[]) {TEXTOID, TEXTOID, reqtype}, v, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "request lookup failed: %s", SPI_result_code_string(ret));
+								3, (Oid[]) {TEXTOID, TEXTOID, reqtype}, v, NULL, false, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1), "t") != 0)
@@ -92,7 +87,6 @@ request_store(const char *action, const char *key, Datum request, Oid reqtype,
 {
 	Datum		v[4];
 	char		n[4] = {' ', ' ', ' ', ' '};
-	int			ret;
 
 	v[0] = CStringGetTextDatum(action);
 	v[1] = CStringGetTextDatum(key);
@@ -101,7 +95,7 @@ request_store(const char *action, const char *key, Datum request, Oid reqtype,
 		v[3] = CStringGetTextDatum(response);
 	else
 		n[3] = 'n';
-	ret = SPI_execute_with_args(restype == JSONBOID ?
+	lspi_exec(restype == JSONBOID ?
 								"INSERT INTO loyalty.request_key "
 								"(action, idempotency_key, request_hash, response) "
 								"VALUES ($1, $2, loyalty._request_hash(pg_catalog.to_jsonb($3)), "
@@ -111,9 +105,7 @@ request_store(const char *action, const char *key, Datum request, Oid reqtype,
 								"VALUES ($1, $2, loyalty._request_hash(pg_catalog.to_jsonb($3)), "
 								"coalesce(pg_catalog.to_jsonb($4), 'null'))",
 								4, (Oid[]) {TEXTOID, TEXTOID, reqtype, TEXTOID},
-								v, n, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "request insert failed: %s", SPI_result_code_string(ret));
+								v, n, false, 0, SPI_OK_INSERT);
 }
 
 /*

@@ -121,9 +121,7 @@ loyalty_frozen_by(const pg_uuid_t *member_id, int capability, RiskFreeze *tag)
 	 * Not read-only: a fresh snapshot, so that a caller that has just
 	 * waited for the member row lock sees a tag committed meanwhile.
 	 */
-	ret = SPI_execute_plan(frozen_plan, args, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading loyalty.risk_tag failed: %s", SPI_result_code_string(ret));
+	lspi_run(frozen_plan, args, NULL, false, 1, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];

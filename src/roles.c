@@ -235,21 +235,6 @@ department_role(const char *name)
 }
 
 /*
- * spi_exec
- *		Run a parameterised statement, checking the result code.
- */
-static void
-spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
-		 const char *nulls, int expected)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
-											false, 0);
-
-	if (ret != expected)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-}
-
-/*
  * loyalty_create_store_roles
  *		Create (or adopt) the four department roles of a store, make each a
  *		member of its department's group role and map it in
@@ -278,9 +263,9 @@ loyalty_create_store_roles(const char *code)
 		mvalues[0] = ObjectIdGetDatum(roleid);
 		mvalues[1] = CStringGetTextDatum(code);
 		mvalues[2] = CStringGetTextDatum(dept);
-		spi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) "
+		lspi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) "
 				 "VALUES ($1::regrole, $2, $3) ON CONFLICT (role) DO NOTHING",
-				 3, mtypes, mvalues, NULL, SPI_OK_INSERT);
+				 3, mtypes, mvalues, NULL, false, 0, SPI_OK_INSERT);
 	}
 }
 
@@ -296,7 +281,6 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 	char	   *tz = text_arg(fcinfo, 4, "time zone", 64);
 	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[5];
-	int			ret;
 	int			i;
 
 	(void) text_arg(fcinfo, 1, "store name", 200);
@@ -309,10 +293,8 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 	lspi_connect(LSPI_READ_WRITE);
 
 	values[0] = PG_GETARG_DATUM(0);
-	ret = SPI_execute_with_args("SELECT 1 FROM loyalty.store WHERE store_code = $1",
-								1, types, values, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	lspi_exec("SELECT 1 FROM loyalty.store WHERE store_code = $1",
+								1, types, values, NULL, false, 1, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -320,8 +302,8 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 
 	for (i = 0; i < 5; i++)
 		values[i] = PG_GETARG_DATUM(i);
-	spi_exec("INSERT INTO loyalty.store (store_code, name, brand, region, time_zone) "
-			 "VALUES ($1, $2, $3, $4, $5)", 5, types, values, NULL, SPI_OK_INSERT);
+	lspi_exec("INSERT INTO loyalty.store (store_code, name, brand, region, time_zone) "
+			 "VALUES ($1, $2, $3, $4, $5)", 5, types, values, NULL, false, 0, SPI_OK_INSERT);
 
 	loyalty_create_store_roles(code);
 	lspi_finish();
