@@ -14,7 +14,7 @@ SELECT f.card, e.member_id
                ('800000000029', 'sha', '李娜', '13900000001', 'li.na@example.com',     DATE '1979-11-02', 'female', NULL),
                ('800000000037', 'urc', '张伟', '13700000002', 'zhang.wei@example.com', DATE '1992-08-08', 'male',   'Asia/Urumqi'))
        AS f(card, store, name, phone, email, born, gender, tz),
-  LATERAL loyalty.enroll(f.store, f.name, f.phone, f.email, f.born, f.gender, 'CN', f.tz) e;
+  LATERAL loyalty.member_enroll('demo-fixed-' || f.card, f.store, f.name, f.phone, f.email, f.born, f.gender, 'CN', f.tz) e;
 UPDATE loyalty.member m SET card_no = f.card FROM demo_fixed f WHERE m.member_id = f.member_id;
 
 -- their stays, recorded by each home store's front desk
@@ -22,24 +22,24 @@ SELECT (SELECT member_id FROM loyalty.member WHERE card_no = '800000000011') AS 
        (SELECT member_id FROM loyalty.member WHERE card_no = '800000000029') AS li,
        (SELECT member_id FROM loyalty.member WHERE card_no = '800000000037') AS zhang \gset
 SET ROLE szx_desk;
-SELECT loyalty.record_stay('demo-fixed-wang-1', 'szx',
+SELECT loyalty.stay_record('demo-fixed-wang-1', 'szx',
     :'wang',
     '2026-10-10', '2026-10-12', 1, 1200) \gset
 RESET ROLE;
 SET ROLE sha_desk;
-SELECT loyalty.record_stay('demo-fixed-li-1', 'sha',
+SELECT loyalty.stay_record('demo-fixed-li-1', 'sha',
     :'li',
     '2026-02-01', '2026-03-13', 1, 8000) \gset
 RESET ROLE;
 SET ROLE urc_desk;
-SELECT loyalty.record_stay('demo-fixed-zhang-1', 'urc',
+SELECT loyalty.stay_record('demo-fixed-zhang-1', 'urc',
     :'zhang',
     '2026-05-01', '2026-05-11', 1, 4000) \gset
 RESET ROLE;
 \set QUIET off
 \echo
 \echo '== The fixed members every example uses (docs/demo.md)'
-SELECT m.card_no, p.full_name, p.phone, m.home_store, m.tier, loyalty.balance(m.member_id) AS points
+SELECT m.card_no, p.full_name, p.phone, m.home_store, m.tier, loyalty.points_balance(m.member_id) AS points
   FROM loyalty.member m JOIN loyalty.member_profile p USING (member_id)
  WHERE m.card_no IN ('800000000011', '800000000029', '800000000037')
  ORDER BY m.card_no;

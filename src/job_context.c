@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * job_context.c
- *	  Where a long job may run: the batch procedures (expire_points_batch,
- *	  activate_due_batch, retention_purge_batch, member_erase_batch,
+ *	  Where a long job may run: the batch procedures (points_expire_batch,
+ *	  points_activate_due_batch, retention_purge_batch, member_erase_batch,
  *	  tier_requalify, tier_downgrade_apply) commit after every batch, which
  *	  PostgreSQL allows only in a CALL that is not inside a transaction
  *	  block nor inside a function.  Checked up front, so that the caller
@@ -34,8 +34,8 @@ job_procedure_name(const char *kind)
 		const char *kind;
 		const char *procedure;
 	}			names[] = {
-		{"expire", "loyalty.expire_points_batch"},
-		{"activate", "loyalty.activate_due_batch"},
+		{"expire", "loyalty.points_expire_batch"},
+		{"activate", "loyalty.points_activate_due_batch"},
 		{"retention", "loyalty.retention_purge_batch"},
 		{"erase", "loyalty.member_erase_batch"},
 		{"requalify", "loyalty.tier_requalify"},

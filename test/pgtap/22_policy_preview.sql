@@ -13,22 +13,22 @@
 BEGIN;
 SELECT plan(22);
 
-SELECT loyalty.create_store('ppv', 'Policy Preview Hotel', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_staff('ppv_desk', 'ppv', 'frontdesk'), loyalty.create_staff('ppv_mkt', NULL, 'marketing');
-SELECT loyalty.define_benefit('pv_discount', 'Discount', 'room_discount'),
-       loyalty.define_benefit('pv_breakfast', 'Breakfast', 'breakfast');
-SELECT loyalty.grant_benefit('pv_discount', 'tier', '{"percent": 10}', min_tier => 'silver');
-SELECT loyalty.grant_benefit('pv_breakfast', 'tier', '{"count": 2}', min_tier => 'gold');
+SELECT loyalty.store_create('store-ppv', 'ppv', 'Policy Preview Hotel', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.staff_create('staff-ppv_desk', 'ppv_desk', 'ppv', 'frontdesk'), loyalty.staff_create('staff-ppv_mkt', 'ppv_mkt', NULL, 'marketing');
+SELECT loyalty.benefit_define('benefit-pv_discount', 'pv_discount', 'Discount', 'room_discount'),
+       loyalty.benefit_define('benefit-pv_breakfast', 'pv_breakfast', 'Breakfast', 'breakfast');
+SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'pv_discount', 'tier', '{"percent": 10}', min_tier => 'silver');
+SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'pv_breakfast', 'tier', '{"count": 2}', min_tier => 'gold');
 CREATE TEMP TABLE pvm AS
-    SELECT 'a' AS who, member_id FROM loyalty.enroll('ppv', 'Preview A')
-    UNION ALL SELECT 'b', member_id FROM loyalty.enroll('ppv', 'Preview B')
-    UNION ALL SELECT 'c', member_id FROM loyalty.enroll('ppv', 'Preview C');
+    SELECT 'a' AS who, member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'ppv', 'Preview A')
+    UNION ALL SELECT 'b', member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'ppv', 'Preview B')
+    UNION ALL SELECT 'c', member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'ppv', 'Preview C');
 GRANT SELECT ON pvm TO PUBLIC;
-SELECT loyalty.record_stay('pv-a', 'ppv', (SELECT member_id FROM pvm WHERE who = 'a'),
+SELECT loyalty.stay_record('pv-a', 'ppv', (SELECT member_id FROM pvm WHERE who = 'a'),
     '2026-03-01', '2026-03-13', 1, 1200, 0, true, '2026-06-01 10:00+08');
-SELECT loyalty.record_stay('pv-b', 'ppv', (SELECT member_id FROM pvm WHERE who = 'b'),
+SELECT loyalty.stay_record('pv-b', 'ppv', (SELECT member_id FROM pvm WHERE who = 'b'),
     '2026-03-01', '2026-03-06', 1, 500, 0, true, '2026-06-02 10:00+08');
-SELECT loyalty.record_stay('pv-c', 'ppv', (SELECT member_id FROM pvm WHERE who = 'c'),
+SELECT loyalty.stay_record('pv-c', 'ppv', (SELECT member_id FROM pvm WHERE who = 'c'),
     '2026-01-01', '2026-02-15', 1, 4500, 0, true, '2026-06-03 10:00+08');
 
 -- a campaign with an overall cap: earning locks it and raises its total,

@@ -20,21 +20,21 @@ EXCEPTION WHEN OTHERS THEN
 END $$;
 
 BEGIN;
-SELECT loyalty.create_store('nce', 'Newcomer East', 'bay', 'east', 'Asia/Shanghai');
-SELECT loyalty.create_store('ncw', 'Newcomer West', 'bay', 'west', 'Asia/Urumqi');
-SELECT loyalty.create_staff('nc_desk', 'nce', 'frontdesk'),
-       loyalty.create_staff('nc_house', 'nce', 'housekeeping'),
-       loyalty.create_staff('nc_mkt', NULL, 'marketing');
+SELECT loyalty.store_create('store-nce', 'nce', 'Newcomer East', 'bay', 'east', 'Asia/Shanghai');
+SELECT loyalty.store_create('store-ncw', 'ncw', 'Newcomer West', 'bay', 'west', 'Asia/Urumqi');
+SELECT loyalty.staff_create('staff-nc_desk', 'nc_desk', 'nce', 'frontdesk'),
+       loyalty.staff_create('staff-nc_house', 'nc_house', 'nce', 'housekeeping'),
+       loyalty.staff_create('staff-nc_mkt', 'nc_mkt', NULL, 'marketing');
 CREATE TEMP TABLE nc_before AS SELECT (SELECT count(*) FROM loyalty.member) AS members;
 
 -- inside a transaction block
-SELECT is(pg_temp.err($$CALL loyalty.expire_points_batch()$$),
-    '25001 loyalty.expire_points_batch cannot run inside a transaction block | '
+SELECT is(pg_temp.err($$CALL loyalty.points_expire_batch()$$),
+    '25001 loyalty.points_expire_batch cannot run inside a transaction block | '
     'It commits after every batch of members, so that a long job holds no lock for long and its progress is visible. | '
     'CALL it on its own, outside BEGIN ... COMMIT (in psql, with AUTOCOMMIT on).',
     'a batch procedure inside BEGIN: 25001 saying to run it outside a transaction block');
-SELECT throws_ok($$CALL loyalty.activate_due_batch()$$, '25001',
-    'loyalty.activate_due_batch cannot run inside a transaction block', 'activate_due_batch');
+SELECT throws_ok($$CALL loyalty.points_activate_due_batch()$$, '25001',
+    'loyalty.points_activate_due_batch cannot run inside a transaction block', 'points_activate_due_batch');
 SELECT throws_ok($$CALL loyalty.retention_purge_batch()$$, '25001',
     'loyalty.retention_purge_batch cannot run inside a transaction block', 'retention_purge_batch');
 SELECT throws_ok($$CALL loyalty.tier_downgrade_apply()$$, '25001',
@@ -44,16 +44,16 @@ SELECT throws_ok($$CALL loyalty.member_erase_batch(ARRAY[]::uuid[], 'test')$$, '
 
 SET ROLE nc_desk;
 -- an upper-case store code: unknown store, with the code that exists
-SELECT is(pg_temp.err($$SELECT loyalty.enroll('NCE', 'Upper Case', '13800000099')$$),
+SELECT is(pg_temp.err($$SELECT loyalty.member_enroll(gen_random_uuid()::text, 'NCE', 'Upper Case', '13800000099')$$),
     'P0002 store "NCE" does not exist |  | Store codes are lowercase: "nce".',
     'an upper-case code of the caller''s own store: P0002 with the lowercase code');
-SELECT is(pg_temp.err($$SELECT loyalty.enroll('NCW', 'Upper Case', '13800000099')$$),
+SELECT is(pg_temp.err($$SELECT loyalty.member_enroll(gen_random_uuid()::text, 'NCW', 'Upper Case', '13800000099')$$),
     'P0002 store "NCW" does not exist |  | Store codes are lowercase: "ncw".',
     'an upper-case code of another store: P0002 too (the store does not exist)');
-SELECT is(pg_temp.err($$SELECT loyalty.enroll('nowhere', 'No Store', '13800000099')$$),
+SELECT is(pg_temp.err($$SELECT loyalty.member_enroll(gen_random_uuid()::text, 'nowhere', 'No Store', '13800000099')$$),
     'P0002 store "nowhere" does not exist |  | The chain''s store codes are in loyalty.store; yours is "nce".',
     'an unknown store: P0002 naming where the codes are');
-SELECT is(pg_temp.err($$SELECT loyalty.enroll('ncw', 'Other Store', '13800000099')$$),
+SELECT is(pg_temp.err($$SELECT loyalty.member_enroll(gen_random_uuid()::text, 'ncw', 'Other Store', '13800000099')$$),
     '42501 permission denied for store "ncw" | Staff of store "nce" may act only for their own store. | ',
     'another store''s code: 42501, permission');
 SELECT throws_ok($$SELECT * FROM loyalty.benefits(gen_random_uuid(), 'NCE')$$, 'P0002',

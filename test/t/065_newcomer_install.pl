@@ -20,13 +20,13 @@ my $acl_before = $node->safe_psql('fresh', $db_state);
 $node->safe_psql('fresh', q{
     CREATE ROLE app LOGIN;
     CREATE EXTENSION loyalty;
-    SELECT loyalty.create_store('szx', 'Shenzhen', 'bay', 'south', 'Asia/Shanghai');
-    SELECT loyalty.create_staff('desk', 'szx', 'frontdesk');
-    SELECT loyalty.create_staff('house', 'szx', 'housekeeping');
-    SELECT loyalty.create_staff('mgr', 'szx', 'store_manager');
-    SELECT loyalty.create_staff('bi', NULL, 'bi');
-    SELECT loyalty.create_staff('mkt', NULL, 'marketing');
-    SELECT loyalty.create_staff('crm', NULL, 'crm');
+    SELECT loyalty.store_create('store-szx', 'szx', 'Shenzhen', 'bay', 'south', 'Asia/Shanghai');
+    SELECT loyalty.staff_create('staff-desk', 'desk', 'szx', 'frontdesk');
+    SELECT loyalty.staff_create('staff-house', 'house', 'szx', 'housekeeping');
+    SELECT loyalty.staff_create('staff-mgr', 'mgr', 'szx', 'store_manager');
+    SELECT loyalty.staff_create('staff-bi', 'bi', NULL, 'bi');
+    SELECT loyalty.staff_create('staff-mkt', 'mkt', NULL, 'marketing');
+    SELECT loyalty.staff_create('staff-crm', 'crm', NULL, 'crm');
 });
 
 is($node->safe_psql('fresh', q{SELECT extnamespace::regnamespace FROM pg_extension WHERE extname = 'loyalty'}),
@@ -92,16 +92,16 @@ is($node->safe_psql('old', q{SELECT count(*) FROM pg_namespace WHERE nspname = '
 # transaction block) says how it must be called (2D000), and a plain CALL works
 $node->safe_psql('postgres', q{CREATE EXTENSION loyalty;
     CREATE FUNCTION public.run_job() RETURNS void LANGUAGE plpgsql
-        AS $$ BEGIN CALL loyalty.expire_points_batch(); END $$;});
+        AS $$ BEGIN CALL loyalty.points_expire_batch(); END $$;});
 ($rc, $out, $err) = $node->psql('postgres', q{\set VERBOSITY verbose
 SELECT public.run_job()});
-like($err, qr/ERROR:  2D000: loyalty\.expire_points_batch cannot run inside a function or an atomic CALL/,
+like($err, qr/ERROR:  2D000: loyalty\.points_expire_batch cannot run inside a function or an atomic CALL/,
     'a batch procedure called from a function: 2D000 with what to do');
 like($err, qr/HINT:  CALL it as a top-level statement/, 'with the hint');
-($rc, $out, $err) = $node->psql('postgres', q{BEGIN; CALL loyalty.activate_due_batch(); ROLLBACK;});
-like($err, qr/loyalty\.activate_due_batch cannot run inside a transaction block/,
+($rc, $out, $err) = $node->psql('postgres', q{BEGIN; CALL loyalty.points_activate_due_batch(); ROLLBACK;});
+like($err, qr/loyalty\.points_activate_due_batch cannot run inside a transaction block/,
     'inside BEGIN: the transaction block message');
-is($node->psql('postgres', 'CALL loyalty.activate_due_batch()'), 0, 'a plain CALL runs');
+is($node->psql('postgres', 'CALL loyalty.points_activate_due_batch()'), 0, 'a plain CALL runs');
 
 $node->stop;
 done_testing();
