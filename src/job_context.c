@@ -16,9 +16,10 @@
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
+
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_job_require_nonatomic);
 
@@ -69,7 +70,7 @@ loyalty_job_require_nonatomic(PG_FUNCTION_ARGS)
 				 errmsg("%s cannot run inside a transaction block", proc),
 				 errdetail("It commits after every batch of members, so that a long job holds no lock for long and its progress is visible."),
 				 errhint("CALL it on its own, outside BEGIN ... COMMIT (in psql, with AUTOCOMMIT on).")));
-	if (!SPI_inside_nonatomic_context())
+	if (!lspi_caller_nonatomic())
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_TRANSACTION_TERMINATION),
 				 errmsg("%s cannot run inside a function or an atomic CALL", proc),

@@ -36,7 +36,6 @@
 #include "access/htup_details.h"
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -48,9 +47,11 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
+#include "benefit_resolve.h"
 #include "earning.h"
 #include "policy.h"
 #include "roles_caller.h"
+#include "spi.h"
 #include "tier.h"
 
 PG_FUNCTION_INFO_V1(loyalty_policy_preview);
@@ -211,10 +212,9 @@ preview_tiers(ReturnSetInfo *rsinfo, const LoyaltyPolicy *cur,
 
 	values[0] = member_ids;
 	nulls[0] = all_members ? 'n' : ' ';
-	if (SPI_execute_with_args("SELECT member_id FROM loyalty.member WHERE status = 'active'"
+	lspi_exec("SELECT member_id FROM loyalty.member WHERE status = 'active'"
 							  "   AND ($1 IS NULL OR member_id = ANY ($1)) ORDER BY member_id",
-							  1, types, values, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "member list failed");
+							  1, types, values, nulls, true, 0, SPI_OK_SELECT);
 	n = SPI_processed;
 	ids = palloc(sizeof(pg_uuid_t) * Max(n, 1));
 	for (i = 0; i < n; i++)
@@ -286,7 +286,7 @@ preview_stays(ReturnSetInfo *rsinfo, const LoyaltyPolicy *cur,
 	values[2] = Int32GetDatum(max_stays);
 	values[3] = member_ids;
 	nulls[3] = all_members ? 'n' : ' ';
-	if (SPI_execute_with_args(
+	lspi_exec(
 							  "SELECT s.stay_id, s.member_id, s.store_code, st.brand,"
 							  "       s.room_revenue + s.other_revenue,"
 							  "       coalesce(s.occurred_at, s.check_out::timestamptz) AS t"
@@ -297,8 +297,7 @@ preview_stays(ReturnSetInfo *rsinfo, const LoyaltyPolicy *cur,
 							  "   AND coalesce(s.occurred_at, s.check_out::timestamptz) <= $2"
 							  "   AND ($4 IS NULL OR s.member_id = ANY ($4))"
 							  " ORDER BY t DESC, s.stay_id LIMIT $3",
-							  4, types, values, nulls, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "stay sample failed");
+							  4, types, values, nulls, true, 0, SPI_OK_SELECT);
 	n = SPI_processed;
 	stays = palloc0(sizeof(SampledStay) * Max(n, 1));
 	for (i = 0; i < n; i++)
@@ -369,13 +368,12 @@ preview_benefits(ReturnSetInfo *rsinfo, const TierMove *moves, int nmoves,
 		uint64		i;
 
 		values[0] = JsonbPGetDatum(change);
-		if (SPI_execute_with_args(
+		lspi_exec(
 								  "SELECT b->>'benefit_code', 1 FROM pg_catalog.jsonb_array_elements($1->'gained') b"
 								  " UNION ALL "
 								  "SELECT b->>'benefit_code', -1 FROM pg_catalog.jsonb_array_elements($1->'lost') b"
 								  " ORDER BY 2 DESC, 1",
-								  1, types, values, NULL, true, 0) != SPI_OK_SELECT)
-			elog(ERROR, "benefit change failed");
+								  1, types, values, NULL, true, 0, SPI_OK_SELECT);
 		for (i = 0; i < SPI_processed; i++)
 		{
 			bool		isnull;
@@ -409,7 +407,6 @@ loyalty_policy_preview(PG_FUNCTION_ARGS)
 	int32		max_stays;
 	TierMove   *moves;
 	int			nmoves = 0;
-	int			ret;
 	bool		all_members = PG_ARGISNULL(4);
 	Datum		member_ids = all_members ? (Datum) 0 : PG_GETARG_DATUM(4);
 
@@ -455,9 +452,7 @@ loyalty_policy_preview(PG_FUNCTION_ARGS)
 
 	InitMaterializedSRF(fcinfo, 0);
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	loyalty_spi_read_only(true);
+	lspi_connect(LSPI_READ_ONLY);
 	cur = palloc(sizeof(LoyaltyPolicy));
 	memcpy(cur, loyalty_policy_at(at), sizeof(LoyaltyPolicy));
 
@@ -465,6 +460,6 @@ loyalty_policy_preview(PG_FUNCTION_ARGS)
 	preview_tiers(rsinfo, cur, prop, at, member_ids, all_members, moves, &nmoves);
 	preview_stays(rsinfo, cur, prop, since, at, max_stays, member_ids, all_members);
 	preview_benefits(rsinfo, moves, nmoves, at);
-	SPI_finish();
+	lspi_finish();
 	return (Datum) 0;
 }

@@ -26,7 +26,6 @@
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
-#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "fmgr.h"
 #include "funcapi.h"
@@ -40,6 +39,7 @@
 
 #include "roles_caller.h"
 #include "cache.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_whoami);
 PG_FUNCTION_INFO_V1(loyalty_caller_store);
@@ -254,12 +254,10 @@ store_code_known(const char *store_code, char *lower)
 
 	lower[0] = '\0';
 	values[0] = CStringGetTextDatum(store_code);
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
-	if (SPI_execute_with_args("SELECT store_code FROM loyalty.store"
-							  " WHERE store_code IN ($1, pg_catalog.lower($1))",
-							  1, argtypes, values, NULL, true, 2) != SPI_OK_SELECT)
-		elog(ERROR, "store lookup failed");
+	lspi_connect(LSPI_READ_ONLY);
+	lspi_exec("SELECT store_code FROM loyalty.store"
+			  " WHERE store_code IN ($1, pg_catalog.lower($1))",
+			  1, argtypes, values, NULL, true, 2, SPI_OK_SELECT);
 	for (i = 0; i < SPI_processed; i++)
 	{
 		char	   *code = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
@@ -269,7 +267,7 @@ store_code_known(const char *store_code, char *lower)
 		else
 			strlcpy(lower, code, LOYALTY_CODE_LEN);
 	}
-	SPI_finish();
+	lspi_finish();
 	return found;
 }
 
