@@ -58,7 +58,7 @@ CREATE FUNCTION loyalty._valid_time_zone(text) RETURNS boolean
 CREATE FUNCTION loyalty.card_number_new() RETURNS text
     LANGUAGE c VOLATILE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_new_card_number';
-COMMENT ON FUNCTION loyalty.new_card_number() IS
+COMMENT ON FUNCTION loyalty.card_number_new() IS
     'A fresh 12-digit card number with a Luhn check digit, from the strong random source';
 
 CREATE FUNCTION loyalty.card_number_valid(text) RETURNS boolean

@@ -1,6 +1,6 @@
 -- newcomer: a COMMENT on every function, view and table of schema loyalty
 -- whose name does not start with "_" (docs/development.md, "Comments").
-COMMENT ON FUNCTION loyalty.new_card_number() IS
+COMMENT ON FUNCTION loyalty.card_number_new() IS
     'A fresh 12-digit card number with a Luhn check digit, from the strong random source';
 COMMENT ON FUNCTION loyalty.card_number_valid(text) IS
     'Whether a card number has 12 digits and a correct Luhn check digit';
