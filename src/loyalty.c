@@ -12,6 +12,7 @@
 #include "benefit.h"
 #include "roles_caller.h"
 #include "policy.h"
+#include "privacy.h"
 
 PG_MODULE_MAGIC;
 
@@ -27,4 +28,6 @@ _PG_init(void)
 	loyalty_policy_cache_init();
 	loyalty_identity_init();
 	loyalty_benefit_cache_init();
+	loyalty_privacy_settings_init();
+	loyalty_privacy_guard_init();
 }

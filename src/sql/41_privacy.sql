@@ -178,6 +178,27 @@ GRANT EXECUTE ON FUNCTION loyalty.mask_phone(text), loyalty.mask_name(text),
     loyalty.mask_birth_year(date), loyalty.mask_birth_month_day(date),
     loyalty.mask_birth_decade(date) TO loyalty_view_owner;
 
+-- What a store may reach (src/privacy_lookup.c, issue 12.1): store views
+-- list the members enrolled at the caller's store, those with a stay or
+-- booking there, and those the caller's lookups found in this transaction.
+CREATE FUNCTION loyalty._member_in_reach(member_id uuid, home_store text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'loyalty_member_in_reach';
+COMMENT ON FUNCTION loyalty._member_in_reach(uuid, text) IS
+    'Store views: true for HQ, for members enrolled at the caller''s store and for members its lookups found in this transaction';
+CREATE FUNCTION loyalty._reach_grant(member_ids uuid[]) RETURNS void
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'loyalty_reach_grant';
+CREATE FUNCTION loyalty._audit_recent(role text, member_id uuid, actions text[], since interval)
+    RETURNS bigint
+    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'loyalty_audit_recent';
+CREATE FUNCTION loyalty._privacy_setting(name text) RETURNS integer
+    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_privacy_setting';
+REVOKE ALL ON FUNCTION loyalty._member_in_reach(uuid, text), loyalty._reach_grant(uuid[]),
+    loyalty._audit_recent(text, uuid, text[], interval), loyalty._privacy_setting(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty._member_in_reach(uuid, text)
+    TO loyalty_view_owner, loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb,
+       loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;
+GRANT EXECUTE ON FUNCTION loyalty._privacy_setting(text) TO loyalty_view_owner, loyalty_bi;
+
 -- Chain-wide member data: every row is readable through the views.
 ALTER TABLE loyalty.member ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE loyalty.member_profile ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -269,8 +290,14 @@ BEGIN
             'm.time_zone, %s '
             'FROM loyalty.member m '
             'LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id '
-            'LEFT JOIN loyalty.member_identity i ON i.member_id = m.member_id',
-            'member_' || dept, cols);
+            'LEFT JOIN loyalty.member_identity i ON i.member_id = m.member_id%s',
+            'member_' || dept, cols,
+            -- store departments: only members the store has a reason to see
+            CASE WHEN dept IN ('frontdesk', 'housekeeping', 'fnb', 'store_manager') THEN
+                ' WHERE (loyalty._member_in_reach(m.member_id, m.home_store) OR EXISTS ('
+                'SELECT 1 FROM loyalty.stay s WHERE s.member_id = m.member_id '
+                'AND s.store_code = loyalty.caller_store()))'
+            ELSE '' END);
         EXECUTE pg_catalog.format('ALTER VIEW loyalty.%I OWNER TO loyalty_view_owner',
                                   'member_' || dept);
         EXECUTE pg_catalog.format('REVOKE ALL ON loyalty.%I FROM PUBLIC', 'member_' || dept);
@@ -412,9 +439,74 @@ BEGIN ATOMIC
      WHERE c.department = _visible_fields.department AND c.treatment <> 'hide';
 END;
 
--- loyalty.frontdesk_lookup(key, purpose): find members by card number,
--- phone or ID number (through its blind index, below);
--- rows of loyalty.member_frontdesk.
+-- Lookups (docs/privacy.md, "Lookups"; issue 12.1).  A store reaches a
+-- member it has no stay, booking or enrolment of only by a lookup that the
+-- guest's presence justifies: the exact card number, or the full phone
+-- number together with the surname.  Every lookup is audited, misses
+-- included; each login has a budget of loyalty.lookup_budget lookups and
+-- ID verifications per hour, counted from the audit trail (which a
+-- rollback does not undo); beyond it lookups are refused, the refusal is
+-- audited and the first refusal of the hour raises an alert event.
+
+-- _lookup_budget_spend(purpose): refuse when the caller's budget is spent.
+CREATE FUNCTION loyalty._lookup_budget_spend(purpose text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    used bigint;
+    budget integer := loyalty._privacy_setting('lookup_budget');
+BEGIN
+    used := loyalty._audit_recent((loyalty.whoami()).role, NULL,
+                '{lookup,lookup_miss,verify_id,verify_id_miss}', interval '1 hour');
+    IF used >= budget THEN
+        PERFORM loyalty._audit(NULL, 'lookup_refused', NULL, left(purpose, 200));
+        RAISE EXCEPTION 'lookup budget exceeded'
+            USING ERRCODE = 'program_limit_exceeded',
+                  DETAIL = pg_catalog.format('A login may make %s lookups and ID verifications per hour.', budget),
+                  HINT = 'Ask HQ to raise loyalty.lookup_budget if the desk really needs more.';
+    END IF;
+END
+$$;
+
+-- _lookup_finish(ids, keys, purpose): audit the hits (or the miss), put the
+-- hits in the caller's reach, or raise "member not found".
+CREATE FUNCTION loyalty._lookup_finish(ids uuid[], keys text[], purpose text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    id uuid;
+    fields text[] := loyalty._visible_fields('frontdesk');
+BEGIN
+    IF ids IS NULL OR cardinality(ids) = 0 THEN
+        -- the keys' names, never their values
+        PERFORM loyalty._audit(NULL, 'lookup_miss', keys, left(purpose, 200));
+        PERFORM loyalty._member_not_found();
+    END IF;
+    FOREACH id IN ARRAY ids LOOP
+        PERFORM loyalty._audit(id, 'lookup', fields, left(purpose, 200));
+    END LOOP;
+    PERFORM loyalty._reach_grant(ids);
+END
+$$;
+
+-- _member_reachable(member_id): the member exists, is not erased, and the
+-- caller may reach it (HQ: any; a store: enrolled or stayed or booked there,
+-- or found by a lookup of this transaction).
+CREATE FUNCTION loyalty._member_reachable(member_id uuid) RETURNS boolean
+    LANGUAGE sql STABLE
+    SET search_path = pg_catalog, pg_temp
+    RETURN EXISTS (SELECT 1 FROM loyalty.member m
+                    WHERE m.member_id = _member_reachable.member_id AND m.status <> 'erased'
+                      AND (loyalty._member_in_reach(m.member_id, m.home_store)
+                           OR EXISTS (SELECT 1 FROM loyalty.stay s
+                                       WHERE s.member_id = m.member_id
+                                         AND s.store_code = loyalty.caller_store())));
+REVOKE ALL ON FUNCTION loyalty._member_reachable(uuid) FROM PUBLIC;
+
+-- loyalty.frontdesk_lookup(key, purpose): the member with this exact card
+-- number; rows of loyalty.member_frontdesk.
 CREATE FUNCTION loyalty.frontdesk_lookup(key text, purpose text DEFAULT 'check_in')
     RETURNS SETOF loyalty.member_frontdesk
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -422,8 +514,6 @@ CREATE FUNCTION loyalty.frontdesk_lookup(key text, purpose text DEFAULT 'check_i
 AS $$
 DECLARE
     ids uuid[];
-    id uuid;
-    fields text[];
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
     IF key IS NULL OR btrim(key) = '' THEN
@@ -432,30 +522,80 @@ BEGIN
     IF length(key) > 32 THEN
         RAISE EXCEPTION 'lookup key is longer than 32 characters' USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    -- three index lookups (a single OR would scan every member)
-    SELECT array_agg(DISTINCT m.member_id ORDER BY m.member_id) INTO ids
-      FROM loyalty.member m
-     WHERE m.status <> 'erased'
-       AND m.member_id IN (
-            SELECT c.member_id FROM loyalty.member c WHERE c.card_no = key
-            UNION ALL
-            SELECT p.member_id FROM loyalty.member_profile p WHERE p.phone = key
-            UNION ALL
-            SELECT i.member_id FROM loyalty.member_identity i
-             WHERE i.id_number_index = loyalty._blind_index('id_number', key));
-    IF ids IS NULL THEN
-        PERFORM loyalty._member_not_found();
+    IF NOT loyalty.card_number_valid(key) THEN
+        RAISE EXCEPTION 'lookup key is not a card number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A card number has 12 digits with a check digit.',
+                  HINT = 'To find a guest by phone, use loyalty.frontdesk_lookup_phone(phone, surname).';
     END IF;
-    fields := loyalty._visible_fields('frontdesk');
-    FOREACH id IN ARRAY ids LOOP
-        PERFORM loyalty._audit(id, 'lookup', fields, purpose);
-    END LOOP;
+    PERFORM loyalty._lookup_budget_spend(purpose);
+    SELECT array_agg(m.member_id) INTO ids
+      FROM loyalty.member m WHERE m.card_no = key AND m.status <> 'erased';
+    PERFORM loyalty._lookup_finish(ids, '{card_no}', purpose);
     RETURN QUERY SELECT v.* FROM loyalty.member_frontdesk v WHERE v.member_id = ANY (ids)
                   ORDER BY v.member_id;
 END
 $$;
 COMMENT ON FUNCTION loyalty.frontdesk_lookup(text, text) IS
-    'Front desk: find members by card number, phone or ID number, masked for the front desk; audited';
+    'Front desk: the member with this exact card number, masked for the front desk; budgeted; audited, misses too';
+
+-- loyalty.frontdesk_lookup_phone(phone, surname, purpose): members with this
+-- full phone number whose name has this surname (at its start, as in
+-- Chinese names, or as its last word); rows of loyalty.member_frontdesk.
+CREATE FUNCTION loyalty.frontdesk_lookup_phone(phone text, surname text, purpose text DEFAULT 'check_in')
+    RETURNS SETOF loyalty.member_frontdesk
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ids uuid[];
+    sn text := lower(btrim(surname));
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF phone IS NULL OR btrim(phone) = '' OR sn IS NULL OR sn = '' THEN
+        RAISE EXCEPTION 'phone and surname must not be empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF length(phone) > 32 OR length(sn) > 50 THEN
+        RAISE EXCEPTION 'phone or surname is too long' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    PERFORM loyalty._lookup_budget_spend(purpose);
+    SELECT array_agg(m.member_id ORDER BY m.member_id) INTO ids
+      FROM loyalty.member_profile p
+      JOIN loyalty.member m ON m.member_id = p.member_id
+     WHERE p.phone = frontdesk_lookup_phone.phone AND m.status <> 'erased'
+       AND length(p.full_name) > length(sn)
+       AND (starts_with(lower(p.full_name), sn) OR lower(p.full_name) LIKE '% ' || sn);
+    PERFORM loyalty._lookup_finish(ids, '{phone,surname}', purpose);
+    RETURN QUERY SELECT v.* FROM loyalty.member_frontdesk v WHERE v.member_id = ANY (ids)
+                  ORDER BY v.member_id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.frontdesk_lookup_phone(text, text, text) IS
+    'Front desk: members with this full phone number and surname, masked for the front desk; budgeted; audited, misses too';
+
+-- The alert: the first refused lookup of a role within an hour emits a
+-- lookup_budget_exceeded event.  A trigger on the audit trail, so the
+-- event is committed with the audit record (by the audit writer), also
+-- when the refused caller rolls back.
+CREATE FUNCTION loyalty._lookup_alert() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM loyalty.audit_log a
+                    WHERE a.role = NEW.role AND a.action = 'lookup_refused'
+                      AND a.audit_id < NEW.audit_id AND a.at > NEW.at - interval '1 hour') THEN
+        PERFORM loyalty._event_emit('lookup_budget_exceeded', NULL, NEW.store_code,
+            pg_catalog.jsonb_build_object('login', NEW.login, 'role', NEW.role,
+                'department', NEW.department, 'audit_id', NEW.audit_id));
+    END IF;
+    RETURN NULL;
+END
+$$;
+REVOKE ALL ON FUNCTION loyalty._lookup_alert() FROM PUBLIC;
+CREATE TRIGGER audit_log_lookup_alert AFTER INSERT ON loyalty.audit_log
+    FOR EACH ROW WHEN (NEW.action = 'lookup_refused')
+    EXECUTE FUNCTION loyalty._lookup_alert();
 
 -- loyalty.housekeeping_profile(member_id, purpose): the housekeeping view of
 -- a member and the preferences the caller's store may see, as jsonb.
@@ -586,9 +726,12 @@ COMMENT ON FUNCTION loyalty.preference_retire(uuid) IS 'Retire a guest preferenc
 
 REVOKE ALL ON FUNCTION loyalty._member_not_found(), loyalty._visible_fields(text),
     loyalty.frontdesk_lookup(text, text), loyalty.housekeeping_profile(uuid, text),
+    loyalty._lookup_budget_spend(text), loyalty._lookup_finish(uuid[], text[], text),
+    loyalty.frontdesk_lookup_phone(text, text, text),
     loyalty.preferences(uuid), loyalty.preference_add(uuid, text, text, text, text),
     loyalty.preference_retire(uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.frontdesk_lookup(text, text)
+GRANT EXECUTE ON FUNCTION loyalty.frontdesk_lookup(text, text),
+    loyalty.frontdesk_lookup_phone(text, text, text)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
 GRANT EXECUTE ON FUNCTION loyalty.housekeeping_profile(uuid, text)
     TO loyalty_housekeeping, loyalty_store_manager, loyalty_crm;
@@ -615,9 +758,28 @@ CREATE FUNCTION loyalty.pseudonym(member_id uuid) RETURNS text
 COMMENT ON FUNCTION loyalty.pseudonym(uuid) IS
     'Keyed pseudonymous member key for BI (HMAC of the member id)';
 
--- one member per ID number and per bank card
-CREATE UNIQUE INDEX member_identity_id_number_key ON loyalty.member_identity (id_number_index);
-CREATE UNIQUE INDEX member_identity_bank_card_key ON loyalty.member_identity (bank_card_index);
+-- Lookup by blind index.  Not unique (since 1.2): a store storing an ID
+-- number or bank card that another member already has is not told so (that
+-- answer was an oracle, issue 12.1); the clash goes to
+-- loyalty.identity_conflict for HQ CRM to resolve.
+CREATE INDEX member_identity_id_number_idx ON loyalty.member_identity (id_number_index);
+CREATE INDEX member_identity_bank_card_idx ON loyalty.member_identity (bank_card_index);
+
+CREATE TABLE loyalty.identity_conflict (
+    conflict_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    kind            text NOT NULL
+        CONSTRAINT identity_conflict_kind_valid CHECK (kind IN ('id_number', 'bank_card')),
+    member_id       uuid NOT NULL REFERENCES loyalty.member ON DELETE CASCADE,
+    other_member_id uuid NOT NULL REFERENCES loyalty.member ON DELETE CASCADE,
+    store_code      text,
+    detected_at     timestamptz NOT NULL DEFAULT now(),
+    detected_by     text NOT NULL DEFAULT session_user
+);
+COMMENT ON TABLE loyalty.identity_conflict IS
+    'ID numbers or bank cards stored for a member that another member already had; HQ CRM resolves them';
+SELECT pg_catalog.pg_extension_config_dump('loyalty.identity_conflict', '');
+REVOKE ALL ON loyalty.identity_conflict FROM PUBLIC;
+GRANT SELECT ON loyalty.identity_conflict TO loyalty_crm;
 
 -- loyalty.identity_set(member_id, id_type, id_number, bank_card): store or
 -- replace a member's ID number and bank card (NULL keeps the current one).
@@ -631,14 +793,12 @@ DECLARE
     idn text := loyalty._normalise_identifier(id_number);
     card text := loyalty._normalise_identifier(bank_card);
     changed text[] := '{}';
-    constraint_name text;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
     IF member_id IS NULL THEN
         RAISE EXCEPTION 'member_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = identity_set.member_id AND m.status <> 'erased') THEN
+    IF NOT loyalty._member_reachable(identity_set.member_id) THEN
         PERFORM loyalty._member_not_found();
     END IF;
     IF idn IS NOT NULL AND idn !~ '^[0-9A-Z]{5,32}$' THEN
@@ -662,46 +822,38 @@ BEGIN
         RAISE EXCEPTION 'nothing to store' USING ERRCODE = 'null_value_not_allowed',
               HINT = 'Give an ID number, a bank card number, or both.';
     END IF;
-    IF idn IS NOT NULL AND EXISTS (SELECT 1 FROM loyalty.member_identity i
-            WHERE i.id_number_index = loyalty._blind_index('id_number', idn)
-              AND i.member_id <> identity_set.member_id) THEN
-        RAISE EXCEPTION 'this ID number belongs to another member'
-            USING ERRCODE = 'unique_violation';
+    -- the same answer whether or not another member has the number: a clash
+    -- is recorded for HQ, never told to the caller
+    INSERT INTO loyalty.identity_conflict (kind, member_id, other_member_id, store_code)
+    SELECT 'id_number', identity_set.member_id, i.member_id, loyalty.caller_store()
+      FROM loyalty.member_identity i
+     WHERE idn IS NOT NULL AND i.id_number_index = loyalty._blind_index('id_number', idn)
+       AND i.member_id <> identity_set.member_id
+    UNION ALL
+    SELECT 'bank_card', identity_set.member_id, i.member_id, loyalty.caller_store()
+      FROM loyalty.member_identity i
+     WHERE card IS NOT NULL AND i.bank_card_index = loyalty._blind_index('bank_card', card)
+       AND i.member_id <> identity_set.member_id;
+    INSERT INTO loyalty.member_identity AS i (member_id) VALUES (identity_set.member_id)
+        ON CONFLICT ON CONSTRAINT member_identity_pkey DO NOTHING;
+    IF idn IS NOT NULL THEN
+        UPDATE loyalty.member_identity i
+           SET id_type = identity_set.id_type,
+               id_number_cipher = loyalty._identity_seal(i.member_id, 'id_number', idn),
+               id_number_index = loyalty._blind_index('id_number', idn),
+               -- at most a third of the number (issue 12.9)
+               id_number_last4 = right(idn, least(4, length(idn) / 3))
+         WHERE i.member_id = identity_set.member_id;
+        changed := changed || '{id_number}'::text[];
     END IF;
-    IF card IS NOT NULL AND EXISTS (SELECT 1 FROM loyalty.member_identity i
-            WHERE i.bank_card_index = loyalty._blind_index('bank_card', card)
-              AND i.member_id <> identity_set.member_id) THEN
-        RAISE EXCEPTION 'this bank card belongs to another member'
-            USING ERRCODE = 'unique_violation';
+    IF card IS NOT NULL THEN
+        UPDATE loyalty.member_identity i
+           SET bank_card_cipher = loyalty._identity_seal(i.member_id, 'bank_card', card),
+               bank_card_index = loyalty._blind_index('bank_card', card),
+               bank_card_last4 = right(card, 4)
+         WHERE i.member_id = identity_set.member_id;
+        changed := changed || '{bank_card}'::text[];
     END IF;
-    -- a concurrent call storing the same number for another member waits
-    -- on the unique index and fails here
-    BEGIN
-        INSERT INTO loyalty.member_identity AS i (member_id) VALUES (identity_set.member_id)
-            ON CONFLICT ON CONSTRAINT member_identity_pkey DO NOTHING;
-        IF idn IS NOT NULL THEN
-            UPDATE loyalty.member_identity i
-               SET id_type = identity_set.id_type,
-                   id_number_cipher = loyalty._identity_seal(i.member_id, 'id_number', idn),
-                   id_number_index = loyalty._blind_index('id_number', idn),
-                   id_number_last4 = right(idn, 4)
-             WHERE i.member_id = identity_set.member_id;
-            changed := changed || '{id_number}'::text[];
-        END IF;
-        IF card IS NOT NULL THEN
-            UPDATE loyalty.member_identity i
-               SET bank_card_cipher = loyalty._identity_seal(i.member_id, 'bank_card', card),
-                   bank_card_index = loyalty._blind_index('bank_card', card),
-                   bank_card_last4 = right(card, 4)
-             WHERE i.member_id = identity_set.member_id;
-            changed := changed || '{bank_card}'::text[];
-        END IF;
-    EXCEPTION WHEN unique_violation THEN
-        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
-        RAISE EXCEPTION 'this % belongs to another member',
-            CASE WHEN constraint_name = 'member_identity_bank_card_key' THEN 'bank card' ELSE 'ID number' END
-            USING ERRCODE = 'unique_violation';
-    END;
     PERFORM loyalty._audit(member_id, 'identity_set', changed, NULL);
 END
 $$;
@@ -718,19 +870,32 @@ CREATE FUNCTION loyalty.identity_matches(member_id uuid, id_number text,
 AS $$
 DECLARE
     stored bytea;
+    matched boolean;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
     IF id_number IS NULL THEN
         RAISE EXCEPTION 'id_number must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = identity_matches.member_id AND m.status <> 'erased') THEN
+    IF NOT loyalty._member_reachable(identity_matches.member_id) THEN
         PERFORM loyalty._member_not_found();
+    END IF;
+    -- budgeted like lookups, and a member's number cannot be guessed: after
+    -- loyalty.verify_failures wrong numbers in 24 hours (from any login)
+    -- verification of that member is refused
+    PERFORM loyalty._lookup_budget_spend(purpose);
+    IF loyalty._audit_recent(NULL, member_id, '{verify_id_miss}', interval '24 hours')
+       >= loyalty._privacy_setting('verify_failures') THEN
+        PERFORM loyalty._audit(member_id, 'verify_id_refused', '{id_number}', left(purpose, 200));
+        RAISE EXCEPTION 'too many failed ID verifications for this member'
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Check the guest''s document by eye; HQ can see the attempts in the audit trail.';
     END IF;
     SELECT i.id_number_index INTO stored FROM loyalty.member_identity i
      WHERE i.member_id = identity_matches.member_id;
-    PERFORM loyalty._audit(member_id, 'verify_id', '{id_number}', purpose);
-    RETURN coalesce(stored = loyalty._blind_index('id_number', id_number), false);
+    matched := coalesce(stored = loyalty._blind_index('id_number', id_number), false);
+    PERFORM loyalty._audit(member_id, CASE WHEN matched THEN 'verify_id' ELSE 'verify_id_miss' END,
+                           '{id_number}', left(purpose, 200));
+    RETURN matched;
 END
 $$;
 COMMENT ON FUNCTION loyalty.identity_matches(uuid, text, text) IS
