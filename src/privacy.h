@@ -12,7 +12,6 @@
 /* settings (privacy_lookup.c) */
 extern int	loyalty_lookup_budget;
 extern int	loyalty_verify_failures;
-extern int	loyalty_bi_min_group_size;
 
 extern void loyalty_privacy_settings_init(void);
 extern void loyalty_privacy_guard_init(void);

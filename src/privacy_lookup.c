@@ -25,19 +25,18 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "miscadmin.h"
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "privacy.h"
 #include "roles_caller.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_reach_grant);
 PG_FUNCTION_INFO_V1(loyalty_member_in_reach);
@@ -46,10 +45,19 @@ PG_FUNCTION_INFO_V1(loyalty_privacy_setting);
 
 int			loyalty_lookup_budget = 60;
 int			loyalty_verify_failures = 3;
-int			loyalty_bi_min_group_size = 5;
 
-/* members found by this transaction's lookups (TopTransactionContext) */
-static pg_uuid_t *reach = NULL;
+/*
+ * Members found by this transaction's lookups (TopTransactionContext), each
+ * with the login that looked it up: a SET ROLE to another login later in
+ * the transaction does not inherit the reach.
+ */
+typedef struct ReachEntry
+{
+	Oid			userid;
+	pg_uuid_t	member;
+} ReachEntry;
+
+static ReachEntry *reach = NULL;
 static int	reach_len = 0;
 static int	reach_cap = 0;
 
@@ -73,7 +81,7 @@ reach_xact_cb(XactEvent event, void *arg)
  * loyalty_privacy_settings_init
  *		Define the privacy settings and the end-of-transaction callback
  *		(from _PG_init).  Every setting is superuser-only: a login cannot
- *		raise its own budget or lower k.
+ *		raise its own budget.
  */
 void
 loyalty_privacy_settings_init(void)
@@ -88,11 +96,6 @@ loyalty_privacy_settings_init(void)
 							NULL,
 							&loyalty_verify_failures, 3, 1, 1000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
-	DefineCustomIntVariable("loyalty.bi_min_group_size",
-							"Smallest group of members BI views publish (k of k-anonymity).",
-							NULL,
-							&loyalty_bi_min_group_size, 5, 2, 1000,
-							PGC_SUSET, 0, NULL, NULL, NULL);
 	RegisterXactCallback(reach_xact_cb, NULL);
 }
 
@@ -104,6 +107,7 @@ loyalty_privacy_settings_init(void)
 Datum
 loyalty_reach_grant(PG_FUNCTION_ARGS)
 {
+	const LoyaltyCaller *c = loyalty_caller_lookup();
 	ArrayType  *a;
 	Datum	   *elems;
 	bool	   *nulls;
@@ -123,11 +127,13 @@ loyalty_reach_grant(PG_FUNCTION_ARGS)
 			int			cap = reach_cap == 0 ? 8 : reach_cap * 2;
 
 			reach = reach == NULL
-				? MemoryContextAlloc(TopTransactionContext, cap * sizeof(pg_uuid_t))
-				: repalloc(reach, cap * sizeof(pg_uuid_t));
+				? MemoryContextAlloc(TopTransactionContext, cap * sizeof(ReachEntry))
+				: repalloc(reach, cap * sizeof(ReachEntry));
 			reach_cap = cap;
 		}
-		reach[reach_len++] = *DatumGetUUIDP(elems[i]);
+		reach[reach_len].userid = c->userid;
+		reach[reach_len].member = *DatumGetUUIDP(elems[i]);
+		reach_len++;
 	}
 	PG_RETURN_VOID();
 }
@@ -136,8 +142,9 @@ loyalty_reach_grant(PG_FUNCTION_ARGS)
  * loyalty._member_in_reach(member_id uuid, home_store text) returns boolean
  *		For the store views: true for HQ and non-store callers, for members
  *		enrolled at the caller's store and for members this transaction's
- *		lookups found.  (Members with a stay or booking at the store are
- *		added by the view itself, from loyalty.stay.)
+ *		lookups found (lookups by the same login).  (Members with a stay or
+ *		booking at the store are added by the view itself, from
+ *		loyalty.stay.)
  */
 Datum
 loyalty_member_in_reach(PG_FUNCTION_ARGS)
@@ -160,7 +167,8 @@ loyalty_member_in_reach(PG_FUNCTION_ARGS)
 		PG_RETURN_BOOL(false);
 	m = PG_GETARG_UUID_P(0);
 	for (i = 0; i < reach_len; i++)
-		if (memcmp(reach[i].data, m->data, UUID_LEN) == 0)
+		if (reach[i].userid == c->userid &&
+			memcmp(reach[i].member.data, m->data, UUID_LEN) == 0)
 			PG_RETURN_BOOL(true);
 	PG_RETURN_BOOL(false);
 }
@@ -180,8 +188,7 @@ loyalty_audit_recent(PG_FUNCTION_ARGS)
 	Oid			types[4] = {TEXTOID, UUIDOID, TEXTARRAYOID, INTERVALOID};
 	Datum		v[4];
 	char		n[4];
-	int			i,
-				ret;
+	int			i;
 	bool		isnull;
 	int64		count;
 
@@ -194,30 +201,18 @@ loyalty_audit_recent(PG_FUNCTION_ARGS)
 		v[i] = PG_ARGISNULL(i) ? (Datum) 0 : PG_GETARG_DATUM(i);
 		n[i] = PG_ARGISNULL(i) ? 'n' : ' ';
 	}
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	if (plan == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare("SELECT count(*) FROM loyalty.audit_log a "
-									"WHERE a.at > pg_catalog.clock_timestamp() - $4 "
-									"AND a.action = ANY ($3) "
-									"AND ($1 IS NULL OR a.role = $1) "
-									"AND ($2 IS NULL OR a.member_id = $2)",
-									4, types);
-
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		plan = p;
-	}
-	ret = SPI_execute_snapshot(plan, v, n, GetLatestSnapshot(), InvalidSnapshot,
-							   true, false, 1);
-	if (ret != SPI_OK_SELECT || SPI_processed != 1)
-		elog(ERROR, "audit count failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_ONLY);
+	plan = lspi_plan(&plan, "SELECT count(*) FROM loyalty.audit_log a "
+					 "WHERE a.at > pg_catalog.clock_timestamp() - $4 "
+					 "AND a.action OPERATOR(pg_catalog.=) ANY ($3) "
+					 "AND ($1 IS NULL OR a.role OPERATOR(pg_catalog.=) $1) "
+					 "AND ($2 IS NULL OR a.member_id OPERATOR(pg_catalog.=) $2)",
+					 4, types);
+	if (lspi_run_latest(plan, v, n, 1) != 1)
+		elog(ERROR, "audit count returned no row");
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										SPI_tuptable->tupdesc, 1, &isnull));
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_INT64(count);
 }
 
@@ -236,8 +231,6 @@ loyalty_privacy_setting(PG_FUNCTION_ARGS)
 		PG_RETURN_INT32(loyalty_lookup_budget);
 	if (strcmp(name, "verify_failures") == 0)
 		PG_RETURN_INT32(loyalty_verify_failures);
-	if (strcmp(name, "bi_min_group_size") == 0)
-		PG_RETURN_INT32(loyalty_bi_min_group_size);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown privacy setting \"%s\"", name)));

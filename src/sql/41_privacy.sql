@@ -185,19 +185,10 @@ CREATE FUNCTION loyalty._member_in_reach(member_id uuid, home_store text) RETURN
     LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'loyalty_member_in_reach';
 COMMENT ON FUNCTION loyalty._member_in_reach(uuid, text) IS
     'Store views: true for HQ, for members enrolled at the caller''s store and for members its lookups found in this transaction';
-CREATE FUNCTION loyalty._reach_grant(member_ids uuid[]) RETURNS void
-    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'loyalty_reach_grant';
-CREATE FUNCTION loyalty._audit_recent(role text, member_id uuid, actions text[], since interval)
-    RETURNS bigint
-    LANGUAGE c VOLATILE AS 'MODULE_PATHNAME', 'loyalty_audit_recent';
-CREATE FUNCTION loyalty._privacy_setting(name text) RETURNS integer
-    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_privacy_setting';
-REVOKE ALL ON FUNCTION loyalty._member_in_reach(uuid, text), loyalty._reach_grant(uuid[]),
-    loyalty._audit_recent(text, uuid, text[], interval), loyalty._privacy_setting(text) FROM PUBLIC;
+REVOKE ALL ON FUNCTION loyalty._member_in_reach(uuid, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty._member_in_reach(uuid, text)
     TO loyalty_view_owner, loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb,
        loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;
-GRANT EXECUTE ON FUNCTION loyalty._privacy_setting(text) TO loyalty_view_owner, loyalty_bi;
 
 -- Chain-wide member data: every row is readable through the views.
 ALTER TABLE loyalty.member ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -260,11 +251,11 @@ CREATE FUNCTION loyalty._field_expr(field text, treatment text) RETURNS text
     END;
 REVOKE ALL ON FUNCTION loyalty._field_expr(text, text) FROM PUBLIC;
 
--- loyalty.regenerate_views(): (re)build loyalty.member_<department> for every
+-- loyalty.views_regenerate(): (re)build loyalty.member_<department> for every
 -- department of the field policy.  Every view has the same columns (the
 -- policy-controlled ones as text, NULL when hidden), so CREATE OR REPLACE
 -- keeps grants, ownership and the extension membership.
-CREATE FUNCTION loyalty.regenerate_views() RETURNS integer
+CREATE FUNCTION loyalty.views_regenerate() RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -308,7 +299,7 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION loyalty.regenerate_views() IS
+COMMENT ON FUNCTION loyalty.views_regenerate() IS
     'Rebuild the masked member views from the field policy (runs by itself when the policy changes)';
 
 CREATE FUNCTION loyalty._field_policy_changed() RETURNS trigger
@@ -316,7 +307,7 @@ CREATE FUNCTION loyalty._field_policy_changed() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM loyalty.regenerate_views();
+    PERFORM loyalty.views_regenerate();
     RETURN NULL;
 END
 $$;
@@ -360,12 +351,12 @@ $$;
 COMMENT ON FUNCTION loyalty.field_policy_set(text, text, text) IS
     'Set how a department sees a member field; regenerates the masked views';
 
-REVOKE ALL ON FUNCTION loyalty.regenerate_views(), loyalty._field_policy_changed(),
+REVOKE ALL ON FUNCTION loyalty.views_regenerate(), loyalty._field_policy_changed(),
     loyalty.field_policy_set(text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.regenerate_views(), loyalty.field_policy_set(text, text, text)
+GRANT EXECUTE ON FUNCTION loyalty.views_regenerate(), loyalty.field_policy_set(text, text, text)
     TO loyalty_crm, loyalty_dba;
 
-SELECT loyalty.regenerate_views();
+SELECT loyalty.views_regenerate();
 
 -- Store-scoped and chain-wide side tables, through views owned by the same
 -- role.  Preferences: chain-wide ones everywhere, store-only ones at their
@@ -439,72 +430,6 @@ BEGIN ATOMIC
      WHERE c.department = _visible_fields.department AND c.treatment <> 'hide';
 END;
 
--- Lookups (docs/privacy.md, "Lookups"; issue 12.1).  A store reaches a
--- member it has no stay, booking or enrolment of only by a lookup that the
--- guest's presence justifies: the exact card number, or the full phone
--- number together with the surname.  Every lookup is audited, misses
--- included; each login has a budget of loyalty.lookup_budget lookups and
--- ID verifications per hour, counted from the audit trail (which a
--- rollback does not undo); beyond it lookups are refused, the refusal is
--- audited and the first refusal of the hour raises an alert event.
-
--- _lookup_budget_spend(purpose): refuse when the caller's budget is spent.
-CREATE FUNCTION loyalty._lookup_budget_spend(purpose text) RETURNS void
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    used bigint;
-    budget integer := loyalty._privacy_setting('lookup_budget');
-BEGIN
-    used := loyalty._audit_recent((loyalty.whoami()).role, NULL,
-                '{lookup,lookup_miss,verify_id,verify_id_miss}', interval '1 hour');
-    IF used >= budget THEN
-        PERFORM loyalty._audit(NULL, 'lookup_refused', NULL, left(purpose, 200));
-        RAISE EXCEPTION 'lookup budget exceeded'
-            USING ERRCODE = 'program_limit_exceeded',
-                  DETAIL = pg_catalog.format('A login may make %s lookups and ID verifications per hour.', budget),
-                  HINT = 'Ask HQ to raise loyalty.lookup_budget if the desk really needs more.';
-    END IF;
-END
-$$;
-
--- _lookup_finish(ids, keys, purpose): audit the hits (or the miss), put the
--- hits in the caller's reach, or raise "member not found".
-CREATE FUNCTION loyalty._lookup_finish(ids uuid[], keys text[], purpose text) RETURNS void
-    LANGUAGE plpgsql VOLATILE
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    id uuid;
-    fields text[] := loyalty._visible_fields('frontdesk');
-BEGIN
-    IF ids IS NULL OR cardinality(ids) = 0 THEN
-        -- the keys' names, never their values
-        PERFORM loyalty._audit(NULL, 'lookup_miss', keys, left(purpose, 200));
-        PERFORM loyalty._member_not_found();
-    END IF;
-    FOREACH id IN ARRAY ids LOOP
-        PERFORM loyalty._audit(id, 'lookup', fields, left(purpose, 200));
-    END LOOP;
-    PERFORM loyalty._reach_grant(ids);
-END
-$$;
-
--- _member_reachable(member_id): the member exists, is not erased, and the
--- caller may reach it (HQ: any; a store: enrolled or stayed or booked there,
--- or found by a lookup of this transaction).
-CREATE FUNCTION loyalty._member_reachable(member_id uuid) RETURNS boolean
-    LANGUAGE sql STABLE
-    SET search_path = pg_catalog, pg_temp
-    RETURN EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = _member_reachable.member_id AND m.status <> 'erased'
-                      AND (loyalty._member_in_reach(m.member_id, m.home_store)
-                           OR EXISTS (SELECT 1 FROM loyalty.stay s
-                                       WHERE s.member_id = m.member_id
-                                         AND s.store_code = loyalty.caller_store())));
-REVOKE ALL ON FUNCTION loyalty._member_reachable(uuid) FROM PUBLIC;
-
 -- loyalty.frontdesk_lookup(key, purpose): the member with this exact card
 -- number; rows of loyalty.member_frontdesk.
 CREATE FUNCTION loyalty.frontdesk_lookup(key text, purpose text DEFAULT 'check_in')
@@ -538,64 +463,6 @@ END
 $$;
 COMMENT ON FUNCTION loyalty.frontdesk_lookup(text, text) IS
     'Front desk: the member with this exact card number, masked for the front desk; budgeted; audited, misses too';
-
--- loyalty.frontdesk_lookup_phone(phone, surname, purpose): members with this
--- full phone number whose name has this surname (at its start, as in
--- Chinese names, or as its last word); rows of loyalty.member_frontdesk.
-CREATE FUNCTION loyalty.frontdesk_lookup_phone(phone text, surname text, purpose text DEFAULT 'check_in')
-    RETURNS SETOF loyalty.member_frontdesk
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-DECLARE
-    ids uuid[];
-    sn text := lower(btrim(surname));
-BEGIN
-    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
-    IF phone IS NULL OR btrim(phone) = '' OR sn IS NULL OR sn = '' THEN
-        RAISE EXCEPTION 'phone and surname must not be empty' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    IF length(phone) > 32 OR length(sn) > 50 THEN
-        RAISE EXCEPTION 'phone or surname is too long' USING ERRCODE = 'string_data_right_truncation';
-    END IF;
-    PERFORM loyalty._lookup_budget_spend(purpose);
-    SELECT array_agg(m.member_id ORDER BY m.member_id) INTO ids
-      FROM loyalty.member_profile p
-      JOIN loyalty.member m ON m.member_id = p.member_id
-     WHERE p.phone = frontdesk_lookup_phone.phone AND m.status <> 'erased'
-       AND length(p.full_name) > length(sn)
-       AND (starts_with(lower(p.full_name), sn) OR lower(p.full_name) LIKE '% ' || sn);
-    PERFORM loyalty._lookup_finish(ids, '{phone,surname}', purpose);
-    RETURN QUERY SELECT v.* FROM loyalty.member_frontdesk v WHERE v.member_id = ANY (ids)
-                  ORDER BY v.member_id;
-END
-$$;
-COMMENT ON FUNCTION loyalty.frontdesk_lookup_phone(text, text, text) IS
-    'Front desk: members with this full phone number and surname, masked for the front desk; budgeted; audited, misses too';
-
--- The alert: the first refused lookup of a role within an hour emits a
--- lookup_budget_exceeded event.  A trigger on the audit trail, so the
--- event is committed with the audit record (by the audit writer), also
--- when the refused caller rolls back.
-CREATE FUNCTION loyalty._lookup_alert() RETURNS trigger
-    LANGUAGE plpgsql SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF NOT EXISTS (SELECT 1 FROM loyalty.audit_log a
-                    WHERE a.role = NEW.role AND a.action = 'lookup_refused'
-                      AND a.audit_id < NEW.audit_id AND a.at > NEW.at - interval '1 hour') THEN
-        PERFORM loyalty._event_emit('lookup_budget_exceeded', NULL, NEW.store_code,
-            pg_catalog.jsonb_build_object('login', NEW.login, 'role', NEW.role,
-                'department', NEW.department, 'audit_id', NEW.audit_id));
-    END IF;
-    RETURN NULL;
-END
-$$;
-REVOKE ALL ON FUNCTION loyalty._lookup_alert() FROM PUBLIC;
-CREATE TRIGGER audit_log_lookup_alert AFTER INSERT ON loyalty.audit_log
-    FOR EACH ROW WHEN (NEW.action = 'lookup_refused')
-    EXECUTE FUNCTION loyalty._lookup_alert();
 
 -- loyalty.housekeeping_profile(member_id, purpose): the housekeeping view of
 -- a member and the preferences the caller's store may see, as jsonb.
@@ -726,12 +593,9 @@ COMMENT ON FUNCTION loyalty.preference_retire(uuid) IS 'Retire a guest preferenc
 
 REVOKE ALL ON FUNCTION loyalty._member_not_found(), loyalty._visible_fields(text),
     loyalty.frontdesk_lookup(text, text), loyalty.housekeeping_profile(uuid, text),
-    loyalty._lookup_budget_spend(text), loyalty._lookup_finish(uuid[], text[], text),
-    loyalty.frontdesk_lookup_phone(text, text, text),
     loyalty.preferences(uuid), loyalty.preference_add(uuid, text, text, text, text),
     loyalty.preference_retire(uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.frontdesk_lookup(text, text),
-    loyalty.frontdesk_lookup_phone(text, text, text)
+GRANT EXECUTE ON FUNCTION loyalty.frontdesk_lookup(text, text)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
 GRANT EXECUTE ON FUNCTION loyalty.housekeeping_profile(uuid, text)
     TO loyalty_housekeeping, loyalty_store_manager, loyalty_crm;
@@ -761,25 +625,9 @@ COMMENT ON FUNCTION loyalty.pseudonym(uuid) IS
 -- Lookup by blind index.  Not unique (since 1.2): a store storing an ID
 -- number or bank card that another member already has is not told so (that
 -- answer was an oracle, issue 12.1); the clash goes to
--- loyalty.identity_conflict for HQ CRM to resolve.
+-- loyalty.identity_conflict (src/sql/46_privacy_lookup.sql) for HQ CRM.
 CREATE INDEX member_identity_id_number_idx ON loyalty.member_identity (id_number_index);
 CREATE INDEX member_identity_bank_card_idx ON loyalty.member_identity (bank_card_index);
-
-CREATE TABLE loyalty.identity_conflict (
-    conflict_id     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
-    kind            text NOT NULL
-        CONSTRAINT identity_conflict_kind_valid CHECK (kind IN ('id_number', 'bank_card')),
-    member_id       uuid NOT NULL REFERENCES loyalty.member ON DELETE CASCADE,
-    other_member_id uuid NOT NULL REFERENCES loyalty.member ON DELETE CASCADE,
-    store_code      text,
-    detected_at     timestamptz NOT NULL DEFAULT now(),
-    detected_by     text NOT NULL DEFAULT session_user
-);
-COMMENT ON TABLE loyalty.identity_conflict IS
-    'ID numbers or bank cards stored for a member that another member already had; HQ CRM resolves them';
-SELECT pg_catalog.pg_extension_config_dump('loyalty.identity_conflict', '');
-REVOKE ALL ON loyalty.identity_conflict FROM PUBLIC;
-GRANT SELECT ON loyalty.identity_conflict TO loyalty_crm;
 
 -- loyalty.identity_set(member_id, id_type, id_number, bank_card): store or
 -- replace a member's ID number and bank card (NULL keeps the current one).
@@ -821,6 +669,17 @@ BEGIN
     IF idn IS NULL AND card IS NULL THEN
         RAISE EXCEPTION 'nothing to store' USING ERRCODE = 'null_value_not_allowed',
               HINT = 'Give an ID number, a bank card number, or both.';
+    END IF;
+    -- one call per number at a time: two desks storing the same number at
+    -- once wait for each other, so the second sees the first and the clash
+    -- is recorded (READ COMMITTED: each statement sees what committed)
+    IF idn IS NOT NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+            'loyalty.id_number ' || pg_catalog.encode(loyalty._blind_index('id_number', idn), 'hex'), 0));
+    END IF;
+    IF card IS NOT NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+            'loyalty.bank_card ' || pg_catalog.encode(loyalty._blind_index('bank_card', card), 'hex'), 0));
     END IF;
     -- the same answer whether or not another member has the number: a clash
     -- is recorded for HQ, never told to the caller
@@ -1048,7 +907,7 @@ BEGIN
     -- risk tags stay (an amount owed is the chain's record), their notes go
     UPDATE loyalty.risk_tag t SET note = '[erased]' WHERE t.member_id = _member_erase.member_id;
     UPDATE loyalty.member m
-       SET status = 'erased', card_no = loyalty.new_card_number(), time_zone = NULL,
+       SET status = 'erased', card_no = loyalty.card_number_new(), time_zone = NULL,
            updated_at = now()
      WHERE m.member_id = _member_erase.member_id;
 END
