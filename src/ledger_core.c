@@ -350,8 +350,8 @@ ledger_idem_replay(const char *key, const char *operation, const char *args,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("idempotency key \"%s\" was already used with other arguments", key),
-				 errdetail("The key was first used for %s(%s); this call is %s(%s).",
-						   op, stored, operation, args),
+				 /* never the first call's arguments: it may be another store's */
+				 errdetail("This call is %s(%s).", operation, args),
 				 errhint("Use a new key for a new operation.")));
 
 	memset(res, 0, sizeof(*res));

@@ -7,6 +7,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
     -- privacy (docs/privacy.md)
     'field_policy', 'audit_log',
+    'identity_conflict',   -- privacy 1.2: ID clashes for HQ (issue 12.1)
     -- the tier and earning engine (docs/tiers.md)
     'tier_activity', 'tier_counter', 'earning_line', 'charge', 'tier_history', 'tier_grant',
     'campaign',
