@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 
+#include "audit.h"
 #include "benefit.h"
 #include "roles_caller.h"
 #include "policy.h"
@@ -27,4 +28,6 @@ _PG_init(void)
 	loyalty_policy_cache_init();
 	loyalty_identity_init();
 	loyalty_benefit_cache_init();
+	loyalty_audit_init();
+	loyalty_audit_xact_init();
 }
