@@ -248,6 +248,10 @@ audit_object_access(ObjectAccessType access, Oid classId, Oid objectId,
 void
 loyalty_audit_init(void)
 {
+	/* a PGC_POSTMASTER setting can only be defined while preloading */
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+
 	DefineCustomIntVariable("loyalty.audit_writers",
 							"Number of audit writer processes per database.",
 							"Writers commit audited reads in batches; they start at a database's first audited record.",
@@ -255,9 +259,6 @@ loyalty_audit_init(void)
 							2, 1, AUDIT_MAX_WRITERS,
 							PGC_POSTMASTER, 0,
 							NULL, NULL, NULL);
-
-	if (!process_shared_preload_libraries_in_progress)
-		return;
 
 	prev_shmem_request_hook = shmem_request_hook;
 	shmem_request_hook = audit_shmem_request;
