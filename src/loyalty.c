@@ -11,6 +11,9 @@
 
 #include "audit.h"
 #include "benefit.h"
+#include "benefit_catalog.h"
+#include "benefit_member.h"
+#include "risk_cache.h"
 #include "roles_caller.h"
 #include "policy.h"
 
@@ -28,6 +31,8 @@ _PG_init(void)
 	loyalty_policy_cache_init();
 	loyalty_identity_init();
 	loyalty_benefit_cache_init();
+	loyalty_benefit_member_init();
+	loyalty_risk_cache_init();
 	loyalty_audit_init();
 	loyalty_audit_xact_init();
 }
