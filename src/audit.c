@@ -7,7 +7,11 @@
  * Reads (loyalty._audit, loyalty_audit_record): a read must stay on record
  * even if the reader rolls back, so its record is handed to the shared
  * writer pool (src/audit_writer.c) and the read waits until it is
- * committed.  Refused (an error) if the pool is not running.
+ * committed.  Refused (an error) if the pool's writers cannot run.  When
+ * the library is not preloaded (no pool), or loyalty.audit_mode is
+ * 'session', the record goes to a writer of the session's own instead
+ * (src/audit_session.c): synchronous, one commit per read, one worker per
+ * auditing session.
  *
  * Changes (loyalty._audit_change, loyalty_audit_change): a change's record
  * belongs to the change: it is written by the changing transaction itself,
@@ -30,11 +34,11 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -42,9 +46,18 @@
 
 #include "audit.h"
 #include "roles_caller.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_audit);
 PG_FUNCTION_INFO_V1(loyalty_audit_change_sql);
+
+int			loyalty_audit_mode = AUDIT_MODE_POOL;
+
+static const struct config_enum_entry audit_mode_options[] = {
+	{"pool", AUDIT_MODE_POOL, false},
+	{"session", AUDIT_MODE_SESSION, false},
+	{NULL, 0, false}
+};
 
 /* this transaction staged change records: wake the writers at commit */
 static bool staged_in_xact = false;
@@ -147,7 +160,10 @@ loyalty_audit_record(const char *member_id, const char *action,
 	if (purpose)
 		copy_field(rec.purpose, sizeof(rec.purpose), purpose, "purpose");
 
-	loyalty_audit_enqueue_and_wait(&rec);
+	if (loyalty_audit_mode == AUDIT_MODE_POOL && loyalty_audit_pool_available())
+		loyalty_audit_enqueue_and_wait(&rec);
+	else
+		loyalty_audit_session_write(&rec);
 }
 
 /*
@@ -206,11 +222,19 @@ audit_xact_cb(XactEvent event, void *arg)
 
 /*
  * loyalty_audit_xact_init
- *		Register the transaction callback (from _PG_init).
+ *		Define loyalty.audit_mode and register the transaction callback
+ *		(from _PG_init, preloaded or not).
  */
 void
 loyalty_audit_xact_init(void)
 {
+	DefineCustomEnumVariable("loyalty.audit_mode",
+							 "How audited reads are committed: by the shared writer pool or by a writer per session.",
+							 "pool (the default) uses the pool when the library is preloaded and a writer per session otherwise; session always uses a writer per session (synchronous, one commit per read).",
+							 &loyalty_audit_mode,
+							 AUDIT_MODE_POOL, audit_mode_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
 	RegisterXactCallback(audit_xact_cb, NULL);
 }
 
@@ -227,7 +251,9 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 	const LoyaltyCaller *c;
 	Datum		v[9];
 	char		n[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
-	int			ret;
+	static const Oid stage_types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID,
+		TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+	uint64		processed;
 
 	check_action(action);
 	if (purpose == NULL)
@@ -260,34 +286,20 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 		v[7] = JsonbPGetDatum(detail);
 	v[8] = TimestampTzGetDatum(GetCurrentTimestamp());
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	if (stage_plan == NULL)
-	{
-		Oid			types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID,
-			TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
-		SPIPlanPtr	p;
-
-		p = SPI_prepare("INSERT INTO loyalty.audit_change_staging "
-						"(at, login, role, store_code, department, member_id, action, purpose, detail) "
-						"SELECT $9, $1, $2, $3, $4, $5, $6, $7, $8 "
-						"WHERE EXISTS (SELECT 1 FROM loyalty.audit_purpose p WHERE p.code = $7)",
-						9, types);
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(p) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		stage_plan = p;
-	}
-	ret = SPI_execute_plan(stage_plan, v, n, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "could not stage the audit record: %s", SPI_result_code_string(ret));
-	if (SPI_processed != 1)
+	lspi_connect(LSPI_READ_WRITE);
+	processed = lspi_run(lspi_plan(&stage_plan,
+								   "INSERT INTO loyalty.audit_change_staging "
+								   "(at, login, role, store_code, department, member_id, action, purpose, detail) "
+								   "SELECT $9, $1, $2, $3, $4, $5, $6, $7, $8 "
+								   "WHERE EXISTS (SELECT 1 FROM loyalty.audit_purpose p WHERE p.code = $7)",
+								   9, stage_types),
+						 v, n, false, 0, SPI_OK_INSERT);
+	if (processed != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("unknown audit purpose \"%s\"", purpose),
 				 errhint("Use a code of loyalty.audit_purpose.")));
-	SPI_finish();
+	lspi_finish();
 	staged_in_xact = true;
 }
 

@@ -38,14 +38,28 @@ typedef struct AuditRead
 	char		purpose[AUDIT_PURPOSE_MAX * 4 + 1];
 } AuditRead;
 
-/* settings (src/audit_writer.c) */
+/* settings: loyalty.audit_writers (src/audit_writer.c), loyalty.audit_mode (src/audit.c) */
 extern int	loyalty_audit_writers;
+
+typedef enum AuditMode
+{
+	AUDIT_MODE_POOL = 0,		/* the shared pool (if preloaded) */
+	AUDIT_MODE_SESSION			/* a writer per session, synchronous */
+} AuditMode;
+
+extern int	loyalty_audit_mode;
 
 /* src/audit_writer.c: the pool */
 extern void loyalty_audit_init(void);
 extern bool loyalty_audit_pool_available(void);
 extern void loyalty_audit_enqueue_and_wait(const AuditRead *rec);
 extern void loyalty_audit_changes_committed(void);
+
+/* src/audit_chain.c: extending the chain (writers only) */
+extern void loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep);
+
+/* src/audit_session.c: the session's own writer (not preloaded) */
+extern void loyalty_audit_session_write(const AuditRead *rec);
 
 /* src/audit.c: the backend's interface */
 extern void loyalty_audit_record(const char *member_id, const char *action,

@@ -5,8 +5,9 @@
  *
  * A read of sensitive member data must stay on record even if the reading
  * transaction rolls back, so its record is committed by another process:
- * an audit writer.  The library must be in shared_preload_libraries; at
- * server start it reserves one shared memory area (AuditShared):
+ * an audit writer.  The library must be in shared_preload_libraries (if
+ * not, src/audit_session.c gives each auditing session a writer of its
+ * own); at server start it reserves one shared memory area (AuditShared):
  *
  *	- a queue of record slots (one per possible backend, plus headroom),
  *	  each FREE, QUEUED (by a backend, in database D), TAKEN (by a writer),
@@ -26,11 +27,11 @@
  * the slot is then freed by the writer.
  *
  * A writer takes every QUEUED record of its database at once (a batch), in
- * sequence order, and in one transaction: locks loyalty.audit_log against
- * the other writers, reads the chain's head, moves the committed change
- * records of loyalty.audit_change_staging behind the batch, extends the
- * hash chain record by record (staged changes first, then the reads) (SHA-256 computed here, the same canonical
- * text as loyalty._audit_hash()), inserts, and commits once: group commit.
+ * sequence order, and in one transaction (loyalty_audit_chain,
+ * src/audit_chain.c): locks loyalty.audit_log against the other writers,
+ * reads the chain's head, moves the committed change records of
+ * loyalty.audit_change_staging onto the chain, then the batch's reads, and
+ * commits once: group commit.
  * It then marks every record of the batch DONE and wakes their backends.
  * If the writer fails, its TAKEN records are marked FAILED by its exit
  * callback and their reads are refused; the next record starts a new
@@ -43,17 +44,10 @@
  */
 #include "postgres.h"
 
-#include "access/xact.h"
 #include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
 #include "catalog/pg_database.h"
-#include "catalog/pg_type.h"
-#include "common/cryptohash.h"
-#include "common/sha2.h"
-#include "executor/spi.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
-#include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
@@ -66,13 +60,9 @@
 #include "storage/shmem.h"
 #include "tcop/tcopprot.h"
 #include "utils/builtins.h"
-#include "utils/fmgroids.h"
 #include "utils/guc.h"
-#include "utils/jsonb.h"
 #include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
-#include "utils/uuid.h"
 
 #include "audit.h"
 
@@ -615,307 +605,6 @@ loyalty_audit_changes_committed(void)
  * ---------------------------------------------------------------------
  */
 
-/* one record being chained: a read from the queue or a staged change */
-typedef struct ChainRec
-{
-	TimestampTz at;
-	char	   *login;
-	char	   *role;
-	char	   *store_code;
-	char	   *department;
-	char	   *member_id;		/* uuid text */
-	char	   *action;
-	char	   *fields;			/* text[] in its output form */
-	char	   *purpose;
-	char	   *detail;			/* jsonb in its output form */
-} ChainRec;
-
-/*
- * quoted
- *		format()'s %L: a quoted literal, or NULL.
- */
-static void
-append_literal(StringInfo buf, const char *v)
-{
-	appendStringInfoChar(buf, ' ');
-	if (v == NULL)
-		appendStringInfoString(buf, "NULL");
-	else
-		appendStringInfoString(buf, quote_literal_cstr(v));
-}
-
-/*
- * chain_hash
- *		SHA-256 of prev || canonical text, the same as loyalty._audit_hash().
- */
-static void
-chain_hash(const uint8 *prev, int prevlen, int64 audit_id, const ChainRec *r,
-		   uint8 *out)
-{
-	StringInfoData buf;
-	pg_cryptohash_ctx *ctx;
-	char	   *utf8;
-	int64		epoch_us;
-
-	epoch_us = r->at + (int64) (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * USECS_PER_DAY;
-	initStringInfo(&buf);
-	appendStringInfo(&buf, INT64_FORMAT " " INT64_FORMAT, audit_id, epoch_us);
-	append_literal(&buf, r->login);
-	append_literal(&buf, r->role);
-	append_literal(&buf, r->store_code);
-	append_literal(&buf, r->department);
-	append_literal(&buf, r->member_id);
-	append_literal(&buf, r->action);
-	append_literal(&buf, r->fields);
-	append_literal(&buf, r->purpose);
-	if (r->detail != NULL)
-		append_literal(&buf, r->detail);
-	utf8 = pg_server_to_any(buf.data, buf.len, PG_UTF8);
-
-	ctx = pg_cryptohash_create(PG_SHA256);
-	if (pg_cryptohash_init(ctx) < 0 ||
-		(prevlen > 0 && pg_cryptohash_update(ctx, prev, prevlen) < 0) ||
-		pg_cryptohash_update(ctx, (const uint8 *) utf8, strlen(utf8)) < 0 ||
-		pg_cryptohash_final(ctx, out, PG_SHA256_DIGEST_LENGTH) < 0)
-		elog(ERROR, "could not compute the audit hash: %s", pg_cryptohash_error(ctx));
-	pg_cryptohash_free(ctx);
-}
-
-/*
- * spi_text
- *		Column n of the current SPI row as a C string (NULL for SQL NULL).
- */
-static char *
-spi_text(HeapTuple tup, int n)
-{
-	return SPI_getvalue(tup, SPI_tuptable->tupdesc, n);
-}
-
-/*
- * writer_chain
- *		Append a batch of reads and every committed staged change to the
- *		chain in one transaction.  Errors end the writer (FATAL).
- */
-static void
-writer_chain(AuditRead *reads, int nreads, bool sweep)
-{
-	ChainRec   *recs;
-	int			nrecs = 0;
-	int			cap;
-	int			ret;
-	int			i;
-	int64		last_id = 0;
-	uint8		prev[PG_SHA256_DIGEST_LENGTH];
-	int			prevlen = 0;
-	SPIPlanPtr	ins;
-	Oid			types[13] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID, UUIDOID, TEXTOID, TEXTARRAYOID, TEXTOID, JSONBOID, BYTEAOID, BYTEAOID};
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "loyalty audit append");
-
-	/* one writer at a time extends the chain; readers are not blocked */
-	ret = SPI_execute("LOCK TABLE loyalty.audit_log IN SHARE ROW EXCLUSIVE MODE", false, 0);
-	if (ret != SPI_OK_UTILITY)
-		elog(ERROR, "could not lock the audit log: %s", SPI_result_code_string(ret));
-	ret = SPI_execute("SELECT audit_id, hash FROM loyalty.audit_log "
-					  "ORDER BY audit_id DESC LIMIT 1", false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "could not read the audit chain head: %s", SPI_result_code_string(ret));
-	if (SPI_processed == 1)
-	{
-		bool		isnull;
-		Datum		h;
-		bytea	   *b;
-
-		last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-		h = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
-		b = DatumGetByteaPP(h);
-		prevlen = Min(VARSIZE_ANY_EXHDR(b), PG_SHA256_DIGEST_LENGTH);
-		memcpy(prev, VARDATA_ANY(b), prevlen);
-	}
-	else
-	{
-		/* an anchor left by a retention purge continues the chain */
-		ret = SPI_execute("SELECT audit_id, hash FROM loyalty.audit_anchor "
-						  "ORDER BY audit_id DESC LIMIT 1", false, 1);
-		if (ret == SPI_OK_SELECT && SPI_processed == 1)
-		{
-			bool		isnull;
-			bytea	   *b;
-
-			last_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-			b = DatumGetByteaPP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull));
-			prevlen = Min(VARSIZE_ANY_EXHDR(b), PG_SHA256_DIGEST_LENGTH);
-			memcpy(prev, VARDATA_ANY(b), prevlen);
-		}
-	}
-
-	cap = nreads + 16;
-	recs = palloc(sizeof(ChainRec) * cap);
-	/* committed change records, in staging order */
-	if (sweep)
-	{
-		ret = SPI_execute("DELETE FROM loyalty.audit_change_staging s "
-						  "RETURNING s.staged_id, s.at, s.login, s.role, s.store_code, "
-						  "s.department, s.member_id, s.action, NULL::text, s.purpose, "
-						  "s.detail::text", false, 0);
-		if (ret != SPI_OK_DELETE_RETURNING)
-			elog(ERROR, "could not take the staged audit records: %s", SPI_result_code_string(ret));
-		if (SPI_processed > 0)
-		{
-			uint64		n = SPI_processed;
-			int64	   *ids = palloc(sizeof(int64) * n);
-			ChainRec   *staged = palloc(sizeof(ChainRec) * n);
-			int		   *order = palloc(sizeof(int) * n);
-			uint64		j,
-						k;
-
-			for (j = 0; j < n; j++)
-			{
-				HeapTuple	t = SPI_tuptable->vals[j];
-				bool		isnull;
-				ChainRec   *r = &staged[j];
-
-				ids[j] = DatumGetInt64(SPI_getbinval(t, SPI_tuptable->tupdesc, 1, &isnull));
-				r->at = DatumGetTimestampTz(SPI_getbinval(t, SPI_tuptable->tupdesc, 2, &isnull));
-				r->login = spi_text(t, 3);
-				r->role = spi_text(t, 4);
-				r->store_code = spi_text(t, 5);
-				r->department = spi_text(t, 6);
-				r->member_id = spi_text(t, 7);
-				r->action = spi_text(t, 8);
-				r->fields = spi_text(t, 9);
-				r->purpose = spi_text(t, 10);
-				r->detail = spi_text(t, 11);
-				order[j] = j;
-			}
-			/* insertion sort by staged_id (RETURNING has no order) */
-			for (j = 1; j < n; j++)
-			{
-				int			o = order[j];
-
-				for (k = j; k > 0 && ids[order[k - 1]] > ids[o]; k--)
-					order[k] = order[k - 1];
-				order[k] = o;
-			}
-			if (nrecs + n > cap)
-			{
-				cap = nrecs + n;
-				recs = repalloc(recs, sizeof(ChainRec) * cap);
-			}
-			for (j = 0; j < n; j++)
-				recs[nrecs++] = staged[order[j]];
-		}
-	}
-
-
-	/* then the batch of reads, in queue order */
-	for (i = 0; i < nreads; i++)
-	{
-		AuditRead  *a = &reads[i];
-		ChainRec   *r;
-
-		if (nrecs >= cap)
-		{
-			cap = nrecs + nreads;
-			recs = repalloc(recs, sizeof(ChainRec) * cap);
-		}
-		r = &recs[nrecs++];
-
-		r->at = a->at;
-		r->login = a->login;
-		r->role = a->role;
-		r->store_code = a->has_store ? a->store_code : NULL;
-		r->department = a->has_department ? a->department : NULL;
-		r->member_id = a->has_member
-			? DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&a->member)))
-			: NULL;
-		r->action = a->action;
-		/* the array's output form, as it will be stored */
-		r->fields = a->has_fields
-			? OidOutputFunctionCall(F_ARRAY_OUT,
-									OidInputFunctionCall(F_ARRAY_IN, a->fields, TEXTOID, -1))
-			: NULL;
-		r->purpose = a->has_purpose ? a->purpose : NULL;
-		r->detail = NULL;
-	}
-
-	ins = SPI_prepare("INSERT INTO loyalty.audit_log (audit_id, at, login, role, "
-					  "store_code, department, member_id, action, fields, purpose, "
-					  "detail, prev_hash, hash) "
-					  "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-					  13, types);
-	if (ins == NULL)
-		elog(ERROR, "could not prepare the audit insert: %s", SPI_result_code_string(SPI_result));
-	for (i = 0; i < nrecs; i++)
-	{
-		ChainRec   *r = &recs[i];
-		Datum		v[13];
-		char		n[13];
-		uint8		h[PG_SHA256_DIGEST_LENGTH];
-		bytea	   *hb;
-		bytea	   *pb = NULL;
-		int			c;
-
-		last_id++;
-		chain_hash(prev, prevlen, last_id, r, h);
-		for (c = 0; c < 13; c++)
-			n[c] = ' ';
-		v[0] = Int64GetDatum(last_id);
-		v[1] = TimestampTzGetDatum(r->at);
-		v[2] = CStringGetTextDatum(r->login);
-		v[3] = CStringGetTextDatum(r->role);
-#define TXT(i, s) do { if ((s) == NULL) n[i] = 'n', v[i] = (Datum) 0; \
-	else v[i] = CStringGetTextDatum(s); } while (0)
-		TXT(4, r->store_code);
-		TXT(5, r->department);
-		if (r->member_id == NULL)
-			n[6] = 'n', v[6] = (Datum) 0;
-		else
-			v[6] = DirectFunctionCall1(uuid_in, CStringGetDatum(r->member_id));
-		v[7] = CStringGetTextDatum(r->action);
-		if (r->fields == NULL)
-			n[8] = 'n', v[8] = (Datum) 0;
-		else
-			v[8] = OidInputFunctionCall(F_ARRAY_IN, r->fields, TEXTOID, -1);
-		TXT(9, r->purpose);
-		if (r->detail == NULL)
-			n[10] = 'n', v[10] = (Datum) 0;
-		else
-			v[10] = DirectFunctionCall1(jsonb_in, CStringGetDatum(r->detail));
-#undef TXT
-		if (prevlen > 0)
-		{
-			pb = palloc(VARHDRSZ + prevlen);
-			SET_VARSIZE(pb, VARHDRSZ + prevlen);
-			memcpy(VARDATA(pb), prev, prevlen);
-			v[11] = PointerGetDatum(pb);
-		}
-		else
-			n[11] = 'n', v[11] = (Datum) 0;
-		hb = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-		SET_VARSIZE(hb, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-		memcpy(VARDATA(hb), h, PG_SHA256_DIGEST_LENGTH);
-		v[12] = PointerGetDatum(hb);
-
-		ret = SPI_execute_plan(ins, v, n, false, 0);
-		if (ret != SPI_OK_INSERT)
-			elog(ERROR, "could not insert the audit record: %s", SPI_result_code_string(ret));
-		memcpy(prev, h, PG_SHA256_DIGEST_LENGTH);
-		prevlen = PG_SHA256_DIGEST_LENGTH;
-	}
-
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
-}
-
 /*
  * writer_exit_cb
  *		The writer's records not yet committed are failed (their reads are
@@ -1051,7 +740,7 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		}
 
 		old = MemoryContextSwitchTo(loop_cxt);
-		writer_chain(batch, n, sweep);
+		loyalty_audit_chain(batch, n, sweep);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_cxt);
 		if (sweep)

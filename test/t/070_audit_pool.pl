@@ -2,8 +2,10 @@
 # with the default max_worker_processes = 8 all succeed (no worker per
 # session); a rolled-back read is recorded; a reader killed while it waits
 # for its record is never served, and its record is still written; with the
-# library not preloaded, audited reads are refused; a change's record
-# commits and rolls back with the change; the chain verifies.
+# library not preloaded (or loyalty.audit_mode = 'session'), audited reads
+# are still answered and recorded, synchronously, by a writer per session,
+# also when the reader rolls back; a change's record commits and rolls back
+# with the change; the chain verifies across both kinds of writers.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -22,10 +24,10 @@ $node->start;
 
 $node->safe_psql('postgres', q{
     CREATE EXTENSION loyalty;
-    SELECT loyalty.create_store('apl', 'Pool', 'bay', 'south', 'Asia/Shanghai');
-    SELECT loyalty.create_staff('apl_desk', 'apl', 'frontdesk');
-    SELECT loyalty.create_staff('apl_crm', NULL, 'crm');
-    SELECT loyalty.enroll('apl', '李四', '13811112222');
+    SELECT loyalty.store_create('k1', 'apl', 'Pool', 'bay', 'south', 'Asia/Shanghai');
+    SELECT loyalty.staff_create('k2', 'apl_desk', 'apl', 'frontdesk');
+    SELECT loyalty.staff_create('k3', 'apl_crm', NULL, 'crm');
+    SELECT loyalty.member_enroll('k4', 'apl', '李四', '13811112222');
 });
 my $m = $node->safe_psql('postgres', 'SELECT member_id FROM loyalty.member');
 
@@ -101,9 +103,9 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.audit_verify()'), 
 $node->safe_psql('postgres', 'CREATE DATABASE audit_drop');
 $node->safe_psql('audit_drop', q{
     CREATE EXTENSION loyalty;
-    SELECT loyalty.create_store('apd', 'Drop', 'bay', 'south', 'Asia/Shanghai');
-    SELECT loyalty.create_staff('apd_desk', 'apd', 'frontdesk');
-    SELECT loyalty.enroll('apd', '王五', '13833334444');
+    SELECT loyalty.store_create('k1', 'apd', 'Drop', 'bay', 'south', 'Asia/Shanghai');
+    SELECT loyalty.staff_create('k2', 'apd_desk', 'apd', 'frontdesk');
+    SELECT loyalty.member_enroll('k4', 'apd', '王五', '13833334444');
 });
 $node->safe_psql('audit_drop',
     q{SELECT count(*) FROM loyalty.frontdesk_lookup('13833334444', 'drop test')},
@@ -111,16 +113,61 @@ $node->safe_psql('audit_drop',
 $node->safe_psql('postgres', 'DROP DATABASE audit_drop');
 pass('a database with running writers can be dropped');
 
-# without the library preloaded, audited reads are refused
+# loyalty.audit_mode = 'session': a writer of the session's own, even
+# with the pool there
+$node->safe_psql('postgres', q{ALTER ROLE apl_desk SET loyalty.audit_mode = 'session'});
+my $sess = $node->background_psql('postgres', extra_params => ['-U', 'apl_desk']);
+is($sess->query_safe(q{SELECT count(*) FROM loyalty.frontdesk_lookup('13811112222', 'session mode')}),
+    '1', 'audit_mode session: the read is answered');
+is($node->safe_psql('postgres',
+        q{SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'loyalty audit session writer'}),
+    '1', 'audit_mode session: by a writer of the session');
+$sess->quit;
+is($node->safe_psql('postgres',
+        q{SELECT count(*) FROM loyalty.audit_log WHERE purpose = 'session mode'}),
+    '1', 'audit_mode session: the read is recorded');
+$node->safe_psql('postgres', q{ALTER ROLE apl_desk RESET loyalty.audit_mode});
+
+# without the library preloaded: no pool, a writer per auditing session,
+# each read committed on its own before it is answered
 $node->stop;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = ''\n");
 $node->start;
-my ($ret, $out, $err) = $node->psql('postgres',
-    q{SELECT full_name FROM loyalty.frontdesk_lookup('13811112222', 'no pool')},
-    extra_params => ['-U', 'apl_desk']);
-like($err, qr/could not write the audit record/, 'without the pool an audited read is refused');
-is($out, '', 'and nothing is answered');
+is($node->safe_psql('postgres', q{SHOW shared_preload_libraries}), '', 'not preloaded');
+is($node->safe_psql('postgres',
+        q{SELECT full_name FROM loyalty.frontdesk_lookup('13811112222', 'no pool')},
+        extra_params => ['-U', 'apl_desk']),
+    '李*', 'without the pool an audited read is answered');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM loyalty.audit_log WHERE purpose = 'no pool'}),
-    '0', 'and nothing is recorded');
+    '1', 'and recorded, before it was answered');
+$node->safe_psql('postgres', q{
+    BEGIN;
+    SELECT * FROM loyalty.frontdesk_lookup('13811112222', 'no pool rollback');
+    ROLLBACK;
+}, extra_params => ['-U', 'apl_desk']);
+is($node->safe_psql('postgres',
+        q{SELECT count(*) FROM loyalty.audit_log WHERE purpose = 'no pool rollback'}),
+    '1', 'without the pool a rolled-back read is still recorded');
+# 6 sessions at once, 3 lookups each: each has a writer of its own
+$node->pgbench('-n -c 6 -j 2 -t 3 -U apl_desk', 0,
+    [qr{number of transactions actually processed: 18/18}],
+    [qr{\A(?!.*(?:ERROR|error))}s],
+    'without the pool: 6 concurrent auditing sessions answered',
+    { 'lookup_session' => q{SELECT count(*) FROM loyalty.frontdesk_lookup('13811112222', 'no pool bench');} });
+is($node->safe_psql('postgres',
+        q{SELECT count(*) FROM loyalty.audit_log WHERE purpose = 'no pool bench'}),
+    '18', 'without the pool: every answered lookup is on record');
+# a committed change is chained by the next audited read's writer
+$node->safe_psql('postgres', qq{SELECT loyalty._audit_change('$m', 'pool_change', 'crm', '{"n": 3}')});
+$node->safe_psql('postgres',
+    q{SELECT count(*) FROM loyalty.frontdesk_lookup('13811112222', 'no pool sweep')},
+    extra_params => ['-U', 'apl_desk']);
+is($node->safe_psql('postgres', q{SELECT count(*) FROM loyalty.audit_change_staging}), '0',
+    'without the pool a session writer chains the staged changes');
+is($node->safe_psql('postgres',
+        q{SELECT string_agg(detail->>'n', ',' ORDER BY audit_id) FROM loyalty.audit_log WHERE action = 'pool_change'}),
+    '2,3', 'both committed changes are on the chain');
+is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.audit_verify()'), '0',
+    'the hash chain verifies across pool and session writers');
 
 done_testing();
