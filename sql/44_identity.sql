@@ -48,7 +48,5 @@ SELECT loyalty._identity_open(:'m2', 'id_number', id_number_cipher)
   FROM loyalty.member_identity WHERE member_id = :'m';
 -- the key is in no setting (the loyalty.* settings hold budgets, no key)
 SELECT count(*) AS settings_naming_keys FROM pg_settings
- WHERE (name LIKE '%loyalty%' AND name NOT IN ('loyalty.lookup_budget', 'loyalty.verify_failures',
-                                             'loyalty.bi_min_group_size'))
-    OR setting LIKE '%loyalty_keys%';
+ WHERE (name LIKE '%loyalty%' AND name LIKE '%key%') OR setting LIKE '%loyalty_keys%';
 SELECT action, fields FROM loyalty.audit_member(:'m') ORDER BY 1, 2;

@@ -9,6 +9,7 @@
 
 #include "fmgr.h"
 
+#include "audit.h"
 #include "benefit.h"
 #include "benefit_catalog.h"
 #include "benefit_member.h"
@@ -35,4 +36,6 @@ _PG_init(void)
 	loyalty_risk_cache_init();
 	loyalty_privacy_settings_init();
 	loyalty_privacy_guard_init();
+	loyalty_audit_init();
+	loyalty_audit_xact_init();
 }

@@ -21,7 +21,9 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- benefits and risk tags (docs/benefits.md)
     'risk_type', 'risk_tag', 'risk_tag_event', 'benefit', 'benefit_grant', 'benefit_use',
     -- store replicas (docs/replication.md)
-    'replica_node', 'replica_store', 'outbox', 'outbox_result']);
+    'replica_node', 'replica_store', 'outbox', 'outbox_result',
+    -- the audit trail (docs/audit.md)
+    'audit_purpose', 'audit_change_staging', 'audit_anchor']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');

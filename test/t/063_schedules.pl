@@ -10,7 +10,7 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('cron');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = 'pg_cron,loyalty'
 cron.database_name = 'postgres'
 cron.use_background_workers = on
 max_worker_processes = 32
