@@ -51,6 +51,18 @@ extern void replica_drop_slot(const char *slotname, bool force);
 extern bool replica_ensure_remote_slot(const char *conninfo,
 									   const char *appname);
 extern void replica_ensure_outbox_publication(void);
+typedef enum ReplicaIdentityState
+{
+	REPLICA_IDENTITY_NONE,		/* no identity recorded */
+	REPLICA_IDENTITY_THIS,		/* this server and database */
+	REPLICA_IDENTITY_OTHER		/* another: a restored copy */
+} ReplicaIdentityState;
+
+extern void replica_check_conninfo(const char *conninfo);
+extern char *replica_local_system_id(void);
+extern void replica_check_remote_not_self(const char *conninfo);
+extern ReplicaIdentityState replica_identity_state(void);
+extern void replica_identity_claim(bool adopt);
 extern void replica_spi_exec(const char *sql, int nargs, Oid *types,
 							 Datum *values, const char *nulls, int expected);
 

@@ -1,0 +1,153 @@
+# Store replica guards on real servers (issue 14): HQ and two stores.
+#  - subscribing refuses a database that holds HQ data, an empty connection
+#    string and a connection string that points back at the same server
+#    (14.3), and leaves everything as it was;
+#  - batches refuse an as_of in the future, no job recorded (14.4);
+#  - DROP EXTENSION refuses while stores are attached and removes the
+#    publications it made otherwise (14.5).
+use strict;
+use warnings;
+use PostgreSQL::Test::Cluster;
+use PostgreSQL::Test::Utils;
+use Test::More;
+
+sub make_node
+{
+	my ($name) = @_;
+	my $node = PostgreSQL::Test::Cluster->new($name);
+	$node->init(allows_streaming => 'logical');
+	$node->append_conf('postgresql.conf',
+		"wal_retrieve_retry_interval = '200ms'\nmax_logical_replication_workers = 6\nmax_worker_processes = 12\n");
+	$node->start;
+	$node->safe_psql('postgres', 'CREATE EXTENSION loyalty');
+	return $node;
+}
+sub conn { my ($n, $db) = @_; return '$$' . $n->connstr($db // 'postgres') . '$$'; }
+
+my $hq = make_node('hq');
+my %store = (sa => make_node('sa'), sb => make_node('sb'));
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.create_store('sa', 'Store A', 'bay', 'east', 'Asia/Shanghai');
+	SELECT loyalty.create_store('sb', 'Store B', 'bay', 'west', 'Asia/Shanghai');
+	CREATE TABLE m AS SELECT g, (loyalty.enroll('sa', 'Member ' || g)).member_id FROM generate_series(1, 6) g;
+	SELECT loyalty.accrue(member_id, 'sa', 1000 * g, 'stay', 'seed-' || g) FROM m;
+});
+for my $code ('sa', 'sb')
+{
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_add_store('$code')");
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_create_slot('$code')");
+	$store{$code}->safe_psql('postgres', 'SELECT loyalty.store_subscribe(' . conn($hq) . ", '$code')");
+	$store{$code}->wait_for_subscription_sync($hq, "loyalty_store_$code");
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_attach_outbox('$code', " . conn($store{$code}) . ')');
+}
+$hq->wait_for_subscription_sync;
+is($store{sb}->safe_psql('postgres', 'SELECT count(*) FROM loyalty.member'), '6', 'store B subscribed');
+
+# --- 14.3: subscribing a populated HQ, an empty conninfo, a loop ----------
+my ($ret, $out, $err);
+# an HQ database with members but no store yet (the old guard only looked
+# at loyalty.replica_store)
+$hq->safe_psql('postgres', 'CREATE DATABASE hq2');
+$hq->safe_psql('hq2', q{
+	CREATE EXTENSION loyalty;
+	SELECT loyalty.create_store('sc', 'Store C', 'bay', 'east', 'Asia/Shanghai');
+	SELECT loyalty.enroll('sc', 'Kept ' || g) FROM generate_series(1, 3) g;
+});
+my $hq2_before = $hq->safe_psql('hq2',
+	'SELECT (SELECT count(*) FROM loyalty.member) || ' . "'/'" . ' || (SELECT count(*) FROM loyalty.store) || ' . "'/'" . ' || (SELECT count(*) FROM loyalty.policy)');
+for my $fn ('store_subscribe', 'hub_subscribe')
+{
+	($ret, $out, $err) = $hq->psql('hq2', "SELECT loyalty.$fn(" . conn($hq) . ", 'sa')");
+	like($err, qr/ERROR:  this database holds headquarters data/, "$fn refuses a database with members");
+	is($hq->safe_psql('hq2',
+		'SELECT (SELECT count(*) FROM loyalty.member) || ' . "'/'" . ' || (SELECT count(*) FROM loyalty.store) || ' . "'/'" . ' || (SELECT count(*) FROM loyalty.policy)'),
+		$hq2_before, "$fn: nothing was emptied");
+}
+is($hq->safe_psql('hq2', q{SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = 'hq2'}), '0',
+	'no subscription was made');
+# HQ itself (it serves stores)
+($ret, $out, $err) = $hq->psql('postgres', "SELECT loyalty.store_subscribe(" . conn($store{sa}) . ", 'sa')");
+like($err, qr/this server replicates stores of its own|holds headquarters data/, 'HQ cannot subscribe as a store');
+
+# a fresh database at the store server: an empty connection string, and
+# one that reaches this very server
+$store{sa}->safe_psql('postgres', 'CREATE DATABASE fresh');
+$store{sa}->safe_psql('fresh', 'CREATE EXTENSION loyalty');
+for my $empty ("''", "'   '")
+{
+	($ret, $out, $err) = $store{sa}->psql('fresh', "SELECT loyalty.store_subscribe($empty, 'sa')");
+	like($err, qr/ERROR:  connection string must not be empty/, "store_subscribe($empty) is refused");
+}
+($ret, $out, $err) = $store{sa}->psql('fresh', "SELECT loyalty.hub_subscribe('', 'h1')");
+like($err, qr/connection string must not be empty/, 'hub_subscribe with an empty connection string is refused');
+($ret, $out, $err) = $store{sa}->psql('fresh', 'SELECT loyalty.store_subscribe(' . conn($store{sa}) . ", 'sa')");
+like($err, qr/ERROR:  the connection string points back at this server/,
+	'a connection string that reaches the same server (another database) is refused');
+($ret, $out, $err) = $store{sa}->psql('fresh', 'SELECT loyalty.store_subscribe(' . conn($store{sa}, 'fresh') . ", 'sa')");
+like($err, qr/points back at this server/, 'a connection string that reaches the same database is refused');
+is($store{sa}->safe_psql('fresh',
+	q{SELECT (SELECT count(*) FROM loyalty.policy) || '/' || (SELECT count(*) FROM loyalty.replica_node)
+	      || '/' || (SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = 'fresh')
+	      || '/' || (SELECT count(*) FROM pg_publication)}),
+	'1/0/0/0', 'the refused calls emptied nothing and made nothing');
+($ret, $out, $err) = $hq->psql('postgres', "SELECT loyalty.replica_attach_outbox('sa', '')");
+like($err, qr/connection string must not be empty/, 'attaching an outbox with an empty connection string is refused');
+
+# --- 14.4: batches refuse a future as_of -----------------------------------
+my $jobs = $hq->safe_psql('postgres', 'SELECT count(*) FROM loyalty.job');
+my $balances = $hq->safe_psql('postgres', 'SELECT sum(balance) FROM loyalty.point_balance');
+for my $call (q{CALL loyalty.expire_points_batch('2100-01-01')},
+	q{CALL loyalty.activate_due_batch(now() + interval '1 hour')},
+	q{CALL loyalty.tier_downgrade_apply('2100-01-01')},
+	q{CALL loyalty.tier_requalify(now() + interval '1 day')},
+	q{SELECT loyalty.expire_points('future-1', '2100-01-01')},
+	q{SELECT loyalty.activate_due('future-2', now() + interval '1 day')})
+{
+	($ret, $out, $err) = $hq->psql('postgres', $call, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	like($err, qr/ERROR:  22023: as_of must not be in the future/, "$call: 22023");
+}
+is($hq->safe_psql('postgres', 'SELECT count(*) FROM loyalty.job'), $jobs, 'no job was recorded');
+is($hq->safe_psql('postgres', 'SELECT sum(balance) FROM loyalty.point_balance'), $balances,
+	'no balance changed');
+$hq->safe_psql('postgres', 'CALL loyalty.expire_points_batch()');
+is($hq->safe_psql('postgres', 'SELECT sum(balance) FROM loyalty.point_balance'), $balances,
+	'as of now, members active today keep their points');
+ok($hq->safe_psql('postgres', q{SELECT count(*) >= 0 FROM loyalty.tier_downgrade_preview('2100-01-01')}) eq 't',
+	'the downgrade preview may look ahead');
+
+# --- 14.5: DROP EXTENSION and what replication made -------------------------
+($ret, $out, $err) = $hq->psql('postgres', 'DROP EXTENSION loyalty CASCADE');
+like($err, qr/ERROR:  cannot drop extension loyalty while store replicas are attached/,
+	'HQ: DROP EXTENSION is refused while stores are attached');
+like($err, qr/slot loyalty_store_sa/, 'the refusal names the slots');
+like($err, qr/HINT:  Remove each store first/, 'the refusal says what to do');
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_extension WHERE extname = 'loyalty'}), '1',
+	'the extension is still there');
+($ret, $out, $err) = $store{sb}->psql('postgres', 'DROP EXTENSION loyalty CASCADE');
+like($err, qr/cannot drop extension loyalty while store replicas are attached.*subscription loyalty_store_sb/s,
+	'a store: DROP EXTENSION is refused while it subscribes');
+# a database whose store left: the publications go with the extension
+# (slot names are per server: this database's store is sc)
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_add_store('sc')});
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_create_slot('sc')});
+($ret, $out, $err) = $hq->psql('hq2', 'DROP EXTENSION loyalty CASCADE');
+like($err, qr/slot loyalty_store_sc/, 'a slot alone is enough to refuse');
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_remove_store('sc')});
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_add_store('sc')});   # a publication, no slot
+is($hq->safe_psql('hq2', q{SELECT count(*) FROM pg_publication WHERE pubname LIKE 'loyalty%'}), '1',
+	'a publication without a slot');
+$hq->safe_psql('hq2', 'DROP EXTENSION loyalty CASCADE');
+is($hq->safe_psql('hq2',
+	q{SELECT (SELECT count(*) FROM pg_publication) || '/' || (SELECT count(*) FROM pg_replication_slots WHERE database = 'hq2')
+	      || '/' || (SELECT count(*) FROM pg_namespace WHERE nspname = 'loyalty')}),
+	'0/0/0', 'DROP EXTENSION removed the publications; no slot and no schema left');
+# a store that left the chain
+$store{sb}->safe_psql('postgres', 'SELECT loyalty.store_unsubscribe(drop_outbox_slot => true)');
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_remove_store('sb', force => true)});
+$store{sb}->safe_psql('postgres', 'DROP EXTENSION loyalty CASCADE');
+is($store{sb}->safe_psql('postgres',
+	q{SELECT (SELECT count(*) FROM pg_publication) || '/' || (SELECT count(*) FROM pg_replication_slots)}),
+	'0/0', 'a store that left: its outbox publication went with the extension');
+
+$_->stop for ($hq, values %store);
+done_testing();
