@@ -63,8 +63,6 @@ extern char *replica_local_system_id(void);
 extern void replica_check_remote_not_self(const char *conninfo);
 extern ReplicaIdentityState replica_identity_state(void);
 extern void replica_identity_claim(bool adopt);
-extern void replica_spi_exec(const char *sql, int nargs, Oid *types,
-							 Datum *values, const char *nulls, int expected);
 
 /* replica_apply.c */
 extern const char *replica_node_role(char *store_code, int64 *incarnation);

@@ -40,6 +40,7 @@
 
 #include "cache.h"
 #include "replica.h"
+#include "spi.h"
 
 
 typedef enum PublishedFilter
@@ -119,22 +120,6 @@ char *
 replica_outbox_sub_name(const char *code)
 {
 	return psprintf(REPLICA_OUTBOX_PREFIX "%s", code);
-}
-
-/*
- * replica_spi_exec
- *		Run a parameterised statement in the current SPI connection,
- *		checking the result code.
- */
-void
-replica_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
-				 const char *nulls, int expected)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
-											false, 0);
-
-	if (ret != expected)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 }
 
 /*
@@ -381,9 +366,9 @@ replica_slot_exists(const char *slotname, bool *active)
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(slotname);
-	replica_spi_exec("SELECT s.active FROM pg_catalog.pg_replication_slots s "
+	lspi_exec("SELECT s.active FROM pg_catalog.pg_replication_slots s "
 					 "WHERE s.slot_name = $1::pg_catalog.name",
-					 1, types, values, NULL, SPI_OK_SELECT);
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	if (active)
@@ -411,8 +396,8 @@ replica_create_slot(const char *slotname)
 				 errdetail("PostgreSQL creates a logical replication slot only before the transaction's first write."),
 				 errhint("Call this function in a transaction of its own.")));
 	values[0] = CStringGetTextDatum(slotname);
-	replica_spi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
-					 1, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 }
 
 /*
@@ -440,10 +425,10 @@ replica_drop_slot(const char *slotname, bool force)
 	if (active)
 	{
 		values[0] = CStringGetTextDatum(slotname);
-		replica_spi_exec("SELECT pg_catalog.pg_terminate_backend(s.active_pid) "
+		lspi_exec("SELECT pg_catalog.pg_terminate_backend(s.active_pid) "
 						 "FROM pg_catalog.pg_replication_slots s "
 						 "WHERE s.slot_name = $1::pg_catalog.name AND s.active_pid IS NOT NULL",
-						 1, types, values, NULL, SPI_OK_SELECT);
+						 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	}
 	/* waits until a terminated walsender has released the slot */
 	ReplicationSlotDrop(slotname, !active);
@@ -618,9 +603,9 @@ replica_identity_state(void)
 	char	   *sysid;
 	char	   *dboid;
 
-	replica_spi_exec("SELECT i.system_identifier, i.database_oid::pg_catalog.text "
+	lspi_exec("SELECT i.system_identifier, i.database_oid::pg_catalog.text "
 					 "FROM loyalty.replica_identity i",
-					 0, NULL, NULL, NULL, SPI_OK_SELECT);
+					 0, NULL, NULL, NULL, true, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return REPLICA_IDENTITY_NONE;
 	sysid = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -651,11 +636,11 @@ replica_identity_claim(bool adopt)
 				 errhint("If this database is to serve as that node from now on, call loyalty.replica_adopt() first (docs/operations.md).")));
 	values[0] = CStringGetTextDatum(replica_local_system_id());
 	values[1] = ObjectIdGetDatum(MyDatabaseId);
-	replica_spi_exec("INSERT INTO loyalty.replica_identity (system_identifier, database_oid) "
+	lspi_exec("INSERT INTO loyalty.replica_identity (system_identifier, database_oid) "
 					 "VALUES ($1, $2) ON CONFLICT (singleton) DO UPDATE "
 					 "SET system_identifier = excluded.system_identifier, "
 					 "database_oid = excluded.database_oid, recorded_at = pg_catalog.now() "
 					 "WHERE (loyalty.replica_identity.system_identifier, loyalty.replica_identity.database_oid) "
 					 "IS DISTINCT FROM (excluded.system_identifier, excluded.database_oid)",
-					 2, types, values, NULL, SPI_OK_INSERT);
+					 2, types, values, NULL, false, 0, SPI_OK_INSERT);
 }

@@ -25,6 +25,7 @@
 #include "utils/builtins.h"
 
 #include "replica.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_drop_guard);
 
@@ -65,7 +66,6 @@ loyalty_drop_guard(PG_FUNCTION_ARGS)
 	uint64		n;
 	List	   *pubs = NIL;
 	ListCell   *lc;
-	int			ret;
 
 	if (!CALLED_AS_EVENT_TRIGGER(fcinfo))
 		ereport(ERROR,
@@ -75,16 +75,15 @@ loyalty_drop_guard(PG_FUNCTION_ARGS)
 	if (!drops_loyalty(trigdata->parsetree))
 		PG_RETURN_NULL();
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	replica_spi_exec("SELECT pg_catalog.string_agg(x.what, ', ' ORDER BY x.what) FROM ("
+	lspi_connect(LSPI_READ_WRITE);
+	lspi_exec("SELECT pg_catalog.string_agg(x.what, ', ' ORDER BY x.what) FROM ("
 					 " SELECT 'slot ' || s.slot_name AS what FROM pg_catalog.pg_replication_slots s"
 					 "  WHERE s.slot_name LIKE 'loyalty\\_%' AND s.database = pg_catalog.current_database()"
 					 " UNION ALL"
 					 " SELECT 'subscription ' || b.subname FROM pg_catalog.pg_subscription b"
 					 "  JOIN pg_catalog.pg_database d ON d.oid = b.subdbid"
 					 "  WHERE b.subname LIKE 'loyalty\\_%' AND d.datname = pg_catalog.current_database()) x",
-					 0, NULL, NULL, NULL, SPI_OK_SELECT);
+					 0, NULL, NULL, NULL, true, 0, SPI_OK_SELECT);
 	attached = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
 	if (attached != NULL)
 		ereport(ERROR,
@@ -93,14 +92,14 @@ loyalty_drop_guard(PG_FUNCTION_ARGS)
 				 errdetail("This database still has %s.", attached),
 				 errhint("Remove each store first: loyalty.replica_remove_store() at headquarters or a hub, loyalty.store_unsubscribe(drop_outbox_slot => true) at a store (docs/operations.md).")));
 
-	replica_spi_exec("SELECT p.pubname::pg_catalog.text FROM pg_catalog.pg_publication p "
+	lspi_exec("SELECT p.pubname::pg_catalog.text FROM pg_catalog.pg_publication p "
 					 "WHERE p.pubname LIKE 'loyalty\\_%' ORDER BY 1",
-					 0, NULL, NULL, NULL, SPI_OK_SELECT);
+					 0, NULL, NULL, NULL, true, 0, SPI_OK_SELECT);
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
 		pubs = lappend(pubs, pstrdup(SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1)));
 	foreach(lc, pubs)
 		replica_drop_publication((const char *) lfirst(lc));
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_NULL();
 }

@@ -27,18 +27,18 @@ sub conn { my ($n, $db) = @_; return '$$' . $n->connstr($db // 'postgres') . '$$
 my $hq = make_node('hq');
 my %store = (sa => make_node('sa'), sb => make_node('sb'));
 $hq->safe_psql('postgres', q{
-	SELECT loyalty.create_store('sa', 'Store A', 'bay', 'east', 'Asia/Shanghai');
-	SELECT loyalty.create_store('sb', 'Store B', 'bay', 'west', 'Asia/Shanghai');
-	CREATE TABLE m AS SELECT g, (loyalty.enroll('sa', 'Member ' || g)).member_id FROM generate_series(1, 6) g;
-	SELECT loyalty.accrue(member_id, 'sa', 1000 * g, 'stay', 'seed-' || g) FROM m;
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'sa', 'Store A', 'bay', 'east', 'Asia/Shanghai');
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'sb', 'Store B', 'bay', 'west', 'Asia/Shanghai');
+	CREATE TABLE m AS SELECT g, (loyalty.member_enroll(gen_random_uuid()::text, 'sa', 'Member ' || g)).member_id FROM generate_series(1, 6) g;
+	SELECT loyalty.points_accrue('seed-' || g, member_id, 'sa', 1000 * g, 'stay') FROM m;
 });
 for my $code ('sa', 'sb')
 {
-	$hq->safe_psql('postgres', "SELECT loyalty.replica_add_store('$code')");
-	$hq->safe_psql('postgres', "SELECT loyalty.replica_create_slot('$code')");
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_store_add(gen_random_uuid()::text, '$code')");
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_slot_create('$code')");
 	$store{$code}->safe_psql('postgres', 'SELECT loyalty.store_subscribe(' . conn($hq) . ", '$code')");
 	$store{$code}->wait_for_subscription_sync($hq, "loyalty_store_$code");
-	$hq->safe_psql('postgres', "SELECT loyalty.replica_attach_outbox('$code', " . conn($store{$code}) . ')');
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, '$code', " . conn($store{$code}) . ')');
 }
 $hq->wait_for_subscription_sync;
 is($store{sb}->safe_psql('postgres', 'SELECT count(*) FROM loyalty.member'), '6', 'store B subscribed');
@@ -50,8 +50,8 @@ my ($ret, $out, $err);
 $hq->safe_psql('postgres', 'CREATE DATABASE hq2');
 $hq->safe_psql('hq2', q{
 	CREATE EXTENSION loyalty;
-	SELECT loyalty.create_store('sc', 'Store C', 'bay', 'east', 'Asia/Shanghai');
-	SELECT loyalty.enroll('sc', 'Kept ' || g) FROM generate_series(1, 3) g;
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'sc', 'Store C', 'bay', 'east', 'Asia/Shanghai');
+	SELECT loyalty.member_enroll(gen_random_uuid()::text, 'sc', 'Kept ' || g) FROM generate_series(1, 3) g;
 });
 my $hq2_before = $hq->safe_psql('hq2',
 	'SELECT (SELECT count(*) FROM loyalty.member) || ' . "'/'" . ' || (SELECT count(*) FROM loyalty.store) || ' . "'/'" . ' || (SELECT count(*) FROM loyalty.policy)');
@@ -90,18 +90,18 @@ is($store{sa}->safe_psql('fresh',
 	      || '/' || (SELECT count(*) FROM pg_subscription s JOIN pg_database d ON d.oid = s.subdbid WHERE d.datname = 'fresh')
 	      || '/' || (SELECT count(*) FROM pg_publication)}),
 	'1/0/0/0', 'the refused calls emptied nothing and made nothing');
-($ret, $out, $err) = $hq->psql('postgres', "SELECT loyalty.replica_attach_outbox('sa', '')");
+($ret, $out, $err) = $hq->psql('postgres', "SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, 'sa', '')");
 like($err, qr/connection string must not be empty/, 'attaching an outbox with an empty connection string is refused');
 
 # --- 14.4: batches refuse a future as_of -----------------------------------
 my $jobs = $hq->safe_psql('postgres', 'SELECT count(*) FROM loyalty.job');
 my $balances = $hq->safe_psql('postgres', 'SELECT sum(balance) FROM loyalty.point_balance');
-for my $call (q{CALL loyalty.expire_points_batch('2100-01-01')},
-	q{CALL loyalty.activate_due_batch(now() + interval '1 hour')},
+for my $call (q{CALL loyalty.points_expire_batch('2100-01-01')},
+	q{CALL loyalty.points_activate_due_batch(now() + interval '1 hour')},
 	q{CALL loyalty.tier_downgrade_apply('2100-01-01')},
 	q{CALL loyalty.tier_requalify(now() + interval '1 day')},
-	q{SELECT loyalty.expire_points('future-1', '2100-01-01')},
-	q{SELECT loyalty.activate_due('future-2', now() + interval '1 day')})
+	q{SELECT loyalty.points_expire('future-1', '2100-01-01')},
+	q{SELECT loyalty.points_activate_due('future-2', now() + interval '1 day')})
 {
 	($ret, $out, $err) = $hq->psql('postgres', $call, extra_params => [ '-v', 'VERBOSITY=verbose' ]);
 	like($err, qr/ERROR:  22023: as_of must not be in the future/, "$call: 22023");
@@ -109,7 +109,7 @@ for my $call (q{CALL loyalty.expire_points_batch('2100-01-01')},
 is($hq->safe_psql('postgres', 'SELECT count(*) FROM loyalty.job'), $jobs, 'no job was recorded');
 is($hq->safe_psql('postgres', 'SELECT sum(balance) FROM loyalty.point_balance'), $balances,
 	'no balance changed');
-$hq->safe_psql('postgres', 'CALL loyalty.expire_points_batch()');
+$hq->safe_psql('postgres', 'CALL loyalty.points_expire_batch()');
 is($hq->safe_psql('postgres', 'SELECT sum(balance) FROM loyalty.point_balance'), $balances,
 	'as of now, members active today keep their points');
 ok($hq->safe_psql('postgres', q{SELECT count(*) >= 0 FROM loyalty.tier_downgrade_preview('2100-01-01')}) eq 't',
@@ -128,12 +128,12 @@ like($err, qr/cannot drop extension loyalty while store replicas are attached.*s
 	'a store: DROP EXTENSION is refused while it subscribes');
 # a database whose store left: the publications go with the extension
 # (slot names are per server: this database's store is sc)
-$hq->safe_psql('hq2', q{SELECT loyalty.replica_add_store('sc')});
-$hq->safe_psql('hq2', q{SELECT loyalty.replica_create_slot('sc')});
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'sc')});
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_slot_create('sc')});
 ($ret, $out, $err) = $hq->psql('hq2', 'DROP EXTENSION loyalty CASCADE');
 like($err, qr/slot loyalty_store_sc/, 'a slot alone is enough to refuse');
-$hq->safe_psql('hq2', q{SELECT loyalty.replica_remove_store('sc')});
-$hq->safe_psql('hq2', q{SELECT loyalty.replica_add_store('sc')});   # a publication, no slot
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'sc')});
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'sc')});   # a publication, no slot
 is($hq->safe_psql('hq2', q{SELECT count(*) FROM pg_publication WHERE pubname LIKE 'loyalty%'}), '1',
 	'a publication without a slot');
 $hq->safe_psql('hq2', 'DROP EXTENSION loyalty CASCADE');
@@ -143,7 +143,7 @@ is($hq->safe_psql('hq2',
 	'0/0/0', 'DROP EXTENSION removed the publications; no slot and no schema left');
 # a store that left the chain
 $store{sb}->safe_psql('postgres', 'SELECT loyalty.store_unsubscribe(drop_outbox_slot => true)');
-$hq->safe_psql('postgres', q{SELECT loyalty.replica_remove_store('sb', force => true)});
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'sb', force => true)});
 $store{sb}->safe_psql('postgres', 'DROP EXTENSION loyalty CASCADE');
 is($store{sb}->safe_psql('postgres',
 	q{SELECT (SELECT count(*) FROM pg_publication) || '/' || (SELECT count(*) FROM pg_replication_slots)}),
