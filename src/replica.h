@@ -46,6 +46,7 @@ extern bool replica_subscription_exists(const char *subname);
 extern void replica_set_subscription_enabled(const char *subname,
 											 bool enabled);
 extern bool replica_slot_exists(const char *slotname, bool *active);
+extern char *replica_slot_elsewhere(const char *slotname);
 extern void replica_create_slot(const char *slotname);
 extern void replica_drop_slot(const char *slotname, bool force);
 extern bool replica_ensure_remote_slot(const char *conninfo,

@@ -355,8 +355,12 @@ replica_drop_subscription(const char *subname)
 
 /*
  * replica_slot_exists
- *		Whether a replication slot of this name exists on this server, and
- *		whether a walsender is using it.  Needs an SPI connection.
+ *		Whether a logical replication slot of this name exists in this
+ *		database, and whether a walsender is using it.  Slot names are per
+ *		server: a slot of the same name made by another database of the
+ *		cluster (or a physical slot) is not this database's, and is never
+ *		reported, reused or dropped here (replica_slot_elsewhere).  Needs
+ *		an SPI connection.
  */
 bool
 replica_slot_exists(const char *slotname, bool *active)
@@ -367,8 +371,9 @@ replica_slot_exists(const char *slotname, bool *active)
 
 	values[0] = CStringGetTextDatum(slotname);
 	lspi_exec("SELECT s.active FROM pg_catalog.pg_replication_slots s "
-					 "WHERE s.slot_name = $1::pg_catalog.name",
-					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
+			  "WHERE s.slot_name = $1::pg_catalog.name "
+			  "AND s.database = pg_catalog.current_database()",
+			  1, types, values, NULL, true, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	if (active)
@@ -378,16 +383,42 @@ replica_slot_exists(const char *slotname, bool *active)
 }
 
 /*
+ * replica_slot_elsewhere
+ *		The database that holds a replication slot of this name when it is
+ *		not this one ("(physical)" for a physical slot), or NULL.  Needs an
+ *		SPI connection.
+ */
+char *
+replica_slot_elsewhere(const char *slotname)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(slotname);
+	lspi_exec("SELECT COALESCE(s.database::pg_catalog.text, '(physical)') "
+			  "FROM pg_catalog.pg_replication_slots s "
+			  "WHERE s.slot_name = $1::pg_catalog.name "
+			  "AND s.database IS DISTINCT FROM pg_catalog.current_database()",
+			  1, types, values, NULL, true, 0, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	return lspi_text(0, 1);
+}
+
+/*
  * replica_create_slot
  *		A logical slot with pgoutput.  PostgreSQL refuses to create one in
  *		a transaction that has written anything, so this must come first in
- *		its transaction.  Needs an SPI connection.
+ *		its transaction.  A slot of that name that belongs to another
+ *		database of this server is an error (42710): it serves that
+ *		database's store and is left alone.  Needs an SPI connection.
  */
 void
 replica_create_slot(const char *slotname)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
+	char	   *elsewhere;
 
 	if (GetTopTransactionIdIfAny() != InvalidTransactionId)
 		ereport(ERROR,
@@ -395,6 +426,12 @@ replica_create_slot(const char *slotname)
 				 errmsg("cannot create replication slot \"%s\" in a transaction that has written data", slotname),
 				 errdetail("PostgreSQL creates a logical replication slot only before the transaction's first write."),
 				 errhint("Call this function in a transaction of its own.")));
+	if ((elsewhere = replica_slot_elsewhere(slotname)) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("replication slot \"%s\" belongs to database \"%s\"", slotname, elsewhere),
+				 errdetail("Replication slot names are per server, and that database's store replica uses this one."),
+				 errhint("Serve this store code from one database per server: remove its replica in database \"%s\" first, or use another server.", elsewhere)));
 	values[0] = CStringGetTextDatum(slotname);
 	lspi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
 					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
@@ -402,7 +439,8 @@ replica_create_slot(const char *slotname)
 
 /*
  * replica_drop_slot
- *		Drop a slot.  An active slot is an error unless force, which ends
+ *		Drop this database's slot of that name (a slot of that name in
+ *		another database is left alone).  An active slot is an error unless force, which ends
  *		the walsender using it and waits for the slot to be released.
  *		Not transactional: callers drop slots last.  Needs an SPI
  *		connection.
@@ -427,7 +465,8 @@ replica_drop_slot(const char *slotname, bool force)
 		values[0] = CStringGetTextDatum(slotname);
 		lspi_exec("SELECT pg_catalog.pg_terminate_backend(s.active_pid) "
 						 "FROM pg_catalog.pg_replication_slots s "
-						 "WHERE s.slot_name = $1::pg_catalog.name AND s.active_pid IS NOT NULL",
+						 "WHERE s.slot_name = $1::pg_catalog.name AND s.active_pid IS NOT NULL "
+						 "AND s.database = pg_catalog.current_database()",
 						 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	}
 	/* waits until a terminated walsender has released the slot */

@@ -115,6 +115,30 @@ is($hq->safe_psql('postgres', 'SELECT sum(balance) FROM loyalty.point_balance'),
 ok($hq->safe_psql('postgres', q{SELECT count(*) >= 0 FROM loyalty.tier_downgrade_preview('2100-01-01')}) eq 't',
 	'the downgrade preview may look ahead');
 
+# --- slot names are per server: another database's slot is left alone ------
+# hq2 (another HQ database of the same server) registers a store with the
+# code sa, whose slot loyalty_store_sa belongs to database postgres and
+# streams to store A.  Neither re-seeding nor removing it in hq2 may touch
+# that slot (it used to be dropped, or its walsender ended with force).
+$hq->safe_psql('hq2', q{SELECT loyalty.store_create(gen_random_uuid()::text, 'sa', 'Store A (hq2)', 'bay', 'east', 'Asia/Shanghai')});
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'sa')});
+my $slot_sa = q{SELECT database || '/' || active FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'};
+is($hq->safe_psql('hq2', $slot_sa), 'postgres/true', 'the slot loyalty_store_sa is database postgres\'s, streaming');
+($ret, $out, $err) = $hq->psql('hq2', q{SELECT loyalty.replica_slot_create('sa')},
+	extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+like($err, qr/ERROR:  42710: replication slot "loyalty_store_sa" belongs to database "postgres"/,
+	'replica_slot_create refuses a same-named slot of another database (42710)');
+like($err, qr/HINT:  Serve this store code from one database per server/, 'and says what to do');
+is($hq->safe_psql('hq2', q{SELECT slot_status FROM loyalty.replica_status WHERE store_code = 'sa'}), 'no slot',
+	'replica_status in hq2 does not show the other database\'s slot');
+$hq->safe_psql('hq2', q{SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'sa', force => true)});
+is($hq->safe_psql('hq2', $slot_sa), 'postgres/true', 'removing the store in hq2 (force) left the other slot alone');
+# the slot still carries HQ's changes to store A
+$hq->safe_psql('postgres', q{SELECT loyalty.member_enroll('slot-check', 'sa', 'After hq2')});
+$hq->wait_for_catchup('loyalty_store_sa');
+is($store{sa}->safe_psql('postgres', q{SELECT count(*) FROM loyalty.member_profile WHERE full_name = 'After hq2'}), '1',
+	'store A still receives HQ\'s changes');
+
 # --- 14.5: DROP EXTENSION and what replication made -------------------------
 ($ret, $out, $err) = $hq->psql('postgres', 'DROP EXTENSION loyalty CASCADE');
 like($err, qr/ERROR:  cannot drop extension loyalty while store replicas are attached/,
