@@ -788,7 +788,9 @@ ledger_amount_to_minor(Datum amount, int scale, const char *what)
 
 /*
  * ledger_check_as_of
- *		The batches (activation, expiry) work as of a finite time.
+ *		The batches (activation, expiry) work as of a finite time that has
+ *		come: a batch as of a future time would expire or activate points
+ *		that are not due yet (previews may look ahead; batches may not).
  */
 void
 ledger_check_as_of(TimestampTz as_of)
@@ -797,4 +799,10 @@ ledger_check_as_of(TimestampTz as_of)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("as_of must be a finite time")));
+	if (as_of > GetCurrentTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must not be in the future"),
+				 errdetail("A batch changes balances only as of now or an earlier time."),
+				 errhint("Run the batch when that time has come.")));
 }

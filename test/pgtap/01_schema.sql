@@ -23,7 +23,9 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- store replicas (docs/replication.md)
     'replica_node', 'replica_store', 'outbox', 'outbox_result',
     -- the audit trail (docs/audit.md)
-    'audit_purpose', 'audit_change_staging', 'audit_anchor']);
+    'audit_purpose', 'audit_change_staging', 'audit_anchor',
+    -- replica guards (issue 14: the node identity)
+    'replica_identity']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');
