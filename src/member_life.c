@@ -17,7 +17,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -29,6 +28,7 @@
 
 #include "event.h"
 #include "member.h"
+#include "spi.h"
 #include "privacy_mask.h"
 #include "roles_caller.h"
 
@@ -348,15 +348,14 @@ loyalty_member_update(PG_FUNCTION_ARGS)
 	changes = DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(2)));
 	store_caller = !caller->is_hq && !caller->is_superuser;
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	lspi_connect(LSPI_READ_WRITE);
 	args = psprintf("%s %s", crm_uuid_text(&member_id), changes);
 	replay = crm_idem_replay(key, "member_update", args);
 	if (replay)
 	{
 		Datum		r = result_jsonb(replay);
 
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(r);
 	}
 
@@ -496,7 +495,7 @@ loyalty_member_update(PG_FUNCTION_ARGS)
 	appendStringInfo(&result, "{\"member_id\": \"%s\", \"changed\": %s, \"verified\": %s}",
 					 crm_uuid_text(&member_id), changed.data, verified ? "true" : "false");
 	crm_idem_record(key, "member_update", args, result.data);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(result_jsonb(result.data));
 }
 
@@ -584,15 +583,14 @@ loyalty_member_status_set(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("a member can be %s only with a reason", to)));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	lspi_connect(LSPI_READ_WRITE);
 	args = psprintf("%s %s %s", crm_uuid_text(&member_id), to, reason ? reason : "");
 	replay = crm_idem_replay(key, "member_status_set", args);
 	if (replay)
 	{
 		Datum		r = result_jsonb(replay);
 
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(r);
 	}
 
@@ -622,7 +620,7 @@ loyalty_member_status_set(PG_FUNCTION_ARGS)
 	json = psprintf("{\"member_id\": \"%s\", \"old_status\": \"%s\", \"status\": \"%s\"}",
 					crm_uuid_text(&member_id), from, to);
 	crm_idem_record(key, "member_status_set", args, json);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(result_jsonb(json));
 }
 
@@ -655,15 +653,14 @@ loyalty_member_home_store_set(PG_FUNCTION_ARGS)
 	member_id = *PG_GETARG_UUID_P(1);
 	store = TextDatumGetCString(PG_GETARG_DATUM(2));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	lspi_connect(LSPI_READ_WRITE);
 	args = psprintf("%s %s", crm_uuid_text(&member_id), store);
 	replay = crm_idem_replay(key, "member_home_store_set", args);
 	if (replay)
 	{
 		Datum		r = result_jsonb(replay);
 
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(r);
 	}
 	v[1] = CStringGetTextDatum(store);
@@ -695,6 +692,6 @@ loyalty_member_home_store_set(PG_FUNCTION_ARGS)
 	json = psprintf("{\"member_id\": \"%s\", \"old_home_store\": \"%s\", \"home_store\": \"%s\"}",
 					crm_uuid_text(&member_id), from, store);
 	crm_idem_record(key, "member_home_store_set", args, json);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(result_jsonb(json));
 }

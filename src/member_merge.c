@@ -31,7 +31,6 @@
 
 #include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
@@ -41,6 +40,7 @@
 
 #include "event.h"
 #include "member.h"
+#include "spi.h"
 #include "roles_caller.h"
 #include "tier.h"
 
@@ -361,15 +361,14 @@ loyalty_member_merge(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a member cannot be merged into itself")));
 
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	lspi_connect(LSPI_READ_WRITE);
 	args = psprintf("%s %s", crm_uuid_text(&survivor), crm_uuid_text(&duplicate));
 	replay = crm_idem_replay(key, "member_merge", args);
 	if (replay)
 	{
 		Datum		r = DirectFunctionCall1(jsonb_in, CStringGetDatum(replay));
 
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(r);
 	}
 
@@ -484,6 +483,6 @@ loyalty_member_merge(PG_FUNCTION_ARGS)
 	loyalty_outbox_emit("member_merged", &survivor, NULL, json);
 	loyalty_outbox_emit("member_merged", &duplicate, NULL, json);
 	crm_idem_record(key, "member_merge", args, result.data);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(DirectFunctionCall1(jsonb_in, CStringGetDatum(result.data)));
 }

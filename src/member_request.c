@@ -3,8 +3,7 @@
  * member_request.c
  *	  What the CRM functions share: the idempotency key argument, the
  *	  record of answered calls (loyalty.crm_request), the change record in
- *	  the audit trail, and the few SPI calls they make (kept here so that
- *	  they move to the one SPI layer in one place).
+ *	  the audit trail, and the few SPI calls they make (on the one SPI layer, src/spi.h).
  *
  * A retried call (same key, same operation, same arguments) returns the
  * first call's answer and changes nothing.  The same key with another
@@ -17,53 +16,79 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 
+#include "args.h"
 #include "member.h"
+#include "spi.h"
 #include "roles_caller.h"
 
 /*
  * crm_key_arg
- *		The idempotency key of argument argno, checked: not null, 1 to 200
- *		characters.
+ *		The idempotency key of argument argno, checked by args.h (one message
+ *		and one SQLSTATE for every entry point).
  */
 char *
 crm_key_arg(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *key;
-	int			len;
+	return loyalty_arg_key(fcinfo, argno);
+}
 
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency_key must not be null")));
-	key = TextDatumGetCString(PG_GETARG_DATUM(argno));
-	len = pg_mbstrlen(key);
-	if (len < 1 || len > 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency_key must be 1 to 200 characters")));
-	return key;
+/*
+ * crm_expected
+ *		The SPI result code a CRM statement returns, from its main keyword
+ *		(the first one outside parentheses and quotes, so that WITH skips
+ *		its common table expressions) and RETURNING: the statements here
+ *		are fixed strings.
+ */
+static int
+crm_expected(const char *sql)
+{
+	bool		returning = strstr(sql, "RETURNING") != NULL;
+	int			depth = 0;
+	bool		quoted = false;
+	const char *p;
+
+	if (strncmp(sql, "CREATE", 6) == 0)
+		return SPI_OK_UTILITY;
+	for (p = sql; *p; p++)
+	{
+		if (*p == '\'')
+			quoted = !quoted;
+		if (quoted)
+			continue;
+		if (*p == '(')
+			depth++;
+		else if (*p == ')')
+			depth--;
+		else if (depth == 0 && (p == sql || p[-1] == ' ' || p[-1] == ')'))
+		{
+			if (strncmp(p, "INSERT", 6) == 0)
+				return returning ? SPI_OK_INSERT_RETURNING : SPI_OK_INSERT;
+			if (strncmp(p, "UPDATE", 6) == 0)
+				return returning ? SPI_OK_UPDATE_RETURNING : SPI_OK_UPDATE;
+			if (strncmp(p, "DELETE", 6) == 0)
+				return returning ? SPI_OK_DELETE_RETURNING : SPI_OK_DELETE;
+			if (strncmp(p, "SELECT", 6) == 0)
+				return SPI_OK_SELECT;
+		}
+	}
+	return SPI_OK_SELECT;
 }
 
 /*
  * crm_exec
- *		Run one parameterised statement in the current SPI connection;
- *		returns the number of rows processed.  Errors on a failed call.
+ *		Run one parameterised statement in the current SPI session through
+ *		the one SPI layer (lspi_exec, which checks the result code);
+ *		returns the number of rows processed.
  */
 uint64
 crm_exec(const char *sql, int nargs, const Oid *types, const Datum *values,
 		 const char *nulls, bool read_only)
 {
-	int			ret;
-
-	ret = SPI_execute_with_args(sql, nargs, (Oid *) types, (Datum *) values,
-								nulls, read_only, 0);
-	if (ret < 0)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-	return SPI_processed;
+	return lspi_exec(sql, nargs, types, values, nulls, read_only, 0,
+					 crm_expected(sql));
 }
 
 /*
@@ -74,7 +99,7 @@ crm_exec(const char *sql, int nargs, const Oid *types, const Datum *values,
 char *
 crm_get_text(int row, int col)
 {
-	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+	return lspi_text(row, col);
 }
 
 /*

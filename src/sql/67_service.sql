@@ -1,5 +1,5 @@
 -- CRM: service cases and the interaction log (docs/crm.md).  The rules
--- (who, what, due times, escalation) are in C (src/service_case.c); store
+-- (who, what, due times, escalation) are in C (src/crm_case.c); store
 -- staff see their own store's cases and contacts, HQ all of them.
 
 CREATE TABLE loyalty.service_case (

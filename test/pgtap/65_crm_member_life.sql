@@ -82,7 +82,7 @@ SELECT ok(pg_temp.as_role('ml_bi', $$SELECT loyalty.member_update('ml-5', (SELEC
 SELECT ok(pg_temp.as_role('ml_dba', $$SELECT loyalty.member_update('ml-5', (SELECT m FROM mm), '{"phone": "13700000000"}')::text$$) LIKE 'ERROR 42501%', 'DBA: denied');
 
 -- bad input, each refused with its SQLSTATE
-SELECT throws_ok($$SELECT loyalty.member_update(NULL, (SELECT m FROM mm), '{"phone": "13700000000"}')$$, '22023', 'idempotency_key must not be null', 'null key');
+SELECT throws_ok($$SELECT loyalty.member_update(NULL, (SELECT m FROM mm), '{"phone": "13700000000"}')$$, '22004', 'idempotency_key must not be null', 'null key');
 SELECT throws_ok($$SELECT loyalty.member_update('', (SELECT m FROM mm), '{"phone": "13700000000"}')$$, '22023', 'idempotency_key must be 1 to 200 characters', 'empty key');
 SELECT throws_ok($$SELECT loyalty.member_update(repeat('k', 201), (SELECT m FROM mm), '{"phone": "13700000000"}')$$, '22023', 'idempotency_key must be 1 to 200 characters', 'long key');
 SELECT throws_ok($$SELECT loyalty.member_update('b1', (SELECT m FROM mm), '{"phone": "12ab"}')$$, '22023', 'invalid phone number', 'bad phone');

@@ -85,7 +85,7 @@ SELECT ok(pg_temp.as_role('mg_dba', $$SELECT loyalty.member_merge('mg-1', (SELEC
 SELECT throws_ok($$SELECT loyalty.member_merge('mg-b1', (SELECT s FROM mp), NULL)$$, '22004', NULL, 'null duplicate');
 SELECT throws_ok($$SELECT loyalty.member_merge('mg-b2', (SELECT s FROM mp), (SELECT s FROM mp))$$, '22023', 'a member cannot be merged into itself', 'self merge');
 SELECT throws_ok($$SELECT loyalty.member_merge('mg-b3', (SELECT s FROM mp), gen_random_uuid())$$, 'P0002', 'member not found', 'unknown duplicate');
-SELECT throws_ok($$SELECT loyalty.member_merge(NULL, (SELECT s FROM mp), (SELECT d FROM mp))$$, '22023', 'idempotency_key must not be null', 'null key');
+SELECT throws_ok($$SELECT loyalty.member_merge(NULL, (SELECT s FROM mp), (SELECT d FROM mp))$$, '22004', 'idempotency_key must not be null', 'null key');
 SELECT is((SELECT status FROM loyalty.member WHERE member_id = (SELECT d FROM mp)), 'active', 'nothing written by bad input');
 
 -- the merge

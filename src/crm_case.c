@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * service_case.c
+ * crm_case.c
  *	  Service cases and the interaction log (docs/crm.md): complaints,
  *	  requests, feedback and praise, with channel, store, department,
  *	  assignee, status, a due time by severity, automatic escalation of
@@ -16,7 +16,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "mb/pg_wchar.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -24,6 +23,7 @@
 
 #include "event.h"
 #include "member.h"
+#include "spi.h"
 #include "roles_caller.h"
 
 PG_FUNCTION_INFO_V1(loyalty_case_open);
@@ -178,8 +178,7 @@ lock_case(const LoyaltyCaller *caller, const pg_uuid_t *case_id)
 static char *
 start_call(const char *key, const char *operation, const char *args)
 {
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	lspi_connect(LSPI_READ_WRITE);
 	return crm_idem_replay(key, operation, args);
 }
 
@@ -242,7 +241,7 @@ loyalty_case_open(PG_FUNCTION_ARGS)
 	replay = start_call(key, "case_open", args);
 	if (replay)
 	{
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(DirectFunctionCall1(uuid_in, CStringGetDatum(replay)));
 	}
 	store = acting_store(caller, store);
@@ -266,7 +265,7 @@ loyalty_case_open(PG_FUNCTION_ARGS)
 	crm_audit_change(&member_id, "case_open", crm_purpose(), json);
 	loyalty_outbox_emit("case_opened", &member_id, store, json);
 	crm_idem_record(key, "case_open", args, case_id);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(DirectFunctionCall1(uuid_in, CStringGetDatum(case_id)));
 }
 
@@ -309,7 +308,7 @@ loyalty_case_assign(PG_FUNCTION_ARGS)
 	args = psprintf("%s %s %s", crm_uuid_text(&case_id), dept, assignee ? assignee : "");
 	if (start_call(key, "case_assign", args))
 	{
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_VOID();
 	}
 	lock_case(caller, &case_id);
@@ -334,7 +333,7 @@ loyalty_case_assign(PG_FUNCTION_ARGS)
 	crm_audit_change(&member_id, "case_assign", crm_purpose(), json);
 	loyalty_outbox_emit("case_assigned", &member_id, store, json);
 	crm_idem_record(key, "case_assign", args, NULL);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_VOID();
 }
 
@@ -378,7 +377,7 @@ loyalty_case_resolve(PG_FUNCTION_ARGS)
 	args = psprintf("%s %s %d", crm_uuid_text(&case_id), resolution, has_score ? score : 0);
 	if (start_call(key, "case_resolve", args))
 	{
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_VOID();
 	}
 	lock_case(caller, &case_id);
@@ -403,7 +402,7 @@ loyalty_case_resolve(PG_FUNCTION_ARGS)
 	crm_audit_change(&member_id, "case_resolve", crm_purpose(), json);
 	loyalty_outbox_emit("case_resolved", &member_id, store, json);
 	crm_idem_record(key, "case_resolve", args, NULL);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_VOID();
 }
 
@@ -432,8 +431,7 @@ loyalty_case_escalate_overdue(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("as_of must be a finite time not in the future")));
-	if (SPI_connect() != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed");
+	lspi_connect(LSPI_READ_WRITE);
 	v[0] = TimestampTzGetDatum(as_of);
 	n = crm_exec("UPDATE loyalty.service_case c SET status = 'escalated', "
 				 "escalation_level = c.escalation_level + 1, escalated_at = $1, "
@@ -447,7 +445,7 @@ loyalty_case_escalate_overdue(PG_FUNCTION_ARGS)
 				 "RETURNING c.case_id, c.member_id, c.store_code, c.escalation_level, "
 				 "c.severity, c.kind, c.department",
 				 1, types, v, NULL, false);
-	tt = SPI_tuptable;
+	tt = SPI_tuptable;		/* kept: the calls below run statements of their own */
 	for (i = 0; i < n; i++)
 	{
 		char	   *json;
@@ -466,7 +464,7 @@ loyalty_case_escalate_overdue(PG_FUNCTION_ARGS)
 		loyalty_outbox_emit("case_escalated", &member_id, store, json);
 		crm_audit_change(&member_id, "case_escalate_overdue", "service", json);
 	}
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_INT32((int32) n);
 }
 
@@ -519,7 +517,7 @@ loyalty_interaction_log(PG_FUNCTION_ARGS)
 	replay = start_call(key, "interaction_log", args);
 	if (replay)
 	{
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(DirectFunctionCall1(uuid_in, CStringGetDatum(replay)));
 	}
 	store = acting_store(caller, store);
@@ -549,6 +547,6 @@ loyalty_interaction_log(PG_FUNCTION_ARGS)
 					id, channel, kind);
 	crm_audit_change(&member_id, "interaction_log", crm_purpose(), json);
 	crm_idem_record(key, "interaction_log", args, id);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(DirectFunctionCall1(uuid_in, CStringGetDatum(id)));
 }
