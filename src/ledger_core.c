@@ -255,9 +255,27 @@ ledger_lock_member(pg_uuid_t id, LedgerMember *m)
 {
 	Datum		v[1];
 	bool		isnull;
+	int64		balance;
 	char	   *status;
 
 	v[0] = UUIDPGetDatum(&id);
+	/*
+	 * Lock first, then read the member: a status change or a merge that
+	 * committed while we waited for the lock is seen (READ COMMITTED takes
+	 * a fresh snapshot per statement).
+	 */
+	if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
+	{
+		if (ledger_run(LQ_MEMBER, v, NULL, SPI_OK_SELECT) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("member %s does not exist", ledger_uuid_text(&id))));
+		ledger_run(LQ_BALANCE_INSERT, v, NULL, SPI_OK_INSERT);
+		if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
+			elog(ERROR, "balance row of member %s vanished", ledger_uuid_text(&id));
+	}
+	balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
 	if (ledger_run(LQ_MEMBER, v, NULL, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -269,21 +287,37 @@ ledger_lock_member(pg_uuid_t id, LedgerMember *m)
 				 errmsg("member %s has been erased", ledger_uuid_text(&id)),
 				 errdetail("An erased member's points can no longer change.")));
 	m->id = id;
+	strlcpy(m->status, status, sizeof(m->status));
 	strlcpy(m->tier, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
 			sizeof(m->tier));
 	strlcpy(m->time_zone, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
 			sizeof(m->time_zone));
 	strlcpy(m->home_store, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4),
 			sizeof(m->home_store));
+	m->balance = balance;
+}
 
-	if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
-	{
-		ledger_run(LQ_BALANCE_INSERT, v, NULL, SPI_OK_INSERT);
-		if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
-			elog(ERROR, "balance row of member %s vanished", ledger_uuid_text(&id));
-	}
-	m->balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
+/*
+ * ledger_require_status
+ *		Error unless the member's status allows the operation (docs/crm.md):
+ *		a closed member earns nothing, a suspended or closed one redeems
+ *		nothing.  Called after the idempotency replay, so that a retry of an
+ *		earlier call still returns its first answer.
+ */
+void
+ledger_require_status(const LedgerMember *m, bool spending)
+{
+	if (strcmp(m->status, "closed") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("member %s is closed", ledger_uuid_text(&m->id)),
+				 errdetail("A closed account earns and redeems nothing."),
+				 errhint("A merged account's points are with the member it was merged into.")));
+	if (spending && strcmp(m->status, "suspended") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("member %s is suspended", ledger_uuid_text(&m->id)),
+				 errdetail("A suspended member earns points but redeems nothing.")));
 }
 
 /*

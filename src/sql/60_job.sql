@@ -24,7 +24,10 @@ AS $$
      'expire points and send expiry notices (03:00 in China)'),
     ('loyalty-retention', '0 20 * * 0',
      $c$CALL loyalty.retention_purge_batch()$c$,
-     'purge personal data past its retention period (Sundays, 04:00 in China)')
+     'purge personal data past its retention period (Sundays, 04:00 in China)'),
+    ('loyalty-case-escalate', '*/15 * * * *',
+     $c$SELECT loyalty.case_escalate_overdue()$c$,
+     'escalate overdue service cases, with a case_escalated event each (docs/crm.md)')
 $$;
 
 COMMENT ON FUNCTION loyalty.job_schedule_defaults() IS

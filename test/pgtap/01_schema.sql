@@ -13,6 +13,8 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'campaign',
     -- long jobs (docs/operations.md)
     'job',
+    -- crm (docs/crm.md)
+    'crm_request', 'service_case', 'service_interaction', 'member_merge',
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer',

@@ -30,12 +30,12 @@ $node->safe_psql('postgres', q{
 
 my @dba = (extra_params => [ '-U', 'ops_dba' ]);
 is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.job_schedule(gen_random_uuid()::text)', @dba),
-	'4', 'four jobs scheduled');
+	'5', 'five jobs scheduled');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.job_schedule(gen_random_uuid()::text)', @dba),
-	'4', 'scheduling again replaces them');
+	'5', 'scheduling again replaces them');
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(job_name || '@' || run_as, ' ' ORDER BY job_name) FROM loyalty.job_scheduled()}, @dba),
-	'loyalty-activate-due@ops_dba loyalty-expire@ops_dba loyalty-requalify@ops_dba loyalty-retention@ops_dba',
+	'loyalty-activate-due@ops_dba loyalty-case-escalate@ops_dba loyalty-expire@ops_dba loyalty-requalify@ops_dba loyalty-retention@ops_dba',
 	'listed, each running as the DBA who scheduled it');
 
 ($ret, $out, $err) = $node->psql('postgres', 'SELECT loyalty.job_schedule(gen_random_uuid()::text)',
@@ -51,7 +51,7 @@ for my $c (@commands)
 	is($r, 0, "job command runs as the DBA: $c") or diag($e);
 }
 
-is($node->safe_psql('postgres', 'SELECT loyalty.job_unschedule(gen_random_uuid()::text)', @dba), '4', 'removed');
+is($node->safe_psql('postgres', 'SELECT loyalty.job_unschedule(gen_random_uuid()::text)', @dba), '5', 'removed');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'loyalty-%'}),
 	'0', 'no job left');
 
