@@ -30,24 +30,6 @@ $$;
 COMMENT ON FUNCTION loyalty.finance_point_value(timestamptz) IS
     'Money value of one point at a time: the policy''s redemption rate (amount / points)';
 
--- loyalty._segment_consent(member_id, purpose): the one consent check of
--- scores, segments, audiences and their BI views (docs/segments.md,
--- "Consent").  Marketing channels are opt-in (the latest decision must be
--- a grant); profiling is opt-out (allowed unless the latest decision is a
--- withdrawal).  Erased members have no consent rows and are excluded by
--- their status wherever this is used.  One function, so that the privacy
--- area's consent model can replace it in one place.
-CREATE FUNCTION loyalty._segment_consent(member_id uuid, purpose text)
-    RETURNS boolean
-    LANGUAGE sql STABLE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-    SELECT coalesce((SELECT c.granted FROM loyalty.member_consent c
-                      WHERE c.member_id = $1 AND c.purpose = $2
-                      ORDER BY c.recorded_at DESC, c.consent_id DESC LIMIT 1),
-                    $2 = 'profiling')
-$$;
-
 -- Points moved per store, brand and calendar month (in the store's time
 -- zone), by kind of movement.  issued counts points when they reach the
 -- balance (accruals that are active at once, and activations of pending
@@ -185,7 +167,7 @@ ALTER VIEW loyalty.bi_points OWNER TO loyalty_view_owner;
 REVOKE ALL ON loyalty.finance_points_monthly, loyalty.finance_points_brand_monthly,
     loyalty.finance_liability, loyalty.finance_reconciliation, loyalty.bi_points FROM PUBLIC;
 REVOKE ALL ON FUNCTION loyalty.finance_point_value(timestamptz),
-    loyalty.finance_breakage_rate(timestamptz), loyalty._segment_consent(uuid, text) FROM PUBLIC;
+    loyalty.finance_breakage_rate(timestamptz) FROM PUBLIC;
 GRANT SELECT ON loyalty.finance_points_monthly, loyalty.finance_points_brand_monthly,
     loyalty.finance_liability, loyalty.finance_reconciliation TO loyalty_crm, loyalty_bi;
 GRANT SELECT ON loyalty.finance_reconciliation TO loyalty_dba;
@@ -193,6 +175,4 @@ GRANT SELECT ON loyalty.bi_points TO loyalty_bi;
 GRANT EXECUTE ON FUNCTION loyalty.finance_point_value(timestamptz),
     loyalty.finance_breakage_rate(timestamptz)
     TO loyalty_crm, loyalty_bi, loyalty_marketing, loyalty_dba, loyalty_view_owner;
-GRANT EXECUTE ON FUNCTION loyalty._segment_consent(uuid, text)
-    TO loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_view_owner;
 GRANT EXECUTE ON FUNCTION loyalty.policy_at(timestamptz) TO loyalty_view_owner;
