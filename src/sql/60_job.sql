@@ -24,7 +24,13 @@ AS $$
      'expire points and send expiry notices (03:00 in China)'),
     ('loyalty-retention', '0 20 * * 0',
      $c$CALL loyalty.retention_purge_batch()$c$,
-     'purge personal data past its retention period (Sundays, 04:00 in China)')
+     'purge personal data past its retention period (Sundays, 04:00 in China)'),
+    ('loyalty-scores', '0 17 * * *',
+     $c$CALL loyalty.score_refresh()$c$,
+     'score every member: RFM, value level, churn warning (01:00 in China; docs/segments.md)'),
+    ('loyalty-segments', '30 17 * * *',
+     $c$CALL loyalty.segment_refresh()$c$,
+     'materialise every segment over the latest scores (01:30 in China; docs/segments.md)')
 $$;
 
 COMMENT ON FUNCTION loyalty.job_schedule_defaults() IS

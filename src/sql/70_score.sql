@@ -187,8 +187,7 @@ BEGIN
                            ORDER BY (t->>'rank')::int LIMIT 1));
         n := (SELECT count(*) FROM loyalty.member m WHERE m.status = 'active');
     ELSE
-        n := (SELECT count(*) FROM loyalty.segment_def d
-               WHERE d.active AND d.version = (SELECT max(x.version) FROM loyalty.segment_def x WHERE x.code = d.code));
+        n := (SELECT count(DISTINCT d.code) FROM loyalty.segment_def d);
     END IF;
     INSERT INTO loyalty.segment_run (kind, as_of, params, score_run, batch_size, total)
     VALUES (kind, as_of, p, scores, batch_size, n)
