@@ -31,8 +31,8 @@ INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, room_reven
 SELECT id, 'sga', d, d + 1, 500 FROM pop, LATERAL (VALUES (date '2025-01-01'), (date '2025-02-01')) v(d) WHERE lapsing;
 INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, room_revenue)
 SELECT id, 'sga', current_date - 20, current_date - 19, 800 FROM pop WHERE NOT lapsing;
-INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code)
-SELECT id, 'marketing_sms', true, 'v1', 'sga' FROM pop;
+INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code, recorded_at)
+SELECT id, 'marketing_sms', true, 'v1', 'sga', now() - interval '1 day' FROM pop;
 INSERT INTO loyalty.campaign (campaign_id, code, name, kind, fixed_points, starts_at, ends_at, priority,
                               registration_required)
 VALUES ('00000000-0000-4000-8000-00000000c071', 'sg_winback', 'Win-back', 'fixed', 500,
@@ -165,7 +165,8 @@ INSERT INTO res SELECT 'e1', count(*) || ' ' || bool_and(contact = '1380000' || 
 SELECT is((SELECT v FROM res WHERE k = 'e1'), split_part((SELECT v FROM res WHERE k = 'target'), '+', 1) || ' true',
           'every audience member outside the control group, with the unmasked phone');
 RESET ROLE;
-SELECT is((SELECT count(*)::text FROM loyalty.audit_log WHERE action = 'audience_export' AND purpose = 'marketing'),
+SELECT is((SELECT count(*)::text FROM loyalty.audit_log WHERE action = 'audience_export' AND purpose = 'marketing'
+                                                  AND at >= now() AND member_id IN (SELECT id FROM pop)),
           split_part((SELECT v FROM res WHERE k = 'target'), '+', 1), 'one audit record per member given out');
 
 -- withdrawal: SMS consent of reg, profiling consent of unreg
