@@ -29,8 +29,8 @@
  * Members whose profiling consent is withdrawn are looked at but not
  * scored.
  *
- * SPI is kept in three small functions (run_params, batch_rows,
- * write_scores) so that it moves easily to the shared SPI layer.
+ * SPI goes through the shared layer (src/spi.h): the three statements of
+ * a batch are the query table score_queries.
  *
  *-------------------------------------------------------------------------
  */
@@ -38,7 +38,6 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "utils/array.h"
@@ -48,6 +47,7 @@
 #include "utils/uuid.h"
 
 #include "roles_caller.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_score_batch);
 
@@ -106,28 +106,58 @@ typedef struct ScoreCols
 			   *span_null;
 } ScoreCols;
 
-static SPIPlanPtr params_plan = NULL;
-static SPIPlanPtr rows_plan = NULL;
-static SPIPlanPtr insert_plan = NULL;
-
-/*
- * prepare
- *		Prepare and keep a plan.
- */
-static SPIPlanPtr
-prepare(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
+/* the statements of a batch (src/spi.h query table) */
+enum ScoreQuery
 {
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	p = SPI_prepare(sql, nargs, types);
+	SQ_PARAMS,					/* the parameters of a running run */
+	SQ_ROWS,					/* the next members with their stays */
+	SQ_INSERT					/* the batch's score rows, from arrays */
+};
 
-		if (p == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		SPI_keepplan(p);
-		*slot = p;
-	}
-	return *slot;
-}
+static const LspiQuery score_query_defs[] = {
+	[SQ_PARAMS] = {
+		"SELECT (r.params->>'as_of_date')::date, (r.params->>'window_start')::date,"
+		" (r.params->>'half_start')::date, (r.params->>'potential_start')::date,"
+		" round((r.params->>'churn_factor')::numeric * 100)::int8,"
+		" (r.params->>'potential_stays')::int4, r.params->>'base_tier'"
+		" FROM loyalty.segment_run r"
+		" WHERE r.run_id = $1 AND r.kind = 'score' AND r.state = 'running'",
+		1, {INT8OID}
+	},
+	[SQ_ROWS] = {
+		"SELECT m.member_id, m.tier = $4, loyalty._segment_consent(m.member_id, 'profiling'),"
+		" s.check_in, s.check_out,"
+		" ((s.room_revenue + s.other_revenue) * 100)::int8"
+		" FROM (SELECT x.member_id, x.tier FROM loyalty.member x"
+		"        WHERE x.member_id > $1 AND x.status = 'active'"
+		"        ORDER BY x.member_id LIMIT $2) m"
+		" LEFT JOIN loyalty.stay s ON s.member_id = m.member_id"
+		"  AND s.status <> 'cancelled' AND s.check_in <= $3"
+		" ORDER BY m.member_id, s.check_in",
+		4, {UUIDOID, INT4OID, DATEOID, TEXTOID}
+	},
+	[SQ_INSERT] = {
+		"INSERT INTO loyalty.member_score (run_id, member_id, stays, last_stay,"
+		" recency_days, frequency, nights, monetary, realised_value, usual_interval_days,"
+		" recent_stays, prior_stays, churn_overdue, frequency_falling, churn_warning,"
+		" potential_frequent)"
+		" SELECT $1, u.id, u.stays, u.last_stay,"
+		" CASE WHEN u.last_stay IS NULL THEN NULL ELSE u.recency END,"
+		" u.freq, u.nights, round(u.mon / 100.0, 2), round(u.real / 100.0, 2),"
+		" round(u.span::numeric / nullif(u.stays - 1, 0), 2),"
+		" u.recent, u.prior, u.overdue, u.falling, u.overdue OR u.falling, u.potential"
+		" FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
+		" AS u(id, stays, last_stay, recency, freq, nights, mon, real, span, recent,"
+		" prior, overdue, falling, potential)",
+		15, {INT8OID, UUIDARRAYOID, INT4ARRAYOID, DATEARRAYOID,
+			INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
+			INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID, BOOLARRAYOID,
+		BOOLARRAYOID}
+	},
+};
+static SPIPlanPtr score_plans[lengthof(score_query_defs)];
+static const LspiQueryTable score_queries =
+LSPI_QUERY_TABLE("score", score_query_defs, score_plans);
 
 /*
  * run_params
@@ -136,26 +166,12 @@ prepare(SPIPlanPtr *slot, const char *sql, int nargs, Oid *types)
 static void
 run_params(int64 run_id, ScoreParams *p)
 {
-	Oid			types[1] = {INT8OID};
 	Datum		v[1] = {Int64GetDatum(run_id)};
-	SPIPlanPtr	plan;
 	HeapTuple	t;
 	TupleDesc	d;
 	bool		isnull;
-	int			ret;
 
-	plan = prepare(&params_plan,
-				   "SELECT (r.params->>'as_of_date')::date, (r.params->>'window_start')::date,"
-				   " (r.params->>'half_start')::date, (r.params->>'potential_start')::date,"
-				   " round((r.params->>'churn_factor')::numeric * 100)::int8,"
-				   " (r.params->>'potential_stays')::int4, r.params->>'base_tier'"
-				   " FROM loyalty.segment_run r"
-				   " WHERE r.run_id = $1 AND r.kind = 'score' AND r.state = 'running'",
-				   1, types);
-	ret = SPI_execute_plan(plan, v, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the score run failed: %s", SPI_result_code_string(ret));
-	if (SPI_processed != 1)
+	if (lspi_query(&score_queries, SQ_PARAMS, v, NULL, true, 1, SPI_OK_SELECT) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("score run " INT64_FORMAT " is not running", run_id)));
@@ -181,29 +197,13 @@ run_params(int64 run_id, ScoreParams *p)
 static void
 batch_rows(const ScoreParams *p, pg_uuid_t *after, int batch_size)
 {
-	Oid			types[4] = {UUIDOID, INT4OID, DATEOID, TEXTOID};
 	Datum		v[4];
-	SPIPlanPtr	plan;
-	int			ret;
 
-	plan = prepare(&rows_plan,
-				   "SELECT m.member_id, m.tier = $4, loyalty._segment_consent(m.member_id, 'profiling'),"
-				   " s.check_in, s.check_out,"
-				   " ((s.room_revenue + s.other_revenue) * 100)::int8"
-				   " FROM (SELECT x.member_id, x.tier FROM loyalty.member x"
-				   "        WHERE x.member_id > $1 AND x.status = 'active'"
-				   "        ORDER BY x.member_id LIMIT $2) m"
-				   " LEFT JOIN loyalty.stay s ON s.member_id = m.member_id"
-				   "  AND s.status <> 'cancelled' AND s.check_in <= $3"
-				   " ORDER BY m.member_id, s.check_in",
-				   4, types);
 	v[0] = UUIDPGetDatum(after);
 	v[1] = Int32GetDatum(batch_size);
 	v[2] = DateADTGetDatum(p->as_of);
 	v[3] = CStringGetTextDatum(p->base_tier);
-	ret = SPI_execute_plan(plan, v, NULL, true, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading the members' stays failed: %s", SPI_result_code_string(ret));
+	lspi_query(&score_queries, SQ_ROWS, v, NULL, true, 0, SPI_OK_SELECT);
 }
 
 /*
@@ -276,30 +276,10 @@ array_of(Datum *v, bool *nulls, int n, Oid type)
 static void
 write_scores(int64 run_id, ScoreCols *c)
 {
-	Oid			types[15] = {INT8OID, UUIDARRAYOID, INT4ARRAYOID, DATEARRAYOID,
-		INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
-		INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID, BOOLARRAYOID,
-	BOOLARRAYOID};
 	Datum		v[15];
-	SPIPlanPtr	plan;
-	int			ret;
 
 	if (c->n == 0)
 		return;
-	plan = prepare(&insert_plan,
-				   "INSERT INTO loyalty.member_score (run_id, member_id, stays, last_stay,"
-				   " recency_days, frequency, nights, monetary, realised_value, usual_interval_days,"
-				   " recent_stays, prior_stays, churn_overdue, frequency_falling, churn_warning,"
-				   " potential_frequent)"
-				   " SELECT $1, u.id, u.stays, u.last_stay,"
-				   " CASE WHEN u.last_stay IS NULL THEN NULL ELSE u.recency END,"
-				   " u.freq, u.nights, round(u.mon / 100.0, 2), round(u.real / 100.0, 2),"
-				   " round(u.span::numeric / nullif(u.stays - 1, 0), 2),"
-				   " u.recent, u.prior, u.overdue, u.falling, u.overdue OR u.falling, u.potential"
-				   " FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
-				   " AS u(id, stays, last_stay, recency, freq, nights, mon, real, span, recent,"
-				   " prior, overdue, falling, potential)",
-				   15, types);
 	v[0] = Int64GetDatum(run_id);
 	v[1] = array_of(c->member_id, NULL, c->n, UUIDOID);
 	v[2] = array_of(c->stays, NULL, c->n, INT4OID);
@@ -315,9 +295,7 @@ write_scores(int64 run_id, ScoreCols *c)
 	v[12] = array_of(c->overdue, NULL, c->n, BOOLOID);
 	v[13] = array_of(c->falling, NULL, c->n, BOOLOID);
 	v[14] = array_of(c->potential, NULL, c->n, BOOLOID);
-	ret = SPI_execute_plan(plan, v, NULL, false, 0);
-	if (ret != SPI_OK_INSERT)
-		elog(ERROR, "writing the scores failed: %s", SPI_result_code_string(ret));
+	lspi_query(&score_queries, SQ_INSERT, v, NULL, false, 0, SPI_OK_INSERT);
 }
 
 /*
@@ -364,7 +342,6 @@ loyalty_score_batch(PG_FUNCTION_ARGS)
 	bool		onull[3] = {false, false, false};
 	pg_uuid_t  *last = palloc0(sizeof(pg_uuid_t));
 	int			processed = 0;
-	int			ret;
 	uint64		i;
 	MemoryContext outer = CurrentMemoryContext;
 
@@ -382,8 +359,7 @@ loyalty_score_batch(PG_FUNCTION_ARGS)
 				 errmsg("batch_size must be between 1 and %d", SCORE_MAX_BATCH),
 				 errdetail("The batch size given was %d.", batch_size)));
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	run_params(run_id, &p);
 	batch_rows(&p, &after, batch_size);
 	cols_alloc(&c, batch_size);
@@ -440,7 +416,7 @@ loyalty_score_batch(PG_FUNCTION_ARGS)
 		*last = a.member_id;
 	}
 	write_scores(run_id, &c);
-	SPI_finish();
+	lspi_finish();
 
 	MemoryContextSwitchTo(outer);
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)

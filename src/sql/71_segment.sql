@@ -4,12 +4,6 @@
 -- committed batch job (loyalty.segment_refresh) over the latest finished
 -- score run, and queryable as of a run; sizes per store and brand for BI.
 
--- The idempotency key check every mutating function of this area makes
--- first (C, src/segment_api.c).
-CREATE FUNCTION loyalty._segment_key_check(idempotency_key text) RETURNS void
-    LANGUAGE c VOLATILE
-    AS 'MODULE_PATHNAME', 'loyalty_segment_key_check';
-
 -- One row per version of a segment definition; a new definition of a code
 -- is its next version, and runs evaluate the latest version of each code.
 CREATE TABLE loyalty.segment_def (
@@ -111,7 +105,7 @@ AS $$
 DECLARE
     prior loyalty.segment_def;
 BEGIN
-    PERFORM loyalty._segment_key_check(idempotency_key);
+    PERFORM loyalty._idempotency_key_check(idempotency_key);
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
     IF code IS NULL OR name IS NULL THEN
         RAISE EXCEPTION 'code and name must not be null' USING ERRCODE = 'null_value_not_allowed';
@@ -324,12 +318,12 @@ REVOKE ALL ON loyalty.segment_def, loyalty.segment_member, loyalty.segments,
     loyalty.bi_segment_sizes FROM PUBLIC;
 GRANT SELECT ON loyalty.segments TO loyalty_crm, loyalty_marketing;
 GRANT SELECT ON loyalty.bi_segment_sizes TO loyalty_bi, loyalty_crm, loyalty_marketing;
-REVOKE ALL ON FUNCTION loyalty._segment_key_check(text), loyalty._segment_def_check(jsonb),
+REVOKE ALL ON FUNCTION loyalty._segment_def_check(jsonb),
     loyalty.segment_define(text, text, text, jsonb),
     loyalty._segment_batch(bigint, uuid, integer), loyalty._segment_run_for(text, timestamptz),
     loyalty.segment_members(text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE loyalty.segment_refresh(timestamptz, integer) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty._segment_key_check(text), loyalty._segment_def_check(jsonb)
+GRANT EXECUTE ON FUNCTION loyalty._segment_def_check(jsonb)
     TO loyalty_crm, loyalty_marketing, loyalty_frontdesk, loyalty_store_manager;
 GRANT EXECUTE ON FUNCTION loyalty.segment_define(text, text, text, jsonb),
     loyalty.segment_members(text, timestamptz) TO loyalty_crm, loyalty_marketing;

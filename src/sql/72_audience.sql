@@ -138,7 +138,7 @@ DECLARE
     seg uuid;
     run bigint;
 BEGIN
-    PERFORM loyalty._segment_key_check(idempotency_key);
+    PERFORM loyalty._idempotency_key_check(idempotency_key);
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
     c := loyalty._campaign_by_code(campaign);
     IF segment IS NULL OR control_percent IS NULL THEN
@@ -200,7 +200,7 @@ DECLARE
     c loyalty.campaign;
     g loyalty.campaign_registration;
 BEGIN
-    PERFORM loyalty._segment_key_check(idempotency_key);
+    PERFORM loyalty._idempotency_key_check(idempotency_key);
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm', 'marketing']);
     c := loyalty._campaign_by_code(campaign);
     IF member_id IS NULL THEN
@@ -289,7 +289,7 @@ DECLARE
     n bigint;
     o record;
 BEGIN
-    PERFORM loyalty._segment_key_check(idempotency_key);
+    PERFORM loyalty._idempotency_key_check(idempotency_key);
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
     c := loyalty._campaign_by_code(campaign);
     purpose := loyalty._audience_channel_purpose(channel);

@@ -8,13 +8,13 @@ CREATE OR REPLACE FUNCTION loyalty.job_schedule_defaults(
 AS $$
     VALUES
     ('loyalty-activate-due', '*/15 * * * *',
-     $c$CALL loyalty.activate_due_batch()$c$,
+     $c$CALL loyalty.points_activate_due_batch()$c$,
      'activate pending points whose activation date has come'),
     ('loyalty-requalify', '30 18 * * *',
      $c$CALL loyalty.tier_requalify()$c$,
      'requalify every member: upgrades the counters earn, downgrades of ended validity (02:30 in China)'),
     ('loyalty-expire', '0 19 * * *',
-     $c$CALL loyalty.expire_points_batch()$c$,
+     $c$CALL loyalty.points_expire_batch()$c$,
      'expire points and send expiry notices (03:00 in China)'),
     ('loyalty-retention', '0 20 * * 0',
      $c$CALL loyalty.retention_purge_batch()$c$,
