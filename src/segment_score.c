@@ -124,11 +124,14 @@ static const LspiQuery score_query_defs[] = {
 		" WHERE r.run_id = $1 AND r.kind = 'score' AND r.state = 'running'",
 		1, {INT8OID}
 	},
+	/* consent once per member (in the LIMITed subquery), not per stay row */
 	[SQ_ROWS] = {
-		"SELECT m.member_id, m.tier = $4, loyalty._segment_consent(m.member_id, 'profiling'),"
+		"SELECT m.member_id, m.tier = $4, m.consented,"
 		" s.check_in, s.check_out,"
 		" ((s.room_revenue + s.other_revenue) * 100)::int8"
-		" FROM (SELECT x.member_id, x.tier FROM loyalty.member x"
+		" FROM (SELECT x.member_id, x.tier,"
+		"        loyalty._segment_consent(x.member_id, 'profiling') AS consented"
+		"        FROM loyalty.member x"
 		"        WHERE x.member_id > $1 AND x.status = 'active'"
 		"        ORDER BY x.member_id LIMIT $2) m"
 		" LEFT JOIN loyalty.stay s ON s.member_id = m.member_id"
