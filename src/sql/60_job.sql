@@ -27,7 +27,13 @@ AS $$
      'purge personal data past its retention period (Sundays, 04:00 in China)'),
     ('loyalty-case-escalate', '*/15 * * * *',
      $c$SELECT loyalty.case_escalate_overdue()$c$,
-     'escalate overdue service cases, with a case_escalated event each (docs/crm.md)')
+     'escalate overdue service cases, with a case_escalated event each (docs/crm.md)'),
+    ('loyalty-scores', '0 17 * * *',
+     $c$CALL loyalty.score_refresh()$c$,
+     'score every member: RFM, value level, churn warning (01:00 in China; docs/segments.md)'),
+    ('loyalty-segments', '30 17 * * *',
+     $c$CALL loyalty.segment_refresh()$c$,
+     'materialise every segment over the latest scores (01:30 in China; docs/segments.md)')
 $$;
 
 COMMENT ON FUNCTION loyalty.job_schedule_defaults() IS

@@ -27,7 +27,10 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- the audit trail (docs/audit.md)
     'audit_purpose', 'audit_change_staging', 'audit_anchor',
     -- replica guards (issue 14: the node identity)
-    'replica_identity']);
+    'replica_identity',
+    -- segments: scores, segments, audiences (docs/segments.md)
+    'segment_run', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
+    'campaign_audience', 'campaign_registration', 'audience_export', 'audience_export_member']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');
