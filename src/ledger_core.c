@@ -860,3 +860,22 @@ ledger_check_as_of(TimestampTz as_of)
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("as_of must be a finite time")));
 }
+
+/*
+ * ledger_lock
+ *		Lock a member's balance row for the rest of the transaction (the
+ *		first thing every ledger operation does), so that another area can
+ *		serialise its own checks of one member with the ledger's before it
+ *		debits; returns the balance.  Errors for an unknown or erased
+ *		member.
+ */
+int64
+ledger_lock(pg_uuid_t member_id)
+{
+	LedgerMember m;
+
+	ledger_spi_connect();
+	ledger_lock_member(member_id, &m);
+	ledger_spi_finish();
+	return m.balance;
+}

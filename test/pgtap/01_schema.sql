@@ -18,7 +18,10 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- benefits and risk tags (docs/benefits.md)
     'risk_type', 'risk_tag', 'risk_tag_event', 'benefit', 'benefit_grant', 'benefit_use',
     -- store replicas (docs/replication.md)
-    'replica_node', 'replica_store', 'outbox', 'outbox_result']);
+    'replica_node', 'replica_store', 'outbox', 'outbox_result',
+    -- rewards (docs/rewards.md)
+    'reward_request', 'store_category', 'reward_season', 'reward', 'reward_store',
+    'reward_night_price', 'reward_inventory', 'voucher', 'reward_redemption']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');

@@ -30,12 +30,12 @@ $node->safe_psql('postgres', q{
 
 my @dba = (extra_params => [ '-U', 'ops_dba' ]);
 is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.schedule_jobs()', @dba),
-	'4', 'four jobs scheduled');
+	'5', 'five jobs scheduled');
 is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.schedule_jobs()', @dba),
-	'4', 'scheduling again replaces them');
+	'5', 'scheduling again replaces them');
 is($node->safe_psql('postgres',
 		q{SELECT string_agg(job_name || '@' || run_as, ' ' ORDER BY job_name) FROM loyalty.scheduled_jobs()}, @dba),
-	'loyalty-activate-due@ops_dba loyalty-expire@ops_dba loyalty-requalify@ops_dba loyalty-retention@ops_dba',
+	'loyalty-activate-due@ops_dba loyalty-expire@ops_dba loyalty-requalify@ops_dba loyalty-retention@ops_dba loyalty-voucher-expire@ops_dba',
 	'listed, each running as the DBA who scheduled it');
 
 ($ret, $out, $err) = $node->psql('postgres', 'SELECT loyalty.schedule_jobs()',
@@ -51,7 +51,7 @@ for my $c (@commands)
 	is($r, 0, "job command runs as the DBA: $c") or diag($e);
 }
 
-is($node->safe_psql('postgres', 'SELECT loyalty.unschedule_jobs()', @dba), '4', 'removed');
+is($node->safe_psql('postgres', 'SELECT loyalty.unschedule_jobs()', @dba), '5', 'removed');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'loyalty-%'}),
 	'0', 'no job left');
 
