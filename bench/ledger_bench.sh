@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Ledger benchmark: pgbench TPS of loyalty.accrue and loyalty.redeem against
+# Ledger benchmark: pgbench TPS of loyalty.points_accrue and loyalty.points_redeem against
 # a floor measured in the same run on the same server: one transaction that
 # inserts one ledger row, inserts one lot row and updates one balance row
 # (fsync on).  1, 2 and 8 clients over 1,000 members, and a hot variant on
@@ -38,11 +38,11 @@ start_server "$work/data" "$PGHOST" "$PGPORT" "shared_buffers = 256MB" "synchron
 psql -q -X -d postgres -c 'CREATE DATABASE bench'
 psql -q -X -v ON_ERROR_STOP=1 <<'SQL'
 CREATE EXTENSION loyalty;
-SELECT loyalty.create_store('bsz', 'Bench Shenzhen', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'bsz', 'Bench Shenzhen', 'bay', 'south', 'Asia/Shanghai');
 CREATE TABLE bench_member AS
-  SELECT i, (loyalty.enroll('bsz', 'Bench ' || i)).member_id FROM generate_series(1, 1010) i;
+  SELECT i, (loyalty.member_enroll(gen_random_uuid()::text, 'bsz', 'Bench ' || i)).member_id FROM generate_series(1, 1010) i;
 ALTER TABLE bench_member ADD PRIMARY KEY (i);
-SELECT count(loyalty.accrue(member_id, 'bsz', 100000000, 'adjustment', 'seed-' || i)) FROM bench_member;
+SELECT count(loyalty.points_accrue('seed-' || i, member_id, 'bsz', 100000000, 'adjustment')) FROM bench_member;
 -- the floor: the same three writes without the ledger's logic
 CREATE TABLE floor_entry (entry_id uuid PRIMARY KEY DEFAULT gen_random_uuid(), member_id uuid NOT NULL,
     points bigint NOT NULL, recorded_at timestamptz NOT NULL DEFAULT now());
@@ -61,13 +61,13 @@ INSERT INTO floor_lot (member_id, points, remaining) SELECT member_id, 10, 10 FR
 UPDATE floor_balance SET balance = balance + 10 WHERE i = :m;
 END;
 SQL
-cat >"$work/accrue.sql" <<'SQL'
+cat >"$work/points_accrue.sql" <<'SQL'
 \set m random(1, :members)
-SELECT loyalty.accrue(member_id, 'bsz', 10, 'stay', gen_random_uuid()::text) FROM bench_member WHERE i = :m;
+SELECT loyalty.points_accrue(gen_random_uuid()::text, member_id, 'bsz', 10, 'stay') FROM bench_member WHERE i = :m;
 SQL
-cat >"$work/redeem.sql" <<'SQL'
+cat >"$work/points_redeem.sql" <<'SQL'
 \set m :base + random(1, :members)
-SELECT loyalty.redeem(member_id, 'bsz', 1000, 'voucher', gen_random_uuid()::text) FROM bench_member WHERE i = :m;
+SELECT loyalty.points_redeem(gen_random_uuid()::text, member_id, 'bsz', 1000, 'voucher') FROM bench_member WHERE i = :m;
 SQL
 
 tps() {  # script clients members

@@ -37,11 +37,11 @@ start_server "$work/data" "$PGHOST" "$PGPORT" "shared_buffers = 256MB" "synchron
 log "loading $members members"
 psql -q -X -v ON_ERROR_STOP=1 <<SQL >/dev/null
 CREATE EXTENSION loyalty;
-SELECT loyalty.create_store('bsa', 'Bench A', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_staff('bench_desk', 'bsa', 'frontdesk');
-SELECT loyalty.create_staff('bench_bi', NULL, 'bi');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'bsa', 'Bench A', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'bench_desk', 'bsa', 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'bench_bi', NULL, 'bi');
 INSERT INTO loyalty.member (card_no, home_store)
-SELECT loyalty.new_card_number(), 'bsa' FROM generate_series(1, $members)
+SELECT loyalty.card_number_new(), 'bsa' FROM generate_series(1, $members)
 ON CONFLICT DO NOTHING;
 INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender)
 SELECT member_id, '张' || (ARRAY['伟','芳','娜','敏'])[1 + (n % 4)::int],

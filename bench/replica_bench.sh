@@ -5,7 +5,7 @@
 # publication of a plain table (floor_balance) updated at the same rate.
 #
 #   1. latency: HQ commit -> row applied at the store, p50/p95 in ms, at a
-#      steady rate of loyalty.accrue() calls (pgbench -R), against the same
+#      steady rate of loyalty.points_accrue() calls (pgbench -R), against the same
 #      rate of plain single-row updates;
 #   2. catch-up: a store's subscription is disabled, a backlog of accruals
 #      is committed at HQ, the subscription is enabled: transactions per
@@ -43,18 +43,18 @@ for p in 54381 54382 54383; do psql -X -q -p $p -d postgres -c 'CREATE DATABASE 
 
 hq >/dev/null <<'SQL'
 CREATE EXTENSION loyalty;
-SELECT loyalty.create_store('ba', 'Bench A', 'bay', 'south', 'Asia/Shanghai'),
-       loyalty.create_store('bb', 'Bench B', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'ba', 'Bench A', 'bay', 'south', 'Asia/Shanghai'),
+       loyalty.store_create(gen_random_uuid()::text, 'bb', 'Bench B', 'bay', 'south', 'Asia/Shanghai');
 CREATE TABLE bench_member AS
-  SELECT i, (loyalty.enroll('ba', 'Bench ' || i)).member_id FROM generate_series(1, 1000) i;
+  SELECT i, (loyalty.member_enroll(gen_random_uuid()::text, 'ba', 'Bench ' || i)).member_id FROM generate_series(1, 1000) i;
 ALTER TABLE bench_member ADD PRIMARY KEY (i);
 CREATE TABLE floor_balance (i int PRIMARY KEY, balance bigint NOT NULL, updated_at timestamptz NOT NULL);
 INSERT INTO floor_balance SELECT i, 0, now() FROM generate_series(1, 1000) i;
 CREATE PUBLICATION floor_pub FOR TABLE floor_balance;
-SELECT loyalty.replica_add_store('ba'), loyalty.replica_add_store('bb');
+SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'ba'), loyalty.replica_store_add(gen_random_uuid()::text, 'bb');
 SQL
-hq -c "SELECT loyalty.replica_create_slot('ba')" >/dev/null
-hq -c "SELECT loyalty.replica_create_slot('bb')" >/dev/null
+hq -c "SELECT loyalty.replica_slot_create('ba')" >/dev/null
+hq -c "SELECT loyalty.replica_slot_create('bb')" >/dev/null
 for s in ba:54382 bb:54383; do
     code=${s%%:*} port=${s##*:}
     st "$port" >/dev/null <<SQL
@@ -93,13 +93,13 @@ wait_until() {
 for p in 54382 54383; do
     wait_until $p "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')"
 done
-hq -c 'SELECT count(loyalty.accrue(member_id, '"'ba'"', 100000, '"'adjustment'"', '"'seed-'"' || i)) FROM bench_member' >/dev/null
+hq -c 'SELECT count(loyalty.points_accrue('"'seed-'"' || i, member_id, '"'ba'"', 100000, '"'adjustment'"')) FROM bench_member' >/dev/null
 hq -c 'VACUUM ANALYZE' >/dev/null
 
-cat >"$work/accrue.sql" <<'SQL'
+cat >"$work/points_accrue.sql" <<'SQL'
 \set m random(1, 1000)
 \set k random(1, 1000000000000)
-SELECT loyalty.accrue(member_id, 'ba', 10, 'stay', 'b-' || :client_id || '-' || :k) FROM bench_member WHERE i = :m;
+SELECT loyalty.points_accrue('b-' || :client_id || '-' || :k, member_id, 'ba', 10, 'stay') FROM bench_member WHERE i = :m;
 SQL
 cat >"$work/floor.sql" <<'SQL'
 \set m random(1, 1000)
@@ -126,7 +126,7 @@ for kind in loyalty floor; do
     for p in 54382 54383; do st $p -c 'TRUNCATE lat'; done
     declare -A t0=()
     for a in loyalty_store_ba loyalty_store_bb floor_ba floor_bb; do t0[$a]=$(cpu_ticks $a); done
-    script=$work/accrue.sql; [ $kind = floor ] && script=$work/floor.sql
+    script=$work/points_accrue.sql; [ $kind = floor ] && script=$work/floor.sql
     pgbench -n -p 54381 -c 2 -j 2 -T "$secs" -R "$rate" -f "$script" bench >"$work/$kind.pgbench" 2>&1 \
         || { cat "$work/$kind.pgbench"; die "pgbench failed"; }
     wait_until 54382 "SELECT (SELECT count(*) FROM lat) > 0"
@@ -146,7 +146,7 @@ awk -v a="$loyalty_p50" -v b="$floor_p50" -v c="$loyalty_p95" -v d="$floor_p95" 
 echo "== 2. catch-up after a backlog of $backlog transactions"
 for kind in loyalty floor; do
     sub=loyalty_store_ba; [ $kind = floor ] && sub=floor_ba
-    script=$work/accrue.sql; [ $kind = floor ] && script=$work/floor.sql
+    script=$work/points_accrue.sql; [ $kind = floor ] && script=$work/floor.sql
     st 54382 -c "ALTER SUBSCRIPTION $sub DISABLE"
     wait_until 54382 "SELECT pid IS NULL FROM pg_stat_subscription WHERE subname = '$sub'"
     pgbench -n -p 54381 -c 2 -j 2 -t $((backlog / 2)) -f "$script" bench >"$work/$kind.backlog" 2>&1 \

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Tier engine benchmark (docs/tiers.md, "Performance").
 #
-#  1. Stays per second through the full path (loyalty.record_stay: stay row,
+#  1. Stays per second through the full path (loyalty.stay_record: stay row,
 #     earning lines, ledger lots, counters, tier check) against the ledger
-#     floor measured in the same run: loyalty.accrue of the same points, one
+#     floor measured in the same run: loyalty.points_accrue of the same points, one
 #     call per transaction.  pgbench, fsync on; TIER_ROUNDS (3) rounds of
 #     the stays then the floor, medians and each round's ratio.
 #  2. Requalification of TIER_MEMBERS members with TIER_MONTHS counter rows
@@ -41,11 +41,11 @@ q() { psql -X -q -v ON_ERROR_STOP=1 "$@"; }
 
 q <<'SQL'
 CREATE EXTENSION loyalty;
-SELECT loyalty.create_store('bsz', 'Bench Shenzhen', 'bay', 'south', 'Asia/Shanghai'),
-       loyalty.create_store('bur', 'Bench Urumqi', 'tianshan', 'west', 'Asia/Urumqi');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'bsz', 'Bench Shenzhen', 'bay', 'south', 'Asia/Shanghai'),
+       loyalty.store_create(gen_random_uuid()::text, 'bur', 'Bench Urumqi', 'tianshan', 'west', 'Asia/Urumqi');
 -- 1,000 members for the stay benchmark
 CREATE TABLE stay_member AS
-  SELECT i, (loyalty.enroll(CASE WHEN i % 2 = 0 THEN 'bsz' ELSE 'bur' END, 'Stay ' || i)).member_id
+  SELECT i, (loyalty.member_enroll(gen_random_uuid()::text, CASE WHEN i % 2 = 0 THEN 'bsz' ELSE 'bur' END, 'Stay ' || i)).member_id
     FROM generate_series(0, 999) i;
 ALTER TABLE stay_member ADD PRIMARY KEY (i);
 CREATE SEQUENCE stay_seq;
@@ -56,7 +56,7 @@ SQL
 # when they meet at one store), 800.00 CNY of room revenue each
 cat >"$work/stay.sql" <<'EOF2'
 SELECT nextval('stay_seq') AS k \gset
-SELECT stay_id FROM loyalty.record_stay('b' || :k, CASE WHEN :k % 3 = 0 THEN 'bur' ELSE 'bsz' END,
+SELECT stay_id FROM loyalty.stay_record('b' || :k, CASE WHEN :k % 3 = 0 THEN 'bur' ELSE 'bsz' END,
     (SELECT member_id FROM stay_member WHERE i = :k % 1000),
     DATE '2024-01-01' + (:k / 1000)::int, DATE '2024-01-02' + (:k / 1000)::int, 1, 800.00, 0,
     occurred_at => timestamptz '2024-01-02 12:00+08' + ((:k / 1000)::int) * interval '1 day');
@@ -64,7 +64,7 @@ EOF2
 # the floor: the same points straight to the ledger, one call per transaction
 cat >"$work/floor.sql" <<'EOF2'
 SELECT nextval('stay_seq') AS k \gset
-SELECT (loyalty.accrue((SELECT member_id FROM stay_member WHERE i = :k % 1000), 'bsz', 8000, 'stay', 'f' || :k)).points;
+SELECT (loyalty.points_accrue('f' || :k, (SELECT member_id FROM stay_member WHERE i = :k % 1000), 'bsz', 8000, 'stay')).points;
 EOF2
 tps() { pgbench -n -c "$clients" -j "$clients" -T "$secs" -f "$1" 2>&1 | sed -n 's/^tps = \([0-9.]*\).*/\1/p'; }
 # TIER_ROUNDS rounds of the stays then the floor, one right after the other
@@ -89,10 +89,10 @@ done
 q -v members="$members" -v months="$months" <<'SQL'
 -- random card numbers may collide: skip those and top up
 INSERT INTO loyalty.member (card_no, home_store, enrolled_at)
-SELECT loyalty.new_card_number(), CASE WHEN i % 2 = 0 THEN 'bsz' ELSE 'bur' END, '2020-01-01'
+SELECT loyalty.card_number_new(), CASE WHEN i % 2 = 0 THEN 'bsz' ELSE 'bur' END, '2020-01-01'
   FROM generate_series(1, :members) i ON CONFLICT DO NOTHING;
 INSERT INTO loyalty.member (card_no, home_store, enrolled_at)
-SELECT loyalty.new_card_number(), CASE WHEN i % 2 = 0 THEN 'bsz' ELSE 'bur' END, '2020-01-01'
+SELECT loyalty.card_number_new(), CASE WHEN i % 2 = 0 THEN 'bsz' ELSE 'bur' END, '2020-01-01'
   FROM generate_series(1, :members + 1000 - (SELECT count(*) FROM loyalty.member)) i ON CONFLICT DO NOTHING;
 INSERT INTO loyalty.tier_counter (member_id, month, nights, stays, base_points, qualifying_spend)
 SELECT m.member_id, make_date(extract(year FROM now())::int, mo, 1),

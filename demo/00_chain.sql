@@ -4,9 +4,9 @@
 \set QUIET on
 SELECT setseed(0.42) \gset
 
-SELECT loyalty.create_store('szx', 'Shenzhen Bay Hotel', 'bay', 'south', 'Asia/Shanghai'),
-       loyalty.create_store('sha', 'Shanghai Bund Hotel', 'bay', 'east', 'Asia/Shanghai'),
-       loyalty.create_store('urc', 'Urumqi Tianshan Hotel', 'tianshan', 'west', 'Asia/Urumqi')
+SELECT loyalty.store_create(gen_random_uuid()::text, 'szx', 'Shenzhen Bay Hotel', 'bay', 'south', 'Asia/Shanghai'),
+       loyalty.store_create(gen_random_uuid()::text, 'sha', 'Shanghai Bund Hotel', 'bay', 'east', 'Asia/Shanghai'),
+       loyalty.store_create(gen_random_uuid()::text, 'urc', 'Urumqi Tianshan Hotel', 'tianshan', 'west', 'Asia/Urumqi')
 \gset
 
 DO $$
@@ -17,13 +17,13 @@ BEGIN
     FOREACH s IN ARRAY ARRAY['szx', 'sha', 'urc'] LOOP
         FOREACH d IN ARRAY ARRAY['desk:frontdesk', 'house:housekeeping', 'fnb:fnb', 'mgr:store_manager'] LOOP
             IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = s || '_' || split_part(d, ':', 1)) THEN
-                PERFORM loyalty.create_staff(s || '_' || split_part(d, ':', 1), s, split_part(d, ':', 2));
+                PERFORM loyalty.staff_create(gen_random_uuid()::text, s || '_' || split_part(d, ':', 1), s, split_part(d, ':', 2));
             END IF;
         END LOOP;
     END LOOP;
     FOREACH d IN ARRAY ARRAY['crm', 'marketing', 'bi', 'dba'] LOOP
         IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'hq_' || d) THEN
-            PERFORM loyalty.create_staff('hq_' || d, NULL, d);
+            PERFORM loyalty.staff_create(gen_random_uuid()::text, 'hq_' || d, NULL, d);
         END IF;
     END LOOP;
 END
@@ -39,7 +39,7 @@ SELECT i,
   FROM generate_series(1, 3000) AS i;
 
 SELECT count(*) AS enrolled FROM demo_names n,
-  LATERAL loyalty.enroll(n.home_store, n.full_name,
+  LATERAL loyalty.member_enroll(gen_random_uuid()::text, n.home_store, n.full_name,
       '13' || lpad((800000000 + n.i * 7919 % 100000000)::text, 9, '0'),
       'guest' || n.i || '@example.com',
       DATE '1960-01-01' + (n.i * 37 % 15000),

@@ -11,11 +11,11 @@ SELECT m.member_id AS guest FROM loyalty.member m JOIN loyalty.member_profile p 
 SET ROLE szx_desk;
 \set QUIET off
 SELECT operation, points, balance, lots -> 0 ->> 'state' AS lot_state
-  FROM loyalty.accrue(:'guest', 'szx', 4800, 'stay', 'demo-stay-1', rule => 'base 10/CNY',
+  FROM loyalty.points_accrue('demo-stay-1', :'guest', 'szx', 4800, 'stay', rule => 'base 10/CNY',
                       reference => 'demo-stay-1', pending => true);
-SELECT operation, points, balance FROM loyalty.activate(:'guest', 'szx', 'demo-stay-1', 'demo-checkout-1');
+SELECT operation, points, balance FROM loyalty.points_activate('demo-checkout-1', :'guest', 'szx', 'demo-stay-1');
 \echo '-- the PMS retries the checkout call: same key, same answer, nothing changes'
-SELECT operation, points, balance, replayed FROM loyalty.activate(:'guest', 'szx', 'demo-stay-1', 'demo-checkout-1');
+SELECT operation, points, balance, replayed FROM loyalty.points_activate('demo-checkout-1', :'guest', 'szx', 'demo-stay-1');
 \set QUIET on
 RESET ROLE;
 \set QUIET off
@@ -24,14 +24,14 @@ RESET ROLE;
 \set QUIET on
 SET ROLE sha_desk;
 \set QUIET off
-SELECT loyalty.balance(:'guest') AS balance_seen_in_shanghai;
-SELECT operation, points, cash_amount AS paid_cny, balance FROM loyalty.redeem_cash(:'guest', 'sha', 300.00, 'demo-pos-1');
+SELECT loyalty.points_balance(:'guest') AS balance_seen_in_shanghai;
+SELECT operation, points, cash_amount AS paid_cny, balance FROM loyalty.points_redeem_cash('demo-pos-1', :'guest', 'sha', 300.00);
 \echo '-- off the 100-point step, or more than the balance: refused, nothing written'
 \set ON_ERROR_STOP off
-SELECT * FROM loyalty.redeem(:'guest', 'sha', 1050, 'gift', 'demo-pos-2');
-SELECT * FROM loyalty.redeem(:'guest', 'sha', 900000, 'free night', 'demo-pos-3');
+SELECT * FROM loyalty.points_redeem('demo-pos-2', :'guest', 'sha', 1050, 'gift');
+SELECT * FROM loyalty.points_redeem('demo-pos-3', :'guest', 'sha', 900000, 'free night');
 \echo '-- Shanghai staff cannot act for Shenzhen'
-SELECT * FROM loyalty.accrue(:'guest', 'szx', 100, 'spend', 'demo-x');
+SELECT * FROM loyalty.points_accrue('demo-x', :'guest', 'szx', 100, 'spend');
 \set ON_ERROR_STOP on
 \set QUIET on
 RESET ROLE;
@@ -42,7 +42,7 @@ RESET ROLE;
 SET ROLE hq_crm;
 \set QUIET off
 SELECT kind, store_code, points, pending_points, balance_after, cash_amount
-  FROM loyalty.member_ledger(:'guest') ORDER BY recorded_at, balance_after DESC;
+  FROM loyalty.points_ledger(:'guest') ORDER BY recorded_at, balance_after DESC;
 SELECT count(*) AS invariant_violations FROM loyalty.ledger_check();
 \set QUIET on
 RESET ROLE;

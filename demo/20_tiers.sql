@@ -7,9 +7,9 @@
 
 -- Lin Mei joins at the Shenzhen front desk and has stayed twice this year
 SET ROLE szx_desk;
-SELECT member_id AS lin, card_no AS lin_card FROM loyalty.enroll('szx', '林美', '13800138000') \gset
-SELECT stay_id FROM loyalty.record_stay('demo-lin-1', 'szx', :'lin', current_date - 60, current_date - 57, 1, 1800.00, 200.00) \gset
-SELECT stay_id FROM loyalty.record_stay('demo-lin-2', 'szx', :'lin', current_date - 30, current_date - 25, 1, 3200.00, 300.00) \gset
+SELECT member_id AS lin, card_no AS lin_card FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', '林美', '13800138000') \gset
+SELECT stay_id FROM loyalty.stay_record('demo-lin-1', 'szx', :'lin', current_date - 60, current_date - 57, 1, 1800.00, 200.00) \gset
+SELECT stay_id FROM loyalty.stay_record('demo-lin-2', 'szx', :'lin', current_date - 30, current_date - 25, 1, 3200.00, 300.00) \gset
 RESET ROLE;
 
 -- store terminals and the notification service consume tier events
@@ -30,7 +30,7 @@ SELECT counter, value, tier, next_tier, next_threshold FROM loyalty.tier_status(
 SET ROLE szx_desk;
 \set QUIET off
 SELECT nights_credited, base_points, bonus_points, tier, tier_changed
-  FROM loyalty.record_stay('demo-lin-3', 'szx', :'lin', current_date - 5, current_date - 1, 2, 4800.00, 1200.00);
+  FROM loyalty.stay_record('demo-lin-3', 'szx', :'lin', current_date - 5, current_date - 1, 2, 4800.00, 1200.00);
 \echo '-- the Urumqi front desk, a moment later:'
 \set QUIET on
 SET ROLE urc_desk;
@@ -58,14 +58,14 @@ VALUES ('birthday_double', 'Birthday month: double points', 'multiplier', 200,
 RESET ROLE;
 -- two guests at the Urumqi restaurant: one born this month, one not
 SET ROLE urc_desk;
-SELECT member_id AS zhou FROM loyalty.enroll('urc', '周杰', birth_date => make_date(1988, extract(month FROM now() AT TIME ZONE 'Asia/Urumqi')::int, 3)) \gset
-SELECT member_id AS wu FROM loyalty.enroll('urc', '吴芳', birth_date => make_date(1991, 1 + extract(month FROM now() AT TIME ZONE 'Asia/Urumqi')::int % 12, 3)) \gset
+SELECT member_id AS zhou FROM loyalty.member_enroll(gen_random_uuid()::text, 'urc', '周杰', birth_date => make_date(1988, extract(month FROM now() AT TIME ZONE 'Asia/Urumqi')::int, 3)) \gset
+SELECT member_id AS wu FROM loyalty.member_enroll(gen_random_uuid()::text, 'urc', '吴芳', birth_date => make_date(1991, 1 + extract(month FROM now() AT TIME ZONE 'Asia/Urumqi')::int % 12, 3)) \gset
 \set QUIET off
 SELECT '周杰 (birthday this month)' AS guest, base_points, bonus_points
-  FROM loyalty.record_charge('demo-zhou-1', 'urc', :'zhou', 500.00)
+  FROM loyalty.charge_record('demo-zhou-1', 'urc', :'zhou', 500.00)
 UNION ALL
 SELECT '吴芳', base_points, bonus_points
-  FROM loyalty.record_charge('demo-wu-1', 'urc', :'wu', 500.00);
+  FROM loyalty.charge_record('demo-wu-1', 'urc', :'wu', 500.00);
 \set QUIET on
 RESET ROLE;
 \set QUIET off

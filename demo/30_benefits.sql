@@ -22,20 +22,20 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 SET ROLE hq_crm;
-SELECT loyalty.define_benefit('room_discount', 'Room rate discount', 'room_discount', 'Off the best available room rate'),
-       loyalty.define_benefit('breakfast', 'Free breakfast', 'breakfast'),
-       loyalty.define_benefit('late_checkout', 'Late checkout', 'late_checkout'),
-       loyalty.define_benefit('room_upgrade', 'Free room upgrade', 'room_upgrade', 'Subject to availability at check-in'),
-       loyalty.define_benefit('local_gift', 'Local specialty gift', 'gift', 'Store szx only') \gset
+SELECT loyalty.benefit_define(gen_random_uuid()::text, 'room_discount', 'Room rate discount', 'room_discount', 'Off the best available room rate'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'breakfast', 'Free breakfast', 'breakfast'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'late_checkout', 'Late checkout', 'late_checkout'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'room_upgrade', 'Free room upgrade', 'room_upgrade', 'Subject to availability at check-in'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'local_gift', 'Local specialty gift', 'gift', 'Store szx only') \gset
 SELECT count(*) AS grants FROM (
-    SELECT loyalty.grant_benefit('room_discount', 'tier', '{"percent": 10}', min_tier => 'silver')
-    UNION ALL SELECT loyalty.grant_benefit('breakfast', 'tier', '{"count": 2}', min_tier => 'gold',
+    SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'room_discount', 'tier', '{"percent": 10}', min_tier => 'silver')
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'breakfast', 'tier', '{"count": 2}', min_tier => 'gold',
                                            use_limit => 1, limit_per => 'day')
-    UNION ALL SELECT loyalty.grant_benefit('late_checkout', 'tier', '{"hour": 15}', min_tier => 'gold')
-    UNION ALL SELECT loyalty.grant_benefit('late_checkout', 'tier', '{"hour": 16}', min_tier => 'platinum')
-    UNION ALL SELECT loyalty.grant_benefit('room_upgrade', 'tier', '{"subject_to_availability": true}',
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'late_checkout', 'tier', '{"hour": 15}', min_tier => 'gold')
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'late_checkout', 'tier', '{"hour": 16}', min_tier => 'platinum')
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'room_upgrade', 'tier', '{"subject_to_availability": true}',
                                            min_tier => 'platinum', use_limit => 1, limit_per => 'stay')
-    UNION ALL SELECT loyalty.grant_benefit('local_gift', 'store', '{"item": "Lychee gift box"}',
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'local_gift', 'store', '{"item": "Lychee gift box"}',
                                            stores => ARRAY['szx'], use_limit => 1, limit_per => 'stay')
 ) g \gset
 RESET ROLE;
@@ -90,7 +90,7 @@ RESET ROLE;
 \echo '== Story 5: urc flags an unresolved violation (the platinum guest damaged a TV and left)'
 \set QUIET on
 SET ROLE urc_desk;
-SELECT loyalty.raise_risk_tag(:'plat', 'urc', 'unresolved_violation',
+SELECT loyalty.risk_tag_raise(gen_random_uuid()::text, :'plat', 'urc', 'unresolved_violation',
     'Damaged the TV in room 1208 and left without paying', 2800.00) AS plat_tag \gset
 RESET ROLE;
 SET ROLE sha_desk;
@@ -99,9 +99,9 @@ SET ROLE sha_desk;
 SELECT risk_code, store_code, freezes, internal_visible, note, amount_owed FROM loyalty.risk_tags(:'plat');
 SELECT benefit_code, params, frozen, frozen_by FROM loyalty.benefits(:'plat', 'sha') ORDER BY benefit_code;
 \echo '-- a free upgrade and a points redemption are refused (SQLSTATE LY001); other benefits go on, and earning is no capability a risk tag can freeze'
-SELECT demo.try(format('SELECT loyalty.use_benefit(%L, ''sha'', ''room_upgrade'', ''demo-sha-upgrade-1'')', :'plat')) AS free_upgrade,
+SELECT demo.try(format('SELECT loyalty.benefit_use(''demo-sha-upgrade-1'', %L, ''sha'', ''room_upgrade'')', :'plat')) AS free_upgrade,
        demo.try(format('SELECT loyalty.assert_not_frozen(%L, ''redemption'')', :'plat')) AS points_redemption;
-SELECT params, reason FROM loyalty.use_benefit(:'plat', 'sha', 'late_checkout', 'demo-sha-late-1');
+SELECT params, reason FROM loyalty.benefit_use('demo-sha-late-1', :'plat', 'sha', 'late_checkout');
 \set QUIET on
 RESET ROLE;
 \set QUIET off
@@ -109,10 +109,10 @@ RESET ROLE;
 \echo '-- a second guest (gold) is flagged by urc and settles: raising, resolving and the audit trail'
 \set QUIET on
 SET ROLE urc_desk;
-SELECT loyalty.raise_risk_tag(:'gold', 'urc', 'unresolved_violation', 'Minibar not paid', 180.00) AS gold_tag \gset
+SELECT loyalty.risk_tag_raise(gen_random_uuid()::text, :'gold', 'urc', 'unresolved_violation', 'Minibar not paid', 180.00) AS gold_tag \gset
 RESET ROLE;
 SET ROLE urc_mgr;
-SELECT loyalty.resolve_risk_tag(:'gold_tag', 'settled', 'Paid 180.00 at the urc front desk') \gset
+SELECT loyalty.risk_tag_resolve(gen_random_uuid()::text, :'gold_tag', 'settled', 'Paid 180.00 at the urc front desk') \gset
 \set QUIET off
 SELECT action, store_code, role, department, detail->>'resolution' AS resolution
   FROM loyalty.risk_tag_history(:'gold_tag');

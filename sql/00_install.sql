@@ -43,7 +43,7 @@ SELECT c.relname, a.attname
 CREATE DATABASE loyalty_dropcheck;
 \c loyalty_dropcheck
 CREATE EXTENSION loyalty;
-SELECT loyalty.create_store('dropchk', 'Drop Check', 'test', 'north', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'dropchk', 'Drop Check', 'test', 'north', 'Asia/Shanghai');
 DROP EXTENSION loyalty;
 SELECT count(*) AS leftover_objects FROM pg_class WHERE relnamespace IN
     (SELECT oid FROM pg_namespace WHERE nspname = 'loyalty');
@@ -52,6 +52,6 @@ SELECT count(*) AS leftover_functions FROM pg_proc WHERE proname IN ('whoami', '
 SELECT count(*) AS leftover_triggers FROM pg_trigger WHERE tgname LIKE 'policy%';
 CREATE EXTENSION loyalty;
 -- the store roles of the dropped database are cluster objects and are adopted
-SELECT loyalty.create_store('dropchk', 'Drop Check', 'test', 'north', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'dropchk', 'Drop Check', 'test', 'north', 'Asia/Shanghai');
 \c :regdb
 DROP DATABASE loyalty_dropcheck;

@@ -2,34 +2,34 @@
 \set VERBOSITY default
 \set SHOW_CONTEXT never
 
-SELECT loyalty.create_store('szx', 'Shenzhen Bay', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('urc', 'Urumqi Tianshan', 'bay', 'west', 'Asia/Urumqi');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'szx', 'Shenzhen Bay', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'urc', 'Urumqi Tianshan', 'bay', 'west', 'Asia/Urumqi');
 SELECT role, store_code, department FROM loyalty.staff_role ORDER BY 2 NULLS FIRST, 3;
 -- each store role is a member of its department group
 SELECT pg_has_role('loyalty_szx_frontdesk', 'loyalty_frontdesk', 'MEMBER') AS in_group;
 
 -- bad input: a clear error and no store, no roles
-SELECT loyalty.create_store('szx', 'Again', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('SZX', 'Upper', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('bad-code', 'Dash', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('waytoolongstorecode', 'Long', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('tz', 'Bad zone', 'bay', 'south', 'Mars/Olympus');
-SELECT loyalty.create_store('tz', 'Abbrev zone', 'bay', 'south', 'CST');
-SELECT loyalty.create_store(NULL, 'Null', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('e', '', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('l', repeat('名', 201), 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'szx', 'Again', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'SZX', 'Upper', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'bad-code', 'Dash', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'waytoolongstorecode', 'Long', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'tz', 'Bad zone', 'bay', 'south', 'Mars/Olympus');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'tz', 'Abbrev zone', 'bay', 'south', 'CST');
+SELECT loyalty.store_create(gen_random_uuid()::text, NULL, 'Null', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'e', '', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'l', repeat('名', 201), 'bay', 'south', 'Asia/Shanghai');
 SELECT count(*) AS stores FROM loyalty.store;
 SELECT count(*) AS stray_roles FROM pg_roles WHERE rolname ~ '^loyalty_(tz|e|l|bad)_';
 
 -- staff logins
-SELECT loyalty.create_staff('reg_alice', 'szx', 'frontdesk');
-SELECT loyalty.create_staff('reg_bob', 'urc', 'housekeeping');
-SELECT loyalty.create_staff('reg_carol', NULL, 'crm');
-SELECT loyalty.create_staff('reg_dave', NULL, 'frontdesk');
-SELECT loyalty.create_staff('reg_erin', 'szx', 'crm');
-SELECT loyalty.create_staff('reg_frank', 'nowhere', 'fnb');
-SELECT loyalty.create_staff('reg_gina', 'szx', 'janitor');
-SELECT loyalty.create_staff('reg_alice', 'szx', 'fnb');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'reg_alice', 'szx', 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'reg_bob', 'urc', 'housekeeping');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'reg_carol', NULL, 'crm');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'reg_dave', NULL, 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'reg_erin', 'szx', 'crm');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'reg_frank', 'nowhere', 'fnb');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'reg_gina', 'szx', 'janitor');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'reg_alice', 'szx', 'fnb');
 
 -- identity comes from role membership
 SELECT store_code, department, is_hq FROM loyalty.whoami();
@@ -40,7 +40,7 @@ SELECT loyalty.caller_store(), loyalty.caller_is_hq();
 SET loyalty.store = 'urc';
 SELECT loyalty.caller_store();
 -- nor can a store role act as DBA or read base tables
-SELECT loyalty.create_store('x', 'X', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'x', 'X', 'bay', 'south', 'Asia/Shanghai');
 SELECT * FROM loyalty.member;
 SELECT * FROM loyalty.staff_role;
 RESET ROLE;
@@ -77,17 +77,17 @@ DROP ROLE reg_nobody;
 -- enrolment: checks the caller's store and the input
 SET ROLE reg_alice;
 SELECT length(card_no) AS card_len, loyalty.card_number_valid(card_no) AS luhn_ok
-  FROM loyalty.enroll('szx', '张三', '13812345678', 'zhang@example.com', '1990-05-01');
-SELECT * FROM loyalty.enroll('urc', '李四');
-SELECT * FROM loyalty.enroll('szx', '');
-SELECT * FROM loyalty.enroll('szx', NULL);
-SELECT * FROM loyalty.enroll('szx', repeat('x', 101));
-SELECT * FROM loyalty.enroll('szx', 'Bad Phone', 'call me');
-SELECT * FROM loyalty.enroll('szx', 'Bad Mail', NULL, 'no-at-sign');
-SELECT * FROM loyalty.enroll('szx', 'Future', NULL, NULL, '2999-01-01');
-SELECT * FROM loyalty.enroll('szx', 'Zone', NULL, NULL, NULL, NULL, NULL, 'Nowhere/City');
+  FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', '张三', '13812345678', 'zhang@example.com', '1990-05-01');
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'urc', '李四');
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', '');
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', NULL);
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', repeat('x', 101));
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', 'Bad Phone', 'call me');
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', 'Bad Mail', NULL, 'no-at-sign');
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', 'Future', NULL, NULL, '2999-01-01');
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', 'Zone', NULL, NULL, NULL, NULL, NULL, 'Nowhere/City');
 RESET ROLE;
-SELECT * FROM loyalty.enroll('nowhere', 'Ghost');
+SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'nowhere', 'Ghost');
 SELECT count(*) AS members, count(p.*) AS profiles
   FROM loyalty.member m LEFT JOIN loyalty.member_profile p USING (member_id);
 

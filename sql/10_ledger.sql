@@ -1,61 +1,61 @@
 -- The point ledger: accrual, activation, redemption, reversal, transfer,
 -- expiry and the invariant, told as one member's story across two stores.
 \set VERBOSITY terse
-SELECT loyalty.create_store('lsz', 'Ledger Shenzhen', 'bay', 'south', 'Asia/Shanghai'),
-       loyalty.create_store('lsh', 'Ledger Shanghai', 'bay', 'east', 'Asia/Shanghai');
-SELECT member_id AS ann FROM loyalty.enroll('lsz', 'Ann') \gset
-SELECT member_id AS bo FROM loyalty.enroll('lsh', 'Bo') \gset
+SELECT loyalty.store_create(gen_random_uuid()::text, 'lsz', 'Ledger Shenzhen', 'bay', 'south', 'Asia/Shanghai'),
+       loyalty.store_create(gen_random_uuid()::text, 'lsh', 'Ledger Shanghai', 'bay', 'east', 'Asia/Shanghai');
+SELECT member_id AS ann FROM loyalty.member_enroll(gen_random_uuid()::text, 'lsz', 'Ann') \gset
+SELECT member_id AS bo FROM loyalty.member_enroll(gen_random_uuid()::text, 'lsh', 'Bo') \gset
 
 -- earn at Shenzhen; a retry with the same key returns the first result
-SELECT operation, points, balance, replayed FROM loyalty.accrue(:'ann', 'lsz', 5000, 'stay', 'l-1', rule => 'base', reference => 'stay-a');
-SELECT operation, points, balance, replayed FROM loyalty.accrue(:'ann', 'lsz', 5000, 'stay', 'l-1', rule => 'base', reference => 'stay-a');
+SELECT operation, points, balance, replayed FROM loyalty.points_accrue('l-1', :'ann', 'lsz', 5000, 'stay', rule => 'base', reference => 'stay-a');
+SELECT operation, points, balance, replayed FROM loyalty.points_accrue('l-1', :'ann', 'lsz', 5000, 'stay', rule => 'base', reference => 'stay-a');
 SELECT count(*) AS lots FROM loyalty.point_lot WHERE member_id = :'ann';
 -- the same key with other arguments is refused
-SELECT operation FROM loyalty.accrue(:'ann', 'lsz', 5001, 'stay', 'l-1', rule => 'base', reference => 'stay-a');
+SELECT operation FROM loyalty.points_accrue('l-1', :'ann', 'lsz', 5001, 'stay', rule => 'base', reference => 'stay-a');
 
 -- pending points count once the stay checks out
-SELECT points, balance, lots -> 0 ->> 'state' AS state FROM loyalty.accrue(:'ann', 'lsz', 2000, 'stay', 'l-2', reference => 'stay-b', pending => true);
+SELECT points, balance, lots -> 0 ->> 'state' AS state FROM loyalty.points_accrue('l-2', :'ann', 'lsz', 2000, 'stay', reference => 'stay-b', pending => true);
 SELECT balance, pending FROM loyalty.points_summary(:'ann');
-SELECT operation, points, balance FROM loyalty.activate(:'ann', 'lsz', 'stay-b', 'l-3');
-SELECT operation FROM loyalty.activate(:'ann', 'lsz', 'stay-b', 'l-3b');
+SELECT operation, points, balance FROM loyalty.points_activate('l-3', :'ann', 'lsz', 'stay-b');
+SELECT operation FROM loyalty.points_activate('l-3b', :'ann', 'lsz', 'stay-b');
 
 -- redeem at Shanghai at the single rate: 1,000 points = 100 CNY
-SELECT operation, points, balance, cash_amount FROM loyalty.redeem_cash(:'ann', 'lsh', 100.00, 'l-4');
-SELECT operation, points, balance, jsonb_array_length(lots) AS lots FROM loyalty.redeem(:'ann', 'lsh', 1500, 'gift: tea set', 'l-5');
-SELECT operation FROM loyalty.redeem(:'ann', 'lsh', 1550, 'gift', 'l-6');
-SELECT operation FROM loyalty.redeem(:'ann', 'lsh', 900, 'gift', 'l-7');
-SELECT operation FROM loyalty.redeem_cash(:'ann', 'lsh', 10.005, 'l-8');
-SELECT operation FROM loyalty.redeem_cash(:'ann', 'lsh', 10.05, 'l-9');
-SELECT operation FROM loyalty.redeem(:'ann', 'lsh', 100000, 'night', 'l-10');
+SELECT operation, points, balance, cash_amount FROM loyalty.points_redeem_cash('l-4', :'ann', 'lsh', 100.00);
+SELECT operation, points, balance, jsonb_array_length(lots) AS lots FROM loyalty.points_redeem('l-5', :'ann', 'lsh', 1500, 'gift: tea set');
+SELECT operation FROM loyalty.points_redeem('l-6', :'ann', 'lsh', 1550, 'gift');
+SELECT operation FROM loyalty.points_redeem('l-7', :'ann', 'lsh', 900, 'gift');
+SELECT operation FROM loyalty.points_redeem_cash('l-8', :'ann', 'lsh', 10.005);
+SELECT operation FROM loyalty.points_redeem_cash('l-9', :'ann', 'lsh', 10.05);
+SELECT operation FROM loyalty.points_redeem('l-10', :'ann', 'lsh', 100000, 'night');
 
 -- a refund of 40% of the first stay takes back 40% of its 5,000 points
 SELECT entry_id AS stay_a FROM loyalty.point_entry WHERE member_id = :'ann' AND reference = 'stay-a' AND kind = 'accrue' \gset
-SELECT operation, points, balance FROM loyalty.reverse(:'stay_a', 'lsz', 400, 1000, 'l-11');
-SELECT operation FROM loyalty.reverse(:'stay_a', 'lsz', 700, 1000, 'l-12');
-SELECT operation FROM loyalty.reverse(:'stay_a', 'lsz', 1200, 1000, 'l-13');
+SELECT operation, points, balance FROM loyalty.points_reverse('l-11', :'stay_a', 'lsz', 400, 1000);
+SELECT operation FROM loyalty.points_reverse('l-12', :'stay_a', 'lsz', 700, 1000);
+SELECT operation FROM loyalty.points_reverse('l-13', :'stay_a', 'lsz', 1200, 1000);
 
 -- a transfer to Bo; Bo's lots keep their origin
-SELECT operation, points, balance FROM loyalty.transfer(:'ann', :'bo', 'lsh', 1000, 'l-14');
-SELECT loyalty.balance(:'ann') AS ann, loyalty.balance(:'bo') AS bo;
+SELECT operation, points, balance FROM loyalty.points_transfer('l-14', :'ann', :'bo', 'lsh', 1000);
+SELECT loyalty.points_balance(:'ann') AS ann, loyalty.points_balance(:'bo') AS bo;
 SELECT source, points, remaining, state FROM loyalty.point_lot WHERE member_id = :'bo';
-SELECT operation FROM loyalty.transfer(:'ann', :'ann', 'lsh', 100, 'l-15');
-SELECT operation FROM loyalty.transfer(:'ann', :'bo', 'lsh', 60000, 'l-16');
+SELECT operation FROM loyalty.points_transfer('l-15', :'ann', :'ann', 'lsh', 100);
+SELECT operation FROM loyalty.points_transfer('l-16', :'ann', :'bo', 'lsh', 60000);
 
 -- the statement, and the balance as of the moment before this test
 SELECT kind, store_code, points, pending_points, balance_after
-  FROM loyalty.member_ledger(:'ann') ORDER BY recorded_at, balance_after DESC;
-SELECT loyalty.balance_at(:'ann', now() - interval '1 day') AS yesterday,
-       loyalty.balance_at(:'ann', now()) AS now;
+  FROM loyalty.points_ledger(:'ann') ORDER BY recorded_at, balance_after DESC;
+SELECT loyalty.points_balance_at(:'ann', now() - interval '1 day') AS yesterday,
+       loyalty.points_balance_at(:'ann', now()) AS now;
 
 -- fixed lifetime per lot, in a policy version that is rolled back again
 BEGIN;
 SELECT loyalty.policy_set(jsonb_set(loyalty.policy_at(now()), '{expiry}',
     '{"mode": "lot_lifetime", "lot_lifetime_months": 24, "notice_days": 30}')::text, now()) > 0 AS policy;
-SELECT member_id AS cy FROM loyalty.enroll('lsz', 'Cy') \gset
-SELECT points FROM loyalty.accrue(:'cy', 'lsz', 3000, 'spend', 'l-17', occurred_at => '2026-01-15 12:00+08');
+SELECT member_id AS cy FROM loyalty.member_enroll(gen_random_uuid()::text, 'lsz', 'Cy') \gset
+SELECT points FROM loyalty.points_accrue('l-17', :'cy', 'lsz', 3000, 'spend', occurred_at => '2026-01-15 12:00+08');
 SELECT expires_at AT TIME ZONE 'Asia/Shanghai' AS expires_local FROM loyalty.point_lot WHERE member_id = :'cy';
-SELECT points, balance, lots FROM loyalty.expire_points('l-18', '2027-12-31 00:00+08');
-SELECT points, balance, lots FROM loyalty.expire_points('l-19', '2028-02-01 00:00+08');
+SELECT points, balance, lots FROM loyalty.points_expire('l-18', '2027-12-31 00:00+08');
+SELECT points, balance, lots FROM loyalty.points_expire('l-19', '2028-02-01 00:00+08');
 SELECT kind, payload ->> 'points' AS points FROM loyalty.event_outbox WHERE member_id = :'cy' ORDER BY event_id;
 ROLLBACK;
 
@@ -63,23 +63,23 @@ ROLLBACK;
 BEGIN;
 SELECT loyalty.policy_set(jsonb_set(loyalty.policy_at(now()), '{reversal}',
     '{"mode": "allow_negative"}')::text, now()) > 0 AS policy;
-SELECT member_id AS di FROM loyalty.enroll('lsz', 'Di') \gset
-SELECT entry_id AS di_stay FROM loyalty.accrue(:'di', 'lsz', 2000, 'stay', 'l-20') \gset
-SELECT points, balance FROM loyalty.redeem(:'di', 'lsz', 2000, 'night', 'l-21');
-SELECT points, balance FROM loyalty.reverse(:'di_stay', 'lsz', 50, 100, 'l-22');
-SELECT points, balance FROM loyalty.accrue(:'di', 'lsz', 1500, 'stay', 'l-23');
+SELECT member_id AS di FROM loyalty.member_enroll(gen_random_uuid()::text, 'lsz', 'Di') \gset
+SELECT entry_id AS di_stay FROM loyalty.points_accrue('l-20', :'di', 'lsz', 2000, 'stay') \gset
+SELECT points, balance FROM loyalty.points_redeem('l-21', :'di', 'lsz', 2000, 'night');
+SELECT points, balance FROM loyalty.points_reverse('l-22', :'di_stay', 'lsz', 50, 100);
+SELECT points, balance FROM loyalty.points_accrue('l-23', :'di', 'lsz', 1500, 'stay');
 SELECT source, points, remaining FROM loyalty.point_lot WHERE member_id = :'di' ORDER BY source;
 SELECT count(*) AS problems FROM loyalty.ledger_check(:'di');
 ROLLBACK;
 
 -- inactivity: 24 months without earning or redeeming forfeit the balance,
 -- with a notice 30 days ahead; a second run expires nothing again
-SELECT points, lots FROM loyalty.expire_points('l-24', now() + interval '23 months 15 days');
-SELECT points, lots FROM loyalty.expire_points('l-25', now() + interval '23 months 20 days');
+SELECT points, lots FROM loyalty.points_expire('l-24', now() + interval '23 months 15 days');
+SELECT points, lots FROM loyalty.points_expire('l-25', now() + interval '23 months 20 days');
 SELECT now() + interval '24 months 1 day' AS later \gset
-SELECT points, lots FROM loyalty.expire_points('l-26', :'later');
-SELECT points, lots, replayed FROM loyalty.expire_points('l-26', :'later');
-SELECT loyalty.balance(:'ann') AS ann, loyalty.balance(:'bo') AS bo;
+SELECT points, lots FROM loyalty.points_expire('l-26', :'later');
+SELECT points, lots, replayed FROM loyalty.points_expire('l-26', :'later');
+SELECT loyalty.points_balance(:'ann') AS ann, loyalty.points_balance(:'bo') AS bo;
 SELECT kind, payload ->> 'points' AS points FROM loyalty.event_read('regress') ORDER BY kind DESC, 2;
 
 -- consumers acknowledge what they processed
@@ -88,15 +88,15 @@ SELECT count(*) AS unread FROM loyalty.event_read('regress');
 
 -- caller rights: store staff act for their own store only
 SET ROLE loyalty_lsz_frontdesk;
-SELECT points FROM loyalty.accrue(:'ann', 'lsz', 100, 'spend', 'l-27');
-SELECT points FROM loyalty.accrue(:'ann', 'lsh', 100, 'spend', 'l-28');
-SELECT points FROM loyalty.reverse(:'stay_a', 'lsh', 1, 1000, 'l-29');
-SELECT loyalty.balance(:'ann');
+SELECT points FROM loyalty.points_accrue('l-27', :'ann', 'lsz', 100, 'spend');
+SELECT points FROM loyalty.points_accrue('l-28', :'ann', 'lsh', 100, 'spend');
+SELECT points FROM loyalty.points_reverse('l-29', :'stay_a', 'lsh', 1, 1000);
+SELECT loyalty.points_balance(:'ann');
 SELECT count(*) FROM loyalty.point_entry;
-SELECT points FROM loyalty.expire_points('l-30');
+SELECT points FROM loyalty.points_expire('l-30');
 RESET ROLE;
 SET ROLE loyalty_lsz_housekeeping;
-SELECT points FROM loyalty.accrue(:'ann', 'lsz', 100, 'spend', 'l-31');
+SELECT points FROM loyalty.points_accrue('l-31', :'ann', 'lsz', 100, 'spend');
 RESET ROLE;
 
 -- the invariant holds for everyone

@@ -21,36 +21,36 @@ EXCEPTION WHEN OTHERS THEN
 END
 $$;
 
-SELECT loyalty.create_store('bena', 'Benefit Store A', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('benb', 'Benefit Store B', 'bay', 'west', 'Asia/Urumqi');
-SELECT loyalty.create_staff('ben_a_desk', 'bena', 'frontdesk');
-SELECT loyalty.create_staff('ben_b_desk', 'benb', 'frontdesk');
-SELECT loyalty.create_staff('ben_b_mgr', 'benb', 'store_manager');
-SELECT loyalty.create_staff('ben_crm', NULL, 'crm');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'bena', 'Benefit Store A', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'benb', 'Benefit Store B', 'bay', 'west', 'Asia/Urumqi');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'ben_a_desk', 'bena', 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'ben_b_desk', 'benb', 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'ben_b_mgr', 'benb', 'store_manager');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'ben_crm', NULL, 'crm');
 
 -- the catalogue is HQ's: store staff cannot define it
 SET ROLE ben_a_desk;
-SELECT loyalty.define_benefit('x', 'X', 'gift');
+SELECT loyalty.benefit_define(gen_random_uuid()::text, 'x', 'X', 'gift');
 RESET ROLE;
 
 SET ROLE ben_crm;
-SELECT loyalty.define_benefit('room_discount', 'Room rate discount', 'room_discount'),
-       loyalty.define_benefit('breakfast', 'Free breakfast', 'breakfast'),
-       loyalty.define_benefit('late_checkout', 'Late checkout', 'late_checkout'),
-       loyalty.define_benefit('room_upgrade', 'Room upgrade', 'room_upgrade'),
-       loyalty.define_benefit('local_gift', 'Local specialty gift', 'gift'),
-       loyalty.define_benefit('spa_voucher', 'Spa voucher', 'voucher');
+SELECT loyalty.benefit_define(gen_random_uuid()::text, 'room_discount', 'Room rate discount', 'room_discount'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'breakfast', 'Free breakfast', 'breakfast'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'late_checkout', 'Late checkout', 'late_checkout'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'room_upgrade', 'Room upgrade', 'room_upgrade'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'local_gift', 'Local specialty gift', 'gift'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'spa_voucher', 'Spa voucher', 'voucher');
 SELECT count(*) AS grants FROM (
-    SELECT loyalty.grant_benefit('room_discount', 'tier', '{"percent": 10}', min_tier => 'silver')
-    UNION ALL SELECT loyalty.grant_benefit('breakfast', 'tier', '{"count": 2}', min_tier => 'gold',
+    SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'room_discount', 'tier', '{"percent": 10}', min_tier => 'silver')
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'breakfast', 'tier', '{"count": 2}', min_tier => 'gold',
                                            use_limit => 1, limit_per => 'day')
-    UNION ALL SELECT loyalty.grant_benefit('late_checkout', 'tier', '{"hour": 15}', min_tier => 'gold')
-    UNION ALL SELECT loyalty.grant_benefit('late_checkout', 'tier', '{"hour": 16}', min_tier => 'platinum')
-    UNION ALL SELECT loyalty.grant_benefit('room_upgrade', 'tier', '{}', min_tier => 'platinum',
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'late_checkout', 'tier', '{"hour": 15}', min_tier => 'gold')
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'late_checkout', 'tier', '{"hour": 16}', min_tier => 'platinum')
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'room_upgrade', 'tier', '{}', min_tier => 'platinum',
                                            use_limit => 1, limit_per => 'stay')
-    UNION ALL SELECT loyalty.grant_benefit('local_gift', 'store', '{"item": "Shenzhen lychee box"}',
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'local_gift', 'store', '{"item": "Shenzhen lychee box"}',
                                            stores => ARRAY['bena'], use_limit => 1, limit_per => 'stay')
-    UNION ALL SELECT loyalty.grant_benefit('spa_voucher', 'campaign', '{"amount": "88.00"}',
+    UNION ALL SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'spa_voucher', 'campaign', '{"amount": "88.00"}',
                                            campaign => 'spring_spa', min_tier => 'silver',
                                            valid_from => '2026-03-01', valid_until => '2026-06-01',
                                            use_limit => 2, limit_per => 'month')
@@ -61,7 +61,7 @@ SELECT benefit_code, source, min_tier, store_code, campaign, params, use_limit, 
 
 -- members of each tier (the tier engine sets tiers; here we set them)
 CREATE TEMP TABLE m AS
-SELECT t.tier, (loyalty.enroll('bena', 'Guest ' || t.tier)).member_id
+SELECT t.tier, (loyalty.member_enroll(gen_random_uuid()::text, 'bena', 'Guest ' || t.tier)).member_id
   FROM unnest(ARRAY['member', 'silver', 'gold', 'platinum']) AS t(tier);
 UPDATE loyalty.member x SET tier = m.tier FROM m WHERE x.member_id = m.member_id;
 SELECT member_id AS plat FROM m WHERE tier = 'platinum' \gset
@@ -115,39 +115,39 @@ VALUES (:'pstay_a', :'plat', 'bena', '2026-01-10', '2026-01-12', 'in_house'),
 
 SET ROLE ben_a_desk;
 SELECT params, reason, use_number, use_limit, limit_per, replayed
-  FROM loyalty.use_benefit(:'plat', 'bena', 'room_upgrade', 'a-1', :'pstay_a');
+  FROM loyalty.benefit_use('a-1', :'plat', 'bena', 'room_upgrade', :'pstay_a');
 -- a retry returns the first result and writes nothing
 SELECT params, reason, use_number, use_limit, limit_per, replayed
-  FROM loyalty.use_benefit(:'plat', 'bena', 'room_upgrade', 'a-1', :'pstay_a');
+  FROM loyalty.benefit_use('a-1', :'plat', 'bena', 'room_upgrade', :'pstay_a');
 -- the key for another request
-SELECT pg_temp.try(format('SELECT loyalty.use_benefit(%L, ''bena'', ''local_gift'', ''a-1'', %L)', :'plat', :'pstay_a'));
+SELECT pg_temp.try(format('SELECT loyalty.benefit_use(''a-1'', %L, ''bena'', ''local_gift'', %L)', :'plat', :'pstay_a'));
 -- one upgrade per stay
-SELECT * FROM loyalty.use_benefit(:'plat', 'bena', 'room_upgrade', 'a-2', :'pstay_a');
-SELECT * FROM loyalty.use_benefit(:'plat', 'bena', 'room_upgrade', 'a-3');
-SELECT use_number, replayed FROM loyalty.use_benefit(:'plat', 'bena', 'local_gift', 'a-4', :'pstay_a');
+SELECT * FROM loyalty.benefit_use('a-2', :'plat', 'bena', 'room_upgrade', :'pstay_a');
+SELECT * FROM loyalty.benefit_use('a-3', :'plat', 'bena', 'room_upgrade');
+SELECT use_number, replayed FROM loyalty.benefit_use('a-4', :'plat', 'bena', 'local_gift', :'pstay_a');
 -- not valid there: store B's stay, a silver member's upgrade, an unknown benefit
-SELECT * FROM loyalty.use_benefit(:'plat', 'bena', 'local_gift', 'a-5', :'pstay_b');
-SELECT * FROM loyalty.use_benefit(:'silver', 'bena', 'room_upgrade', 'a-6');
-SELECT * FROM loyalty.use_benefit(:'silver', 'bena', 'caviar', 'a-7');
+SELECT * FROM loyalty.benefit_use('a-5', :'plat', 'bena', 'local_gift', :'pstay_b');
+SELECT * FROM loyalty.benefit_use('a-6', :'silver', 'bena', 'room_upgrade');
+SELECT * FROM loyalty.benefit_use('a-7', :'silver', 'bena', 'caviar');
 -- breakfast once per day in the member's time zone
-SELECT use_number, use_limit, limit_per FROM loyalty.use_benefit(:'gold', 'bena', 'breakfast', 'a-8');
-SELECT * FROM loyalty.use_benefit(:'gold', 'bena', 'breakfast', 'a-9');
+SELECT use_number, use_limit, limit_per FROM loyalty.benefit_use('a-8', :'gold', 'bena', 'breakfast');
+SELECT * FROM loyalty.benefit_use('a-9', :'gold', 'bena', 'breakfast');
 -- another store's use
-SELECT * FROM loyalty.use_benefit(:'gold', 'benb', 'breakfast', 'b-1');
+SELECT * FROM loyalty.benefit_use('b-1', :'gold', 'benb', 'breakfast');
 RESET ROLE;
 SET ROLE ben_b_desk;
-SELECT * FROM loyalty.use_benefit(:'plat', 'benb', 'local_gift', 'b-2', :'pstay_b');
-SELECT params, use_number FROM loyalty.use_benefit(:'plat', 'benb', 'room_upgrade', 'b-3', :'pstay_b');
+SELECT * FROM loyalty.benefit_use('b-2', :'plat', 'benb', 'local_gift', :'pstay_b');
+SELECT params, use_number FROM loyalty.benefit_use('b-3', :'plat', 'benb', 'room_upgrade', :'pstay_b');
 RESET ROLE;
 SELECT store_code, idempotency_key, benefit_code, reason, use_number, role
   FROM loyalty.benefit_use ORDER BY used_at, store_code, idempotency_key;
 
 -- story 5: store B flags an unresolved violation; store A sees the freeze
 SET ROLE ben_b_desk;
-SELECT loyalty.raise_risk_tag(:'plat', 'benb', 'unresolved_violation',
+SELECT loyalty.risk_tag_raise(gen_random_uuid()::text, :'plat', 'benb', 'unresolved_violation',
     'Damaged the TV in room 1208, left without paying', 1800.00) AS tag \gset
 -- not for another store
-SELECT loyalty.raise_risk_tag(:'plat', 'bena', 'unresolved_violation', 'wrong store');
+SELECT loyalty.risk_tag_raise(gen_random_uuid()::text, :'plat', 'bena', 'unresolved_violation', 'wrong store');
 RESET ROLE;
 SET ROLE ben_a_desk;
 SELECT benefit_code, params, frozen, frozen_by, frozen_tag = :'tag' AS tag_named
@@ -155,13 +155,13 @@ SELECT benefit_code, params, frozen, frozen_by, frozen_tag = :'tag' AS tag_named
 -- store A sees the flag, not store B's internal note or amount
 SELECT risk_code, freezes, store_code, unresolved, internal_visible, note, amount_owed, raised_by
   FROM loyalty.risk_tags(:'plat');
-SELECT pg_temp.try(format('SELECT loyalty.use_benefit(%L, ''bena'', ''room_upgrade'', ''a-10'', %L)', :'plat', :'pstay_a'));
+SELECT pg_temp.try(format('SELECT loyalty.benefit_use(''a-10'', %L, ''bena'', ''room_upgrade'', %L)', :'plat', :'pstay_a'));
 SELECT pg_temp.try(format('SELECT loyalty.assert_not_frozen(%L, ''redemption'')', :'plat'));
 SELECT loyalty.frozen_by(:'plat', 'redemption') AS redemption, loyalty.frozen_by(:'plat', 'breakfast') AS breakfast;
 -- what is not frozen goes on
-SELECT use_number FROM loyalty.use_benefit(:'plat', 'bena', 'late_checkout', 'a-11');
+SELECT use_number FROM loyalty.benefit_use('a-11', :'plat', 'bena', 'late_checkout');
 -- store A cannot resolve store B's tag nor read its history
-SELECT pg_temp.try(format('SELECT loyalty.resolve_risk_tag(%L, ''settled'', ''paid at A'')', :'tag'));
+SELECT pg_temp.try(format('SELECT loyalty.risk_tag_resolve(gen_random_uuid()::text, %L, ''settled'', ''paid at A'')', :'tag'));
 SELECT pg_temp.try(format('SELECT loyalty.risk_tag_history(%L)', :'tag'));
 RESET ROLE;
 -- no risk type can freeze earning
@@ -171,8 +171,8 @@ SET ROLE ben_b_desk;
 SELECT risk_code, internal_visible, note, amount_owed FROM loyalty.risk_tags(:'plat');
 RESET ROLE;
 SET ROLE ben_b_mgr;
-SELECT loyalty.resolve_risk_tag(:'tag', 'settled', 'Guest paid 1800.00 by card');
-SELECT pg_temp.try(format('SELECT loyalty.resolve_risk_tag(%L, ''settled'', ''again'')', :'tag'));
+SELECT loyalty.risk_tag_resolve(gen_random_uuid()::text, :'tag', 'settled', 'Guest paid 1800.00 by card');
+SELECT pg_temp.try(format('SELECT loyalty.risk_tag_resolve(gen_random_uuid()::text, %L, ''settled'', ''again'')', :'tag'));
 SELECT action, store_code, role, department, detail - 'tag_id' - 'member_id' AS detail
   FROM loyalty.risk_tag_history(:'tag');
 RESET ROLE;
@@ -197,16 +197,16 @@ SELECT loyalty.tier_change_benefits('silver', 'diamond');
 -- a suspended member has no benefits
 UPDATE loyalty.member SET status = 'suspended' WHERE member_id = :'silver';
 SELECT count(*) AS benefits_of_suspended FROM loyalty.benefits(:'silver', 'bena');
-SELECT pg_temp.try(format('SELECT loyalty.use_benefit(%L, ''bena'', ''room_discount'', ''a-20'')', :'silver'));
+SELECT pg_temp.try(format('SELECT loyalty.benefit_use(''a-20'', %L, ''bena'', ''room_discount'')', :'silver'));
 UPDATE loyalty.member SET status = 'active' WHERE member_id = :'silver';
 
 -- a fraud review freezes every benefit, now and at a later time, until resolved
-SELECT loyalty.raise_risk_tag(:'gold', 'bena', 'fraud_review', 'card chargeback') AS gold_tag \gset
+SELECT loyalty.risk_tag_raise(gen_random_uuid()::text, :'gold', 'bena', 'fraud_review', 'card chargeback') AS gold_tag \gset
 SELECT count(*) FILTER (WHERE frozen) AS frozen_now, count(*) AS benefits
   FROM loyalty.benefits(:'gold', 'bena');
 SELECT count(*) FILTER (WHERE frozen) AS frozen_next_year
   FROM loyalty.benefits(:'gold', 'bena', now() + interval '1 year');
-SELECT loyalty.resolve_risk_tag(:'gold_tag', 'raised_in_error', 'wrong member');
+SELECT loyalty.risk_tag_resolve(gen_random_uuid()::text, :'gold_tag', 'raised_in_error', 'wrong member');
 SELECT count(*) FILTER (WHERE frozen) AS frozen_after_resolve FROM loyalty.benefits(:'gold', 'bena');
 
 DROP ROLE ben_a_desk, ben_b_desk, ben_b_mgr, ben_crm;

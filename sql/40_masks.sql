@@ -31,8 +31,8 @@ SELECT relname, relrowsecurity, relforcerowsecurity FROM pg_class
  ORDER BY 1;
 
 -- A policy change regenerates the views in the same transaction.
-SELECT loyalty.create_store('mka', 'Mask A', 'bay', 'south', 'Asia/Shanghai');
-SELECT member_id AS m1 FROM loyalty.enroll('mka', '欧阳娜娜', '13812345678', 'nana@example.com', '1990-07-01') \gset
+SELECT loyalty.store_create(gen_random_uuid()::text, 'mka', 'Mask A', 'bay', 'south', 'Asia/Shanghai');
+SELECT member_id AS m1 FROM loyalty.member_enroll(gen_random_uuid()::text, 'mka', '欧阳娜娜', '13812345678', 'nana@example.com', '1990-07-01') \gset
 SELECT full_name, phone, email, birth_date FROM loyalty.member_housekeeping WHERE member_id = :'m1';
 BEGIN;
 SELECT loyalty.field_policy_set('housekeeping', 'phone', 'phone');

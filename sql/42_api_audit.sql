@@ -1,14 +1,14 @@
 -- API functions in each department's view, store-scoped preferences
 -- (story 1), and the audit trail that survives the reader's rollback.
 \set VERBOSITY terse
-SELECT loyalty.create_store('apa', 'API A', 'bay', 'south', 'Asia/Shanghai'),
-       loyalty.create_store('apb', 'API B', 'bay', 'east', 'Asia/Shanghai');
-SELECT loyalty.create_staff('api_a_desk', 'apa', 'frontdesk'),
-       loyalty.create_staff('api_a_house', 'apa', 'housekeeping'),
-       loyalty.create_staff('api_b_house', 'apb', 'housekeeping'),
-       loyalty.create_staff('api_b_desk', 'apb', 'frontdesk'),
-       loyalty.create_staff('api_hq_crm', NULL, 'crm');
-SELECT member_id AS m FROM loyalty.enroll('apa', '张三丰', '13900001111', 'zsf@example.com', '1985-05-20') \gset
+SELECT loyalty.store_create(gen_random_uuid()::text, 'apa', 'API A', 'bay', 'south', 'Asia/Shanghai'),
+       loyalty.store_create(gen_random_uuid()::text, 'apb', 'API B', 'bay', 'east', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'api_a_desk', 'apa', 'frontdesk'),
+       loyalty.staff_create(gen_random_uuid()::text, 'api_a_house', 'apa', 'housekeeping'),
+       loyalty.staff_create(gen_random_uuid()::text, 'api_b_house', 'apb', 'housekeeping'),
+       loyalty.staff_create(gen_random_uuid()::text, 'api_b_desk', 'apb', 'frontdesk'),
+       loyalty.staff_create(gen_random_uuid()::text, 'api_hq_crm', NULL, 'crm');
+SELECT member_id AS m FROM loyalty.member_enroll(gen_random_uuid()::text, 'apa', '张三丰', '13900001111', 'zsf@example.com', '1985-05-20') \gset
 
 -- store A's front desk: lookup by phone, masked
 SET ROLE api_a_desk;

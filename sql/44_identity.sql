@@ -1,11 +1,11 @@
 -- Sensitive identity data at rest: encrypted, blind index, last four,
 -- verification instead of decryption.
 \set VERBOSITY terse
-SELECT loyalty.create_store('ida', 'ID A', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_staff('id_a_desk', 'ida', 'frontdesk'),
-       loyalty.create_staff('id_a_house', 'ida', 'housekeeping');
-SELECT member_id AS m FROM loyalty.enroll('ida', '王芳', '13700001111') \gset
-SELECT member_id AS m2 FROM loyalty.enroll('ida', '李娜', '13700002222') \gset
+SELECT loyalty.store_create(gen_random_uuid()::text, 'ida', 'ID A', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'id_a_desk', 'ida', 'frontdesk'),
+       loyalty.staff_create(gen_random_uuid()::text, 'id_a_house', 'ida', 'housekeeping');
+SELECT member_id AS m FROM loyalty.member_enroll(gen_random_uuid()::text, 'ida', '王芳', '13700001111') \gset
+SELECT member_id AS m2 FROM loyalty.member_enroll(gen_random_uuid()::text, 'ida', '李娜', '13700002222') \gset
 
 SET ROLE id_a_desk;
 SELECT loyalty.identity_set(:'m', 'resident_id', '44030119900307123x', '6222 0212 3456 7890');

@@ -1,16 +1,16 @@
 -- Consents, export, erasure by pseudonymisation, retention purge, BI views.
 \set VERBOSITY terse
-SELECT loyalty.create_store('pva', 'Privacy A', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_staff('pv_desk', 'pva', 'frontdesk'),
-       loyalty.create_staff('pv_crm', NULL, 'crm'),
-       loyalty.create_staff('pv_bi', NULL, 'bi');
-SELECT member_id AS m FROM loyalty.enroll('pva', '赵敏', '13600001111', 'zm@example.com', '1991-02-03') \gset
+SELECT loyalty.store_create(gen_random_uuid()::text, 'pva', 'Privacy A', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'pv_desk', 'pva', 'frontdesk'),
+       loyalty.staff_create(gen_random_uuid()::text, 'pv_crm', NULL, 'crm'),
+       loyalty.staff_create(gen_random_uuid()::text, 'pv_bi', NULL, 'bi');
+SELECT member_id AS m FROM loyalty.member_enroll(gen_random_uuid()::text, 'pva', '赵敏', '13600001111', 'zm@example.com', '1991-02-03') \gset
 INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, room_revenue)
 VALUES (:'m', 'pva', '2026-01-01', '2026-01-03', 800), (:'m', 'pva', '2026-02-01', '2026-02-02', 500);
 -- eleven more members in one segment, one alone in another
-SELECT count(*) FROM (SELECT loyalty.enroll('pva', 'M' || i, NULL, NULL, DATE '1980-06-01' + i, 'female')
+SELECT count(*) FROM (SELECT loyalty.member_enroll(gen_random_uuid()::text, 'pva', 'M' || i, NULL, NULL, DATE '1980-06-01' + i, 'female')
                         FROM generate_series(1, 11) i) e;
-SELECT count(*) FROM loyalty.enroll('pva', 'Lonely', NULL, NULL, '1950-01-01', 'male');
+SELECT count(*) FROM loyalty.member_enroll(gen_random_uuid()::text, 'pva', 'Lonely', NULL, NULL, '1950-01-01', 'male');
 
 SET ROLE pv_desk;
 SELECT loyalty.consent_record(:'m', 'marketing_email', true, 'notice-2026-01') IS NOT NULL AS recorded;

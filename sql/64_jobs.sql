@@ -1,13 +1,13 @@
 -- Long jobs in committed batches and their progress (docs/operations.md,
 -- "Long jobs and their progress").
 \set VERBOSITY terse
-SELECT loyalty.create_store('jbs', 'Jobs Hotel', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_staff('jb_dba', NULL, 'dba'), loyalty.create_staff('jb_crm', NULL, 'crm');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'jbs', 'Jobs Hotel', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'jb_dba', NULL, 'dba'), loyalty.staff_create(gen_random_uuid()::text, 'jb_crm', NULL, 'crm');
 CREATE TABLE jb_members AS
-SELECT (loyalty.enroll('jbs', 'Job ' || i)).member_id AS m, i FROM generate_series(1, 5) i;
+SELECT (loyalty.member_enroll(gen_random_uuid()::text, 'jbs', 'Job ' || i)).member_id AS m, i FROM generate_series(1, 5) i;
 GRANT SELECT ON jb_members TO jb_dba, jb_crm;
 -- five members with pending points due, the last two also inactive for 25 months
-SELECT count(*) FROM (SELECT loyalty.accrue(m, 'jbs', 100 * i, 'stay', 'jb-' || i, pending => true,
+SELECT count(*) FROM (SELECT loyalty.points_accrue('jb-' || i, m, 'jbs', 100 * i, 'stay', pending => true,
                                             activate_at => now() - interval '1 minute')
                         FROM jb_members) x;
 CREATE VIEW jb_last AS
@@ -18,20 +18,20 @@ GRANT SELECT ON jb_last TO jb_dba, jb_crm;
 
 SET ROLE jb_dba;
 -- activation, two members a batch
-CALL loyalty.activate_due_batch(batch_size => 2);
+CALL loyalty.points_activate_due_batch(batch_size => 2);
 SELECT * FROM jb_last;
-SELECT sum(loyalty.balance(m)) AS points FROM jb_members;
+SELECT sum(loyalty.points_balance(m)) AS points FROM jb_members;
 -- nothing left: a second run changes nothing
-CALL loyalty.activate_due_batch();
+CALL loyalty.points_activate_due_batch();
 SELECT * FROM jb_last;
 RESET ROLE;
 UPDATE loyalty.point_balance SET last_activity_at = now() - interval '25 months'
  WHERE member_id IN (SELECT m FROM jb_members WHERE i > 3);
 SET ROLE jb_dba;
 -- expiry: the two inactive members lose their points
-CALL loyalty.expire_points_batch(batch_size => 1);
+CALL loyalty.points_expire_batch(batch_size => 1);
 SELECT * FROM jb_last;
-SELECT i, loyalty.balance(m) FROM jb_members ORDER BY i;
+SELECT i, loyalty.points_balance(m) FROM jb_members ORDER BY i;
 -- requalification on the generic table, and the 1.0 view over it
 CALL loyalty.tier_requalify(NULL, 100);
 SELECT kind, state, done = total AS all_done, changed FROM jb_last;
@@ -39,12 +39,12 @@ SELECT kind, state, members_done = members_total AS all_done, percent, as_of IS 
   FROM loyalty.tier_job_progress ORDER BY started_at DESC LIMIT 1;
 -- bad input: an error with its SQLSTATE, no job recorded
 SELECT count(*) AS jobs FROM loyalty.job \gset
-CALL loyalty.expire_points_batch(batch_size => 0);
-CALL loyalty.activate_due_batch('infinity');
+CALL loyalty.points_expire_batch(batch_size => 0);
+CALL loyalty.points_activate_due_batch('infinity');
 CALL loyalty.retention_purge_batch('1 month');
 CALL loyalty.member_erase_batch(ARRAY[gen_random_uuid()], 'not CRM');
 BEGIN;
-CALL loyalty.expire_points_batch();
+CALL loyalty.points_expire_batch();
 ROLLBACK;
 SELECT count(*) - :jobs AS new_jobs FROM loyalty.job;
 RESET ROLE;

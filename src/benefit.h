@@ -102,43 +102,4 @@ typedef struct BenefitMember
 	BenefitTag *tags;			/* in raising order */
 } BenefitMember;
 
-/* benefit_owner.c: SECURITY INVOKER functions that run as their owner */
-typedef struct LoyaltyOwnerSave
-{
-	Oid			userid;
-	int			sec_context;
-} LoyaltyOwnerSave;
-
-extern void loyalty_become_owner(FunctionCallInfo fcinfo, LoyaltyOwnerSave *save);
-extern void loyalty_return_from_owner(const LoyaltyOwnerSave *save);
-
-/* benefit_catalog.c */
-extern void loyalty_benefit_cache_init(void);
-extern const BenefitCatalog *loyalty_benefit_catalog(void);
-extern uint32 loyalty_risk_type_freezes(const BenefitCatalog *catalog,
-										const char *risk_code);
-
-/* risk_cache.c */
-extern void loyalty_risk_cache_init(void);
-extern int	loyalty_risk_cache_lookup(const pg_uuid_t *member_id,
-									  const BenefitTag **tags);
-
-/* benefit_member.c */
-extern void loyalty_benefit_member_init(void);
-extern bool loyalty_store_exists(const char *store_code);
-extern bool loyalty_benefit_member(const pg_uuid_t *member_id, TimestampTz at,
-								   bool current, const BenefitCatalog *catalog,
-								   BenefitMember *out);
-
-/* benefit_resolve.c */
-extern int	loyalty_benefits_resolve(const BenefitCatalog *catalog,
-									 const LoyaltyPolicy *policy,
-									 const char *tier, const char *store_code,
-									 TimestampTz at, bool tier_grants_only,
-									 const BenefitGrant **winners);
-extern char *loyalty_benefit_reason(const BenefitGrant *grant);
-extern Jsonb *loyalty_benefit_tier_change(const char *from_tier,
-										  const char *to_tier,
-										  TimestampTz at);
-
 #endif							/* LOYALTY_BENEFIT_H */

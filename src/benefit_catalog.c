@@ -24,8 +24,10 @@
 #include "utils/timestamp.h"
 
 #include "benefit.h"
+#include "benefit_catalog.h"
 #include "cache.h"
 #include "risk.h"
+#include "spi.h"
 
 const char *const loyalty_benefit_source_names[4] = {"", "tier", "store", "campaign"};
 const char *const loyalty_benefit_limit_names[6] = {"", "stay", "day", "month", "year", "ever"};
@@ -57,15 +59,14 @@ benefit_relcache_cb(Datum arg, Oid relid)
 
 /*
  * loyalty_benefit_cache_init
- *		Register the invalidation callbacks of the catalogue and of the
- *		member lookups (from _PG_init).
+ *		Register the invalidation callback of the catalogue (from
+ *		_PG_init, which also initialises the member lookups and the risk
+ *		cache: each subsystem registers its own).
  */
 void
 loyalty_benefit_cache_init(void)
 {
 	CacheRegisterRelcacheCallback(benefit_relcache_cb, (Datum) 0);
-	loyalty_benefit_member_init();
-	loyalty_risk_cache_init();
 }
 
 /*
@@ -123,8 +124,7 @@ load_catalog(void)
 				i;
 	int			ret;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 
 	/*
 	 * Not read-only: a fresh snapshot.  The invalidation that brought us
@@ -204,7 +204,7 @@ load_catalog(void)
 			loyalty_capability_mask(SPI_getbinval(tup, SPI_tuptable->tupdesc, 2, &isnull));
 	}
 	MemoryContextSwitchTo(oldcxt);
-	SPI_finish();
+	lspi_finish();
 
 	MemoryContextSetParent(cxt, CacheMemoryContext);
 	if (catalog_cxt != NULL)
@@ -247,4 +247,34 @@ loyalty_benefit_catalog(void)
 	if (!catalog_valid)
 		load_catalog();
 	return &catalog;
+}
+
+/*
+ * loyalty_benefit_reason
+ *		Why a grant applies, for people: "tier gold or above", "store szx",
+ *		"campaign spring_2026 at store szx for tier silver or above".
+ */
+char *
+loyalty_benefit_reason(const BenefitGrant *g)
+{
+	StringInfoData buf;
+
+	initStringInfo(&buf);
+	switch (g->source)
+	{
+		case SOURCE_TIER:
+			appendStringInfo(&buf, "tier %s or above", g->min_tier);
+			break;
+		case SOURCE_STORE:
+			appendStringInfo(&buf, "store %s", g->store_code);
+			break;
+		case SOURCE_CAMPAIGN:
+			appendStringInfo(&buf, "campaign %s", g->campaign);
+			if (g->store_code != NULL)
+				appendStringInfo(&buf, " at store %s", g->store_code);
+			break;
+	}
+	if (g->source != SOURCE_TIER && g->min_tier != NULL)
+		appendStringInfo(&buf, " for tier %s or above", g->min_tier);
+	return buf.data;
 }

@@ -30,6 +30,9 @@
 #include "utils/timestamp.h"
 
 #include "benefit.h"
+#include "benefit_member.h"
+#include "benefit_catalog.h"
+#include "risk_cache.h"
 #include "cache.h"
 
 /* the relations read here, and their column numbers */

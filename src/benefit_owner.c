@@ -39,6 +39,7 @@
 #include "utils/syscache.h"
 
 #include "benefit.h"
+#include "benefit_owner.h"
 
 static Oid	owner_fn = InvalidOid;
 static Oid	owner_id = InvalidOid;

@@ -35,6 +35,10 @@
 #include "utils/tuplestore.h"
 
 #include "benefit.h"
+#include "benefit_resolve.h"
+#include "benefit_owner.h"
+#include "benefit_catalog.h"
+#include "benefit_member.h"
 #include "roles_caller.h"
 #include "risk.h"
 
@@ -132,36 +136,6 @@ loyalty_benefits_resolve(const BenefitCatalog *catalog, const LoyaltyPolicy *pol
 		i = j;
 	}
 	return n;
-}
-
-/*
- * loyalty_benefit_reason
- *		Why a grant applies, for people: "tier gold or above", "store szx",
- *		"campaign spring_2026 at store szx for tier silver or above".
- */
-char *
-loyalty_benefit_reason(const BenefitGrant *g)
-{
-	StringInfoData buf;
-
-	initStringInfo(&buf);
-	switch (g->source)
-	{
-		case SOURCE_TIER:
-			appendStringInfo(&buf, "tier %s or above", g->min_tier);
-			break;
-		case SOURCE_STORE:
-			appendStringInfo(&buf, "store %s", g->store_code);
-			break;
-		case SOURCE_CAMPAIGN:
-			appendStringInfo(&buf, "campaign %s", g->campaign);
-			if (g->store_code != NULL)
-				appendStringInfo(&buf, " at store %s", g->store_code);
-			break;
-	}
-	if (g->source != SOURCE_TIER && g->min_tier != NULL)
-		appendStringInfo(&buf, " for tier %s or above", g->min_tier);
-	return buf.data;
 }
 
 /*

@@ -1,7 +1,7 @@
 /*-------------------------------------------------------------------------
  *
  * benefit_use.c
- *	  Recording a benefit used at a store: loyalty.use_benefit().
+ *	  Recording a benefit used at a store: loyalty.benefit_use().
  *
  * A use names the member, the store, the benefit and a client idempotency
  * key (unique per store).  In one transaction it
@@ -34,10 +34,16 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
+#include "benefit_catalog.h"
+#include "benefit_resolve.h"
+#include "args.h"
+#include "request.h"
 #include "roles_caller.h"
 #include "risk.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_use_benefit);
+PG_FUNCTION_INFO_V1(loyalty_benefit_use);
 
 #define USE_NATTS 8
 
@@ -125,7 +131,7 @@ unavailable_detail(const BenefitCatalog *catalog, const LoyaltyPolicy *policy,
 }
 
 /*
- * loyalty.use_benefit(member_id, store_code, benefit_code, idempotency_key,
+ * loyalty.benefit_use(member_id, store_code, benefit_code, idempotency_key,
  *					   stay_id) returns (use_id, grant_id, params, reason,
  *					   use_number, use_limit, limit_per, replayed)
  */
@@ -142,7 +148,6 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 	Datum		values[USE_NATTS];
 	bool		nulls[USE_NATTS];
 	HeapTuple	result;
-	int			ret;
 	bool		isnull;
 	char		tier[LOYALTY_CODE_LEN];
 	char	   *tz;
@@ -157,20 +162,16 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 	int64		used = 0;
 	MemoryContext callercxt = CurrentMemoryContext;
 
-	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2) || PG_ARGISNULL(3))
+	key = loyalty_arg_key(fcinfo, 3);
+	if (PG_ARGISNULL(0) || PG_ARGISNULL(1) || PG_ARGISNULL(2))
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("member_id, store_code, benefit_code and idempotency_key must not be null")));
+				 errmsg("member_id, store_code and benefit_code must not be null")));
 	member = PG_GETARG_UUID_P(0);
 	store = TextDatumGetCString(PG_GETARG_DATUM(1));
 	code = TextDatumGetCString(PG_GETARG_DATUM(2));
-	key = TextDatumGetCString(PG_GETARG_DATUM(3));
 	if (!PG_ARGISNULL(4))
 		stay = PG_GETARG_UUID_P(4);
-	if (key[0] == '\0' || strlen(key) > 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("an idempotency key is 1 to 200 characters")));
 
 	caller = loyalty_caller();
 	loyalty_require_department(caller, DEPT_BIT(DEPT_FRONTDESK) | DEPT_BIT(DEPT_FNB) |
@@ -183,8 +184,7 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 	tupdesc = BlessTupleDesc(tupdesc);
 	memset(nulls, 0, sizeof(nulls));
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 
 	/* the store, then the member, locked */
 	{
@@ -259,7 +259,7 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 								  TupleDescAttr(desc, attno - 1)->attlen);
 		}
 		values[USE_NATTS - 1] = BoolGetDatum(true);
-		SPI_finish();
+		lspi_finish();
 		result = heap_form_tuple(tupdesc, values, nulls);
 		PG_RETURN_DATUM(HeapTupleGetDatum(result));
 	}
@@ -392,14 +392,12 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 			argnulls[8] = 'n';
 		args[9] = CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
 		args[10] = CStringGetTextDatum(GetUserNameFromId(caller->userid, false));
-		ret = SPI_execute_with_args("INSERT INTO loyalty.benefit_use (store_code, idempotency_key, "
+		lspi_exec("INSERT INTO loyalty.benefit_use (store_code, idempotency_key, "
 									"  member_id, benefit_code, grant_id, stay_id, params, reason, "
 									"  use_number, recorded_by, role) "
 									"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
 									"RETURNING use_id",
-									11, types, args, argnulls, false, 0);
-		if (ret != SPI_OK_INSERT_RETURNING)
-			elog(ERROR, "recording the benefit use failed: %s", SPI_result_code_string(ret));
+									11, types, args, argnulls, false, 0, SPI_OK_INSERT_RETURNING);
 		tup = SPI_tuptable->vals[0];
 		desc = SPI_tuptable->tupdesc;
 		values[0] = SPI_datumTransfer(SPI_getbinval(tup, desc, 1, &isnull), false, 16);
@@ -419,6 +417,19 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 		/* form the result before SPI_finish: the catalogue may be reloaded later */
 		result = heap_form_tuple(tupdesc, values, nulls);
 	}
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(HeapTupleGetDatum(result));
+}
+
+/*
+ * loyalty.benefit_use(idempotency_key, member_id, store_code, benefit_code, stay_id)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_use_benefit's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_benefit_use(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 0, 4};
+
+	return loyalty_call_reordered(fcinfo, loyalty_use_benefit, map, lengthof(map));
 }

@@ -18,6 +18,8 @@
 #include "utils/numeric.h"
 
 #include "earning.h"
+#include "earning_campaign.h"
+#include "earning_line.h"
 
 /*
  * overflow_error
@@ -112,28 +114,6 @@ base_rate(const LoyaltyPolicy *p, const char *store, const char *brand,
 		}
 	snprintf(rule, rulelen, "base: %lld per unit", (long long) p->base_points_per_unit);
 	return p->base_points_per_unit;
-}
-
-/*
- * earning_add_line
- *		Append a line (points > 0 only; a zero line is not recorded).
- */
-EarnLine *
-earning_add_line(EarnResult *out, EarnKind kind, int64 points)
-{
-	EarnLine   *l;
-
-	if (points <= 0)
-		return NULL;
-	if (out->nlines >= EARN_MAX_LINES)
-		ereport(ERROR,
-				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
-				 errmsg("more than %d earning lines for one activity", EARN_MAX_LINES)));
-	l = &out->lines[out->nlines++];
-	memset(l, 0, sizeof(*l));
-	l->kind = kind;
-	l->points = points;
-	return l;
 }
 
 /*

@@ -54,16 +54,5 @@ extern void earning_milestones(const LoyaltyPolicy *p, int64 nights_before,
 							   int64 nights_after, EarnResult *out);
 extern int64 earning_base_points(const EarnResult *r);
 extern int64 earning_bonus_points(const EarnResult *r);
-extern EarnLine *earning_add_line(EarnResult *out, EarnKind kind, int64 points);
-
-/* earning_campaign.c */
-extern void campaign_apply(const EarnInput *in, int64 base, EarnResult *out);
-
-/* earning_line.c: the one place points leave the engine */
-extern void earning_post(const EarnResult *r, int from_line, const char *source,
-						 const pg_uuid_t *source_id, const pg_uuid_t *member_id,
-						 const char *store, bool pending, TimestampTz occurred_at);
-extern void earning_activate(const pg_uuid_t *source_id,
-							 const pg_uuid_t *member_id, const char *store);
 
 #endif							/* LOYALTY_EARNING_H */

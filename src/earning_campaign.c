@@ -29,6 +29,9 @@
 #include "utils/uuid.h"
 
 #include "earning.h"
+#include "earning_campaign.h"
+#include "earning_line.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_campaign_check);
 
@@ -62,7 +65,7 @@ campaign_apply(const EarnInput *in, int64 base, EarnResult *out)
 	values[3] = CStringGetTextDatum(in->brand);
 	values[4] = BoolGetDatum(birthday);
 	values[5] = CStringGetTextDatum(m->tier);
-	n = loyalty_run(loyalty_plan(&applicable_plan,
+	n = lspi_run(lspi_plan(&applicable_plan,
 								 "SELECT c.campaign_id, c.code, c.kind, c.multiplier_percent, c.fixed_points, "
 								 "       c.cap_per_member, c.cap_total, "
 								 "       (SELECT coalesce(sum(l.points), 0)::int8 FROM loyalty.earning_line l "
@@ -125,7 +128,7 @@ campaign_apply(const EarnInput *in, int64 base, EarnResult *out)
 			int64		awarded;
 
 			lvalues[0] = UUIDPGetDatum(&id);
-			loyalty_run(loyalty_plan(&cap_lock_plan,
+			lspi_run(lspi_plan(&cap_lock_plan,
 									 "SELECT cap_total - awarded_total FROM loyalty.campaign "
 									 " WHERE campaign_id = $1 FOR UPDATE", 1, ltypes),
 						lvalues, NULL, false, 1, SPI_OK_SELECT);
@@ -137,7 +140,7 @@ campaign_apply(const EarnInput *in, int64 base, EarnResult *out)
 			if (points <= 0)
 				continue;
 			lvalues[1] = Int64GetDatum(points);
-			loyalty_run(loyalty_plan(&cap_update_plan,
+			lspi_run(lspi_plan(&cap_update_plan,
 									 "UPDATE loyalty.campaign SET awarded_total = awarded_total + $2 "
 									 " WHERE campaign_id = $1", 2, ltypes),
 						lvalues, NULL, false, 0, SPI_OK_UPDATE);
@@ -182,7 +185,6 @@ loyalty_campaign_check(PG_FUNCTION_ARGS)
 				ends;
 	char	   *kind;
 	Datum		d;
-	int			ret;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) || !TRIGGER_FIRED_FOR_ROW(td->tg_event) ||
 		!TRIGGER_FIRED_BEFORE(td->tg_event))
@@ -239,10 +241,8 @@ loyalty_campaign_check(PG_FUNCTION_ARGS)
 		values[1] = field(td, tup, "priority", &isnull);
 		values[2] = TimestampTzGetDatum(starts);
 		values[3] = TimestampTzGetDatum(ends);
-		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-		loyalty_spi_read_only(false);
-		if (loyalty_run(loyalty_plan(&conflict_plan,
+		lspi_connect(LSPI_READ_WRITE);
+		if (lspi_run(lspi_plan(&conflict_plan,
 									 "SELECT code FROM loyalty.campaign "
 									 " WHERE active AND campaign_id <> $1 AND priority = $2 "
 									 "   AND starts_at < $4 AND ends_at > $3 LIMIT 1",
@@ -260,7 +260,7 @@ loyalty_campaign_check(PG_FUNCTION_ARGS)
 					 errdetail("Both are active in overlapping windows with the same priority, so their order would be undefined."),
 					 errhint("Give one of them another priority.")));
 		}
-		SPI_finish();
+		lspi_finish();
 	}
 	return PointerGetDatum(tup);
 }

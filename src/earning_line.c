@@ -23,7 +23,9 @@
 #include "utils/uuid.h"
 
 #include "earning.h"
+#include "earning_line.h"
 #include "ledger.h"
+#include "spi.h"
 
 static SPIPlanPtr line_plan = NULL;
 static SPIPlanPtr activate_plan = NULL;
@@ -72,7 +74,7 @@ earning_post(const EarnResult *r, int from_line, const char *source,
 
 	memcpy(alltypes, types, sizeof(types));
 	alltypes[9] = TIMESTAMPTZOID;
-	plan = loyalty_plan(&line_plan,
+	plan = lspi_plan(&line_plan,
 						"INSERT INTO loyalty.earning_line (member_id, store_code, source, source_id, "
 						"       kind, rule, campaign_id, points, pending, occurred_at) "
 						"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
@@ -94,7 +96,7 @@ earning_post(const EarnResult *r, int from_line, const char *source,
 		values[7] = Int64GetDatum(l->points);
 		values[8] = BoolGetDatum(pending);
 		values[9] = TimestampTzGetDatum(occurred_at);
-		loyalty_run(plan, values, nulls, false, 0, SPI_OK_INSERT);
+		lspi_run(plan, values, nulls, false, 0, SPI_OK_INSERT);
 
 		{
 			LedgerAccrual req;
@@ -129,7 +131,7 @@ earning_activate(const pg_uuid_t *source_id, const pg_uuid_t *member_id,
 	Datum		values[1];
 
 	values[0] = UUIDPGetDatum(source_id);
-	if (loyalty_run(loyalty_plan(&activate_plan,
+	if (lspi_run(lspi_plan(&activate_plan,
 								 "UPDATE loyalty.earning_line SET pending = false "
 								 " WHERE source_id = $1 AND pending", 1, types),
 					values, NULL, false, 0, SPI_OK_UPDATE) > 0)
@@ -140,4 +142,26 @@ earning_activate(const pg_uuid_t *source_id, const pg_uuid_t *member_id,
 						DatumGetCString(DirectFunctionCall1(uuid_out, values[0])),
 						NULL, &lres);
 	}
+}
+
+/*
+ * earning_add_line
+ *		Append a line (points > 0 only; a zero line is not recorded).
+ */
+EarnLine *
+earning_add_line(EarnResult *out, EarnKind kind, int64 points)
+{
+	EarnLine   *l;
+
+	if (points <= 0)
+		return NULL;
+	if (out->nlines >= EARN_MAX_LINES)
+		ereport(ERROR,
+				(errcode(ERRCODE_PROGRAM_LIMIT_EXCEEDED),
+				 errmsg("more than %d earning lines for one activity", EARN_MAX_LINES)));
+	l = &out->lines[out->nlines++];
+	memset(l, 0, sizeof(*l));
+	l->kind = kind;
+	l->points = points;
+	return l;
 }

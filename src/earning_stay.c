@@ -4,7 +4,7 @@
  *	  Stays and charges: the calls applications make when a guest stays or
  *	  spends, and the crediting of qualification counters.
  *
- * loyalty.record_stay() validates the stay, takes the member's row lock
+ * loyalty.stay_record() validates the stay, takes the member's row lock
  * (which serialises everything the engine does for one member), inserts
  * the stay, computes the earning lines and, for a checked-out stay,
  * credits it: nights not already credited by another stay of the member
@@ -31,8 +31,11 @@
 #include "utils/uuid.h"
 
 #include "earning.h"
+#include "earning_line.h"
 #include "roles_caller.h"
 #include "tier.h"
+#include "args.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_record_stay);
 PG_FUNCTION_INFO_V1(loyalty_stay_checkout);
@@ -115,20 +118,12 @@ required(FunctionCallInfo fcinfo, int argno, const char *what)
 
 /*
  * check_key
- *		An idempotency key is 1 to 200 characters.
+ *		The idempotency key (args.h).
  */
 static char *
 check_key(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *key;
-
-	required(fcinfo, argno, "idempotency_key");
-	key = TextDatumGetCString(PG_GETARG_DATUM(argno));
-	if (key[0] == '\0' || strlen(key) > 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency_key must be 1 to 200 characters")));
-	return key;
+	return loyalty_arg_key(fcinfo, argno);
 }
 
 /*
@@ -159,7 +154,7 @@ store_brand(const char *store, char *brand, size_t len)
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(store);
-	if (loyalty_run(loyalty_plan(&store_plan,
+	if (lspi_run(lspi_plan(&store_plan,
 								 "SELECT brand, status FROM loyalty.store WHERE store_code = $1",
 								 1, types),
 					values, NULL, true, 1, SPI_OK_SELECT) == 0)
@@ -203,7 +198,7 @@ replay_lines(const pg_uuid_t *source_id, StayResult *res)
 	bool		isnull;
 
 	values[0] = UUIDPGetDatum(source_id);
-	loyalty_run(loyalty_plan(&replay_lines_plan,
+	lspi_run(lspi_plan(&replay_lines_plan,
 							 "SELECT coalesce(sum(points) FILTER (WHERE kind = 'base'), 0)::int8, "
 							 "       coalesce(sum(points) FILTER (WHERE kind <> 'base'), 0)::int8, "
 							 "       coalesce(bool_or(pending), false) "
@@ -267,12 +262,12 @@ apply_deltas(const pg_uuid_t *member_id, const Deltas *d, const char *source,
 		values[5] = Int64GetDatum(md->value[COUNTER_QUALIFYING_SPEND]);
 		values[6] = CStringGetTextDatum(source);
 		values[7] = UUIDPGetDatum(source_id);
-		loyalty_run(loyalty_plan(&activity_plan,
+		lspi_run(lspi_plan(&activity_plan,
 								 "INSERT INTO loyalty.tier_activity (member_id, month, nights, stays, "
 								 "       base_points, qualifying_spend, source, source_id) "
 								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8, types),
 					values, NULL, false, 0, SPI_OK_INSERT);
-		loyalty_run(loyalty_plan(&counter_plan,
+		lspi_run(lspi_plan(&counter_plan,
 								 "INSERT INTO loyalty.tier_counter AS c (member_id, month, nights, stays, "
 								 "       base_points, qualifying_spend) VALUES ($1, $2, $3, $4, $5, $6) "
 								 "ON CONFLICT (member_id, month) DO UPDATE SET "
@@ -348,7 +343,7 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 	 * one store are one stay.  One row at least, month NULL if no night is
 	 * new.
 	 */
-	n = loyalty_run(loyalty_plan(&nights_plan,
+	n = lspi_run(lspi_plan(&nights_plan,
 								 "WITH n AS ( "
 								 "  SELECT date_trunc('month', g.d)::date AS month, count(*)::int4 AS nights "
 								 "    FROM generate_series($2::timestamp, $3::timestamp - interval '1 day', "
@@ -413,7 +408,7 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 
 		cvalues[0] = UUIDPGetDatum(stay_id);
 		cvalues[1] = Int32GetDatum(nights);
-		loyalty_run(loyalty_plan(&credit_plan,
+		lspi_run(lspi_plan(&credit_plan,
 								 "UPDATE loyalty.stay SET status = 'checked_out', nights_credited = $2, "
 								 "       credited_at = now() WHERE stay_id = $1", 2, ctypes),
 					cvalues, NULL, false, 0, SPI_OK_UPDATE);
@@ -472,7 +467,7 @@ activity_time(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * loyalty.record_stay(idempotency_key, store_code, member_id, check_in,
+ * loyalty.stay_record(idempotency_key, store_code, member_id, check_in,
  *		check_out, rooms, room_revenue, other_revenue, checked_out,
  *		occurred_at)
  */
@@ -495,7 +490,6 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 	StayResult	res;
 	EarnInput	in;
 	EarnResult *earned;
-	int			ret;
 	bool		isnull;
 
 	required(fcinfo, 1, "store_code");
@@ -524,7 +518,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a stay needs at least one night"),
 				 errdetail("Check-in and check-out are both %s.", date_str(ci)),
-				 errhint("Record a day use as a charge with loyalty.record_charge().")));
+				 errhint("Record a day use as a charge with loyalty.charge_record().")));
 	if (co - ci > MAX_STAY_NIGHTS)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -534,9 +528,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("rooms must be between 1 and 50")));
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	loyalty_spi_read_only(false);
+	lspi_connect(LSPI_READ_WRITE);
 	p = loyalty_policy_at(occurred_at);
 	room_minor = PG_ARGISNULL(6) ? 0 :
 		earning_amount_minor(PG_GETARG_DATUM(6), p->currency_scale, "room revenue");
@@ -556,7 +548,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 		Datum		values[1];
 
 		values[0] = CStringGetTextDatum(key);
-		if (loyalty_run(loyalty_plan(&replay_stay_plan,
+		if (lspi_run(lspi_plan(&replay_stay_plan,
 									 "SELECT stay_id, member_id, store_code, check_in, check_out, "
 									 "       coalesce(nights_credited, 0) FROM loyalty.stay "
 									 " WHERE idempotency_key = $1", 1, types),
@@ -578,7 +570,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 			res.replayed = true;
 			replay_lines(&res.id, &res);
 			strlcpy(res.tier, m.tier, sizeof(res.tier));
-			SPI_finish();
+			lspi_finish();
 			PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 		}
 	}
@@ -592,7 +584,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 		values[1] = CStringGetTextDatum(store);
 		values[2] = DateADTGetDatum(ci);
 		values[3] = DateADTGetDatum(co);
-		if (loyalty_run(loyalty_plan(&overlap_plan,
+		if (lspi_run(lspi_plan(&overlap_plan,
 									 "SELECT check_in, check_out FROM loyalty.stay "
 									 " WHERE member_id = $1 AND store_code = $2 AND status <> 'cancelled' "
 									 "   AND check_in < $4 AND check_out > $3 LIMIT 1", 4, types),
@@ -623,7 +615,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 		values[7] = CStringGetTextDatum(checked_out ? "checked_out" : "in_house");
 		values[8] = CStringGetTextDatum(key);
 		values[9] = TimestampTzGetDatum(occurred_at);
-		loyalty_run(loyalty_plan(&insert_stay_plan,
+		lspi_run(lspi_plan(&insert_stay_plan,
 								 "INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, rooms, "
 								 "       room_revenue, other_revenue, status, idempotency_key, occurred_at) "
 								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING stay_id",
@@ -651,7 +643,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 		strlcpy(res.tier, m.tier, sizeof(res.tier));
 	res.base_points = earning_base_points(earned);
 	res.bonus_points = earning_bonus_points(earned);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 }
 
@@ -684,11 +676,9 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 	HeapTuple	tup;
 	TupleDesc	desc;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	loyalty_spi_read_only(false);
+	lspi_connect(LSPI_READ_WRITE);
 	values[0] = CStringGetTextDatum(key);
-	if (loyalty_run(loyalty_plan(&checkout_plan,
+	if (lspi_run(lspi_plan(&checkout_plan,
 								 "SELECT stay_id, member_id, store_code, check_in, check_out, status, "
 								 "       room_revenue + other_revenue "
 								 "  FROM loyalty.stay WHERE idempotency_key = $1", 1, types),
@@ -713,7 +703,7 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 	lock_member(&member_id, occurred_at, &m);
 
 	/* re-read under the member lock: a concurrent checkout may have won */
-	if (loyalty_run(checkout_plan, values, NULL, true, 1, SPI_OK_SELECT) > 0)
+	if (lspi_run(checkout_plan, values, NULL, true, 1, SPI_OK_SELECT) > 0)
 		status = TextDatumGetCString(SPI_getbinval(SPI_tuptable->vals[0],
 												   SPI_tuptable->tupdesc, 6, &isnull));
 	if (strcmp(status, "in_house") != 0)
@@ -732,11 +722,11 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 			v1[0] = UUIDPGetDatum(&res.id);
 			if (plan == NULL)
 				elog(ERROR, "SPI_prepare failed");
-			loyalty_run(plan, v1, NULL, true, 1, SPI_OK_SELECT);
+			lspi_run(plan, v1, NULL, true, 1, SPI_OK_SELECT);
 			res.nights = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		}
 		strlcpy(res.tier, m.tier, sizeof(res.tier));
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 	}
 
@@ -751,7 +741,7 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed");
 		v1[0] = UUIDPGetDatum(&res.id);
-		ret = loyalty_run(plan, v1, NULL, true, 0, SPI_OK_SELECT);
+		ret = lspi_run(plan, v1, NULL, true, 0, SPI_OK_SELECT);
 		for (i = 0; i < ret; i++)
 		{
 			EarnLine   *l = earning_add_line(earned, EARN_BASE,
@@ -764,12 +754,12 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 	}
 	credit_stay(p, &m, &res.id, store, ci, co, spend, occurred_at, true, earned, &res);
 	replay_lines(&res.id, &res);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 }
 
 /*
- * loyalty.record_charge(idempotency_key, store_code, member_id, amount,
+ * loyalty.charge_record(idempotency_key, store_code, member_id, amount,
  *		occurred_at)
  *		An eligible charge outside a stay: base, elite and campaign points
  *		(active at once), base points and qualifying spend counters, and
@@ -793,7 +783,6 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	TierCounters before,
 				after;
 	DateADT		start;
-	int			ret;
 	bool		isnull;
 	Oid			types[5] = {TEXTOID, UUIDOID, TEXTOID, NUMERICOID, TIMESTAMPTZOID};
 	Datum		values[5];
@@ -806,9 +795,7 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	occurred_at = activity_time(fcinfo, 4);
 	check_caller(store);
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	loyalty_spi_read_only(false);
+	lspi_connect(LSPI_READ_WRITE);
 	p = loyalty_policy_at(occurred_at);
 	amount = earning_amount_minor(PG_GETARG_DATUM(3), p->currency_scale, "amount");
 	if (amount == 0)
@@ -826,10 +813,10 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(key);
 	values[1] = UUIDPGetDatum(&member_id);
 	values[2] = CStringGetTextDatum(store);
-	loyalty_plan(&replay_charge_plan,
+	lspi_plan(&replay_charge_plan,
 				 "SELECT charge_id, member_id = $2 AND store_code = $3 "
 				 "  FROM loyalty.charge WHERE idempotency_key = $1", 3, types);
-	if (loyalty_run(replay_charge_plan, values, NULL, true, 1, SPI_OK_SELECT) > 0)
+	if (lspi_run(replay_charge_plan, values, NULL, true, 1, SPI_OK_SELECT) > 0)
 	{
 		res.id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull)))
@@ -839,13 +826,13 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 		res.replayed = true;
 		replay_lines(&res.id, &res);
 		strlcpy(res.tier, m.tier, sizeof(res.tier));
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 	}
 
 	values[3] = PG_GETARG_DATUM(3);
 	values[4] = TimestampTzGetDatum(occurred_at);
-	loyalty_run(loyalty_plan(&insert_charge_plan,
+	lspi_run(lspi_plan(&insert_charge_plan,
 							 "INSERT INTO loyalty.charge (idempotency_key, member_id, store_code, amount, occurred_at) "
 							 "VALUES ($1, $2, $3, $4, $5) RETURNING charge_id", 5, types),
 				values, NULL, false, 0, SPI_OK_INSERT_RETURNING);
@@ -871,6 +858,6 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	res.bonus_points = earning_bonus_points(earned);
 	res.tier_changed = tier_upgrade_with(&m, p, &after, start, store, "qualified");
 	strlcpy(res.tier, m.tier, sizeof(res.tier));
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 }

@@ -22,6 +22,7 @@
 #include "utils/builtins.h"
 
 #include "event.h"
+#include "spi.h"
 
 /*
  * loyalty_outbox_emit
@@ -37,12 +38,10 @@ loyalty_outbox_emit(const char *kind, const pg_uuid_t *member_id,
 	Oid			types[4] = {TEXTOID, UUIDOID, TEXTOID, TEXTOID};
 	Datum		v[4];
 	char		n[4] = {' ', ' ', ' ', ' '};
-	int			ret;
 	bool		isnull;
 	int64		event_id;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	if (plan == NULL)
 	{
 		SPIPlanPtr	p = SPI_prepare("INSERT INTO loyalty.event_outbox (kind, member_id, store_code, payload) "
@@ -62,13 +61,10 @@ loyalty_outbox_emit(const char *kind, const pg_uuid_t *member_id,
 	n[2] = store_code ? ' ' : 'n';
 	v[3] = payload_json ? CStringGetTextDatum(payload_json) : (Datum) 0;
 	n[3] = payload_json ? ' ' : 'n';
-	ret = SPI_execute_plan(plan, v, n, false, 0);
-	if (ret != SPI_OK_INSERT_RETURNING)
-		elog(ERROR, "event insert failed: %s", SPI_result_code_string(ret));
+	lspi_run(plan, v, n, false, 0, SPI_OK_INSERT_RETURNING);
 	event_id = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										   SPI_tuptable->tupdesc, 1, &isnull));
-	if ((ret = SPI_finish()) != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
+	lspi_finish();
 
 	Async_Notify(LOYALTY_EVENT_CHANNEL, psprintf("%s " INT64_FORMAT, kind, event_id));
 	return event_id;

@@ -19,6 +19,7 @@
 
 #include "job.h"
 #include "ledger_int.h"
+#include "spi.h"
 
 static const char *const accrual_sources[] = {
 	"stay", "spend", "campaign", "bonus", "milestone", "adjustment", NULL
@@ -92,13 +93,13 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 					req->has_occurred_at ? ledger_ts_text(occurred_at) : "", (int) req->pending,
 					req->has_activate_at ? ledger_ts_text(req->activate_at) : "");
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(req->store_code);
 	ledger_lock_member(req->member_id, &m);
 	if (ledger_idem_replay(req->idem_key, "accrue", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	ledger_get_policy(now, &lp);
@@ -150,7 +151,7 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 	res->lots_json = lots.data;
 	ledger_idem_record(req->idem_key, "accrue", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }
 
 /*
@@ -250,14 +251,14 @@ ledger_activate(pg_uuid_t member_id, const char *store_code,
 	ledger_check_text(reference, "reference", 200);
 	args = psprintf("member=%s store=%s reference=%s",
 					ledger_uuid_text(&member_id), store_code ? store_code : "", reference);
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	if (store_code)
 		ledger_check_store(store_code);
 	ledger_lock_member(member_id, &m);
 	if (ledger_idem_replay(idem_key, "activate", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	ledger_get_policy(ledger_now(), &lp);
@@ -283,7 +284,7 @@ ledger_activate(pg_uuid_t member_id, const char *store_code,
 	res->lots_json = lots.data;
 	ledger_idem_record(idem_key, "activate", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }
 
 /*
@@ -351,11 +352,11 @@ ledger_activate_due(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 
 	ledger_check_as_of(as_of);
 	args = psprintf("as_of=%s", ledger_ts_text(as_of));
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	if (ledger_idem_replay(idem_key, "activate_due", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	ledger_get_policy(ledger_now(), &lp);
@@ -370,7 +371,7 @@ ledger_activate_due(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 	res->lots_json = psprintf("{\"members\": %d, \"lots\": %d}", members_done, lots_done);
 	ledger_idem_record(idem_key, "activate_due", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }
 
 /*
@@ -386,14 +387,13 @@ ledger_activate_due_count(TimestampTz as_of)
 	int64		count;
 
 	ledger_check_as_of(as_of);
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	v[0] = TimestampTzGetDatum(as_of);
-	if (SPI_execute_with_args("SELECT pg_catalog.count(DISTINCT member_id) FROM loyalty.point_lot "
+	lspi_exec("SELECT pg_catalog.count(DISTINCT member_id) FROM loyalty.point_lot "
 							  "WHERE state = 'pending' AND activate_at <= $1",
-							  1, (Oid[]) {TIMESTAMPTZOID}, v, NULL, true, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pending lot count failed");
+							  1, (Oid[]) {TIMESTAMPTZOID}, v, NULL, true, 0, SPI_OK_SELECT);
 	count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
-	ledger_spi_finish();
+	lspi_finish();
 	return count;
 }
 
@@ -415,20 +415,19 @@ ledger_activate_due_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
 
 	ledger_check_as_of(as_of);
 	memset(out, 0, sizeof(*out));
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_get_policy(ledger_now(), &lp);
 	v[0] = TimestampTzGetDatum(as_of);
 	v[1] = UUIDPGetDatum(&after);
 	v[2] = Int32GetDatum(batch_size);
-	if (SPI_execute_with_args("SELECT DISTINCT member_id FROM loyalty.point_lot "
+	lspi_exec("SELECT DISTINCT member_id FROM loyalty.point_lot "
 							  "WHERE state = 'pending' AND activate_at <= $1 AND member_id > $2 "
 							  "ORDER BY member_id LIMIT $3",
 							  3, (Oid[]) {TIMESTAMPTZOID, UUIDOID, INT4OID}, v, NULL,
-							  false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "pending lot batch failed");
+							  false, 0, SPI_OK_SELECT);
 	nmembers = SPI_processed;
 	activate_due_members(SPI_tuptable, nmembers, as_of, &lp, &points,
 						 &out->changed, &lots, &out->last_key);
 	out->processed = (int) nmembers;
-	ledger_spi_finish();
+	lspi_finish();
 }

@@ -19,22 +19,17 @@
 
 #include "catalog/pg_type.h"
 #include "common/int.h"
-#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
+#include "args.h"
 #include "ledger_int.h"
+#include "spi.h"
 
-typedef struct LedgerQueryDef
-{
-	const char *sql;
-	int			nargs;
-	Oid			types[13];
-} LedgerQueryDef;
-
-static const LedgerQueryDef ledger_queries[LEDGER_NUM_QUERIES] = {
+/* the ledger's statements, by LedgerQuery (ledger_int.h); see spi.h */
+static const LspiQuery ledger_queries[LEDGER_NUM_QUERIES] = {
 	[LQ_MEMBER] = {
 		"SELECT m.status, m.tier, coalesce(m.time_zone, s.time_zone), m.home_store "
 		"FROM loyalty.member m JOIN loyalty.store s ON s.store_code = m.home_store "
@@ -145,67 +140,20 @@ static const LedgerQueryDef ledger_queries[LEDGER_NUM_QUERIES] = {
 };
 
 static SPIPlanPtr ledger_plans[LEDGER_NUM_QUERIES];
-
-/*
- * ledger_spi_connect / ledger_spi_finish
- *		Connect to SPI, erroring out on failure.
- */
-void
-ledger_spi_connect(void)
-{
-	int			ret = SPI_connect();
-
-	if (ret != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-}
-
-void
-ledger_spi_finish(void)
-{
-	int			ret = SPI_finish();
-
-	if (ret != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-}
-
-/*
- * ledger_plan
- *		Prepare one of the ledger's statements, once per backend.
- */
-static void
-ledger_plan(LedgerQuery q)
-{
-	if (ledger_plans[q] == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(ledger_queries[q].sql,
-									   ledger_queries[q].nargs,
-									   (Oid *) ledger_queries[q].types);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		ledger_plans[q] = plan;
-	}
-}
+static const LspiQueryTable ledger_table =
+	LSPI_QUERY_TABLE("ledger", ledger_queries, ledger_plans);
 
 /*
  * ledger_run
  *		Execute one of the ledger's statements with parameters; error
  *		unless SPI returns "expected".  Returns the number of rows
- *		processed.
+ *		processed.  The ledger only runs in read-write sessions: every
+ *		statement sees the operation's earlier writes.
  */
 uint64
 ledger_run(LedgerQuery q, Datum *values, const char *nulls, int expected)
 {
-	int			ret;
-
-	ledger_plan(q);
-	ret = SPI_execute_plan(ledger_plans[q], values, nulls, false, 0);
-	if (ret != expected)
-		elog(ERROR, "ledger statement %d failed: %s", (int) q,
-			 SPI_result_code_string(ret));
-	return SPI_processed;
+	return lspi_query(&ledger_table, q, values, nulls, false, 0, expected);
 }
 
 /*
@@ -252,22 +200,13 @@ ledger_get_policy(TimestampTz at, LedgerPolicy *lp)
 
 /*
  * ledger_check_points
- *		Points moved by one call: 1 to LEDGER_MAX_POINTS.
+ *		Points moved by one call: the check of args.h (what is always
+ *		"points" since 1.2; kept for the callers' readability).
  */
 void
 ledger_check_points(int64 points, const char *what)
 {
-	if (points <= 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("%s must be positive", what),
-				 errdetail("The value given was " INT64_FORMAT ".", points)));
-	if (points > LEDGER_MAX_POINTS)
-		ereport(ERROR,
-				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
-				 errmsg("%s " INT64_FORMAT " is out of range", what, points),
-				 errdetail("One call moves at most " INT64_FORMAT " points.",
-						   LEDGER_MAX_POINTS)));
+	loyalty_check_points(points);
 }
 
 /*
@@ -664,8 +603,7 @@ ledger_draw(const LedgerMember *m, const LedgerPolicy *lp, pg_uuid_t entry_id,
 
 	/* read lots in order, a few at a time, until the points are covered */
 	v[0] = UUIDPGetDatum(&m->id);
-	ledger_plan(q);
-	portal = SPI_cursor_open(NULL, ledger_plans[q], v, NULL, false);
+	portal = SPI_cursor_open(NULL, lspi_query_plan(&ledger_table, q), v, NULL, false);
 	while (left > 0)
 	{
 		uint64		k;
@@ -753,15 +691,14 @@ ledger_balance(pg_uuid_t member_id)
 	int64		balance = 0;
 	bool		isnull;
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	v[0] = UUIDPGetDatum(&member_id);
-	if (SPI_execute_with_args("SELECT balance FROM loyalty.point_balance WHERE member_id = $1",
-							  1, (Oid[]) {UUIDOID}, v, NULL, true, 1) != SPI_OK_SELECT)
-		elog(ERROR, "balance lookup failed");
+	lspi_exec("SELECT balance FROM loyalty.point_balance WHERE member_id = $1",
+							  1, (Oid[]) {UUIDOID}, v, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 1)
 		balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											  SPI_tuptable->tupdesc, 1, &isnull));
-	ledger_spi_finish();
+	lspi_finish();
 	return balance;
 }
 
@@ -874,8 +811,8 @@ ledger_lock(pg_uuid_t member_id)
 {
 	LedgerMember m;
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_lock_member(member_id, &m);
-	ledger_spi_finish();
+	lspi_finish();
 	return m.balance;
 }

@@ -267,11 +267,11 @@ ledger_expire(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 
 	ledger_check_as_of(as_of);
 	args = psprintf("as_of=%s", ledger_ts_text(as_of));
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	if (ledger_idem_replay(idem_key, "expire", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	ledger_get_policy(ledger_now(), &lp);
@@ -309,7 +309,7 @@ ledger_expire(TimestampTz as_of, const char *idem_key, LedgerResult *res)
 							  nmembers, nlots, notices);
 	ledger_idem_record(idem_key, "expire", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }
 
 /*
@@ -326,7 +326,7 @@ ledger_expire_due_count(TimestampTz as_of)
 	int64		count = 0;
 
 	ledger_check_as_of(as_of);
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_get_policy(ledger_now(), &lp);
 	if (lp.expiry_mode != EXPIRY_NONE)
 	{
@@ -340,7 +340,7 @@ ledger_expire_due_count(TimestampTz as_of)
 		count = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 											SPI_tuptable->tupdesc, 1, &isnull));
 	}
-	ledger_spi_finish();
+	lspi_finish();
 	return count;
 }
 
@@ -366,7 +366,7 @@ ledger_expire_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
 	ledger_check_as_of(as_of);
 	memset(out, 0, sizeof(*out));
 	memset(&nil, 0, sizeof(nil));
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_get_policy(ledger_now(), &lp);
 	if (lp.expiry_mode != EXPIRY_NONE)
 	{
@@ -394,5 +394,5 @@ ledger_expire_batch(TimestampTz as_of, pg_uuid_t after, int batch_size,
 		if (n > 0)
 			out->last_key = members[n - 1];
 	}
-	ledger_spi_finish();
+	lspi_finish();
 }

@@ -12,6 +12,7 @@
 #include "lib/stringinfo.h"
 
 #include "ledger.h"
+#include "spi.h"
 #include "policy.h"
 
 typedef enum LedgerQuery
@@ -86,11 +87,10 @@ typedef struct LedgerPolicy
 	char		exempt[LOYALTY_MAX_TIERS][LOYALTY_CODE_LEN];
 } LedgerPolicy;
 
-extern void ledger_spi_connect(void);
-extern void ledger_spi_finish(void);
 extern uint64 ledger_run(LedgerQuery q, Datum *values, const char *nulls,
 						 int expected);
 extern void ledger_get_policy(TimestampTz at, LedgerPolicy *lp);
+extern void ledger_check_redemption(const LedgerPolicy *lp, int64 points);
 extern TimestampTz ledger_now(void);
 
 extern void ledger_check_points(int64 points, const char *what);

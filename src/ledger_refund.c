@@ -18,10 +18,10 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "utils/builtins.h"
 
 #include "ledger_int.h"
+#include "spi.h"
 
 /*
  * ledger_refund
@@ -51,12 +51,11 @@ ledger_refund(pg_uuid_t redeem_entry, const char *store_code,
 	args = psprintf("entry=%s store=%s reference=%s", ledger_uuid_text(&redeem_entry),
 					store_code, reference ? reference : "");
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(store_code);
 	v[0] = UUIDPGetDatum(&redeem_entry);
-	if (SPI_execute_with_args("SELECT member_id, kind = 'redeem' FROM loyalty.point_entry WHERE entry_id = $1",
-							  1, (Oid[]) {UUIDOID}, v, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "entry lookup failed");
+	lspi_exec("SELECT member_id, kind = 'redeem' FROM loyalty.point_entry WHERE entry_id = $1",
+			  1, (Oid[]) {UUIDOID}, v, NULL, true, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -70,24 +69,22 @@ ledger_refund(pg_uuid_t redeem_entry, const char *store_code,
 	if (ledger_idem_replay(idem_key, "refund", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
-	if (SPI_execute_with_args("SELECT 1 FROM loyalty.point_entry WHERE kind = 'refund' AND related_entry = $1",
-							  1, (Oid[]) {UUIDOID}, v, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "refund lookup failed");
+	lspi_exec("SELECT 1 FROM loyalty.point_entry WHERE kind = 'refund' AND related_entry = $1",
+			  1, (Oid[]) {UUIDOID}, v, NULL, true, 0, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("redemption %s was already refunded", ledger_uuid_text(&redeem_entry))));
 
 	/* the lots drawn on, and which of them can take points back */
-	if (SPI_execute_with_args("SELECT d.lot_id, d.points, l.state = 'active' "
-							  "  FROM loyalty.point_draw d JOIN loyalty.point_lot l ON l.lot_id = d.lot_id "
-							  " WHERE d.entry_id = $1 AND d.points > 0 "
-							  " ORDER BY l.expires_at NULLS LAST, l.active_from, l.lot_id",
-							  1, (Oid[]) {UUIDOID}, v, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "draw lookup failed");
+	lspi_exec("SELECT d.lot_id, d.points, l.state = 'active' "
+			  "  FROM loyalty.point_draw d JOIN loyalty.point_lot l ON l.lot_id = d.lot_id "
+			  " WHERE d.entry_id = $1 AND d.points > 0 "
+			  " ORDER BY l.expires_at NULLS LAST, l.active_from, l.lot_id",
+			  1, (Oid[]) {UUIDOID}, v, NULL, true, 0, SPI_OK_SELECT);
 	draws = SPI_tuptable;
 	ndraws = SPI_processed;
 	for (i = 0; i < ndraws; i++)
@@ -138,5 +135,5 @@ ledger_refund(pg_uuid_t redeem_entry, const char *store_code,
 	res->lots_json = lots.data;
 	ledger_idem_record(idem_key, "refund", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }

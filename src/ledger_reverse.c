@@ -23,6 +23,7 @@
 #include "utils/timestamp.h"
 
 #include "ledger_int.h"
+#include "spi.h"
 
 typedef struct AccrualLot
 {
@@ -47,11 +48,10 @@ find_lot(pg_uuid_t entry_id, AccrualLot *lot)
 	bool		isnull;
 
 	v[0] = UUIDPGetDatum(&entry_id);
-	if (SPI_execute_with_args("SELECT l.lot_id, l.member_id, l.points, l.remaining, l.reversed, l.state "
+	lspi_exec("SELECT l.lot_id, l.member_id, l.points, l.remaining, l.reversed, l.state "
 							  "FROM loyalty.point_lot l JOIN loyalty.point_entry e ON e.entry_id = l.entry_id "
 							  "WHERE l.entry_id = $1 AND e.kind = 'accrue'",
-							  1, (Oid[]) {UUIDOID}, v, NULL, false, 0) != SPI_OK_SELECT)
-		elog(ERROR, "lot lookup failed");
+							  1, (Oid[]) {UUIDOID}, v, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	tup = SPI_tuptable->vals[0];
@@ -101,7 +101,7 @@ ledger_reverse(pg_uuid_t accrual_entry, const char *store_code,
 	args = psprintf("entry=%s store=%s refund_minor=" INT64_FORMAT " original_minor=" INT64_FORMAT,
 					ledger_uuid_text(&accrual_entry), store_code, refund, original);
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(store_code);
 	if (!find_lot(accrual_entry, &lot))
 		ereport(ERROR,
@@ -111,7 +111,7 @@ ledger_reverse(pg_uuid_t accrual_entry, const char *store_code,
 	if (ledger_idem_replay(idem_key, "reverse", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	/* read the lot again under the member's lock */
@@ -193,9 +193,8 @@ ledger_reverse(pg_uuid_t accrual_entry, const char *store_code,
 		}
 		v[0] = UUIDPGetDatum(&lot.lot_id);
 		v[1] = Int64GetDatum(points);
-		if (SPI_execute_with_args("UPDATE loyalty.point_lot SET reversed = reversed + $2 WHERE lot_id = $1",
-								  2, (Oid[]) {UUIDOID, INT8OID}, v, NULL, false, 0) != SPI_OK_UPDATE)
-			elog(ERROR, "lot update failed");
+		lspi_exec("UPDATE loyalty.point_lot SET reversed = reversed + $2 WHERE lot_id = $1",
+								  2, (Oid[]) {UUIDOID, INT8OID}, v, NULL, false, 0, SPI_OK_UPDATE);
 	}
 	appendStringInfoChar(&lots, ']');
 	m.balance += e.points;
@@ -214,5 +213,5 @@ ledger_reverse(pg_uuid_t accrual_entry, const char *store_code,
 	res->lots_json = lots.data;
 	ledger_idem_record(idem_key, "reverse", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }

@@ -23,6 +23,31 @@
 
 #include "ledger_int.h"
 #include "risk.h"
+#include "spi.h"
+
+/*
+ * ledger_check_redemption
+ *		The policy's minimum and step of a redemption: the one place this
+ *		rule is written (HQ's ledger and a store's offline redemption,
+ *		through loyalty._redemption_check(), both call it).
+ */
+void
+ledger_check_redemption(const LedgerPolicy *lp, int64 points)
+{
+	if (points < lp->minimum_points)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("redemption of " INT64_FORMAT " points is below the minimum of " INT64_FORMAT,
+						points, lp->minimum_points)));
+	if (points % lp->step_points != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("redemption of " INT64_FORMAT " points is not a multiple of the step of " INT64_FORMAT,
+						points, lp->step_points),
+				 errhint("Redeem " INT64_FORMAT " or " INT64_FORMAT " points.",
+						 points - points % lp->step_points,
+						 points - points % lp->step_points + lp->step_points)));
+}
 
 /*
  * spend_points
@@ -53,19 +78,8 @@ spend_points(LedgerMember *m, const LedgerPolicy *lp, const char *store_code,
 	if (!redemption)
 		loyalty_assert_not_frozen(&m->id, "transfer");
 
-	if (redemption && points < lp->minimum_points)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("redemption of " INT64_FORMAT " points is below the minimum of " INT64_FORMAT,
-						points, lp->minimum_points)));
-	if (redemption && points % lp->step_points != 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("redemption of " INT64_FORMAT " points is not a multiple of the step of " INT64_FORMAT,
-						points, lp->step_points),
-				 errhint("Redeem " INT64_FORMAT " or " INT64_FORMAT " points.",
-						 points - points % lp->step_points,
-						 points - points % lp->step_points + lp->step_points)));
+	if (redemption)
+		ledger_check_redemption(lp, points);
 	if (m->balance < points)
 		ledger_insufficient(m, points);
 
@@ -105,13 +119,13 @@ redeem(pg_uuid_t member_id, const char *store_code, int64 points,
 	pg_uuid_t	entry_id;
 	StringInfoData lots;
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(store_code);
 	ledger_lock_member(member_id, &m);
 	if (ledger_idem_replay(idem_key, "redeem", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	entry_id = spend_points(&m, lp, store_code, "redeem", points, reward, NULL,
@@ -133,7 +147,7 @@ redeem(pg_uuid_t member_id, const char *store_code, int64 points,
 	res->lots_json = lots.data;
 	ledger_idem_record(idem_key, "redeem", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }
 
 /*
@@ -230,12 +244,11 @@ transferred_this_year(const LedgerMember *m, const char *kind)
 	v[1] = CStringGetTextDatum(kind);
 	v[2] = TimestampTzGetDatum(ledger_now());
 	v[3] = CStringGetTextDatum(m->time_zone);
-	if (SPI_execute_with_args("SELECT coalesce(sum(abs(points)), 0)::bigint "
+	lspi_exec("SELECT coalesce(sum(abs(points)), 0)::bigint "
 							  "FROM loyalty.point_entry WHERE member_id = $1 AND kind = $2 "
 							  "AND recorded_at >= (pg_catalog.date_trunc('year', $3 AT TIME ZONE $4)) AT TIME ZONE $4",
 							  4, (Oid[]) {UUIDOID, TEXTOID, TIMESTAMPTZOID, TEXTOID},
-							  v, NULL, false, 1) != SPI_OK_SELECT)
-		elog(ERROR, "transfer total lookup failed");
+							  v, NULL, false, 1, SPI_OK_SELECT);
 	return DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 }
 
@@ -281,7 +294,7 @@ ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 					ledger_uuid_text(&from_member), ledger_uuid_text(&to_member),
 					store_code, points);
 
-	ledger_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(store_code);
 	/* lock both members in uuid order, so that two transfers never deadlock */
 	if (memcmp(&from_member, &to_member, sizeof(pg_uuid_t)) < 0)
@@ -297,7 +310,7 @@ ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 	if (ledger_idem_replay(idem_key, "transfer", args, res))
 	{
 		ledger_export(res, outer);
-		ledger_spi_finish();
+		lspi_finish();
 		return;
 	}
 	sent = transferred_this_year(&from, "transfer_out");
@@ -367,5 +380,5 @@ ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 	res->lots_json = lots.data;
 	ledger_idem_record(idem_key, "transfer", args, res);
 	ledger_export(res, outer);
-	ledger_spi_finish();
+	lspi_finish();
 }

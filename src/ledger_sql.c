@@ -11,11 +11,17 @@
  *	activate, transfer						frontdesk, store_manager; crm, dba
  *	activate_due, expire_points				crm, dba
  *
+ * The bodies read the 1.1 argument order (key last), which the 1.0/1.1
+ * install scripts bind to these symbols; the 1.2 spellings (points_accrue
+ * ..., key first) are the loyalty_points_* symbols at the end of the file,
+ * which reorder the arguments onto the same bodies.
+ *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/xact.h"
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
@@ -27,6 +33,10 @@
 
 #include "roles_caller.h"
 #include "ledger.h"
+#include "ledger_int.h"
+#include "args.h"
+#include "request.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_accrue);
 PG_FUNCTION_INFO_V1(loyalty_activate);
@@ -36,6 +46,13 @@ PG_FUNCTION_INFO_V1(loyalty_redeem_cash);
 PG_FUNCTION_INFO_V1(loyalty_reverse);
 PG_FUNCTION_INFO_V1(loyalty_transfer);
 PG_FUNCTION_INFO_V1(loyalty_expire_points);
+PG_FUNCTION_INFO_V1(loyalty_redemption_check);
+PG_FUNCTION_INFO_V1(loyalty_points_accrue);
+PG_FUNCTION_INFO_V1(loyalty_points_activate);
+PG_FUNCTION_INFO_V1(loyalty_points_redeem);
+PG_FUNCTION_INFO_V1(loyalty_points_redeem_cash);
+PG_FUNCTION_INFO_V1(loyalty_points_reverse);
+PG_FUNCTION_INFO_V1(loyalty_points_transfer);
 
 #define RIGHTS_SPEND	(DEPT_BIT(DEPT_FRONTDESK) | DEPT_BIT(DEPT_FNB) | \
 						 DEPT_BIT(DEPT_STORE_MANAGER) | DEPT_BIT(DEPT_CRM) | \
@@ -69,21 +86,12 @@ text_or_null(FunctionCallInfo fcinfo, int argno)
 
 /*
  * check_key
- *		The idempotency key: required, 1 to 200 bytes.
+ *		The idempotency key (args.h).
  */
 static char *
 check_key(FunctionCallInfo fcinfo, int argno)
 {
-	char	   *key;
-
-	arg_required(fcinfo, argno, "idem_key");
-	key = TextDatumGetCString(PG_GETARG_DATUM(argno));
-	if (key[0] == '\0' || strlen(key) > 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idem_key must be 1 to 200 bytes"),
-				 errhint("Use a fresh UUID per operation, and the same one when retrying it.")));
-	return key;
+	return loyalty_arg_key(fcinfo, argno);
 }
 
 /*
@@ -139,7 +147,7 @@ result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
 }
 
 /*
- * loyalty.accrue(member_id, store_code, points, source, idem_key, rule,
+ * 1.1 order, loyalty.accrue(member_id, store_code, points, source, idem_key, rule,
  *				  reference, occurred_at, pending, activate_at)
  */
 Datum
@@ -174,7 +182,7 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.activate(member_id, store_code, reference, idem_key)
+ * 1.1 order, loyalty.activate(member_id, store_code, reference, idem_key)
  */
 Datum
 loyalty_activate(PG_FUNCTION_ARGS)
@@ -194,7 +202,7 @@ loyalty_activate(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.activate_due(idem_key, as_of)
+ * 1.1 order, loyalty.activate_due(idem_key, as_of)
  */
 Datum
 loyalty_activate_due(PG_FUNCTION_ARGS)
@@ -209,7 +217,7 @@ loyalty_activate_due(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.redeem(member_id, store_code, points, reward, idem_key)
+ * 1.1 order, loyalty.redeem(member_id, store_code, points, reward, idem_key)
  */
 Datum
 loyalty_redeem(PG_FUNCTION_ARGS)
@@ -231,7 +239,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.redeem_cash(member_id, store_code, amount, idem_key)
+ * 1.1 order, loyalty.redeem_cash(member_id, store_code, amount, idem_key)
  */
 Datum
 loyalty_redeem_cash(PG_FUNCTION_ARGS)
@@ -251,7 +259,7 @@ loyalty_redeem_cash(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.reverse(accrual_entry, store_code, refund_amount, original_amount,
+ * 1.1 order, loyalty.reverse(accrual_entry, store_code, refund_amount, original_amount,
  *				   idem_key)
  *
  * Store staff may reverse only accruals recorded at their own store.
@@ -275,19 +283,15 @@ loyalty_reverse(PG_FUNCTION_ARGS)
 	if (!c->is_hq)
 	{
 		Datum		v[1];
-		int			ret;
 
-		if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-			elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+		lspi_connect(LSPI_READ_WRITE);
 		v[0] = PG_GETARG_DATUM(0);
-		ret = SPI_execute_with_args("SELECT store_code FROM loyalty.point_entry WHERE entry_id = $1",
-									1, (Oid[]) {UUIDOID}, v, NULL, true, 1);
-		if (ret != SPI_OK_SELECT)
-			elog(ERROR, "entry lookup failed: %s", SPI_result_code_string(ret));
+		lspi_exec("SELECT store_code FROM loyalty.point_entry WHERE entry_id = $1",
+									1, (Oid[]) {UUIDOID}, v, NULL, true, 1, SPI_OK_SELECT);
 		if (SPI_processed == 1)
 			loyalty_require_store(c, SPI_getvalue(SPI_tuptable->vals[0],
 												  SPI_tuptable->tupdesc, 1));
-		SPI_finish();
+		lspi_finish();
 	}
 	ledger_reverse(*PG_GETARG_UUID_P(0), store, PG_GETARG_DATUM(2),
 				   PG_GETARG_DATUM(3), key, &res);
@@ -295,7 +299,7 @@ loyalty_reverse(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.transfer(from_member, to_member, store_code, points, idem_key)
+ * 1.1 order, loyalty.transfer(from_member, to_member, store_code, points, idem_key)
  */
 Datum
 loyalty_transfer(PG_FUNCTION_ARGS)
@@ -317,7 +321,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 }
 
 /*
- * loyalty.expire_points(idem_key, as_of)
+ * 1.1 order, loyalty.expire_points(idem_key, as_of)
  */
 Datum
 loyalty_expire_points(PG_FUNCTION_ARGS)
@@ -329,4 +333,100 @@ loyalty_expire_points(PG_FUNCTION_ARGS)
 	check_rights(RIGHTS_BATCH, NULL);
 	ledger_expire(PG_GETARG_TIMESTAMPTZ(1), key, &res);
 	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+}
+
+/*
+ * loyalty.points_accrue(idempotency_key, member_id, store_code, points, source, rule, reference, occurred_at, pending, activate_at)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_accrue's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_accrue(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 4, 0, 5, 6, 7, 8, 9};
+
+	return loyalty_call_reordered(fcinfo, loyalty_accrue, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_activate(idempotency_key, member_id, store_code, reference)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_activate's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_activate(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_activate, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_redeem(idempotency_key, member_id, store_code, points, reward)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_redeem's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_redeem(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 4, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_redeem, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_redeem_cash(idempotency_key, member_id, store_code, amount)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_redeem_cash's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_redeem_cash(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_redeem_cash, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_reverse(idempotency_key, accrual_entry, store_code, refund_amount, original_amount)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_reverse's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_reverse(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 4, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_reverse, map, lengthof(map));
+}
+
+/*
+ * loyalty.points_transfer(idempotency_key, from_member, to_member, store_code, points)
+ *		The 1.2 spelling: the idempotency key first; the body is
+ *		loyalty_transfer's (whose symbol the 1.0/1.1 scripts reference).
+ */
+Datum
+loyalty_points_transfer(PG_FUNCTION_ARGS)
+{
+	static const int map[] = {1, 2, 3, 4, 0};
+
+	return loyalty_call_reordered(fcinfo, loyalty_transfer, map, lengthof(map));
+}
+
+/*
+ * loyalty._redemption_check(points bigint) returns void
+ *		The ledger's redemption rules (points, then the minimum and step of
+ *		the policy in effect) for a store's offline redemption, which is
+ *		written to the store's outbox before HQ's ledger sees it.
+ */
+Datum
+loyalty_redemption_check(PG_FUNCTION_ARGS)
+{
+	LedgerPolicy lp;
+
+	arg_required(fcinfo, 0, "points");
+	loyalty_check_points(PG_GETARG_INT64(0));
+	ledger_get_policy(GetCurrentTransactionStartTimestamp(), &lp);
+	ledger_check_redemption(&lp, PG_GETARG_INT64(0));
+	PG_RETURN_VOID();
 }

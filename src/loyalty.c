@@ -10,6 +10,9 @@
 #include "fmgr.h"
 
 #include "benefit.h"
+#include "benefit_catalog.h"
+#include "benefit_member.h"
+#include "risk_cache.h"
 #include "roles_caller.h"
 #include "policy.h"
 
@@ -27,4 +30,6 @@ _PG_init(void)
 	loyalty_policy_cache_init();
 	loyalty_identity_init();
 	loyalty_benefit_cache_init();
+	loyalty_benefit_member_init();
+	loyalty_risk_cache_init();
 }

@@ -47,7 +47,7 @@ luhn_check_digit(const char *payload, int n)
 }
 
 /*
- * loyalty.new_card_number() returns text
+ * loyalty.card_number_new() returns text
  */
 Datum
 loyalty_new_card_number(PG_FUNCTION_ARGS)

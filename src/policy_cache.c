@@ -28,6 +28,7 @@
 
 #include "cache.h"
 #include "policy.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_policy_validate);
 PG_FUNCTION_INFO_V1(loyalty_policy_at_sql);
@@ -73,7 +74,6 @@ load_policy(TimestampTz at)
 {
 	Oid			argtypes[1] = {TIMESTAMPTZOID};
 	Datum		args[1];
-	int			ret;
 	bool		isnull;
 	char	   *doc;
 	TimestampTz from;
@@ -82,18 +82,15 @@ load_policy(TimestampTz at)
 	MemoryContext oldcxt = CurrentMemoryContext;
 
 	args[0] = TimestampTzGetDatum(at);
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	ret = SPI_execute_with_args(
+	lspi_connect(LSPI_READ_WRITE);
+	lspi_exec(
 								"SELECT p.document, p.effective_from, "
 								"       (SELECT min(n.effective_from) FROM loyalty.policy n "
 								"         WHERE n.effective_from > p.effective_from) "
 								"  FROM loyalty.policy p "
 								" WHERE p.effective_from <= $1 "
 								" ORDER BY p.effective_from DESC LIMIT 1",
-								1, argtypes, args, NULL, true, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading loyalty.policy failed: %s", SPI_result_code_string(ret));
+								1, argtypes, args, NULL, true, 1, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -111,7 +108,7 @@ load_policy(TimestampTz at)
 
 	MemoryContextSwitchTo(oldcxt);
 	loyalty_policy_parse(doc, strlen(doc), &compiled);
-	SPI_finish();
+	lspi_finish();
 
 	if (cached_policy == NULL)
 		cached_policy = MemoryContextAlloc(TopMemoryContext, sizeof(LoyaltyPolicy));

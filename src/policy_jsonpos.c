@@ -156,14 +156,14 @@ skip_value(Scanner *s, int depth)
 }
 
 /*
- * json_locate
+ * policy_jsonpos_locate
  *		Set *line and *column (1-based) to the position of the value at
  *		the path, or of its key when at_key is true and the last step is a
  *		key.  An empty path means the whole document.  Returns false if the
  *		path is not found.
  */
 bool
-json_locate(const char *text, size_t len, const JsonPathStep *steps,
+policy_jsonpos_locate(const char *text, size_t len, const JsonPathStep *steps,
 			int nsteps, bool at_key, int *line, int *column)
 {
 	Scanner		s = {text, text + len, 1, 1};
@@ -229,11 +229,11 @@ json_locate(const char *text, size_t len, const JsonPathStep *steps,
 }
 
 /*
- * json_path_format
+ * policy_jsonpos_format
  *		Render a path as $.a.b[2].c into buf.
  */
 void
-json_path_format(const JsonPathStep *steps, int nsteps, char *buf,
+policy_jsonpos_format(const JsonPathStep *steps, int nsteps, char *buf,
 				 size_t buflen)
 {
 	size_t		used;

@@ -21,10 +21,10 @@ typedef struct JsonPathStep
 	int			index;
 } JsonPathStep;
 
-extern bool json_locate(const char *text, size_t len,
+extern bool policy_jsonpos_locate(const char *text, size_t len,
 						const JsonPathStep *steps, int nsteps, bool at_key,
 						int *line, int *column);
-extern void json_path_format(const JsonPathStep *steps, int nsteps,
+extern void policy_jsonpos_format(const JsonPathStep *steps, int nsteps,
 							 char *buf, size_t buflen);
 
 #endif							/* LOYALTY_JSONPOS_H */

@@ -114,10 +114,10 @@ policy_error(ParseState *ps, bool at_key, const char *fmt,...)
 	va_start(args, fmt);
 	vsnprintf(msg, sizeof(msg), fmt, args);
 	va_end(args);
-	json_path_format(ps->path, ps->depth, path, sizeof(path));
+	policy_jsonpos_format(ps->path, ps->depth, path, sizeof(path));
 	jansson_context = NULL;
 
-	if (json_locate(ps->text, ps->len, ps->path, ps->depth, at_key,
+	if (policy_jsonpos_locate(ps->text, ps->len, ps->path, ps->depth, at_key,
 					&line, &column))
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

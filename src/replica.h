@@ -51,8 +51,6 @@ extern void replica_drop_slot(const char *slotname, bool force);
 extern bool replica_ensure_remote_slot(const char *conninfo,
 									   const char *appname);
 extern void replica_ensure_outbox_publication(void);
-extern void replica_spi_exec(const char *sql, int nargs, Oid *types,
-							 Datum *values, const char *nulls, int expected);
 
 /* replica_apply.c */
 extern const char *replica_node_role(char *store_code, int64 *incarnation);

@@ -16,7 +16,7 @@
  *	  twice through a hub) only counts a redelivery;
  *	- otherwise the event is applied in a subtransaction, through the same
  *	  code an HQ call uses (the ledger's C API for accruals and
- *	  redemptions, loyalty.use_benefit() and loyalty.raise_risk_tag()).  An error (unknown member, a redemption HQ can
+ *	  redemptions, loyalty.benefit_use() and loyalty.risk_tag_raise()).  An error (unknown member, a redemption HQ can
  *	  no longer cover) rolls back only the subtransaction and becomes a
  *	  'conflict' verdict: the stream never stalls and nothing is half
  *	  written.  Kinds whose applier is not installed yet are 'held'.
@@ -52,6 +52,7 @@
 #include "roles_caller.h"
 #include "ledger.h"
 #include "replica.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_outbox_receive);
 PG_FUNCTION_INFO_V1(loyalty_replica_retry);
@@ -92,8 +93,8 @@ replica_node_role(char *store_code, int64 *incarnation)
 	bool		isnull;
 	char	   *role;
 
-	replica_spi_exec("SELECT n.node_role, n.store_code, n.incarnation FROM loyalty.replica_node n",
-					 0, NULL, NULL, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT n.node_role, n.store_code, n.incarnation FROM loyalty.replica_node n",
+					 0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return "hq";
 	role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -120,7 +121,7 @@ json_text(Datum payload, const char *key)
 
 	values[0] = payload;
 	values[1] = CStringGetTextDatum(key);
-	replica_spi_exec("SELECT $1 ->> $2", 2, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT $1 ->> $2", 2, types, values, NULL, false, 0, SPI_OK_SELECT);
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
 	return isnull ? NULL : TextDatumGetCString(d);
 }
@@ -137,8 +138,8 @@ require_member(Datum member_id)
 	Datum		values[1];
 
 	values[0] = member_id;
-	replica_spi_exec("SELECT 1 FROM loyalty.member m WHERE m.member_id = $1 FOR KEY SHARE",
-					 1, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT 1 FROM loyalty.member m WHERE m.member_id = $1 FOR KEY SHARE",
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -175,25 +176,25 @@ apply_preference(const OutboxEvent *ev)
 	values[4] = CStringGetTextDatum(ev->store_code);
 	values[5] = ev->recorded_at;
 	values[6] = ev->recorded_by;
-	replica_spi_exec("INSERT INTO loyalty.member_preference "
+	lspi_exec("INSERT INTO loyalty.member_preference "
 					 "(member_id, category, value, scope, store_code, recorded_at, recorded_by) "
 					 "VALUES ($1, $2, $3, $4, $5, $6, $7)",
-					 7, types, values, nulls, SPI_OK_INSERT);
+					 7, types, values, nulls, false, 0, SPI_OK_INSERT);
 }
 
 /*
  * apply_risk_tag
  *		A risk tag (e.g. an unpaid damage) raised at the store, through
- *		loyalty.raise_risk_tag() as an HQ call would: the same checks, the
+ *		loyalty.risk_tag_raise() as an HQ call would: the same checks, the
  *		freeze and the audit trail (its actor is the subscription's owner;
  *		the outbox row keeps the store login).
  */
 static void
 apply_risk_tag(const OutboxEvent *ev)
 {
-	Oid			types[5] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID};
-	Datum		values[5];
-	char		nulls[5] = "     ";
+	Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, TEXTOID};
+	Datum		values[6];
+	char		nulls[6] = "      ";
 	char	   *code = json_text(ev->payload, "risk_code");
 	char	   *note = json_text(ev->payload, "note");
 	char	   *owed = json_text(ev->payload, "amount_owed");
@@ -213,13 +214,15 @@ apply_risk_tag(const OutboxEvent *ev)
 										ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
 	else
 		nulls[4] = 'n';
-	replica_spi_exec("SELECT loyalty.raise_risk_tag($1, $2, $3, $4, $5)",
-					 5, types, values, nulls, SPI_OK_SELECT);
+	/* the event id, unique chain-wide, is the idempotency key */
+	values[5] = CStringGetTextDatum(ev->event_id);
+	lspi_exec("SELECT loyalty.risk_tag_raise('replica:' || $6, $1, $2, $3, $4, $5)",
+					 6, types, values, nulls, false, 0, SPI_OK_SELECT);
 }
 
 /*
  * apply_benefit_use
- *		A benefit used at the store, through loyalty.use_benefit() (the
+ *		A benefit used at the store, through loyalty.benefit_use() (the
  *		benefits area's C) with the event id as its idempotency key.  A
  *		benefit HQ finds frozen, used up or not valid there is a conflict.
  */
@@ -238,8 +241,8 @@ apply_benefit_use(const OutboxEvent *ev)
 	else
 		nulls[2] = 'n';
 	values[3] = CStringGetTextDatum(ev->event_id);
-	replica_spi_exec("SELECT u.use_id FROM loyalty.use_benefit($1, $2, $3, $4) u",
-					 4, types, values, nulls, SPI_OK_SELECT);
+	lspi_exec("SELECT u.use_id FROM loyalty.benefit_use($4, $1, $2, $3) u",
+					 4, types, values, nulls, false, 0, SPI_OK_SELECT);
 }
 
 /*
@@ -262,7 +265,7 @@ json_points(Datum payload)
 /*
  * apply_accrual
  *		Points earned at the store, through the ledger's C API as HQ's
- *		loyalty.accrue() does.  The event id is the ledger's idempotency
+ *		loyalty.points_accrue() does.  The event id is the ledger's idempotency
  *		key, a second guard against applying it twice.  The points are
  *		earned when the store recorded them (clamped to HQ's clock).
  */
@@ -407,10 +410,10 @@ record_verdict(const char *store_code, const char *event_id, const Verdict *v,
 	values[1] = CStringGetTextDatum(event_id);
 	if (redelivery)
 	{
-		replica_spi_exec("INSERT INTO loyalty.outbox_result AS r (store_code, event_id, status, redeliveries) "
+		lspi_exec("INSERT INTO loyalty.outbox_result AS r (store_code, event_id, status, redeliveries) "
 						 "VALUES ($1, $2, 'rejected', 1) "
 						 "ON CONFLICT (store_code, event_id) DO UPDATE SET redeliveries = r.redeliveries + 1",
-						 2, types, values, NULL, SPI_OK_INSERT);
+						 2, types, values, NULL, false, 0, SPI_OK_INSERT);
 		return;
 	}
 	values[2] = CStringGetTextDatum(v->status);
@@ -426,13 +429,13 @@ record_verdict(const char *store_code, const char *event_id, const Verdict *v,
 		values[5] = Int64GetDatum(v->balance);
 	else
 		nulls[5] = 'n';
-	replica_spi_exec("INSERT INTO loyalty.outbox_result AS r (store_code, event_id, status, sqlstate, detail, result) "
+	lspi_exec("INSERT INTO loyalty.outbox_result AS r (store_code, event_id, status, sqlstate, detail, result) "
 					 "VALUES ($1, $2, $3, $4, $5, "
 					 "CASE WHEN $6 IS NOT NULL THEN pg_catalog.jsonb_build_object('balance', $6) END) "
 					 "ON CONFLICT (store_code, event_id) DO UPDATE SET status = excluded.status, "
 					 "sqlstate = excluded.sqlstate, detail = excluded.detail, result = excluded.result, "
 					 "decided_at = pg_catalog.now()",
-					 6, types, values, nulls, SPI_OK_INSERT);
+					 6, types, values, nulls, false, 0, SPI_OK_INSERT);
 }
 
 /*
@@ -539,8 +542,8 @@ may_send(const char *sender, const char *store)
 		return true;
 	values[0] = CStringGetTextDatum(store);
 	values[1] = CStringGetTextDatum(sender);
-	replica_spi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.store_code = $1 AND r.via_hub = $2",
-					 2, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.store_code = $1 AND r.via_hub = $2",
+					 2, types, values, NULL, false, 0, SPI_OK_SELECT);
 	return SPI_processed > 0;
 }
 
@@ -560,7 +563,6 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 	char	   *reject;
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
-	int			ret;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -571,11 +573,10 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 				 errmsg("loyalty._outbox_receive() must be a BEFORE INSERT row trigger")));
 	tup = trigdata->tg_trigtuple;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	if (strcmp(replica_node_role(NULL, NULL), "hq") != 0)
 	{
-		SPI_finish();
+		lspi_finish();
 		return PointerGetDatum(tup);
 	}
 
@@ -595,24 +596,24 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("store event \"%s\" rejected: %s",
 						ev.event_id ? ev.event_id : "?", reject)));
-		SPI_finish();
+		lspi_finish();
 		return PointerGetDatum(NULL);
 	}
 
 	/* already here: a redelivery, never applied twice */
 	values[0] = CStringGetTextDatum(ev.event_id);
-	replica_spi_exec("SELECT 1 FROM loyalty.outbox o WHERE o.event_id = $1",
-					 1, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT 1 FROM loyalty.outbox o WHERE o.event_id = $1",
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		record_verdict(ev.store_code, ev.event_id, NULL, true);
-		SPI_finish();
+		lspi_finish();
 		return PointerGetDatum(NULL);
 	}
 
 	apply_guarded(&ev, &v);
 	record_verdict(ev.store_code, ev.event_id, &v, false);
-	SPI_finish();
+	lspi_finish();
 	return PointerGetDatum(tup);
 }
 
@@ -631,20 +632,18 @@ loyalty_replica_retry(PG_FUNCTION_ARGS)
 	uint64		n;
 	uint64		i;
 	int			applied = 0;
-	int			ret;
 
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	if (PG_ARGISNULL(0))
 		nulls[0] = 'n';
 	else
 		values[0] = PG_GETARG_DATUM(0);
-	replica_spi_exec("SELECT o.* FROM loyalty.outbox o "
+	lspi_exec("SELECT o.* FROM loyalty.outbox o "
 					 "JOIN loyalty.outbox_result r USING (store_code, event_id) "
 					 "WHERE r.status IN ('held', 'conflict') AND ($1 IS NULL OR o.event_id = $1) "
 					 "ORDER BY o.store_code, o.incarnation, o.seq FOR UPDATE OF r",
-					 1, types, values, nulls, SPI_OK_SELECT);
+					 1, types, values, nulls, false, 0, SPI_OK_SELECT);
 	events = SPI_tuptable;
 	n = SPI_processed;
 	for (i = 0; i < n; i++)
@@ -659,6 +658,6 @@ loyalty_replica_retry(PG_FUNCTION_ARGS)
 		if (strcmp(v.status, "applied") == 0)
 			applied++;
 	}
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_INT32(applied);
 }

@@ -39,6 +39,7 @@
 
 #include "cache.h"
 #include "replica.h"
+#include "spi.h"
 
 
 typedef enum PublishedFilter
@@ -118,22 +119,6 @@ char *
 replica_outbox_sub_name(const char *code)
 {
 	return psprintf(REPLICA_OUTBOX_PREFIX "%s", code);
-}
-
-/*
- * replica_spi_exec
- *		Run a parameterised statement in the current SPI connection,
- *		checking the result code.
- */
-void
-replica_spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
-				 const char *nulls, int expected)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
-											false, 0);
-
-	if (ret != expected)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
 }
 
 /*
@@ -380,9 +365,9 @@ replica_slot_exists(const char *slotname, bool *active)
 	bool		isnull;
 
 	values[0] = CStringGetTextDatum(slotname);
-	replica_spi_exec("SELECT s.active FROM pg_catalog.pg_replication_slots s "
+	lspi_exec("SELECT s.active FROM pg_catalog.pg_replication_slots s "
 					 "WHERE s.slot_name = $1::pg_catalog.name",
-					 1, types, values, NULL, SPI_OK_SELECT);
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	if (active)
@@ -410,8 +395,8 @@ replica_create_slot(const char *slotname)
 				 errdetail("PostgreSQL creates a logical replication slot only before the transaction's first write."),
 				 errhint("Call this function in a transaction of its own.")));
 	values[0] = CStringGetTextDatum(slotname);
-	replica_spi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
-					 1, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 }
 
 /*
@@ -439,10 +424,10 @@ replica_drop_slot(const char *slotname, bool force)
 	if (active)
 	{
 		values[0] = CStringGetTextDatum(slotname);
-		replica_spi_exec("SELECT pg_catalog.pg_terminate_backend(s.active_pid) "
+		lspi_exec("SELECT pg_catalog.pg_terminate_backend(s.active_pid) "
 						 "FROM pg_catalog.pg_replication_slots s "
 						 "WHERE s.slot_name = $1::pg_catalog.name AND s.active_pid IS NOT NULL",
-						 1, types, values, NULL, SPI_OK_SELECT);
+						 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	}
 	/* waits until a terminated walsender has released the slot */
 	ReplicationSlotDrop(slotname, !active);

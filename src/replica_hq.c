@@ -15,8 +15,8 @@
  * publication must exist before the slot is made (a walsender decoding
  * changes from before the publication existed fails with "publication
  * does not exist" in PG15), and a slot can only be made before the first
- * write of a transaction.  So loyalty.replica_add_store() writes (the
- * publication and the registry row) and loyalty.replica_create_slot(),
+ * write of a transaction.  So loyalty.replica_store_add() writes (the
+ * publication and the registry row) and loyalty.replica_slot_create(),
  * in a transaction of its own, makes the slot.
  *
  *-------------------------------------------------------------------------
@@ -30,13 +30,19 @@
 
 #include "roles_caller.h"
 #include "replica.h"
+#include "request.h"
 #include "roles.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_replica_add_store);
 PG_FUNCTION_INFO_V1(loyalty_replica_add_hub);
 PG_FUNCTION_INFO_V1(loyalty_replica_create_slot);
 PG_FUNCTION_INFO_V1(loyalty_replica_remove_store);
 PG_FUNCTION_INFO_V1(loyalty_replica_attach_outbox);
+PG_FUNCTION_INFO_V1(loyalty_replica_store_add);
+PG_FUNCTION_INFO_V1(loyalty_replica_hub_add);
+PG_FUNCTION_INFO_V1(loyalty_replica_store_remove);
+PG_FUNCTION_INFO_V1(loyalty_replica_outbox_attach);
 
 /*
  * code_arg
@@ -63,11 +69,9 @@ code_arg(FunctionCallInfo fcinfo, int argno)
 static void
 spi_begin(void)
 {
-	int			ret;
 
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 }
 
 /*
@@ -111,12 +115,12 @@ lookup(const char *code, bool lock)
 	RegistryRow row = {0};
 
 	values[0] = CStringGetTextDatum(code);
-	replica_spi_exec(lock ?
+	lspi_exec(lock ?
 					 "SELECT r.kind, r.via_hub, r.slot_name FROM loyalty.replica_store r "
 					 "WHERE r.store_code = $1 FOR UPDATE" :
 					 "SELECT r.kind, r.via_hub, r.slot_name FROM loyalty.replica_store r "
 					 "WHERE r.store_code = $1",
-					 1, types, values, NULL, SPI_OK_SELECT);
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return row;
 	row.found = true;
@@ -154,7 +158,7 @@ local_row(const char *code, bool lock)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("store \"%s\" has no replica", code),
-				 errhint("Add it with loyalty.replica_add_store() at headquarters first, and commit.")));
+				 errhint("Add it with loyalty.replica_store_add() at headquarters first, and commit.")));
 	if (strcmp(role, "hq") == 0 && row.via_hub != NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -168,7 +172,7 @@ local_row(const char *code, bool lock)
 }
 
 /*
- * loyalty.replica_add_store(store_code, offline_redeem_cap, via_hub)
+ * loyalty.replica_store_add(store_code, offline_redeem_cap, via_hub)
  *		returns text (the publication's name)
  *
  * At HQ: register the store and, unless it goes through a hub, create its
@@ -205,23 +209,23 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("store \"%s\" already has a replica", code)));
 		replica_create_store_publication(pubname, code);
-		SPI_finish();
+		lspi_finish();
 		PG_RETURN_TEXT_P(cstring_to_text(pubname));
 	}
 
 	values[0] = CStringGetTextDatum(code);
-	replica_spi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
-					 1, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("store \"%s\" does not exist", code),
-				 errhint("Create it with loyalty.create_store() first.")));
+				 errhint("Create it with loyalty.store_create() first.")));
 	if (registered(code))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("store \"%s\" already has a replica", code),
-				 errhint("Use loyalty.replica_create_slot() to re-seed it, or loyalty.replica_remove_store() first.")));
+				 errhint("Use loyalty.replica_slot_create() to re-seed it, or loyalty.replica_store_remove() first.")));
 	if (hub != NULL)
 	{
 		RegistryRow h = lookup(hub, true);
@@ -230,7 +234,7 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_NO_DATA_FOUND),
 					 errmsg("hub \"%s\" does not exist", hub),
-					 errhint("Add it with loyalty.replica_add_hub() first.")));
+					 errhint("Add it with loyalty.replica_hub_add() first.")));
 	}
 	else
 	{
@@ -238,7 +242,7 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 			ereport(ERROR,
 					(errcode(ERRCODE_DUPLICATE_OBJECT),
 					 errmsg("publication \"%s\" already exists", pubname),
-					 errhint("Drop the stray publication, or remove the store with loyalty.replica_remove_store().")));
+					 errhint("Drop the stray publication, or remove the store with loyalty.replica_store_remove().")));
 		replica_create_store_publication(pubname, code);
 	}
 
@@ -249,19 +253,19 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 		nulls[4] = 'n';
 	else
 		values[4] = CStringGetTextDatum(hub);
-	replica_spi_exec("INSERT INTO loyalty.replica_store "
+	lspi_exec("INSERT INTO loyalty.replica_store "
 					 "(store_code, publication, slot_name, offline_redeem_cap, via_hub) "
 					 "VALUES ($1, $2, $3, $4, $5)",
-					 5, types, values, nulls, SPI_OK_INSERT);
-	SPI_finish();
+					 5, types, values, nulls, false, 0, SPI_OK_INSERT);
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(pubname));
 }
 
 /*
- * loyalty.replica_add_hub(hub_code) returns text (the publication's name)
+ * loyalty.replica_hub_add(hub_code) returns text (the publication's name)
  *		At HQ: a regional hub, with a publication of every store's data
  *		(no row filters: the hub is chain infrastructure and filters for
- *		each of its stores).  Then loyalty.replica_create_slot(hub_code).
+ *		each of its stores).  Then loyalty.replica_slot_create(hub_code).
  */
 Datum
 loyalty_replica_add_hub(PG_FUNCTION_ARGS)
@@ -277,8 +281,8 @@ loyalty_replica_add_hub(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("hubs are added at headquarters")));
 	values[0] = CStringGetTextDatum(code);
-	replica_spi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
-					 1, types, values, NULL, SPI_OK_SELECT);
+	lspi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed > 0 || registered(code))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -291,15 +295,15 @@ loyalty_replica_add_hub(PG_FUNCTION_ARGS)
 	replica_create_store_publication(pubname, NULL);
 	values[1] = CStringGetTextDatum(pubname);
 	values[2] = CStringGetTextDatum(pubname);
-	replica_spi_exec("INSERT INTO loyalty.replica_store (store_code, kind, publication, slot_name) "
+	lspi_exec("INSERT INTO loyalty.replica_store (store_code, kind, publication, slot_name) "
 					 "VALUES ($1, 'hub', $2, $3)",
-					 3, types, values, NULL, SPI_OK_INSERT);
-	SPI_finish();
+					 3, types, values, NULL, false, 0, SPI_OK_INSERT);
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(pubname));
 }
 
 /*
- * loyalty.replica_create_slot(code) returns text (the slot's name)
+ * loyalty.replica_slot_create(code) returns text (the slot's name)
  *		Make the slot of a store (or, at HQ, of a hub) served by this
  *		server; an existing, inactive one is dropped first (re-seeding a
  *		store whose slot was lost or invalidated).  Must be the first thing
@@ -315,12 +319,12 @@ loyalty_replica_create_slot(PG_FUNCTION_ARGS)
 	row = local_row(code, false);
 	replica_drop_slot(row.slot_name, false);
 	replica_create_slot(row.slot_name);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(row.slot_name));
 }
 
 /*
- * loyalty.replica_attach_outbox(store_code, store_conninfo) returns text
+ * loyalty.replica_outbox_attach(store_code, store_conninfo) returns text
  *		HQ subscribes to the store's outbox (publication loyalty_outbox,
  *		made by loyalty.store_subscribe(); its slot loyalty_outbox is made
  *		on the store from here if missing).  Events already in the
@@ -349,12 +353,12 @@ loyalty_replica_attach_outbox(PG_FUNCTION_ARGS)
 	replica_ensure_remote_slot(conninfo, subname);
 	replica_create_subscription(subname, conninfo, REPLICA_OUTBOX_PUB,
 								REPLICA_OUTBOX_SLOT, true);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(subname));
 }
 
 /*
- * loyalty.replica_remove_store(store_code, force) returns void
+ * loyalty.replica_store_remove(store_code, force) returns void
  *		Drop HQ's subscription to the store's outbox, the store's
  *		publication and its slot (so HQ's disk cannot fill), and its
  *		registry row.  The outbox history and verdicts stay.  An unknown
@@ -387,8 +391,8 @@ loyalty_replica_remove_store(PG_FUNCTION_ARGS)
 	values[0] = CStringGetTextDatum(code);
 	if (row.is_hub)
 	{
-		replica_spi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.via_hub = $1",
-						 1, types, values, NULL, SPI_OK_SELECT);
+		lspi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.via_hub = $1",
+						 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 		if (SPI_processed > 0)
 			ereport(ERROR,
 					(errcode(ERRCODE_DEPENDENT_OBJECTS_STILL_EXIST),
@@ -400,10 +404,54 @@ loyalty_replica_remove_store(PG_FUNCTION_ARGS)
 	replica_drop_publication(name);
 	/* the registry is HQ's: a hub only drops what it made */
 	if (at_hq)
-		replica_spi_exec("DELETE FROM loyalty.replica_store r WHERE r.store_code = $1",
-						 1, types, values, NULL, SPI_OK_DELETE);
+		lspi_exec("DELETE FROM loyalty.replica_store r WHERE r.store_code = $1",
+						 1, types, values, NULL, false, 0, SPI_OK_DELETE);
 	/* last: dropping a slot cannot be rolled back */
 	replica_drop_slot(name, force);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * loyalty.replica_store_add(idempotency_key, store_code, offline_redeem_cap, via_hub)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_replica_add_store's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_replica_store_add(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "replica_store_add", loyalty_replica_add_store);
+}
+
+/*
+ * loyalty.replica_hub_add(idempotency_key, hub_code)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_replica_add_hub's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_replica_hub_add(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "replica_hub_add", loyalty_replica_add_hub);
+}
+
+/*
+ * loyalty.replica_store_remove(idempotency_key, store_code, force)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_replica_remove_store's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_replica_store_remove(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "replica_store_remove", loyalty_replica_remove_store);
+}
+
+/*
+ * loyalty.replica_outbox_attach(idempotency_key, store_code, store_conninfo)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_replica_attach_outbox's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_replica_outbox_attach(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "replica_outbox_attach", loyalty_replica_attach_outbox);
 }

@@ -10,13 +10,13 @@
  *	1. check: not HQ (no stores registered here), not another store's
  *	   replica;
  *	2. publish the outbox (loyalty_outbox); its slot is made on this
- *	   server by HQ's loyalty.replica_attach_outbox(), once this
+ *	   server by HQ's loyalty.replica_outbox_attach(), once this
  *	   transaction has committed (pgoutput needs the publication to exist
  *	   before the slot);
  *	3. empty the tables HQ publishes (the default policy and anything from
  *	   a previous subscription: the initial copy brings them back);
  *	4. subscribe to loyalty_store_<code> at HQ, using the slot HQ made in
- *	   loyalty.replica_create_slot();
+ *	   loyalty.replica_slot_create();
  *	5. record the node (keeping its incarnation if it already was this
  *	   store, so event ids continue).
  *
@@ -33,6 +33,7 @@
 #include "roles_caller.h"
 #include "replica.h"
 #include "roles.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_store_subscribe);
 PG_FUNCTION_INFO_V1(loyalty_hub_subscribe);
@@ -46,11 +47,9 @@ PG_FUNCTION_INFO_V1(loyalty_store_window_tick);
 static void
 spi_begin(void)
 {
-	int			ret;
 
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 }
 
 /*
@@ -89,7 +88,7 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 				 errhint("A server subscribes only to its own store's (or hub's) publication.")));
 	/* at HQ (no node row yet), registered stores mean this is HQ itself */
 	if (strcmp(role, "hq") == 0)
-		replica_spi_exec("SELECT 1 FROM loyalty.replica_store", 0, NULL, NULL, NULL, SPI_OK_SELECT);
+		lspi_exec("SELECT 1 FROM loyalty.replica_store", 0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
 	if (strcmp(role, "hq") == 0 && SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
@@ -101,22 +100,22 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 				 errmsg("this server already subscribes to store \"%s\"", code),
 				 errhint("Use loyalty.store_unsubscribe() first to re-seed it.")));
 
-	/* 2: HQ makes the slot later (loyalty.replica_attach_outbox) */
+	/* 2: HQ makes the slot later (loyalty.replica_outbox_attach) */
 	replica_ensure_outbox_publication();
 
 	/* 3: the initial copy brings every published row back */
-	replica_spi_exec("TRUNCATE loyalty.store, loyalty.member, loyalty.member_profile, "
+	lspi_exec("TRUNCATE loyalty.store, loyalty.member, loyalty.member_profile, "
 					 "loyalty.member_preference, loyalty.member_tag, loyalty.stay, "
 					 "loyalty.policy, loyalty.replica_store, loyalty.outbox_result, "
 					 "loyalty.risk_type, loyalty.risk_tag, loyalty.benefit, "
 					 "loyalty.benefit_grant, loyalty.benefit_use CASCADE",
-					 0, NULL, NULL, NULL, SPI_OK_UTILITY);
+					 0, NULL, NULL, NULL, false, 0, SPI_OK_UTILITY);
 	/* TRUNCATE ... CASCADE emptied the role map: keep HQ's fixed rows */
-	replica_spi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) VALUES "
+	lspi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) VALUES "
 					 "('loyalty_crm', NULL, 'crm'), ('loyalty_marketing', NULL, 'marketing'), "
 					 "('loyalty_bi', NULL, 'bi'), ('loyalty_dba', NULL, 'dba') "
 					 "ON CONFLICT DO NOTHING",
-					 0, NULL, NULL, NULL, SPI_OK_INSERT);
+					 0, NULL, NULL, NULL, false, 0, SPI_OK_INSERT);
 
 	/* 4 */
 	replica_create_subscription(name, conninfo, name, name, true);
@@ -126,10 +125,10 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 	values[1] = Int64GetDatum((int64) (GetCurrentTimestamp() / USECS_PER_SEC +
 									   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY));
 	values[2] = CStringGetTextDatum(want);
-	replica_spi_exec("INSERT INTO loyalty.replica_node (node_role, store_code, incarnation) "
+	lspi_exec("INSERT INTO loyalty.replica_node (node_role, store_code, incarnation) "
 					 "VALUES ($3, $1, $2) ON CONFLICT (singleton) DO NOTHING",
-					 3, types, values, NULL, SPI_OK_INSERT);
-	SPI_finish();
+					 3, types, values, NULL, false, 0, SPI_OK_INSERT);
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(name));
 }
 
@@ -174,7 +173,7 @@ loyalty_store_unsubscribe(PG_FUNCTION_ARGS)
 	replica_drop_subscription(replica_store_object_name(code));
 	if (!PG_ARGISNULL(0) && PG_GETARG_BOOL(0))
 		replica_drop_slot(REPLICA_OUTBOX_SLOT, true);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_VOID();
 }
 
@@ -202,18 +201,18 @@ loyalty_store_window_tick(PG_FUNCTION_ARGS)
 				 errmsg("this server is not a store replica")));
 	name = replica_store_object_name(code);
 	values[0] = CStringGetTextDatum(code);
-	replica_spi_exec("SELECT r.mode <> 'batch' OR CASE WHEN r.window_start <= r.window_end "
+	lspi_exec("SELECT r.mode <> 'batch' OR CASE WHEN r.window_start <= r.window_end "
 					 "THEN t.now BETWEEN r.window_start AND r.window_end "
 					 "ELSE t.now >= r.window_start OR t.now <= r.window_end END "
 					 "FROM loyalty.replica_store r JOIN loyalty.store s USING (store_code), "
 					 "LATERAL (SELECT (pg_catalog.now() AT TIME ZONE s.time_zone)::time AS now) t "
 					 "WHERE r.store_code = $1",
-					 1, types, values, NULL, SPI_OK_SELECT);
+					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		want = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
 	if (replica_subscription_exists(name))
 		replica_set_subscription_enabled(name, want);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(want ? "enabled" : "disabled"));
 }

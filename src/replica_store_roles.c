@@ -4,7 +4,7 @@
  *	  At a store replica, the store's department roles appear with its
  *	  store row.
  *
- * A store server does not run loyalty.create_store(): the store row comes
+ * A store server does not run loyalty.store_create(): the store row comes
  * from HQ by replication, and role OIDs are local to each server, so the
  * role map (loyalty.staff_role) is never replicated.  The row trigger
  * loyalty._store_arrived (ENABLE ALWAYS, so the apply worker fires it)
@@ -12,7 +12,7 @@
  * loyalty_<store>_<department> (adopting plain NOLOGIN roles of that name),
  * makes each a member of its chain-wide group role and maps it in
  * loyalty.staff_role.  Staff logins are then made at the store with
- * loyalty.create_staff().  Roles are made from parse nodes, never SQL text.
+ * loyalty.staff_create().  Roles are made from parse nodes, never SQL text.
  *
  *-------------------------------------------------------------------------
  */
@@ -30,6 +30,7 @@
 #include "cache.h"
 #include "replica.h"
 #include "roles.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_store_arrived);
 
@@ -45,7 +46,6 @@ loyalty_store_arrived(PG_FUNCTION_ARGS)
 	char		me[LOYALTY_CODE_LEN];
 	char	   *code;
 	bool		isnull;
-	int			ret;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_FOR_ROW(trigdata->tg_event) ||
@@ -57,16 +57,15 @@ loyalty_store_arrived(PG_FUNCTION_ARGS)
 											SPI_fnumber(trigdata->tg_relation->rd_att, "store_code"),
 											trigdata->tg_relation->rd_att, &isnull));
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	if (strcmp(replica_node_role(me, NULL), "store") != 0 || strcmp(me, code) != 0)
 	{
-		SPI_finish();
+		lspi_finish();
 		return PointerGetDatum(NULL);
 	}
 	loyalty_create_store_roles(code);
 	/* the statement trigger that does this does not fire in the apply worker */
 	CacheInvalidateRelcacheByRelid(loyalty_relid("staff_role"));
-	SPI_finish();
+	lspi_finish();
 	return PointerGetDatum(NULL);
 }

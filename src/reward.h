@@ -3,8 +3,7 @@
  * reward.h
  *	  Rewards (docs/rewards.md): the catalogue's pricing rule, redemption
  *	  with inventory, vouchers and certificates, points sale and partner
- *	  conversion.  Shared by src/reward_*.c, src/voucher_*.c and
- *	  src/partner_*.c.
+ *	  conversion.  Shared by src/reward_*.c.
  *
  * Errors (class LY, "loyalty"; LY001-LY003 are the benefits area's):
  *	  LY020  sold out: no capacity left for the reward at the store on the
@@ -35,11 +34,8 @@
 #define ERRCODE_LOYALTY_NO_CONSENT			MAKE_SQLSTATE('L','Y','0','2','4')
 
 /* reward_request.c: arguments, SPI, idempotency */
-extern char *reward_key_arg(FunctionCallInfo fcinfo, int argno);
 extern void reward_arg_required(FunctionCallInfo fcinfo, int argno, const char *what);
 extern char *reward_text_arg(FunctionCallInfo fcinfo, int argno);
-extern void reward_spi_connect(void);
-extern void reward_spi_finish(void);
 extern uint64 reward_sql(const char *sql, int nargs, const Oid *types,
 						 const Datum *values, const char *nulls, int expected);
 extern char *reward_get_text(int row, int col);
@@ -80,7 +76,7 @@ extern void reward_price(const char *reward_code, const char *store_code,
 extern DateADT reward_store_today(const char *store_code);
 extern char *reward_store_time_zone(const char *store_code);
 
-/* voucher_issue.c */
+/* reward_voucher.c */
 extern char *voucher_new_code(void);
 extern bool voucher_code_valid(const char *code);
 extern pg_uuid_t voucher_issue(const pg_uuid_t *member_id, const char *reward_code,

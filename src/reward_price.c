@@ -22,13 +22,14 @@
 
 #include "access/htup_details.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "funcapi.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
 #include "utils/timestamp.h"
 
+#include "args.h"
 #include "reward.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_reward_quote);
 
@@ -225,7 +226,7 @@ loyalty_reward_quote(PG_FUNCTION_ARGS)
 		elog(ERROR, "return type must be a row type");
 	tupdesc = BlessTupleDesc(tupdesc);
 
-	reward_spi_connect();
+	lspi_connect(LSPI_READ_ONLY);
 	reward_check_store(store);
 	day = PG_ARGISNULL(2) ? reward_store_today(store) : PG_GETARG_DATEADT(2);
 	if (DATE_NOT_FINITE(day))
@@ -233,7 +234,7 @@ loyalty_reward_quote(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("day must be a finite date")));
 	reward_price(code, store, day, GetCurrentTransactionStartTimestamp(), false, &q);
-	reward_spi_finish();
+	lspi_finish();
 
 	values[0] = Int64GetDatum(q.points);
 	nulls[0] = q.points < 0;

@@ -33,7 +33,6 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -43,7 +42,9 @@
 
 #include "event.h"
 #include "ledger.h"
+#include "args.h"
 #include "reward.h"
+#include "spi.h"
 #include "roles_caller.h"
 
 PG_FUNCTION_INFO_V1(loyalty_reward_redeem);
@@ -134,7 +135,7 @@ loyalty_reward_redeem(PG_FUNCTION_ARGS)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	const LoyaltyCaller *caller;
-	char	   *key = reward_key_arg(fcinfo, 0);
+	char	   *key = loyalty_arg_key(fcinfo, 0);
 	pg_uuid_t	member;
 	char	   *store;
 	char	   *reward;
@@ -173,14 +174,14 @@ loyalty_reward_redeem(PG_FUNCTION_ARGS)
 					dated ? DatumGetCString(DirectFunctionCall1(date_out, PG_GETARG_DATUM(4))) : "",
 					cash ? cash : "");
 
-	reward_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	reward_check_store(store);
 	(void) ledger_lock(member);
 	found = reward_idem_replay(key, "reward_redeem", args);
 	if (found != NULL)
 	{
 		found = MemoryContextStrdup(outer, found);
-		reward_spi_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(reward_result(found));
 	}
 
@@ -285,7 +286,7 @@ loyalty_reward_redeem(PG_FUNCTION_ARGS)
 					timestamptz_to_str(expires_at), reward_uuid_text(&res.entry_id));
 	reward_idem_save(key, "reward_redeem", args, json);
 	json = MemoryContextStrdup(outer, json);
-	reward_spi_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(reward_result(json));
 }
 
@@ -301,7 +302,7 @@ loyalty_reward_redemption_cancel(PG_FUNCTION_ARGS)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	const LoyaltyCaller *caller;
-	char	   *key = reward_key_arg(fcinfo, 0);
+	char	   *key = loyalty_arg_key(fcinfo, 0);
 	pg_uuid_t	redemption;
 	pg_uuid_t	member;
 	pg_uuid_t	entry;
@@ -330,7 +331,7 @@ loyalty_reward_redemption_cancel(PG_FUNCTION_ARGS)
 	loyalty_require_store(caller, store);
 	args = psprintf("redemption=%s store=%s", reward_uuid_text(&redemption), store);
 
-	reward_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	reward_check_store(store);
 	v[0] = UUIDPGetDatum(&redemption);
 	if (reward_sql("SELECT member_id, store_code FROM loyalty.reward_redemption WHERE redemption_id = $1",
@@ -346,7 +347,7 @@ loyalty_reward_redemption_cancel(PG_FUNCTION_ARGS)
 	if (found != NULL)
 	{
 		found = MemoryContextStrdup(outer, found);
-		reward_spi_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(reward_result(found));
 	}
 	reward_sql("SELECT x.state, x.entry_id, x.voucher_id, v.state, x.inventory_held, x.reward_code, "
@@ -409,6 +410,6 @@ loyalty_reward_redemption_cancel(PG_FUNCTION_ARGS)
 					res.points, points - res.points, res.balance, reward_uuid_text(&res.entry_id));
 	reward_idem_save(key, "reward_redemption_cancel", args, json);
 	json = MemoryContextStrdup(outer, json);
-	reward_spi_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(reward_result(json));
 }

@@ -9,7 +9,7 @@
  * Idempotency: a mutating call stores its result under its key, in the
  * same transaction as its change.  The same key with the same operation
  * and arguments returns the stored result with "replayed": true; the same
- * key with anything else is an error (23505) that shows nothing of the
+ * key with anything else is an error (22023) that shows nothing of the
  * other call.  Callers take their lock (the member, the voucher) before
  * looking the key up, so a retry in flight waits for the first attempt.
  *
@@ -18,14 +18,15 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "mb/pg_wchar.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
 
+#include "args.h"
 #include "reward.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_reward_request);
 PG_FUNCTION_INFO_V1(loyalty_reward_request_save);
@@ -54,64 +55,16 @@ reward_text_arg(FunctionCallInfo fcinfo, int argno)
 }
 
 /*
- * reward_key_arg
- *		The idempotency key: required, 1 to 200 characters.
- */
-char *
-reward_key_arg(FunctionCallInfo fcinfo, int argno)
-{
-	char	   *key;
-
-	if (PG_ARGISNULL(argno))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("idempotency_key must not be null")));
-	key = TextDatumGetCString(PG_GETARG_DATUM(argno));
-	if (key[0] == '\0' || pg_mbstrlen(key) > 200)
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("idempotency_key must be 1 to 200 characters"),
-				 errhint("Use a fresh UUID per operation, and the same one when retrying it.")));
-	return key;
-}
-
-/*
- * reward_spi_connect / reward_spi_finish
- *		Connect to SPI and disconnect, erroring out on failure.
- */
-void
-reward_spi_connect(void)
-{
-	int			ret = SPI_connect();
-
-	if (ret != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-}
-
-void
-reward_spi_finish(void)
-{
-	int			ret = SPI_finish();
-
-	if (ret != SPI_OK_FINISH)
-		elog(ERROR, "SPI_finish failed: %s", SPI_result_code_string(ret));
-}
-
-/*
  * reward_sql
- *		Run one statement with parameters; error unless SPI returns
- *		"expected".  Returns the number of rows.
+ *		Run one statement with parameters through the SPI layer (spi.h);
+ *		error unless SPI returns "expected".  Returns the number of rows.
  */
 uint64
 reward_sql(const char *sql, int nargs, const Oid *types, const Datum *values,
 		   const char *nulls, int expected)
 {
-	int			ret = SPI_execute_with_args(sql, nargs, (Oid *) types,
-											(Datum *) values, nulls, false, 0);
-
-	if (ret != expected)
-		elog(ERROR, "rewards statement failed: %s", SPI_result_code_string(ret));
-	return SPI_processed;
+	return lspi_exec(sql, nargs, types, values, nulls,
+					 expected == SPI_OK_SELECT, 0, expected);
 }
 
 /*
@@ -121,7 +74,7 @@ reward_sql(const char *sql, int nargs, const Oid *types, const Datum *values,
 char *
 reward_get_text(int row, int col)
 {
-	return SPI_getvalue(SPI_tuptable->vals[row], SPI_tuptable->tupdesc, col);
+	return lspi_text(row, col);
 }
 
 bool
@@ -205,7 +158,7 @@ reward_idem_replay(const char *key, const char *operation, const char *args)
 		return NULL;
 	if (!reward_get_bool(0, 1))
 		ereport(ERROR,
-				(errcode(ERRCODE_UNIQUE_VIOLATION),
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("idempotency_key was already used for another request"),
 				 errhint("Give every distinct operation its own key, and reuse a key only to retry the same call.")));
 	return reward_get_text(0, 2);
@@ -268,16 +221,16 @@ Datum
 loyalty_reward_request(PG_FUNCTION_ARGS)
 {
 	MemoryContext outer = CurrentMemoryContext;
-	char	   *key = reward_key_arg(fcinfo, 0);
+	char	   *key = loyalty_arg_key(fcinfo, 0);
 	char	   *found;
 
 	reward_arg_required(fcinfo, 1, "operation");
 	reward_arg_required(fcinfo, 2, "args");
-	reward_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	found = reward_idem_replay(key, reward_text_arg(fcinfo, 1), reward_text_arg(fcinfo, 2));
 	if (found != NULL)
 		found = MemoryContextStrdup(outer, found);
-	reward_spi_finish();
+	lspi_finish();
 	if (found == NULL)
 		PG_RETURN_NULL();
 	PG_RETURN_DATUM(reward_result(found));
@@ -289,14 +242,14 @@ loyalty_reward_request(PG_FUNCTION_ARGS)
 Datum
 loyalty_reward_request_save(PG_FUNCTION_ARGS)
 {
-	char	   *key = reward_key_arg(fcinfo, 0);
+	char	   *key = loyalty_arg_key(fcinfo, 0);
 
 	reward_arg_required(fcinfo, 1, "operation");
 	reward_arg_required(fcinfo, 2, "args");
 	reward_arg_required(fcinfo, 3, "result");
-	reward_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	reward_idem_save(key, reward_text_arg(fcinfo, 1), reward_text_arg(fcinfo, 2),
 					 DatumGetCString(DirectFunctionCall1(jsonb_out, PG_GETARG_DATUM(3))));
-	reward_spi_finish();
+	lspi_finish();
 	PG_RETURN_VOID();
 }

@@ -25,9 +25,12 @@
 
 #include "roles_caller.h"
 #include "risk.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_assert_not_frozen_sql);
 PG_FUNCTION_INFO_V1(loyalty_frozen_by_sql);
+PG_FUNCTION_INFO_V1(loyalty_capabilities_valid);
+PG_FUNCTION_INFO_V1(loyalty_benefit_kind_valid);
 
 const char *const loyalty_capability_names[LOYALTY_NUM_CAPABILITIES] = {
 	"redemption", "transfer", "room_discount", "breakfast", "late_checkout",
@@ -93,8 +96,7 @@ loyalty_frozen_by(const pg_uuid_t *member_id, int capability, RiskFreeze *tag)
 	bool		found = false;
 
 	Assert(capability >= 0 && capability < LOYALTY_NUM_CAPABILITIES);
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	if (frozen_plan == NULL)
 	{
 		Oid			types[2] = {UUIDOID, TEXTOID};
@@ -119,9 +121,7 @@ loyalty_frozen_by(const pg_uuid_t *member_id, int capability, RiskFreeze *tag)
 	 * Not read-only: a fresh snapshot, so that a caller that has just
 	 * waited for the member row lock sees a tag committed meanwhile.
 	 */
-	ret = SPI_execute_plan(frozen_plan, args, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "reading loyalty.risk_tag failed: %s", SPI_result_code_string(ret));
+	lspi_run(frozen_plan, args, NULL, false, 1, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[0];
@@ -145,7 +145,7 @@ loyalty_frozen_by(const pg_uuid_t *member_id, int capability, RiskFreeze *tag)
 			tag->freezes = loyalty_capability_mask(SPI_getbinval(tup, desc, 5, &isnull));
 		}
 	}
-	SPI_finish();
+	lspi_finish();
 	return found;
 }
 
@@ -177,7 +177,7 @@ loyalty_assert_not_frozen(const pg_uuid_t *member_id, const char *capability)
 						   tag.store_code[0] ? "by store \"" : "by HQ",
 						   tag.store_code, tag.store_code[0] ? "\"" : "",
 						   timestamptz_to_str(tag.raised_at)),
-				 errhint("Earning continues; the freeze ends when the tag is resolved with loyalty.resolve_risk_tag().")));
+				 errhint("Earning continues; the freeze ends when the tag is resolved with loyalty.risk_tag_resolve().")));
 }
 
 /*
@@ -239,4 +239,40 @@ loyalty_frozen_by_sql(PG_FUNCTION_ARGS)
 	if (!loyalty_frozen_by(member, cap, &tag))
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(tag.risk_code));
+}
+
+/*
+ * loyalty._capabilities_valid(freezes text[]) returns boolean
+ *		True if every element names a capability (loyalty_capability_names,
+ *		the one list): the check of loyalty.risk_type.freezes and of
+ *		loyalty.risk_type_set().
+ */
+Datum
+loyalty_capabilities_valid(PG_FUNCTION_ARGS)
+{
+	ArrayType  *arr = PG_GETARG_ARRAYTYPE_P(0);
+	Datum	   *elems;
+	bool	   *nulls;
+	int			n,
+				i;
+
+	deconstruct_array(arr, TEXTOID, -1, false, TYPALIGN_INT, &elems, &nulls, &n);
+	for (i = 0; i < n; i++)
+		if (nulls[i] || loyalty_capability_from_name(TextDatumGetCString(elems[i])) < 0)
+			PG_RETURN_BOOL(false);
+	PG_RETURN_BOOL(true);
+}
+
+/*
+ * loyalty._benefit_kind_valid(kind text) returns boolean
+ *		True if kind is a benefit kind: a capability other than redemption
+ *		and transfer.  The check of loyalty.benefit.kind and of
+ *		loyalty.benefit_define().
+ */
+Datum
+loyalty_benefit_kind_valid(PG_FUNCTION_ARGS)
+{
+	int			c = loyalty_capability_from_name(text_to_cstring(PG_GETARG_TEXT_PP(0)));
+
+	PG_RETURN_BOOL(c >= CAP_ROOM_DISCOUNT);
 }

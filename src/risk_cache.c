@@ -30,7 +30,9 @@
 #include "utils/timestamp.h"
 
 #include "benefit.h"
+#include "risk_cache.h"
 #include "cache.h"
+#include "spi.h"
 
 typedef struct RiskCacheEntry
 {
@@ -84,8 +86,7 @@ load_risk_cache(void)
 	RiskCacheEntry *entry = NULL;
 
 	risk_tag_relid = loyalty_relid("risk_tag");
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 	/* not read-only: a fresh snapshot, newer than the invalidation */
 	ret = SPI_execute("SELECT member_id, tag_id, risk_code, raised_at "
 					  "  FROM loyalty.risk_tag WHERE resolved_at IS NULL "
@@ -129,7 +130,7 @@ load_risk_cache(void)
 		t->raised_at = DatumGetTimestampTz(SPI_getbinval(tup, desc, 4, &isnull));
 	}
 	MemoryContextSwitchTo(oldcxt);
-	SPI_finish();
+	lspi_finish();
 
 	MemoryContextSetParent(cxt, CacheMemoryContext);
 	if (risk_cache_cxt != NULL)

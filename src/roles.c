@@ -3,11 +3,11 @@
  * roles.c
  *	  Stores and their department roles; staff logins.
  *
- * loyalty.create_store() inserts a store and gives it one NOLOGIN role per
+ * loyalty.store_create() inserts a store and gives it one NOLOGIN role per
  * department, loyalty_<store>_<department>, each a member of the chain-wide
  * group role of its department (loyalty_frontdesk, ...), which holds the
  * privileges; loyalty.staff_role maps each to its store and department.
- * loyalty.create_staff() makes a login role in one department.
+ * loyalty.staff_create() makes a login role in one department.
  *
  * Roles are created and granted by building the same parse nodes that
  * CREATE ROLE and GRANT produce, never by assembling SQL text.  Roles are
@@ -38,10 +38,15 @@
 #include "roles_caller.h"
 #include "policy.h"
 #include "roles.h"
+#include "args.h"
+#include "request.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_create_store);
 PG_FUNCTION_INFO_V1(loyalty_create_staff);
 PG_FUNCTION_INFO_V1(loyalty_valid_time_zone);
+PG_FUNCTION_INFO_V1(loyalty_store_create);
+PG_FUNCTION_INFO_V1(loyalty_staff_create);
 
 
 /*
@@ -114,6 +119,20 @@ time_zone_is_valid(const char *name)
 	if (strchr(name, '/') == NULL && strcmp(name, "UTC") != 0)
 		return false;
 	return pg_tzset(name) != NULL;
+}
+
+/*
+ * loyalty_check_time_zone
+ *		Error unless tz is a time zone of the IANA database (args.h).
+ */
+void
+loyalty_check_time_zone(const char *tz)
+{
+	if (tz == NULL || !time_zone_is_valid(tz))
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("invalid time zone \"%s\"", tz ? tz : "NULL"),
+				 errhint("Use a time zone name such as \"Asia/Shanghai\".")));
 }
 
 /*
@@ -216,26 +235,11 @@ department_role(const char *name)
 }
 
 /*
- * spi_exec
- *		Run a parameterised statement, checking the result code.
- */
-static void
-spi_exec(const char *sql, int nargs, Oid *types, Datum *values,
-		 const char *nulls, int expected)
-{
-	int			ret = SPI_execute_with_args(sql, nargs, types, values, nulls,
-											false, 0);
-
-	if (ret != expected)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-}
-
-/*
  * loyalty_create_store_roles
  *		Create (or adopt) the four department roles of a store, make each a
  *		member of its department's group role and map it in
  *		loyalty.staff_role.  The caller is connected to SPI.  Used by
- *		loyalty.create_store() at HQ and, at a store replica, when the
+ *		loyalty.store_create() at HQ and, at a store replica, when the
  *		store's own row arrives (replica_store_roles.c).
  */
 void
@@ -259,14 +263,14 @@ loyalty_create_store_roles(const char *code)
 		mvalues[0] = ObjectIdGetDatum(roleid);
 		mvalues[1] = CStringGetTextDatum(code);
 		mvalues[2] = CStringGetTextDatum(dept);
-		spi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) "
+		lspi_exec("INSERT INTO loyalty.staff_role (role, store_code, department) "
 				 "VALUES ($1::regrole, $2, $3) ON CONFLICT (role) DO NOTHING",
-				 3, mtypes, mvalues, NULL, SPI_OK_INSERT);
+				 3, mtypes, mvalues, NULL, false, 0, SPI_OK_INSERT);
 	}
 }
 
 /*
- * loyalty.create_store(code, name, brand, region, time_zone)
+ * loyalty.store_create(code, name, brand, region, time_zone)
  *		returns text (the store code)
  */
 Datum
@@ -277,28 +281,20 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 	char	   *tz = text_arg(fcinfo, 4, "time zone", 64);
 	Oid			types[5] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[5];
-	int			ret;
 	int			i;
 
 	(void) text_arg(fcinfo, 1, "store name", 200);
 	(void) text_arg(fcinfo, 3, "region", 100);
 	loyalty_check_store_code(code);
 	check_code(brand, 32, "brand");
-	if (!time_zone_is_valid(tz))
-		ereport(ERROR,
-				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-				 errmsg("invalid time zone \"%s\"", tz),
-				 errhint("Use a time zone name such as \"Asia/Shanghai\".")));
+	loyalty_check_time_zone(tz);
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
+	lspi_connect(LSPI_READ_WRITE);
 
 	values[0] = PG_GETARG_DATUM(0);
-	ret = SPI_execute_with_args("SELECT 1 FROM loyalty.store WHERE store_code = $1",
-								1, types, values, NULL, false, 1);
-	if (ret != SPI_OK_SELECT)
-		elog(ERROR, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
+	lspi_exec("SELECT 1 FROM loyalty.store WHERE store_code = $1",
+								1, types, values, NULL, false, 1, SPI_OK_SELECT);
 	if (SPI_processed > 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
@@ -306,16 +302,16 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 
 	for (i = 0; i < 5; i++)
 		values[i] = PG_GETARG_DATUM(i);
-	spi_exec("INSERT INTO loyalty.store (store_code, name, brand, region, time_zone) "
-			 "VALUES ($1, $2, $3, $4, $5)", 5, types, values, NULL, SPI_OK_INSERT);
+	lspi_exec("INSERT INTO loyalty.store (store_code, name, brand, region, time_zone) "
+			 "VALUES ($1, $2, $3, $4, $5)", 5, types, values, NULL, false, 0, SPI_OK_INSERT);
 
 	loyalty_create_store_roles(code);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(code));
 }
 
 /*
- * loyalty.create_staff(login, store_code, department, password)
+ * loyalty.staff_create(login, store_code, department, password)
  *		returns text (the login)
  *
  * Creates a LOGIN role that is a member of one store department role, or
@@ -369,4 +365,26 @@ loyalty_create_staff(PG_FUNCTION_ARGS)
 	make_role(login, true, password);
 	grant_membership(group, login);
 	PG_RETURN_TEXT_P(cstring_to_text(login));
+}
+
+/*
+ * loyalty.store_create(idempotency_key, store_code, name, brand, region, time_zone)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_create_store's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_store_create(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "store_create", loyalty_create_store);
+}
+
+/*
+ * loyalty.staff_create(idempotency_key, login, store_code, department, password)
+ *		The 1.2 spelling: an idempotency key first, then loyalty_create_staff's
+ *		arguments; a retry returns the first call's result (request.h).
+ */
+Datum
+loyalty_staff_create(PG_FUNCTION_ARGS)
+{
+	return loyalty_call_keyed(fcinfo, "staff_create", loyalty_create_staff);
 }

@@ -23,6 +23,7 @@
 #include "utils/uuid.h"
 
 #include "tier.h"
+#include "spi.h"
 
 static SPIPlanPtr member_plan_lock = NULL;
 static SPIPlanPtr member_plan_read = NULL;
@@ -61,10 +62,10 @@ tier_member_lock(const pg_uuid_t *member_id, TimestampTz at, bool for_update,
 	values[0] = UUIDPGetDatum(member_id);
 	values[1] = TimestampTzGetDatum(at);
 	if (for_update)
-		plan = loyalty_plan(&member_plan_lock, MEMBER_SQL " FOR NO KEY UPDATE OF m", 2, types);
+		plan = lspi_plan(&member_plan_lock, MEMBER_SQL " FOR NO KEY UPDATE OF m", 2, types);
 	else
-		plan = loyalty_plan(&member_plan_read, MEMBER_SQL, 2, types);
-	if (loyalty_run(plan, values, NULL, !for_update, 1, SPI_OK_SELECT) == 0)
+		plan = lspi_plan(&member_plan_read, MEMBER_SQL, 2, types);
+	if (lspi_run(plan, values, NULL, !for_update, 1, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("member %s does not exist",
@@ -141,20 +142,20 @@ tier_counters_sum(const pg_uuid_t *member_id, DateADT start, DateADT end,
 	values[2] = DateADTGetDatum(end);
 	values[3] = TimestampTzGetDatum(at);
 	if (as_of)
-		plan = loyalty_plan(&counters_asof_plan,
+		plan = lspi_plan(&counters_asof_plan,
 							"SELECT coalesce(sum(nights), 0)::int8, coalesce(sum(stays), 0)::int8, "
 							"       coalesce(sum(base_points), 0)::int8, coalesce(sum(qualifying_spend), 0)::int8 "
 							"  FROM loyalty.tier_activity "
 							" WHERE member_id = $1 AND month >= $2 AND month < $3 AND recorded_at <= $4",
 							4, types);
 	else
-		plan = loyalty_plan(&counters_plan,
+		plan = lspi_plan(&counters_plan,
 							"SELECT coalesce(sum(nights), 0)::int8, coalesce(sum(stays), 0)::int8, "
 							"       coalesce(sum(base_points), 0)::int8, coalesce(sum(qualifying_spend), 0)::int8 "
 							"  FROM loyalty.tier_counter "
 							" WHERE member_id = $1 AND month >= $2 AND month < $3",
 							3, types);
-	loyalty_run(plan, values, NULL, true, 1, SPI_OK_SELECT);
+	lspi_run(plan, values, NULL, true, 1, SPI_OK_SELECT);
 	for (c = 0; c < LOYALTY_NUM_COUNTERS; c++)
 	{
 		bool		isnull;
@@ -332,7 +333,7 @@ tier_set(TierMember *m, const char *new_tier, bool has_valid_until,
 	values[2] = TimestampTzGetDatum(valid_until);
 	if (!has_valid_until)
 		nulls[2] = 'n';
-	loyalty_run(loyalty_plan(&set_tier_plan,
+	lspi_run(lspi_plan(&set_tier_plan,
 							 "UPDATE loyalty.member SET tier = $2, tier_valid_until = $3, "
 							 "       updated_at = now() WHERE member_id = $1",
 							 3, types),

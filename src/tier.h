@@ -19,6 +19,7 @@
 #include "utils/uuid.h"
 
 #include "policy.h"
+#include "spi.h"
 
 #define LOYALTY_TZ_LEN	64
 
@@ -42,12 +43,7 @@ typedef struct TierCounters
 	int64		value[LOYALTY_NUM_COUNTERS];
 } TierCounters;
 
-/* tier_util.c */
-extern SPIPlanPtr loyalty_plan(SPIPlanPtr *slot, const char *sql,
-							   int nargs, const Oid *argtypes);
-extern void loyalty_spi_read_only(bool read_only);
-extern int	loyalty_run(SPIPlanPtr plan, const Datum *values, const char *nulls,
-						bool read_only, long count, int expected);
+/* tier_util.c (SPI: spi.h) */
 extern DateADT loyalty_month_start(DateADT d);
 extern DateADT loyalty_add_months(DateADT d, int months);
 extern int	loyalty_date_year(DateADT d);

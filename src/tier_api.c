@@ -19,6 +19,7 @@
 
 #include "roles_caller.h"
 #include "tier.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_tier_grant);
 PG_FUNCTION_INFO_V1(loyalty_counters_at);
@@ -50,8 +51,7 @@ loyalty_tier_grant(PG_FUNCTION_ARGS)
 	char		nulls[4] = {' ', ' ', ' ', ' '};
 	pg_uuid_t  *grant_id = palloc(sizeof(pg_uuid_t));
 	bool		isnull;
-	int			ret,
-				r;
+	int			r;
 	char		why[600];
 
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_CRM) | DEPT_BIT(DEPT_DBA));
@@ -71,9 +71,7 @@ loyalty_tier_grant(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("a tier grant must expire in the future")));
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	loyalty_spi_read_only(false);
+	lspi_connect(LSPI_READ_WRITE);
 	p = loyalty_policy_at(now);
 	t = loyalty_policy_tier(p, tier);
 	if (t == NULL || t->rank == 0)
@@ -88,7 +86,7 @@ loyalty_tier_grant(PG_FUNCTION_ARGS)
 	values[3] = TimestampTzGetDatum(expires);
 	if (!has_expiry)
 		nulls[3] = 'n';
-	loyalty_run(loyalty_plan(&grant_insert_plan,
+	lspi_run(lspi_plan(&grant_insert_plan,
 							 "INSERT INTO loyalty.tier_grant (member_id, tier, reason, expires_at) "
 							 "VALUES ($1, $2, $3, $4) RETURNING grant_id", 4, types),
 				values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
@@ -99,7 +97,7 @@ loyalty_tier_grant(PG_FUNCTION_ARGS)
 	if (t->rank > r ||
 		(t->rank == r && m.has_valid_until && (!has_expiry || expires > m.valid_until)))
 		tier_set(&m, tier, has_expiry, expires, why, NULL, NULL);
-	SPI_finish();
+	lspi_finish();
 	PG_RETURN_UUID_P(grant_id);
 }
 
@@ -122,18 +120,15 @@ loyalty_counters_at(PG_FUNCTION_ARGS)
 	Datum		values[7];
 	bool		nulls[7] = {0};
 	char		qualified[LOYALTY_CODE_LEN];
-	int			ret,
-				i;
+	int			i;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	loyalty_spi_read_only(true);
+	lspi_connect(LSPI_READ_ONLY);
 	p = loyalty_policy_at(at);
 	tier_member_lock(&member_id, at, false, &m);
 	tier_period_bounds(p, m.local_date, m.enrolled_local, &start, &end);
 	tier_counters_sum(&member_id, start, end, true, at, &c);
 	strlcpy(qualified, p->tiers[tier_qualified_rank(p, &c)].code, sizeof(qualified));
-	SPI_finish();
+	lspi_finish();
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

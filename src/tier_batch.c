@@ -26,6 +26,7 @@
 
 #include "roles_caller.h"
 #include "tier.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_tier_period_start);
 PG_FUNCTION_INFO_V1(loyalty_tier_decide);
@@ -85,11 +86,8 @@ loyalty_tier_decide(PG_FUNCTION_ARGS)
 	Datum		values[4];
 	bool		nulls[4] = {0};
 	char		tier[LOYALTY_CODE_LEN];
-	int			ret;
 
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	loyalty_spi_read_only(true);
+	lspi_connect(LSPI_READ_ONLY);
 	p = loyalty_policy_at(at);
 	tier_member_lock(&member_id, at, false, &m);
 	if (is_expired(&m, p, at))
@@ -104,7 +102,7 @@ loyalty_tier_decide(PG_FUNCTION_ARGS)
 		strlcpy(d.reason, "valid", sizeof(d.reason));
 	}
 	strlcpy(tier, d.action == TIER_KEEP ? m.tier : p->tiers[d.new_rank].code, sizeof(tier));
-	SPI_finish();
+	lspi_finish();
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");
@@ -175,23 +173,20 @@ loyalty_tier_requalify_batch(PG_FUNCTION_ARGS)
 	TupleDesc	tupdesc;
 	Datum		out[3];
 	bool		nulls[3] = {0};
-	int			ret;
 
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_CRM) | DEPT_BIT(DEPT_DBA));
 	if (batch < 1 || batch > 1000000)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("batch_size must be between 1 and 1000000")));
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(ERROR, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	loyalty_spi_read_only(false);
+	lspi_connect(LSPI_READ_WRITE);
 	p = loyalty_policy_at(at);
 
 	values[0] = UUIDPGetDatum(&after);
 	values[1] = Int32GetDatum(batch);
 	values[2] = TimestampTzGetDatum(at);
 	values[3] = Int32GetDatum((int32) p->period);
-	n = loyalty_run(loyalty_plan(&batch_plan,
+	n = lspi_run(lspi_plan(&batch_plan,
 								 "WITH b AS ( "
 								 "  SELECT m.member_id, m.tier, m.tier_valid_until, coalesce(m.time_zone, s.time_zone) AS tz, "
 								 "         extract(year FROM $3 AT TIME ZONE coalesce(m.time_zone, s.time_zone))::int4 AS y, "
@@ -248,7 +243,7 @@ loyalty_tier_requalify_batch(PG_FUNCTION_ARGS)
 	for (i = 0; i < ncand; i++)
 		if (requalify_one(&cand[i], p, at, expired_only))
 			changed++;
-	SPI_finish();
+	lspi_finish();
 
 	if (get_call_result_type(fcinfo, NULL, &tupdesc) != TYPEFUNC_COMPOSITE)
 		elog(ERROR, "return type must be a row type");

@@ -22,8 +22,10 @@
 #include "utils/uuid.h"
 
 #include "benefit.h"
+#include "benefit_resolve.h"
 #include "event.h"
 #include "tier.h"
+#include "spi.h"
 
 static SPIPlanPtr history_plan = NULL;
 
@@ -78,7 +80,7 @@ tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
 	values[7] = detail_json ? CStringGetTextDatum(detail_json) : (Datum) 0;
 	if (detail_json == NULL)
 		nulls[7] = 'n';
-	loyalty_run(loyalty_plan(&history_plan,
+	lspi_run(lspi_plan(&history_plan,
 							 "INSERT INTO loyalty.tier_history (member_id, changed_at, old_tier, new_tier, "
 							 "       old_valid_until, valid_until, reason, store_code, detail) "
 							 "VALUES ($1, clock_timestamp(), $2, $3, $4, $5, $6, $7, $8::jsonb) "

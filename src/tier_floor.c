@@ -16,6 +16,7 @@
 #include "utils/uuid.h"
 
 #include "tier.h"
+#include "spi.h"
 
 static SPIPlanPtr lifetime_plan = NULL;
 static SPIPlanPtr grant_plan = NULL;
@@ -45,7 +46,7 @@ tier_floor_rank(const TierMember *m, const LoyaltyPolicy *p, TimestampTz at,
 	values[0] = UUIDPGetDatum(&m->member_id);
 	values[1] = TimestampTzGetDatum(at);
 
-	loyalty_run(loyalty_plan(&lifetime_plan,
+	lspi_run(lspi_plan(&lifetime_plan,
 							 "SELECT coalesce(sum(nights), 0)::int8 FROM loyalty.tier_counter "
 							 " WHERE member_id = $1", 1, types),
 				values, NULL, true, 1, SPI_OK_SELECT);
@@ -59,7 +60,7 @@ tier_floor_rank(const TierMember *m, const LoyaltyPolicy *p, TimestampTz at,
 			break;
 		}
 
-	loyalty_run(loyalty_plan(&grant_plan,
+	lspi_run(lspi_plan(&grant_plan,
 							 "SELECT tier, expires_at FROM loyalty.tier_grant "
 							 " WHERE member_id = $1 AND granted_at <= $2 "
 							 "   AND (expires_at IS NULL OR expires_at > $2)",

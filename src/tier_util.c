@@ -1,8 +1,8 @@
 /*-------------------------------------------------------------------------
  *
  * tier_util.c
- *	  Small helpers of the tier and earning engine: saved SPI plans and
- *	  calendar arithmetic on dates.
+ *	  Small helpers of the tier and earning engine: calendar arithmetic
+ *	  on dates.  (Their SPI plans are src/spi.h's.)
  *
  *-------------------------------------------------------------------------
  */
@@ -16,61 +16,7 @@
 #include "utils/timestamp.h"
 
 #include "tier.h"
-
-/*
- * loyalty_plan
- *		The saved plan in *slot, prepared on first use.  Saved plans are
- *		revalidated by the plan cache when the tables they use change.
- */
-SPIPlanPtr
-loyalty_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
-{
-	if (*slot == NULL)
-	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
-				 SPI_result_code_string(SPI_result));
-		if (SPI_keepplan(plan) != 0)
-			elog(ERROR, "SPI_keepplan failed");
-		*slot = plan;
-	}
-	return *slot;
-}
-
-static bool spi_read_only = false;
-
-/*
- * loyalty_spi_read_only
- *		Entry points of STABLE SQL functions call this with true, those of
- *		VOLATILE ones with false, before their first query: a volatile
- *		call's queries must see its own earlier writes.
- */
-void
-loyalty_spi_read_only(bool read_only)
-{
-	spi_read_only = read_only;
-}
-
-/*
- * loyalty_run
- *		Execute a saved plan and check that it returned "expected"
- *		(SPI_OK_SELECT, SPI_OK_INSERT, ...); returns SPI_processed.  Reads
- *		are read-only only inside STABLE entry points (see above).
- */
-int
-loyalty_run(SPIPlanPtr plan, const Datum *values, const char *nulls,
-			bool read_only, long count, int expected)
-{
-	int			ret = SPI_execute_plan(plan, (Datum *) values, nulls,
-									   read_only && spi_read_only, count);
-
-	if (ret != expected)
-		elog(ERROR, "SPI_execute_plan returned %s, expected %s",
-			 SPI_result_code_string(ret), SPI_result_code_string(expected));
-	return (int) SPI_processed;
-}
+#include "spi.h"
 
 /*
  * loyalty_month_start

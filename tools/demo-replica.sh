@@ -57,13 +57,13 @@ start_server "$store_data" "$sock" "$store_port" "max_logical_replication_worker
 psql -X -q -h "$sock" -p "$store_port" -d postgres -c 'CREATE DATABASE loyalty_store'
 store -c 'CREATE EXTENSION loyalty'
 
-hq -c "SELECT loyalty.replica_remove_store('sha', force => true)" >/dev/null 2>&1 || true
+hq -c "SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'sha', force => true)" >/dev/null 2>&1 || true
 echo "-- HQ: publish store sha's data (two statements: the publication, then its slot)"
-hq -c "SELECT loyalty.replica_add_store('sha', offline_redeem_cap => 3000)"
-hq -c "SELECT loyalty.replica_create_slot('sha')"
+hq -c "SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'sha', offline_redeem_cap => 3000)"
+hq -c "SELECT loyalty.replica_slot_create('sha')"
 echo "-- store: subscribe (initial copy), then HQ subscribes to the store's outbox"
 PGOPTIONS='-c client_min_messages=warning' store -c "SELECT loyalty.store_subscribe('host=$sock port=$hq_port dbname=loyalty_demo user=postgres', 'sha')"
-hq -c "SELECT loyalty.replica_attach_outbox('sha', 'host=$sock port=$store_port dbname=loyalty_store user=postgres')"
+hq -c "SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, 'sha', 'host=$sock port=$store_port dbname=loyalty_store user=postgres')"
 wait_for store "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')"
 
 member=$(hq -At -c "SELECT member_id FROM loyalty.member WHERE home_store = 'sha' ORDER BY card_no LIMIT 1")
@@ -77,19 +77,19 @@ echo "-- the network of store sha goes down"
 hq -c 'ALTER SUBSCRIPTION loyalty_outbox_sha DISABLE'
 store -c 'ALTER SUBSCRIPTION loyalty_store_sha DISABLE'
 echo "-- offline, the front desk records a stay (1,280 points) and a preference"
-store -c "SELECT loyalty.store_accrue('$member', 1280, 'stay', 'room 808', idem_key => 'demo-stay-808') AS event"
-store -c "SELECT loyalty.store_accrue('$member', 1280, 'stay', 'room 808', idem_key => 'demo-stay-808') AS retried_call_same_event"
-store -c "SELECT loyalty.store_record_preference('$member', 'pillow', 'buckwheat-free', idem_key => 'demo-pillow') AS event"
+store -c "SELECT loyalty.store_points_accrue('demo-stay-808', '$member', 1280, 'stay', 'room 808') AS event"
+store -c "SELECT loyalty.store_points_accrue('demo-stay-808', '$member', 1280, 'stay', 'room 808') AS retried_call_same_event"
+store -c "SELECT loyalty.store_preference_record('demo-pillow', '$member', 'pillow', 'buckwheat-free') AS event"
 store -c "SELECT event_id, kind, status FROM loyalty.store_outbox_status ORDER BY event_id"
 echo "-- HQ has not seen it yet"
-hq -c "SELECT loyalty.balance('$member') AS balance_at_hq"
+hq -c "SELECT loyalty.points_balance('$member') AS balance_at_hq"
 
 echo "-- the link returns"
 hq -c 'ALTER SUBSCRIPTION loyalty_outbox_sha ENABLE'
 store -c 'ALTER SUBSCRIPTION loyalty_store_sha ENABLE'
 wait_for store "SELECT count(*) = 0 FROM loyalty.store_outbox_status WHERE status IN ('pending', 'held')"
 echo "-- the points arrived once at HQ, and HQ's verdict and balance are back at the store"
-hq -c "SELECT loyalty.balance('$member') AS balance_at_hq,
+hq -c "SELECT loyalty.points_balance('$member') AS balance_at_hq,
               (SELECT count(*) FROM loyalty.outbox_result WHERE store_code = 'sha') AS events_applied"
 store -c "SELECT event_id, kind, status, decided_at IS NOT NULL AS decided FROM loyalty.store_outbox_status ORDER BY event_id"
 store -c "SELECT balance AS balance_at_store FROM loyalty.point_balance WHERE member_id = '$member'"

@@ -4,7 +4,7 @@
 # on a throwaway server.
 #
 #   tools/test.sh            all suites
-#   tools/test.sh regress    only the named suites (regress pgtap isolation tap examples)
+#   tools/test.sh regress    only the named suites (structure regress pgtap isolation tap examples)
 #   LOYALTY_TAP="test/t/050_replica.pl" tools/test.sh tap       only these TAP files
 #   LOYALTY_PGTAP="test/pgtap/40_attacks.sql" tools/test.sh pgtap   only these pgTAP files
 #
@@ -19,7 +19,7 @@ here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
 . "$here/tools/lib.sh"
 
-suites=${*:-regress pgtap isolation tap examples}
+suites=${*:-structure regress pgtap isolation tap examples}
 
 as_unprivileged_copy "LOYALTY_TAP LOYALTY_PGTAP" tools/test.sh "$@"
 
@@ -96,7 +96,7 @@ run_examples() {
 
     # Node.js: a new member's 40-night stay makes them gold at once, and the
     # listening terminal hears the tier change
-    card=$(psql -X -At -d loyalty_demo -c "SELECT card_no FROM loyalty.enroll('sha', '王小明', '13900001111')")
+    card=$(psql -X -At -d loyalty_demo -c "SELECT card_no FROM loyalty.member_enroll(gen_random_uuid()::text, 'sha', '王小明', '13900001111')")
     check "Node example installs (npm ci)" env NPM_CONFIG_UPDATE_NOTIFIER=false \
         npm ci --prefix "$ex/node" --no-audit --no-fund --loglevel=error
     out=$(PGDATABASE=loyalty_demo PGUSER=sha_desk node "$ex/node/checkin.js" --card "$card" --store sha \
@@ -132,6 +132,11 @@ for suite in $suites; do
             ${LOYALTY_TAP:+PROVE_TESTS="$LOYALTY_TAP"} \
             >"$logf" 2>&1 || rc=$?
         read -r p f < <(count_prove "$logf" $rc) ;;
+    structure)
+        "$here/tools/check_structure.sh" >"$logf" 2>&1 || rc=$?
+        p=$(grep -c '^ok ' "$logf" || true)
+        f=$(grep -c '^not ok ' "$logf" || true)
+        if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi ;;
     examples)
         run_examples >"$logf" 2>&1 || rc=$?
         p=$(grep -c '^ok ' "$logf" || true)

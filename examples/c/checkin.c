@@ -107,7 +107,7 @@ main(int argc, char **argv)
 
 		res = query(conn, "record stay",
 					"SELECT nights_credited, base_points, bonus_points, tier, tier_changed, replayed "
-					"FROM loyalty.record_stay($1, $2, $3::uuid, $4::date, $5::date, 1, $6::numeric)",
+					"FROM loyalty.stay_record($1, $2, $3::uuid, $4::date, $5::date, 1, $6::numeric)",
 					6, p);
 	}
 	printf("stay     %s nights, %s base + %s bonus points, tier %s%s%s\n",

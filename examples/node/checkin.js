@@ -78,7 +78,7 @@ async function main() {
     if (notified) notified.catch(() => {}); // awaited below only if the tier changed
     const s = await desk.query(
       'SELECT nights_credited, base_points, bonus_points, tier, tier_changed, replayed ' +
-      'FROM loyalty.record_stay($1, $2, $3, $4::date, $5::date, 1, $6::numeric)',
+      'FROM loyalty.stay_record($1, $2, $3, $4::date, $5::date, 1, $6::numeric)',
       [key, a.store, member.member_id, a.checkIn, a.checkOut, a.revenue]);
     const st = s.rows[0];
     console.log(`stay     ${st.nights_credited} nights, ${st.base_points} base + ${st.bonus_points} bonus points, ` +

@@ -9,7 +9,7 @@ REVOKE ALL ON SCHEMA loyalty FROM PUBLIC;
 
 -- The chain-wide group roles.  Privileges on views and functions are granted
 -- to these; each store's department roles (loyalty_<store>_<department>,
--- made by loyalty.create_store) and HQ staff logins are members of them.
+-- made by loyalty.store_create) and HQ staff logins are members of them.
 -- Roles are cluster-wide objects, so an existing role of the same name is
 -- reused; see docs/roles.md.
 DO $$
@@ -40,7 +40,7 @@ CREATE FUNCTION loyalty._valid_time_zone(text) RETURNS boolean
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_valid_time_zone';
 
-CREATE FUNCTION loyalty.new_card_number() RETURNS text
+CREATE FUNCTION loyalty.card_number_new() RETURNS text
     LANGUAGE c VOLATILE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_new_card_number';
 
@@ -49,6 +49,59 @@ CREATE FUNCTION loyalty.card_number_valid(text) RETURNS boolean
     AS 'MODULE_PATHNAME', 'loyalty_card_number_valid';
 
 REVOKE ALL ON FUNCTION loyalty._cache_invalidate(), loyalty._valid_time_zone(text),
-    loyalty.new_card_number(), loyalty.card_number_valid(text) FROM PUBLIC;
+    loyalty.card_number_new(), loyalty.card_number_valid(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.card_number_valid(text) TO loyalty_frontdesk,
     loyalty_store_manager, loyalty_crm, loyalty_dba;
+
+-- Idempotency records of the API functions that keep none of their own
+-- (src/request_key.c): a hash of the caller and the arguments, never the
+-- arguments, and the first call's response.
+CREATE TABLE loyalty.request_key (
+    action          text NOT NULL,
+    idempotency_key text NOT NULL
+        CONSTRAINT request_key_length CHECK (length(idempotency_key) BETWEEN 1 AND 200),
+    request_hash    bytea NOT NULL,
+    response        jsonb NOT NULL,
+    recorded_at     timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (action, idempotency_key)
+);
+COMMENT ON TABLE loyalty.request_key IS
+    'Idempotency records of API calls without a ledger of their own: action, key, hash of caller and arguments, response';
+SELECT pg_catalog.pg_extension_config_dump('loyalty.request_key', '');
+REVOKE ALL ON TABLE loyalty.request_key FROM PUBLIC;
+
+CREATE FUNCTION loyalty._request_hash(request jsonb) RETURNS bytea
+    LANGUAGE plpgsql STABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    RETURN pg_catalog.sha256(pg_catalog.convert_to(
+        coalesce((SELECT w.login FROM loyalty.whoami() w), '') || ' ' || request::text, 'UTF8'));
+END
+$$;
+
+CREATE FUNCTION loyalty._request_begin(action text, idempotency_key text, request jsonb)
+    RETURNS jsonb
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'loyalty_request_begin';
+
+CREATE FUNCTION loyalty._request_end(action text, idempotency_key text, request jsonb, response jsonb)
+    RETURNS void
+    LANGUAGE c VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    AS 'MODULE_PATHNAME', 'loyalty_request_end';
+
+CREATE FUNCTION loyalty._idempotency_key_check(idempotency_key text) RETURNS void
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_idempotency_key_check';
+
+CREATE FUNCTION loyalty._points_check(points bigint) RETURNS void
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_points_check';
+
+REVOKE ALL ON FUNCTION loyalty._idempotency_key_check(text), loyalty._points_check(bigint), loyalty._request_hash(jsonb), loyalty._request_begin(text, text, jsonb),
+    loyalty._request_end(text, text, jsonb, jsonb) FROM PUBLIC;
+-- the schedule functions run with the caller's rights
+GRANT EXECUTE ON FUNCTION loyalty._request_begin(text, text, jsonb),
+    loyalty._request_end(text, text, jsonb, jsonb) TO loyalty_crm, loyalty_dba;

@@ -64,32 +64,32 @@ CREATE FUNCTION loyalty._check_access(store_code text, departments text[])
     LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'loyalty_check_access';
 
-CREATE FUNCTION loyalty.create_store(
-    store_code text, name text, brand text, region text, time_zone text)
+CREATE FUNCTION loyalty.store_create(
+    idempotency_key text, store_code text, name text, brand text, region text, time_zone text)
     RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_create_store';
-COMMENT ON FUNCTION loyalty.create_store(text, text, text, text, text) IS
+    AS 'MODULE_PATHNAME', 'loyalty_store_create';
+COMMENT ON FUNCTION loyalty.store_create(text, text, text, text, text, text) IS
     'Create a store and its department roles loyalty_<store>_<department>';
 
-CREATE FUNCTION loyalty.create_staff(
-    login text, store_code text, department text, password text DEFAULT NULL)
+CREATE FUNCTION loyalty.staff_create(
+    idempotency_key text, login text, store_code text, department text, password text DEFAULT NULL)
     RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_create_staff';
-COMMENT ON FUNCTION loyalty.create_staff(text, text, text, text) IS
+    AS 'MODULE_PATHNAME', 'loyalty_staff_create';
+COMMENT ON FUNCTION loyalty.staff_create(text, text, text, text, text) IS
     'Create a login role in one store department (or HQ department when store_code is NULL)';
 
 REVOKE ALL ON FUNCTION loyalty.whoami(), loyalty.caller_store(),
     loyalty.caller_is_hq(), loyalty._check_access(text, text[]),
-    loyalty.create_store(text, text, text, text, text),
-    loyalty.create_staff(text, text, text, text) FROM PUBLIC;
+    loyalty.store_create(text, text, text, text, text, text),
+    loyalty.staff_create(text, text, text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.whoami(), loyalty.caller_store(), loyalty.caller_is_hq()
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
        loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;
-GRANT EXECUTE ON FUNCTION loyalty.create_store(text, text, text, text, text),
-    loyalty.create_staff(text, text, text, text) TO loyalty_dba;
+GRANT EXECUTE ON FUNCTION loyalty.store_create(text, text, text, text, text, text),
+    loyalty.staff_create(text, text, text, text, text) TO loyalty_dba;
 GRANT SELECT ON loyalty.store TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb,
     loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;

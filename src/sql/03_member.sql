@@ -121,7 +121,8 @@ SELECT pg_catalog.pg_extension_config_dump('loyalty.member_consent', '');
 -- (privacy functions over this table: src/sql/41_privacy.sql)
 -- Enrolment.
 
-CREATE FUNCTION loyalty.enroll(
+CREATE FUNCTION loyalty.member_enroll(
+    idempotency_key text,
     home_store  text,
     full_name   text,
     phone       text DEFAULT NULL,
@@ -137,6 +138,8 @@ CREATE FUNCTION loyalty.enroll(
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
     attempt int;
 BEGIN
     IF home_store IS NULL OR full_name IS NULL THEN
@@ -144,6 +147,13 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM loyalty._check_access(home_store, ARRAY['frontdesk', 'store_manager', 'crm', 'dba']);
+    req := pg_catalog.jsonb_build_array(home_store, full_name, phone, email, birth_date, gender, nationality, time_zone);
+    prior := loyalty._request_begin('member_enroll', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        member_id := (prior ->> 'member_id')::uuid;
+        card_no := prior ->> 'card_no';
+        RETURN;
+    END IF;
     IF NOT EXISTS (SELECT 1 FROM loyalty.store s WHERE s.store_code = home_store) THEN
         RAISE EXCEPTION 'store "%" does not exist', home_store
             USING ERRCODE = 'no_data_found';
@@ -169,7 +179,7 @@ BEGIN
     FOR attempt IN 1..5 LOOP
         BEGIN
             INSERT INTO loyalty.member (card_no, home_store, time_zone)
-                VALUES (loyalty.new_card_number(), home_store, time_zone)
+                VALUES (loyalty.card_number_new(), home_store, time_zone)
                 RETURNING member.member_id, member.card_no INTO member_id, card_no;
             EXIT;
         EXCEPTION WHEN unique_violation THEN
@@ -180,11 +190,12 @@ BEGIN
     END LOOP;
     INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender, nationality)
         VALUES (member_id, full_name, phone, email, birth_date, gender, nationality);
+    PERFORM loyalty._request_end('member_enroll', idempotency_key, req, pg_catalog.jsonb_build_object('member_id', member_id, 'card_no', card_no));
 END
 $$;
-COMMENT ON FUNCTION loyalty.enroll(text, text, text, text, date, text, text, text) IS
+COMMENT ON FUNCTION loyalty.member_enroll(text, text, text, text, text, date, text, text, text) IS
     'Enrol a member at a store; returns the new member id and card number';
 
-REVOKE ALL ON FUNCTION loyalty.enroll(text, text, text, text, date, text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.enroll(text, text, text, text, date, text, text, text)
+REVOKE ALL ON FUNCTION loyalty.member_enroll(text, text, text, text, text, date, text, text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.member_enroll(text, text, text, text, text, date, text, text, text)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm, loyalty_dba;

@@ -172,83 +172,90 @@ SELECT pg_catalog.pg_extension_config_dump('loyalty.event_consumer', '');
 -- (src/ledger_sql.c); each takes a client idempotency key and returns a
 -- loyalty.ledger_result row.
 
-CREATE FUNCTION loyalty.accrue(
-    member_id uuid, store_code text, points bigint, source text, idem_key text,
+CREATE FUNCTION loyalty.points_accrue(
+    idempotency_key text, member_id uuid, store_code text, points bigint, source text,
     rule text DEFAULT NULL, reference text DEFAULT NULL,
     occurred_at timestamptz DEFAULT NULL, pending boolean DEFAULT false,
     activate_at timestamptz DEFAULT NULL)
     RETURNS loyalty.ledger_result
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_accrue';
-COMMENT ON FUNCTION loyalty.accrue(uuid, text, bigint, text, text, text, text, timestamptz, boolean, timestamptz) IS
+    AS 'MODULE_PATHNAME', 'loyalty_points_accrue';
+COMMENT ON FUNCTION loyalty.points_accrue(text, uuid, text, bigint, text, text, text, timestamptz, boolean, timestamptz) IS
     'Credit points to a member at a store (one entry, one lot; pending lots count once activated)';
 
-CREATE FUNCTION loyalty.activate(
-    member_id uuid, store_code text, reference text, idem_key text)
+CREATE FUNCTION loyalty.points_activate(
+    idempotency_key text, member_id uuid, store_code text, reference text)
     RETURNS loyalty.ledger_result
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_activate';
-COMMENT ON FUNCTION loyalty.activate(uuid, text, text, text) IS
+    AS 'MODULE_PATHNAME', 'loyalty_points_activate';
+COMMENT ON FUNCTION loyalty.points_activate(text, uuid, text, text) IS
     'Activate a member''s pending points with this reference (e.g. a stay at checkout)';
 
-CREATE FUNCTION loyalty.activate_due(idem_key text, as_of timestamptz DEFAULT now())
+CREATE FUNCTION loyalty.points_activate_due(idempotency_key text, as_of timestamptz DEFAULT now())
     RETURNS loyalty.ledger_result
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'loyalty_activate_due';
-COMMENT ON FUNCTION loyalty.activate_due(text, timestamptz) IS
+COMMENT ON FUNCTION loyalty.points_activate_due(text, timestamptz) IS
     'Batch: activate every pending lot whose activate_at has passed';
 
-CREATE FUNCTION loyalty.redeem(
-    member_id uuid, store_code text, points bigint, reward text, idem_key text)
+CREATE FUNCTION loyalty.points_redeem(
+    idempotency_key text, member_id uuid, store_code text, points bigint, reward text)
     RETURNS loyalty.ledger_result
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_redeem';
-COMMENT ON FUNCTION loyalty.redeem(uuid, text, bigint, text, text) IS
+    AS 'MODULE_PATHNAME', 'loyalty_points_redeem';
+COMMENT ON FUNCTION loyalty.points_redeem(text, uuid, text, bigint, text) IS
     'Redeem points for a reward (minimum and step of the policy)';
 
-CREATE FUNCTION loyalty.redeem_cash(
-    member_id uuid, store_code text, amount numeric, idem_key text)
+CREATE FUNCTION loyalty.points_redeem_cash(
+    idempotency_key text, member_id uuid, store_code text, amount numeric)
     RETURNS loyalty.ledger_result
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_redeem_cash';
-COMMENT ON FUNCTION loyalty.redeem_cash(uuid, text, numeric, text) IS
+    AS 'MODULE_PATHNAME', 'loyalty_points_redeem_cash';
+COMMENT ON FUNCTION loyalty.points_redeem_cash(text, uuid, text, numeric) IS
     'Pay amount of a bill with points at the program''s single rate';
 
-CREATE FUNCTION loyalty.reverse(
-    accrual_entry uuid, store_code text, refund_amount numeric,
-    original_amount numeric, idem_key text)
+CREATE FUNCTION loyalty.points_reverse(
+    idempotency_key text, accrual_entry uuid, store_code text, refund_amount numeric,
+    original_amount numeric)
     RETURNS loyalty.ledger_result
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_reverse';
-COMMENT ON FUNCTION loyalty.reverse(uuid, text, numeric, numeric, text) IS
+    AS 'MODULE_PATHNAME', 'loyalty_points_reverse';
+COMMENT ON FUNCTION loyalty.points_reverse(text, uuid, text, numeric, numeric) IS
     'Take back an accrual''s points in proportion to a refund';
 
-CREATE FUNCTION loyalty.transfer(
-    from_member uuid, to_member uuid, store_code text, points bigint, idem_key text)
+CREATE FUNCTION loyalty.points_transfer(
+    idempotency_key text, from_member uuid, to_member uuid, store_code text, points bigint)
     RETURNS loyalty.ledger_result
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_transfer';
-COMMENT ON FUNCTION loyalty.transfer(uuid, uuid, text, bigint, text) IS
+    AS 'MODULE_PATHNAME', 'loyalty_points_transfer';
+COMMENT ON FUNCTION loyalty.points_transfer(text, uuid, uuid, text, bigint) IS
     'Move points between members (keeps expiry dates; yearly caps)';
 
-CREATE FUNCTION loyalty.expire_points(idem_key text, as_of timestamptz DEFAULT now())
+CREATE FUNCTION loyalty.points_expire(idempotency_key text, as_of timestamptz DEFAULT now())
     RETURNS loyalty.ledger_result
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'loyalty_expire_points';
-COMMENT ON FUNCTION loyalty.expire_points(text, timestamptz) IS
+COMMENT ON FUNCTION loyalty.points_expire(text, timestamptz) IS
     'Batch: emit expiry notices and expire the points due at as_of';
+
+-- The ledger's redemption rules (points, minimum, step) for callers that
+-- record a redemption before the ledger sees it (a store offline).
+CREATE FUNCTION loyalty._redemption_check(points bigint) RETURNS void
+    LANGUAGE c STABLE
+    AS 'MODULE_PATHNAME', 'loyalty_redemption_check';
+REVOKE ALL ON FUNCTION loyalty._redemption_check(bigint) FROM PUBLIC;
 
 -- Reads.
 
-CREATE FUNCTION loyalty.balance(member_id uuid) RETURNS bigint
+CREATE FUNCTION loyalty.points_balance(member_id uuid) RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -256,9 +263,9 @@ AS $$
                 THEN NULL
                 ELSE coalesce((SELECT b.balance FROM loyalty.point_balance b WHERE b.member_id = $1), 0) END
 $$;
-COMMENT ON FUNCTION loyalty.balance(uuid) IS 'A member''s active points now (NULL for an unknown member)';
+COMMENT ON FUNCTION loyalty.points_balance(uuid) IS 'A member''s active points now (NULL for an unknown member)';
 
-CREATE FUNCTION loyalty.balance_at(member_id uuid, at timestamptz) RETURNS bigint
+CREATE FUNCTION loyalty.points_balance_at(member_id uuid, at timestamptz) RETURNS bigint
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -267,7 +274,7 @@ AS $$
                 ELSE coalesce((SELECT sum(e.points) FROM loyalty.point_entry e
                                 WHERE e.member_id = $1 AND e.recorded_at <= $2), 0)::bigint END
 $$;
-COMMENT ON FUNCTION loyalty.balance_at(uuid, timestamptz) IS
+COMMENT ON FUNCTION loyalty.points_balance_at(uuid, timestamptz) IS
     'A member''s active points as recorded at a past time (sum of entries recorded until then)';
 
 CREATE FUNCTION loyalty.points_summary(
@@ -295,7 +302,7 @@ $$;
 COMMENT ON FUNCTION loyalty.points_summary(uuid) IS
     'Balance, pending points, last activity and the next expiry date of a member';
 
-CREATE FUNCTION loyalty.member_ledger(member_id uuid, max_rows integer DEFAULT 100)
+CREATE FUNCTION loyalty.points_ledger(member_id uuid, max_rows integer DEFAULT 100)
     RETURNS TABLE (entry_id uuid, recorded_at timestamptz, occurred_at timestamptz,
                    store_code text, kind text, points bigint, pending_points bigint,
                    balance_after bigint, reference text, cash_amount numeric)
@@ -311,7 +318,7 @@ AS $$
      ORDER BY e.recorded_at DESC, e.balance_after
      LIMIT least(greatest($2, 0), 1000)
 $$;
-COMMENT ON FUNCTION loyalty.member_ledger(uuid, integer) IS 'A member''s latest ledger entries (statement); store staff see their own store''s entries only';
+COMMENT ON FUNCTION loyalty.points_ledger(uuid, integer) IS 'A member''s latest ledger entries (statement); store staff see their own store''s entries only';
 
 -- The invariant: for each member, stored balance = sum of active lots'
 -- remaining = sum of entries; each lot's remaining = points - its draws.
@@ -423,38 +430,38 @@ REVOKE ALL ON TABLE loyalty.point_balance, loyalty.point_entry, loyalty.point_lo
     loyalty.point_draw, loyalty.ledger_request, loyalty.event_outbox,
     loyalty.event_consumer FROM PUBLIC;
 REVOKE ALL ON FUNCTION
-    loyalty.accrue(uuid, text, bigint, text, text, text, text, timestamptz, boolean, timestamptz),
-    loyalty.activate(uuid, text, text, text),
-    loyalty.activate_due(text, timestamptz),
-    loyalty.redeem(uuid, text, bigint, text, text),
-    loyalty.redeem_cash(uuid, text, numeric, text),
-    loyalty.reverse(uuid, text, numeric, numeric, text),
-    loyalty.transfer(uuid, uuid, text, bigint, text),
-    loyalty.expire_points(text, timestamptz),
-    loyalty.balance(uuid), loyalty.balance_at(uuid, timestamptz),
-    loyalty.points_summary(uuid), loyalty.member_ledger(uuid, integer),
+    loyalty.points_accrue(text, uuid, text, bigint, text, text, text, timestamptz, boolean, timestamptz),
+    loyalty.points_activate(text, uuid, text, text),
+    loyalty.points_activate_due(text, timestamptz),
+    loyalty.points_redeem(text, uuid, text, bigint, text),
+    loyalty.points_redeem_cash(text, uuid, text, numeric),
+    loyalty.points_reverse(text, uuid, text, numeric, numeric),
+    loyalty.points_transfer(text, uuid, uuid, text, bigint),
+    loyalty.points_expire(text, timestamptz),
+    loyalty.points_balance(uuid), loyalty.points_balance_at(uuid, timestamptz),
+    loyalty.points_summary(uuid), loyalty.points_ledger(uuid, integer),
     loyalty.ledger_check(uuid),
     loyalty.event_read(text, integer), loyalty.event_ack(text, bigint)
     FROM PUBLIC;
 
 GRANT EXECUTE ON FUNCTION
-    loyalty.accrue(uuid, text, bigint, text, text, text, text, timestamptz, boolean, timestamptz),
-    loyalty.redeem(uuid, text, bigint, text, text),
-    loyalty.redeem_cash(uuid, text, numeric, text),
-    loyalty.reverse(uuid, text, numeric, numeric, text)
+    loyalty.points_accrue(text, uuid, text, bigint, text, text, text, timestamptz, boolean, timestamptz),
+    loyalty.points_redeem(text, uuid, text, bigint, text),
+    loyalty.points_redeem_cash(text, uuid, text, numeric),
+    loyalty.points_reverse(text, uuid, text, numeric, numeric)
     TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager, loyalty_crm, loyalty_dba;
 GRANT EXECUTE ON FUNCTION
-    loyalty.activate(uuid, text, text, text),
-    loyalty.transfer(uuid, uuid, text, bigint, text)
+    loyalty.points_activate(text, uuid, text, text),
+    loyalty.points_transfer(text, uuid, uuid, text, bigint)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm, loyalty_dba;
 GRANT EXECUTE ON FUNCTION
-    loyalty.activate_due(text, timestamptz),
-    loyalty.expire_points(text, timestamptz),
+    loyalty.points_activate_due(text, timestamptz),
+    loyalty.points_expire(text, timestamptz),
     loyalty.ledger_check(uuid)
     TO loyalty_crm, loyalty_dba;
 GRANT EXECUTE ON FUNCTION
-    loyalty.balance(uuid), loyalty.balance_at(uuid, timestamptz),
-    loyalty.points_summary(uuid), loyalty.member_ledger(uuid, integer)
+    loyalty.points_balance(uuid), loyalty.points_balance_at(uuid, timestamptz),
+    loyalty.points_summary(uuid), loyalty.points_ledger(uuid, integer)
     TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager, loyalty_crm,
        loyalty_marketing, loyalty_dba;
 GRANT EXECUTE ON FUNCTION

@@ -1,5 +1,5 @@
 -- Stays: one row per booking at a store.  Qualification counters and
--- earning (docs/tiers.md) are derived from these: loyalty.record_stay()
+-- earning (docs/tiers.md) are derived from these: loyalty.stay_record()
 -- writes them, and credits the counters when the stay is checked out.
 
 CREATE TABLE loyalty.stay (
@@ -17,7 +17,7 @@ CREATE TABLE loyalty.stay (
     status        text NOT NULL DEFAULT 'checked_out'
         CONSTRAINT stay_status_valid CHECK (status IN ('booked', 'in_house', 'checked_out', 'cancelled')),
     created_at    timestamptz NOT NULL DEFAULT now(),
-    -- written by loyalty.record_stay(); NULL for stays loaded otherwise
+    -- written by loyalty.stay_record(); NULL for stays loaded otherwise
     idempotency_key text
         CONSTRAINT stay_idempotency_key_key UNIQUE
         CONSTRAINT stay_idempotency_key_length CHECK (length(idempotency_key) BETWEEN 1 AND 200),
@@ -85,7 +85,7 @@ GRANT INSERT (code, name, kind, multiplier_percent, fixed_points, starts_at, end
 GRANT SELECT ON loyalty.campaign TO loyalty_dba;
 -- Stays and charges: the calls applications make (docs/tiers.md).
 
-CREATE FUNCTION loyalty.record_stay(
+CREATE FUNCTION loyalty.stay_record(
     idempotency_key text,
     store_code      text,
     member_id       uuid,
@@ -103,7 +103,7 @@ CREATE FUNCTION loyalty.record_stay(
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'loyalty_record_stay';
-COMMENT ON FUNCTION loyalty.record_stay(text, text, uuid, date, date, integer, numeric, numeric, boolean, timestamptz) IS
+COMMENT ON FUNCTION loyalty.stay_record(text, text, uuid, date, date, integer, numeric, numeric, boolean, timestamptz) IS
     'Record a stay: points by the earning order, qualification counters at checkout, instant upgrade; idempotent';
 
 CREATE FUNCTION loyalty.stay_checkout(
@@ -119,7 +119,7 @@ CREATE FUNCTION loyalty.stay_checkout(
 COMMENT ON FUNCTION loyalty.stay_checkout(text, timestamptz) IS
     'Check out an in-house stay: credit its counters, activate its points, upgrade at once';
 
-CREATE FUNCTION loyalty.record_charge(
+CREATE FUNCTION loyalty.charge_record(
     idempotency_key text,
     store_code      text,
     member_id       uuid,
@@ -132,15 +132,15 @@ CREATE FUNCTION loyalty.record_charge(
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'loyalty_record_charge';
-COMMENT ON FUNCTION loyalty.record_charge(text, text, uuid, numeric, timestamptz) IS
+COMMENT ON FUNCTION loyalty.charge_record(text, text, uuid, numeric, timestamptz) IS
     'Record an eligible charge outside a stay: points, base points and spend counters; idempotent';
 
 REVOKE ALL ON FUNCTION
-    loyalty.record_stay(text, text, uuid, date, date, integer, numeric, numeric, boolean, timestamptz),
+    loyalty.stay_record(text, text, uuid, date, date, integer, numeric, numeric, boolean, timestamptz),
     loyalty.stay_checkout(text, timestamptz),
-    loyalty.record_charge(text, text, uuid, numeric, timestamptz) FROM PUBLIC;
+    loyalty.charge_record(text, text, uuid, numeric, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION
-    loyalty.record_stay(text, text, uuid, date, date, integer, numeric, numeric, boolean, timestamptz),
+    loyalty.stay_record(text, text, uuid, date, date, integer, numeric, numeric, boolean, timestamptz),
     loyalty.stay_checkout(text, timestamptz),
-    loyalty.record_charge(text, text, uuid, numeric, timestamptz)
+    loyalty.charge_record(text, text, uuid, numeric, timestamptz)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm, loyalty_dba;

@@ -129,7 +129,7 @@ CREATE FUNCTION loyalty._counters_at(member_id uuid, at timestamptz,
 
 -- who may look a member's tier up: every store department that serves
 -- guests, and HQ
-CREATE FUNCTION loyalty.counters_at(member_id uuid, at timestamptz DEFAULT now(),
+CREATE FUNCTION loyalty.tier_counters_at(member_id uuid, at timestamptz DEFAULT now(),
     OUT period_start date, OUT period_end date, OUT nights bigint, OUT stays bigint,
     OUT base_points bigint, OUT qualifying_spend numeric, OUT qualifies_for text)
     RETURNS record
@@ -143,7 +143,7 @@ BEGIN
     IF member_id IS NULL OR at IS NULL THEN
         RAISE EXCEPTION 'member_id and at must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT * INTO c FROM loyalty._counters_at(counters_at.member_id, counters_at.at);
+    SELECT * INTO c FROM loyalty._counters_at(tier_counters_at.member_id, tier_counters_at.at);
     period_start := c.period_start;
     period_end := c.period_end;
     nights := c.nights;
@@ -155,7 +155,7 @@ BEGIN
     qualifies_for := c.qualifies_for;
 END
 $$;
-COMMENT ON FUNCTION loyalty.counters_at(uuid, timestamptz) IS
+COMMENT ON FUNCTION loyalty.tier_counters_at(uuid, timestamptz) IS
     'A member''s qualification period and counters as they were recorded at a time';
 
 CREATE FUNCTION loyalty.tier_at(member_id uuid, at timestamptz DEFAULT now(),
@@ -237,10 +237,10 @@ COMMENT ON FUNCTION loyalty.tier_grant(uuid, text, text, timestamptz) IS
     'Grant a tier by hand with a reason and an expiry; a floor for downgrades while in force';
 
 REVOKE ALL ON FUNCTION loyalty._tier_period_start(integer, date, date),
-    loyalty._counters_at(uuid, timestamptz), loyalty.counters_at(uuid, timestamptz),
+    loyalty._counters_at(uuid, timestamptz), loyalty.tier_counters_at(uuid, timestamptz),
     loyalty.tier_at(uuid, timestamptz), loyalty.tier_status(uuid),
     loyalty.tier_grant(uuid, text, text, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.counters_at(uuid, timestamptz), loyalty.tier_at(uuid, timestamptz),
+GRANT EXECUTE ON FUNCTION loyalty.tier_counters_at(uuid, timestamptz), loyalty.tier_at(uuid, timestamptz),
     loyalty.tier_status(uuid)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_dba;
 GRANT EXECUTE ON FUNCTION loyalty.tier_grant(uuid, text, text, timestamptz) TO loyalty_crm, loyalty_dba;

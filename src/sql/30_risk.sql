@@ -9,16 +9,20 @@
 -- an unresolved tag through loyalty.risk_tags(); only the raising store and
 -- HQ see its internal note, amount owed and resolution.
 
+-- The capabilities a risk type may freeze are C's list (src/risk.c), the
+-- one place they are written.
+CREATE FUNCTION loyalty._capabilities_valid(freezes text[]) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_capabilities_valid';
+REVOKE ALL ON FUNCTION loyalty._capabilities_valid(text[]) FROM PUBLIC;
+
 CREATE TABLE loyalty.risk_type (
     risk_code   text PRIMARY KEY
         CONSTRAINT risk_code_format CHECK (risk_code ~ '^[a-z][a-z0-9_]{0,31}$'),
     name        text NOT NULL
         CONSTRAINT risk_name_length CHECK (length(name) BETWEEN 1 AND 200),
     freezes     text[] NOT NULL DEFAULT '{}'
-        CONSTRAINT risk_freezes_valid CHECK (freezes <@ ARRAY[
-            'redemption', 'transfer', 'room_discount', 'breakfast', 'late_checkout',
-            'room_upgrade', 'gift', 'voucher', 'amenity', 'other']::text[]
-            AND array_position(freezes, NULL) IS NULL),
+        CONSTRAINT risk_freezes_valid CHECK (loyalty._capabilities_valid(freezes)),
     created_at  timestamptz NOT NULL DEFAULT now()
 );
 COMMENT ON TABLE loyalty.risk_type IS 'Kinds of risk tag and the capabilities an unresolved tag of the kind freezes';
@@ -106,15 +110,22 @@ CREATE TRIGGER risk_tag_event_append_only
 
 -- set_risk_type: HQ says what an unresolved tag of a type freezes (new type,
 -- or a change that takes effect for the type's open tags at once).
-CREATE FUNCTION loyalty.set_risk_type(risk_code text, name text, freezes text[])
+CREATE FUNCTION loyalty.risk_type_set(idempotency_key text, risk_code text, name text, freezes text[])
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
     bad text;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
+    req := pg_catalog.jsonb_build_array(risk_code, name, freezes);
+    prior := loyalty._request_begin('risk_type_set', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN prior #>> '{}';
+    END IF;
     IF risk_code IS NULL OR name IS NULL OR freezes IS NULL THEN
         RAISE EXCEPTION 'risk_code, name and freezes must not be null'
             USING ERRCODE = 'null_value_not_allowed';
@@ -128,8 +139,7 @@ BEGIN
         RAISE EXCEPTION 'a risk type name is 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
     SELECT f INTO bad FROM unnest(freezes) f
-     WHERE f IS NULL OR f NOT IN ('redemption', 'transfer', 'room_discount', 'breakfast', 'late_checkout',
-                                  'room_upgrade', 'gift', 'voucher', 'amenity', 'other')
+     WHERE f IS NULL OR NOT loyalty._capabilities_valid(ARRAY[f])
      LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'unknown capability "%"', coalesce(bad, 'NULL')
@@ -140,10 +150,11 @@ BEGIN
         VALUES (risk_code, name, ARRAY(SELECT DISTINCT f FROM unnest(freezes) f ORDER BY f))
         ON CONFLICT ON CONSTRAINT risk_type_pkey
         DO UPDATE SET name = EXCLUDED.name, freezes = EXCLUDED.freezes;
+    PERFORM loyalty._request_end('risk_type_set', idempotency_key, req, pg_catalog.to_jsonb(risk_code));
     RETURN risk_code;
 END
 $$;
-COMMENT ON FUNCTION loyalty.set_risk_type(text, text, text[]) IS
+COMMENT ON FUNCTION loyalty.risk_type_set(text, text, text, text[]) IS
     'Create or change a risk type and the capabilities its unresolved tags freeze';
 
 -- C: the freeze check shared with the ledger (src/risk.h).
@@ -173,7 +184,8 @@ AS $$
 $$;
 REVOKE ALL ON FUNCTION loyalty._risk_actor() FROM PUBLIC;
 
-CREATE FUNCTION loyalty.raise_risk_tag(
+CREATE FUNCTION loyalty.risk_tag_raise(
+    idempotency_key text,
     member_id   uuid,
     store_code  text,
     risk_code   text,
@@ -184,6 +196,8 @@ CREATE FUNCTION loyalty.raise_risk_tag(
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
     actor record;
     tag uuid;
     payload jsonb;
@@ -195,6 +209,11 @@ BEGIN
     -- store staff raise for their own store; HQ for any store or none
     PERFORM loyalty._check_access(store_code,
         ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm', 'dba']);
+    req := pg_catalog.jsonb_build_array(member_id, store_code, risk_code, note, amount_owed);
+    prior := loyalty._request_begin('risk_tag_raise', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN (prior #>> '{}')::uuid;
+    END IF;
     SELECT * INTO actor FROM loyalty._risk_actor();
     IF store_code IS NULL AND actor.store_code IS NOT NULL THEN
         RAISE EXCEPTION 'store_code must not be null'
@@ -202,10 +221,10 @@ BEGIN
                   HINT = 'Store staff raise risk tags for their own store.';
     END IF;
     IF store_code IS NOT NULL AND NOT EXISTS
-        (SELECT 1 FROM loyalty.store s WHERE s.store_code = raise_risk_tag.store_code) THEN
+        (SELECT 1 FROM loyalty.store s WHERE s.store_code = risk_tag_raise.store_code) THEN
         RAISE EXCEPTION 'store "%" does not exist', store_code USING ERRCODE = 'no_data_found';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM loyalty.risk_type t WHERE t.risk_code = raise_risk_tag.risk_code) THEN
+    IF NOT EXISTS (SELECT 1 FROM loyalty.risk_type t WHERE t.risk_code = risk_tag_raise.risk_code) THEN
         RAISE EXCEPTION 'unknown risk type "%"', risk_code
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The risk types are listed in loyalty.risk_type.';
@@ -223,7 +242,7 @@ BEGIN
     END IF;
     -- the member row lock orders this raise with concurrent benefit uses and
     -- redemptions of the member: they see the tag once it commits
-    PERFORM 1 FROM loyalty.member m WHERE m.member_id = raise_risk_tag.member_id FOR NO KEY UPDATE;
+    PERFORM 1 FROM loyalty.member m WHERE m.member_id = risk_tag_raise.member_id FOR NO KEY UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'member % does not exist', member_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -233,19 +252,21 @@ BEGIN
         RETURNING tag_id INTO tag;
     payload := jsonb_build_object('event', 'risk_tag_raised', 'tag_id', tag,
         'member_id', member_id, 'risk_code', risk_code, 'store_code', store_code,
-        'freezes', (SELECT to_jsonb(t.freezes) FROM loyalty.risk_type t WHERE t.risk_code = raise_risk_tag.risk_code),
+        'freezes', (SELECT to_jsonb(t.freezes) FROM loyalty.risk_type t WHERE t.risk_code = risk_tag_raise.risk_code),
         'amount_owed', amount_owed);
     INSERT INTO loyalty.risk_tag_event (tag_id, member_id, action, store_code, login, role, department, detail)
         VALUES (tag, member_id, 'raised', actor.store_code, actor.login, actor.role, actor.department, payload);
     -- the event goes to every store: no note in it
     PERFORM loyalty._event_emit('risk_tag_raised', member_id, actor.store_code, payload);
+    PERFORM loyalty._request_end('risk_tag_raise', idempotency_key, req, pg_catalog.to_jsonb(tag));
     RETURN tag;
 END
 $$;
-COMMENT ON FUNCTION loyalty.raise_risk_tag(uuid, text, text, text, numeric) IS
+COMMENT ON FUNCTION loyalty.risk_tag_raise(text, uuid, text, text, text, numeric) IS
     'Raise a risk tag against a member for a store; freezes the risk type''s capabilities chain-wide';
 
-CREATE FUNCTION loyalty.resolve_risk_tag(
+CREATE FUNCTION loyalty.risk_tag_resolve(
+    idempotency_key text,
     tag_id     uuid,
     resolution text,
     note       text)
@@ -254,6 +275,8 @@ CREATE FUNCTION loyalty.resolve_risk_tag(
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
     actor record;
     t loyalty.risk_tag;
     payload jsonb;
@@ -263,6 +286,11 @@ BEGIN
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm', 'dba']);
+    req := pg_catalog.jsonb_build_array(tag_id, resolution, note);
+    prior := loyalty._request_begin('risk_tag_resolve', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN;
+    END IF;
     SELECT * INTO actor FROM loyalty._risk_actor();
     IF resolution NOT IN ('settled', 'waived', 'raised_in_error') THEN
         RAISE EXCEPTION 'invalid resolution "%"', resolution
@@ -274,7 +302,7 @@ BEGIN
     ELSIF length(note) > 1000 THEN
         RAISE EXCEPTION 'note is longer than 1000 characters' USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    SELECT * INTO t FROM loyalty.risk_tag r WHERE r.tag_id = resolve_risk_tag.tag_id;
+    SELECT * INTO t FROM loyalty.risk_tag r WHERE r.tag_id = risk_tag_resolve.tag_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'risk tag % does not exist', tag_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -288,7 +316,7 @@ BEGIN
     END IF;
     -- lock order as in raise_risk_tag: member row, then the tag
     PERFORM 1 FROM loyalty.member m WHERE m.member_id = t.member_id FOR NO KEY UPDATE;
-    SELECT * INTO t FROM loyalty.risk_tag r WHERE r.tag_id = resolve_risk_tag.tag_id FOR UPDATE;
+    SELECT * INTO t FROM loyalty.risk_tag r WHERE r.tag_id = risk_tag_resolve.tag_id FOR UPDATE;
     IF t.resolved_at IS NOT NULL THEN
         RAISE EXCEPTION 'risk tag % is already resolved', tag_id
             USING ERRCODE = 'object_not_in_prerequisite_state',
@@ -296,8 +324,8 @@ BEGIN
     END IF;
     UPDATE loyalty.risk_tag r
        SET resolved_at = now(), resolved_by = actor.login, resolved_store = actor.store_code,
-           resolution = resolve_risk_tag.resolution, resolution_note = resolve_risk_tag.note
-     WHERE r.tag_id = resolve_risk_tag.tag_id;
+           resolution = risk_tag_resolve.resolution, resolution_note = risk_tag_resolve.note
+     WHERE r.tag_id = risk_tag_resolve.tag_id;
     payload := jsonb_build_object('event', 'risk_tag_resolved', 'tag_id', t.tag_id,
         'member_id', t.member_id, 'risk_code', t.risk_code, 'store_code', t.store_code,
         'resolution', resolution,
@@ -306,9 +334,10 @@ BEGIN
         VALUES (t.tag_id, t.member_id, 'resolved', actor.store_code, actor.login, actor.role, actor.department,
                 payload || jsonb_build_object('note', note));
     PERFORM loyalty._event_emit('risk_tag_resolved', t.member_id, actor.store_code, payload);
+    PERFORM loyalty._request_end('risk_tag_resolve', idempotency_key, req, 'null'::jsonb);
 END
 $$;
-COMMENT ON FUNCTION loyalty.resolve_risk_tag(uuid, text, text) IS
+COMMENT ON FUNCTION loyalty.risk_tag_resolve(text, uuid, text, text) IS
     'Resolve a risk tag (settled, waived, raised_in_error); unfreezes what it froze';
 
 CREATE FUNCTION loyalty.risk_tags(member_id uuid, include_resolved boolean DEFAULT false)
@@ -380,20 +409,20 @@ $$;
 COMMENT ON FUNCTION loyalty.risk_tag_history(uuid) IS
     'The audit trail of one risk tag (raising store and HQ only)';
 
-REVOKE ALL ON FUNCTION loyalty.set_risk_type(text, text, text[]) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.set_risk_type(text, text, text[]) TO loyalty_crm, loyalty_dba;
+REVOKE ALL ON FUNCTION loyalty.risk_type_set(text, text, text, text[]) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.risk_type_set(text, text, text, text[]) TO loyalty_crm, loyalty_dba;
 REVOKE ALL ON FUNCTION loyalty.assert_not_frozen(uuid, text), loyalty.frozen_by(uuid, text),
-    loyalty.raise_risk_tag(uuid, text, text, text, numeric),
-    loyalty.resolve_risk_tag(uuid, text, text), loyalty.risk_tags(uuid, boolean),
+    loyalty.risk_tag_raise(text, uuid, text, text, text, numeric),
+    loyalty.risk_tag_resolve(text, uuid, text, text), loyalty.risk_tags(uuid, boolean),
     loyalty.risk_tag_history(uuid) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.assert_not_frozen(uuid, text), loyalty.frozen_by(uuid, text),
     loyalty.risk_tags(uuid, boolean)
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
        loyalty_crm, loyalty_marketing, loyalty_dba;
-GRANT EXECUTE ON FUNCTION loyalty.raise_risk_tag(uuid, text, text, text, numeric)
+GRANT EXECUTE ON FUNCTION loyalty.risk_tag_raise(text, uuid, text, text, text, numeric)
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
        loyalty_crm, loyalty_dba;
-GRANT EXECUTE ON FUNCTION loyalty.resolve_risk_tag(uuid, text, text),
+GRANT EXECUTE ON FUNCTION loyalty.risk_tag_resolve(text, uuid, text, text),
     loyalty.risk_tag_history(uuid)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm, loyalty_dba;
 GRANT SELECT ON loyalty.risk_type TO loyalty_crm, loyalty_marketing, loyalty_dba;

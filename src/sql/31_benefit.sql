@@ -13,14 +13,19 @@
 -- ever.  Uses are recorded in loyalty.benefit_use, per store.  Store rows
 -- (store grants, uses) carry store_code for row-level security.
 
+-- The benefit kinds are C's capability list (src/risk.c), written once.
+CREATE FUNCTION loyalty._benefit_kind_valid(kind text) RETURNS boolean
+    LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_benefit_kind_valid';
+REVOKE ALL ON FUNCTION loyalty._benefit_kind_valid(text) FROM PUBLIC;
+
 CREATE TABLE loyalty.benefit (
     benefit_code text PRIMARY KEY
         CONSTRAINT benefit_code_format CHECK (benefit_code ~ '^[a-z][a-z0-9_]{0,47}$'),
     name         text NOT NULL
         CONSTRAINT benefit_name_length CHECK (length(name) BETWEEN 1 AND 200),
     kind         text NOT NULL
-        CONSTRAINT benefit_kind_valid CHECK (kind IN ('room_discount', 'breakfast',
-            'late_checkout', 'room_upgrade', 'gift', 'voucher', 'amenity', 'other')),
+        CONSTRAINT benefit_kind_valid CHECK (loyalty._benefit_kind_valid(kind)),
     description  text
         CONSTRAINT benefit_description_length CHECK (length(description) <= 1000),
     created_at   timestamptz NOT NULL DEFAULT now(),
@@ -158,14 +163,23 @@ END
 $$;
 REVOKE ALL ON FUNCTION loyalty._benefit_params(text, jsonb) FROM PUBLIC;
 
-CREATE FUNCTION loyalty.define_benefit(
+CREATE FUNCTION loyalty.benefit_define(
+    idempotency_key text,
     benefit_code text, name text, kind text, description text DEFAULT NULL)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    req jsonb;
+    prior jsonb;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
+    req := pg_catalog.jsonb_build_array(benefit_code, name, kind, description);
+    prior := loyalty._request_begin('benefit_define', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN prior #>> '{}';
+    END IF;
     IF benefit_code IS NULL OR name IS NULL OR kind IS NULL THEN
         RAISE EXCEPTION 'benefit_code, name and kind must not be null'
             USING ERRCODE = 'null_value_not_allowed';
@@ -175,8 +189,7 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A benefit code is 1 to 48 lowercase letters, digits and underscores, starting with a letter.';
     END IF;
-    IF kind NOT IN ('room_discount', 'breakfast', 'late_checkout', 'room_upgrade',
-                    'gift', 'voucher', 'amenity', 'other') THEN
+    IF NOT loyalty._benefit_kind_valid(kind) THEN
         RAISE EXCEPTION 'unknown benefit kind "%"', kind
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The kinds are room_discount, breakfast, late_checkout, room_upgrade, gift, voucher, amenity and other.';
@@ -188,18 +201,20 @@ BEGIN
     ELSIF length(description) > 1000 THEN
         RAISE EXCEPTION 'benefit description is longer than 1000 characters' USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    IF EXISTS (SELECT 1 FROM loyalty.benefit b WHERE b.benefit_code = define_benefit.benefit_code) THEN
+    IF EXISTS (SELECT 1 FROM loyalty.benefit b WHERE b.benefit_code = benefit_define.benefit_code) THEN
         RAISE EXCEPTION 'benefit "%" already exists', benefit_code USING ERRCODE = 'duplicate_object';
     END IF;
     INSERT INTO loyalty.benefit (benefit_code, name, kind, description)
         VALUES (benefit_code, name, kind, description);
+    PERFORM loyalty._request_end('benefit_define', idempotency_key, req, pg_catalog.to_jsonb(benefit_code));
     RETURN benefit_code;
 END
 $$;
-COMMENT ON FUNCTION loyalty.define_benefit(text, text, text, text) IS
+COMMENT ON FUNCTION loyalty.benefit_define(text, text, text, text, text) IS
     'Add a benefit to the catalogue (it applies to nobody until it is granted)';
 
-CREATE FUNCTION loyalty.grant_benefit(
+CREATE FUNCTION loyalty.benefit_grant(
+    idempotency_key text,
     benefit_code text,
     source       text,
     params       jsonb DEFAULT '{}',
@@ -215,21 +230,30 @@ CREATE FUNCTION loyalty.grant_benefit(
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
+    ids uuid[] := '{}';
     b loyalty.benefit;
     s text;
     clash loyalty.benefit_grant;
     id uuid;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
+    req := pg_catalog.jsonb_build_array(benefit_code, source, params, min_tier, stores, campaign, valid_from, valid_until, use_limit, limit_per);
+    prior := loyalty._request_begin('benefit_grant', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN QUERY SELECT x::uuid FROM pg_catalog.jsonb_array_elements_text(prior) x;
+        RETURN;
+    END IF;
     IF benefit_code IS NULL OR source IS NULL OR valid_from IS NULL OR valid_until IS NULL THEN
         RAISE EXCEPTION 'benefit_code, source, valid_from and valid_until must not be null'
             USING ERRCODE = 'null_value_not_allowed';
     END IF;
     -- one definer at a time per benefit, so that the overlap check holds
-    SELECT * INTO b FROM loyalty.benefit x WHERE x.benefit_code = grant_benefit.benefit_code FOR UPDATE;
+    SELECT * INTO b FROM loyalty.benefit x WHERE x.benefit_code = benefit_grant.benefit_code FOR UPDATE;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'benefit "%" does not exist', benefit_code
-            USING ERRCODE = 'no_data_found', HINT = 'Define it first with loyalty.define_benefit().';
+            USING ERRCODE = 'no_data_found', HINT = 'Define it first with loyalty.benefit_define().';
     END IF;
     IF source NOT IN ('tier', 'store', 'campaign') THEN
         RAISE EXCEPTION 'invalid grant source "%"', source
@@ -294,10 +318,10 @@ BEGIN
 
     FOREACH s IN ARRAY coalesce(stores, ARRAY[NULL::text]) LOOP
         SELECT * INTO clash FROM loyalty.benefit_grant g
-         WHERE g.benefit_code = grant_benefit.benefit_code AND g.source = grant_benefit.source
-           AND g.min_tier IS NOT DISTINCT FROM grant_benefit.min_tier
+         WHERE g.benefit_code = benefit_grant.benefit_code AND g.source = benefit_grant.source
+           AND g.min_tier IS NOT DISTINCT FROM benefit_grant.min_tier
            AND g.store_code IS NOT DISTINCT FROM s
-           AND g.valid_from < grant_benefit.valid_until AND grant_benefit.valid_from < g.valid_until
+           AND g.valid_from < benefit_grant.valid_until AND benefit_grant.valid_from < g.valid_until
          LIMIT 1;
         IF FOUND THEN
             RAISE EXCEPTION 'grant of benefit "%" overlaps an existing grant for the same %', benefit_code,
@@ -308,33 +332,42 @@ BEGIN
                           coalesce(', from tier ' || clash.min_tier, ''), coalesce(', store ' || s, ''),
                           clash.valid_from, clash.valid_until, clash.params, valid_from, valid_until, params,
                           CASE WHEN clash.params = params THEN ' (the same)' ELSE ' (contradictory)' END),
-                      HINT = 'End the existing grant first with loyalty.end_benefit_grant(), or start the new one when it ends.';
+                      HINT = 'End the existing grant first with loyalty.benefit_grant_end(), or start the new one when it ends.';
         END IF;
         INSERT INTO loyalty.benefit_grant (benefit_code, source, min_tier, store_code, campaign,
                                            valid_from, valid_until, params, use_limit, limit_per)
             VALUES (benefit_code, source, min_tier, s, campaign, valid_from, valid_until, params,
                     use_limit, limit_per)
             RETURNING grant_id INTO id;
+        ids := ids || id;
         RETURN NEXT id;
     END LOOP;
+    PERFORM loyalty._request_end('benefit_grant', idempotency_key, req, pg_catalog.to_jsonb(ids));
 END
 $$;
-COMMENT ON FUNCTION loyalty.grant_benefit(text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text) IS
+COMMENT ON FUNCTION loyalty.benefit_grant(text, text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text) IS
     'Grant a benefit to a tier (chain-wide), at stores, or through a campaign; one grant per store';
 
-CREATE FUNCTION loyalty.end_benefit_grant(grant_id uuid, at timestamptz DEFAULT now())
+CREATE FUNCTION loyalty.benefit_grant_end(idempotency_key text, grant_id uuid, at timestamptz DEFAULT now())
     RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
     g loyalty.benefit_grant;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
+    req := pg_catalog.jsonb_build_array(grant_id, at);
+    prior := loyalty._request_begin('benefit_grant_end', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN;
+    END IF;
     IF grant_id IS NULL OR at IS NULL THEN
         RAISE EXCEPTION 'grant_id and at must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    SELECT * INTO g FROM loyalty.benefit_grant x WHERE x.grant_id = end_benefit_grant.grant_id;
+    SELECT * INTO g FROM loyalty.benefit_grant x WHERE x.grant_id = benefit_grant_end.grant_id;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'benefit grant % does not exist', grant_id USING ERRCODE = 'no_data_found';
     END IF;
@@ -344,18 +377,19 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = pg_catalog.format('It is valid from %s until %s.', g.valid_from, g.valid_until);
     END IF;
-    UPDATE loyalty.benefit_grant x SET valid_until = at WHERE x.grant_id = end_benefit_grant.grant_id;
+    UPDATE loyalty.benefit_grant x SET valid_until = at WHERE x.grant_id = benefit_grant_end.grant_id;
+    PERFORM loyalty._request_end('benefit_grant_end', idempotency_key, req, 'null'::jsonb);
 END
 $$;
-COMMENT ON FUNCTION loyalty.end_benefit_grant(uuid, timestamptz) IS
+COMMENT ON FUNCTION loyalty.benefit_grant_end(text, uuid, timestamptz) IS
     'End a grant at a time within its validity window (uses recorded before stay)';
 
-REVOKE ALL ON FUNCTION loyalty.define_benefit(text, text, text, text),
-    loyalty.grant_benefit(text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text),
-    loyalty.end_benefit_grant(uuid, timestamptz) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.define_benefit(text, text, text, text),
-    loyalty.grant_benefit(text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text),
-    loyalty.end_benefit_grant(uuid, timestamptz) TO loyalty_crm, loyalty_marketing;
+REVOKE ALL ON FUNCTION loyalty.benefit_define(text, text, text, text, text),
+    loyalty.benefit_grant(text, text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text),
+    loyalty.benefit_grant_end(text, uuid, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.benefit_define(text, text, text, text, text),
+    loyalty.benefit_grant(text, text, text, jsonb, text, text[], text, timestamptz, timestamptz, integer, text),
+    loyalty.benefit_grant_end(text, uuid, timestamptz) TO loyalty_crm, loyalty_marketing;
 GRANT SELECT ON loyalty.benefit, loyalty.benefit_grant TO loyalty_crm, loyalty_marketing, loyalty_dba;
 GRANT SELECT ON loyalty.benefit_use TO loyalty_crm, loyalty_dba;
 -- Benefit resolution and use, in C (docs/benefits.md).
@@ -378,16 +412,16 @@ CREATE FUNCTION loyalty.benefits(member_id uuid, store_code text, at timestamptz
 COMMENT ON FUNCTION loyalty.benefits(uuid, text, timestamptz) IS
     'The benefits a member may use at a store at a time: why, parameters, limit, and whether a risk tag freezes it';
 
-CREATE FUNCTION loyalty.use_benefit(
-    member_id uuid, store_code text, benefit_code text, idempotency_key text,
+CREATE FUNCTION loyalty.benefit_use(
+    idempotency_key text, member_id uuid, store_code text, benefit_code text,
     stay_id uuid DEFAULT NULL,
     OUT use_id uuid, OUT grant_id uuid, OUT params jsonb, OUT reason text,
     OUT use_number integer, OUT use_limit integer, OUT limit_per text, OUT replayed boolean)
     RETURNS record
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_use_benefit';
-COMMENT ON FUNCTION loyalty.use_benefit(uuid, text, text, text, uuid) IS
+    AS 'MODULE_PATHNAME', 'loyalty_benefit_use';
+COMMENT ON FUNCTION loyalty.benefit_use(text, uuid, text, text, uuid) IS
     'Record a benefit used at a store (idempotent per store and key); refused when frozen, not valid there, or used up';
 
 CREATE FUNCTION loyalty.tier_change_benefits(from_tier text, to_tier text, at timestamptz DEFAULT now())
@@ -403,11 +437,11 @@ GRANT USAGE ON TYPE loyalty.usable_benefit
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
        loyalty_crm, loyalty_marketing, loyalty_dba;
 REVOKE ALL ON FUNCTION loyalty.benefits(uuid, text, timestamptz),
-    loyalty.use_benefit(uuid, text, text, text, uuid),
+    loyalty.benefit_use(text, uuid, text, text, uuid),
     loyalty.tier_change_benefits(text, text, timestamptz) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.benefits(uuid, text, timestamptz),
     loyalty.tier_change_benefits(text, text, timestamptz)
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager,
        loyalty_crm, loyalty_marketing, loyalty_dba;
-GRANT EXECUTE ON FUNCTION loyalty.use_benefit(uuid, text, text, text, uuid)
+GRANT EXECUTE ON FUNCTION loyalty.benefit_use(text, uuid, text, text, uuid)
     TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager, loyalty_crm, loyalty_dba;

@@ -2,7 +2,7 @@
 -- free nights priced by store category and season, inventory per reward,
 -- store and date, redemptions, and the vouchers and certificates members
 -- hold (from a redemption or awarded by HQ).  The rules are C
--- (src/reward_*.c, src/voucher_*.c); this file is the shape: tables,
+-- (src/reward_*.c); this file is the shape: tables,
 -- views, grants, and the catalogue maintenance functions.
 --
 -- No store or HQ role holds a privilege on these tables: they are written
@@ -485,7 +485,7 @@ CREATE FUNCTION loyalty.reward_quote(reward_code text, store_code text, day date
 COMMENT ON FUNCTION loyalty.reward_quote(text, text, date) IS
     'Price of a reward at a store on a date (free nights: by category and season) and the units left';
 
--- Mutations (C, src/reward_redeem.c, src/voucher.c): each returns jsonb,
+-- Mutations (C, src/reward_redeem.c, src/reward_voucher.c): each returns jsonb,
 -- turned into columns by these wrappers.
 
 CREATE FUNCTION loyalty._reward_redeem(idempotency_key text, member_id uuid, store_code text,

@@ -239,11 +239,11 @@ CREATE FUNCTION loyalty._field_expr(field text, treatment text) RETURNS text
     END;
 REVOKE ALL ON FUNCTION loyalty._field_expr(text, text) FROM PUBLIC;
 
--- loyalty.regenerate_views(): (re)build loyalty.member_<department> for every
+-- loyalty.views_regenerate(): (re)build loyalty.member_<department> for every
 -- department of the field policy.  Every view has the same columns (the
 -- policy-controlled ones as text, NULL when hidden), so CREATE OR REPLACE
 -- keeps grants, ownership and the extension membership.
-CREATE FUNCTION loyalty.regenerate_views() RETURNS integer
+CREATE FUNCTION loyalty.views_regenerate() RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
@@ -281,7 +281,7 @@ BEGIN
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION loyalty.regenerate_views() IS
+COMMENT ON FUNCTION loyalty.views_regenerate() IS
     'Rebuild the masked member views from the field policy (runs by itself when the policy changes)';
 
 CREATE FUNCTION loyalty._field_policy_changed() RETURNS trigger
@@ -289,7 +289,7 @@ CREATE FUNCTION loyalty._field_policy_changed() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    PERFORM loyalty.regenerate_views();
+    PERFORM loyalty.views_regenerate();
     RETURN NULL;
 END
 $$;
@@ -333,12 +333,12 @@ $$;
 COMMENT ON FUNCTION loyalty.field_policy_set(text, text, text) IS
     'Set how a department sees a member field; regenerates the masked views';
 
-REVOKE ALL ON FUNCTION loyalty.regenerate_views(), loyalty._field_policy_changed(),
+REVOKE ALL ON FUNCTION loyalty.views_regenerate(), loyalty._field_policy_changed(),
     loyalty.field_policy_set(text, text, text) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.regenerate_views(), loyalty.field_policy_set(text, text, text)
+GRANT EXECUTE ON FUNCTION loyalty.views_regenerate(), loyalty.field_policy_set(text, text, text)
     TO loyalty_crm, loyalty_dba;
 
-SELECT loyalty.regenerate_views();
+SELECT loyalty.views_regenerate();
 
 -- Store-scoped and chain-wide side tables, through views owned by the same
 -- role.  Preferences: chain-wide ones everywhere, store-only ones at their
@@ -883,7 +883,7 @@ BEGIN
     -- risk tags stay (an amount owed is the chain's record), their notes go
     UPDATE loyalty.risk_tag t SET note = '[erased]' WHERE t.member_id = _member_erase.member_id;
     UPDATE loyalty.member m
-       SET status = 'erased', card_no = loyalty.new_card_number(), time_zone = NULL,
+       SET status = 'erased', card_no = loyalty.card_number_new(), time_zone = NULL,
            updated_at = now()
      WHERE m.member_id = _member_erase.member_id;
 END

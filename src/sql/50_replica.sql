@@ -140,7 +140,7 @@ CREATE TRIGGER outbox_receive
 ALTER TABLE loyalty.outbox ENABLE ALWAYS TRIGGER outbox_receive;
 
 -- The outbox is append-only: no UPDATE, DELETE or TRUNCATE, at the store
--- or at HQ (loyalty.store_prune_outbox() is the one way to drop rows).
+-- or at HQ (loyalty.store_outbox_prune() is the one way to drop rows).
 CREATE FUNCTION loyalty._outbox_append_only() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
@@ -162,21 +162,21 @@ CREATE TRIGGER outbox_no_truncate
     FOR EACH STATEMENT EXECUTE FUNCTION loyalty._outbox_append_only();
 
 -- HQ: DBA functions.
-CREATE FUNCTION loyalty.replica_add_store(
-    store_code text, offline_redeem_cap bigint DEFAULT 5000, via_hub text DEFAULT NULL)
+CREATE FUNCTION loyalty.replica_store_add(
+    idempotency_key text, store_code text, offline_redeem_cap bigint DEFAULT 5000, via_hub text DEFAULT NULL)
     RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_replica_add_store';
-COMMENT ON FUNCTION loyalty.replica_add_store(text, bigint, text) IS
-    'HQ: create a store''s publication and register its replica; then call replica_create_slot in a new transaction';
+    AS 'MODULE_PATHNAME', 'loyalty_replica_store_add';
+COMMENT ON FUNCTION loyalty.replica_store_add(text, text, bigint, text) IS
+    'HQ: create a store''s publication and register its replica; then call replica_slot_create in a new transaction';
 
-CREATE FUNCTION loyalty.replica_add_hub(hub_code text) RETURNS text
+CREATE FUNCTION loyalty.replica_hub_add(idempotency_key text, hub_code text) RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_replica_add_hub';
-COMMENT ON FUNCTION loyalty.replica_add_hub(text) IS
-    'HQ: a regional hub that republishes to its stores; then replica_create_slot(hub_code)';
+    AS 'MODULE_PATHNAME', 'loyalty_replica_hub_add';
+COMMENT ON FUNCTION loyalty.replica_hub_add(text, text) IS
+    'HQ: a regional hub that republishes to its stores; then replica_slot_create(hub_code)';
 
 CREATE FUNCTION loyalty.hub_subscribe(hq_conninfo text, hub_code text) RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
@@ -185,26 +185,26 @@ CREATE FUNCTION loyalty.hub_subscribe(hq_conninfo text, hub_code text) RETURNS t
 COMMENT ON FUNCTION loyalty.hub_subscribe(text, text) IS
     'Hub: become a regional hub, subscribing to its publication at HQ (initial copy)';
 
-CREATE FUNCTION loyalty.replica_create_slot(store_code text) RETURNS text
+CREATE FUNCTION loyalty.replica_slot_create(store_code text) RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
     AS 'MODULE_PATHNAME', 'loyalty_replica_create_slot';
-COMMENT ON FUNCTION loyalty.replica_create_slot(text) IS
+COMMENT ON FUNCTION loyalty.replica_slot_create(text) IS
     'HQ: (re)make a store''s replication slot; must be the first statement of its transaction';
 
-CREATE FUNCTION loyalty.replica_attach_outbox(store_code text, store_conninfo text) RETURNS text
+CREATE FUNCTION loyalty.replica_outbox_attach(idempotency_key text, store_code text, store_conninfo text) RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_replica_attach_outbox';
-COMMENT ON FUNCTION loyalty.replica_attach_outbox(text, text) IS
+    AS 'MODULE_PATHNAME', 'loyalty_replica_outbox_attach';
+COMMENT ON FUNCTION loyalty.replica_outbox_attach(text, text, text) IS
     'HQ: subscribe to a store''s outbox; each event is applied once';
 
-CREATE FUNCTION loyalty.replica_remove_store(store_code text, force boolean DEFAULT false)
+CREATE FUNCTION loyalty.replica_store_remove(idempotency_key text, store_code text, force boolean DEFAULT false)
     RETURNS void
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
-    AS 'MODULE_PATHNAME', 'loyalty_replica_remove_store';
-COMMENT ON FUNCTION loyalty.replica_remove_store(text, boolean) IS
+    AS 'MODULE_PATHNAME', 'loyalty_replica_store_remove';
+COMMENT ON FUNCTION loyalty.replica_store_remove(text, text, boolean) IS
     'HQ: drop a store''s outbox subscription, publication and slot';
 
 CREATE FUNCTION loyalty.replica_retry(event_id text DEFAULT NULL) RETURNS integer
@@ -214,14 +214,23 @@ CREATE FUNCTION loyalty.replica_retry(event_id text DEFAULT NULL) RETURNS intege
 COMMENT ON FUNCTION loyalty.replica_retry(text) IS
     'HQ: re-apply held and conflicting store events; returns how many are applied now';
 
-CREATE FUNCTION loyalty.replica_set_mode(
+CREATE FUNCTION loyalty.replica_mode_set(
+    idempotency_key text,
     store_code text, mode text, window_start time DEFAULT NULL, window_end time DEFAULT NULL)
     RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    req jsonb;
+    prior jsonb;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['dba']);
+    req := pg_catalog.jsonb_build_array(store_code, mode, window_start, window_end);
+    prior := loyalty._request_begin('replica_mode_set', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN;
+    END IF;
     IF mode IS NULL OR mode NOT IN ('streaming', 'batch') THEN
         RAISE EXCEPTION 'invalid replication mode "%"', mode
             USING ERRCODE = 'invalid_parameter_value',
@@ -233,35 +242,45 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     UPDATE loyalty.replica_store r
-       SET mode = replica_set_mode.mode, window_start = replica_set_mode.window_start,
-           window_end = replica_set_mode.window_end
-     WHERE r.store_code = replica_set_mode.store_code;
+       SET mode = replica_mode_set.mode, window_start = replica_mode_set.window_start,
+           window_end = replica_mode_set.window_end
+     WHERE r.store_code = replica_mode_set.store_code;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'store "%" has no replica', store_code USING ERRCODE = 'no_data_found';
     END IF;
+    PERFORM loyalty._request_end('replica_mode_set', idempotency_key, req, 'null'::jsonb);
 END
 $$;
-COMMENT ON FUNCTION loyalty.replica_set_mode(text, text, time, time) IS
+COMMENT ON FUNCTION loyalty.replica_mode_set(text, text, text, time, time) IS
     'HQ: streaming, or a nightly batch window (store local time) applied by the store''s store_window_tick()';
 
-CREATE FUNCTION loyalty.replica_set_offline_cap(store_code text, points bigint) RETURNS void
+CREATE FUNCTION loyalty.replica_offline_cap_set(idempotency_key text, store_code text, points bigint) RETURNS void
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    req jsonb;
+    prior jsonb;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['dba', 'crm']);
+    req := pg_catalog.jsonb_build_array(store_code, points);
+    prior := loyalty._request_begin('replica_offline_cap_set', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN;
+    END IF;
     IF points IS NULL OR points < 0 THEN
         RAISE EXCEPTION 'offline redemption cap must be zero or more points'
             USING ERRCODE = 'invalid_parameter_value';
     END IF;
     UPDATE loyalty.replica_store r SET offline_redeem_cap = points
-     WHERE r.store_code = replica_set_offline_cap.store_code;
+     WHERE r.store_code = replica_offline_cap_set.store_code;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'store "%" has no replica', store_code USING ERRCODE = 'no_data_found';
     END IF;
+    PERFORM loyalty._request_end('replica_offline_cap_set', idempotency_key, req, 'null'::jsonb);
 END
 $$;
-COMMENT ON FUNCTION loyalty.replica_set_offline_cap(text, bigint) IS
+COMMENT ON FUNCTION loyalty.replica_offline_cap_set(text, text, bigint) IS
     'HQ: the most points one member may redeem at the store while its redemptions are unconfirmed';
 
 -- The state of every store's replica.  A definer function, so that a DBA
@@ -373,10 +392,7 @@ BEGIN
             USING ERRCODE = 'no_data_found',
                   HINT = 'Members enrol at headquarters; the store receives them by replication.';
     END IF;
-    IF idem_key IS NOT NULL AND (length(idem_key) NOT BETWEEN 1 AND 200) THEN
-        RAISE EXCEPTION 'idempotency key must be 1 to 200 characters'
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    PERFORM loyalty._idempotency_key_check(idem_key);
     LOOP
         IF idem_key IS NOT NULL THEN
             SELECT * INTO prior FROM loyalty.outbox o
@@ -386,9 +402,9 @@ BEGIN
                    AND prior.payload = _outbox_append.payload THEN
                     RETURN prior.event_id;
                 END IF;
-                RAISE EXCEPTION 'idempotency key "%" was used for another operation', idem_key
+                RAISE EXCEPTION 'idempotency_key "%" was already used for another store event', idem_key
                     USING ERRCODE = 'unique_violation',
-                          DETAIL = pg_catalog.format('It recorded event %s.', prior.event_id);
+                          HINT = 'Use a fresh key for a new operation, and the same key and arguments when retrying one.';
             END IF;
         END IF;
         seq := pg_catalog.nextval('loyalty.outbox_seq');
@@ -408,8 +424,8 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION loyalty.store_record_preference(
-    member_id uuid, category text, value text, scope text DEFAULT 'chain', idem_key text DEFAULT NULL)
+CREATE FUNCTION loyalty.store_preference_record(
+    idempotency_key text, member_id uuid, category text, value text, scope text DEFAULT 'chain')
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -426,21 +442,20 @@ BEGIN
     END IF;
     RETURN loyalty._outbox_append('preference', member_id,
         pg_catalog.jsonb_build_object('category', category, 'value', value, 'scope', scope),
-        idem_key, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'dba']);
+        idempotency_key, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'dba']);
 END
 $$;
-COMMENT ON FUNCTION loyalty.store_record_preference(uuid, text, text, text, text) IS
+COMMENT ON FUNCTION loyalty.store_preference_record(text, uuid, text, text, text) IS
     'Store: record a guest preference in the outbox; returns the event id';
 
-CREATE FUNCTION loyalty.store_raise_risk_tag(
-    member_id uuid, risk_code text, note text, amount_owed numeric DEFAULT NULL,
-    idem_key text DEFAULT NULL)
+CREATE FUNCTION loyalty.store_risk_tag_raise(
+    idempotency_key text, member_id uuid, risk_code text, note text, amount_owed numeric DEFAULT NULL)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF risk_code IS NULL OR NOT EXISTS (SELECT 1 FROM loyalty.risk_type t WHERE t.risk_code = store_raise_risk_tag.risk_code) THEN
+    IF risk_code IS NULL OR NOT EXISTS (SELECT 1 FROM loyalty.risk_type t WHERE t.risk_code = store_risk_tag_raise.risk_code) THEN
         RAISE EXCEPTION 'unknown risk type "%"', risk_code
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'The risk types are listed in loyalty.risk_type.';
@@ -455,23 +470,21 @@ BEGIN
     RETURN loyalty._outbox_append('risk_tag', member_id,
         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
             'risk_code', risk_code, 'note', note, 'amount_owed', amount_owed::text)),
-        idem_key, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'dba']);
+        idempotency_key, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'dba']);
 END
 $$;
-COMMENT ON FUNCTION loyalty.store_raise_risk_tag(uuid, text, text, numeric, text) IS
-    'Store: raise a risk tag (e.g. an unresolved violation) in the outbox; HQ raises it with loyalty.raise_risk_tag()';
+COMMENT ON FUNCTION loyalty.store_risk_tag_raise(text, uuid, text, text, numeric) IS
+    'Store: raise a risk tag (e.g. an unresolved violation) in the outbox; HQ raises it with loyalty.risk_tag_raise()';
 
-CREATE FUNCTION loyalty.store_accrue(
-    member_id uuid, points bigint, source text DEFAULT 'stay', reference text DEFAULT NULL,
-    idem_key text DEFAULT NULL)
+CREATE FUNCTION loyalty.store_points_accrue(
+    idempotency_key text, member_id uuid, points bigint, source text DEFAULT 'stay', reference text DEFAULT NULL)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF points IS NULL OR points <= 0 OR points > 100000000 THEN
-        RAISE EXCEPTION 'points must be between 1 and 100000000' USING ERRCODE = 'invalid_parameter_value';
-    ELSIF source IS NULL OR source NOT IN ('stay', 'spend') THEN
+    PERFORM loyalty._points_check(points);
+    IF source IS NULL OR source NOT IN ('stay', 'spend') THEN
         RAISE EXCEPTION 'invalid accrual source "%"', source
             USING ERRCODE = 'invalid_parameter_value', HINT = 'A store records stay or spend accruals.';
     ELSIF reference IS NOT NULL AND length(reference) > 200 THEN
@@ -480,10 +493,10 @@ BEGIN
     RETURN loyalty._outbox_append('accrual', member_id,
         pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
             'points', points, 'source', source, 'reference', reference)),
-        idem_key, ARRAY['frontdesk', 'fnb', 'store_manager', 'dba']);
+        idempotency_key, ARRAY['frontdesk', 'fnb', 'store_manager', 'dba']);
 END
 $$;
-COMMENT ON FUNCTION loyalty.store_accrue(uuid, bigint, text, text, text) IS
+COMMENT ON FUNCTION loyalty.store_points_accrue(text, uuid, bigint, text, text) IS
     'Store: record points earned in the outbox (provisional until HQ applies it); returns the event id';
 
 -- What a member may still redeem at this store before HQ confirms: the
@@ -520,37 +533,29 @@ $$;
 COMMENT ON FUNCTION loyalty.store_offline_redeemable(uuid) IS
     'Store: points a member may redeem here before HQ confirms (offline limit)';
 
-CREATE FUNCTION loyalty.store_redeem(
-    member_id uuid, points bigint, reward text, idem_key text DEFAULT NULL)
+CREATE FUNCTION loyalty.store_points_redeem(
+    idempotency_key text, member_id uuid, points bigint, reward text)
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
     allowed bigint;
-    minimum bigint;
-    step bigint;
 BEGIN
-    IF points IS NULL OR points <= 0 OR points > 100000000 THEN
-        RAISE EXCEPTION 'points must be between 1 and 100000000' USING ERRCODE = 'invalid_parameter_value';
-    ELSIF reward IS NULL OR length(reward) NOT BETWEEN 1 AND 200 THEN
+    PERFORM loyalty._points_check(points);
+    IF reward IS NULL OR length(reward) NOT BETWEEN 1 AND 200 THEN
         RAISE EXCEPTION 'reward must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    -- the replicated policy's minimum and step, as HQ's ledger checks them
-    SELECT (p -> 'redemption' ->> 'minimum_points')::bigint, (p -> 'redemption' ->> 'step_points')::bigint
-      INTO minimum, step FROM loyalty.policy_at() p;
-    IF points < minimum OR points % step <> 0 THEN
-        RAISE EXCEPTION 'redemption of % points is below the minimum of % or not a multiple of %', points, minimum, step
-            USING ERRCODE = 'invalid_parameter_value';
-    END IF;
+    -- the replicated policy's minimum and step, by the ledger's own check
+    PERFORM loyalty._redemption_check(points);
     -- the same freeze check, message and SQLSTATE (LY001) as HQ's ledger
     IF member_id IS NOT NULL THEN
         PERFORM loyalty.assert_not_frozen(member_id, 'redemption');
     END IF;
     -- serialise this member's redemptions at this store
-    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('loyalty.store_redeem'),
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('loyalty.store_points_redeem'),
                                              pg_catalog.hashtext(member_id::text));
-    IF idem_key IS NULL OR NOT EXISTS (SELECT 1 FROM loyalty.outbox o WHERE o.idem_key = store_redeem.idem_key) THEN
+    IF idempotency_key IS NULL OR NOT EXISTS (SELECT 1 FROM loyalty.outbox o WHERE o.idem_key = store_points_redeem.idempotency_key) THEN
         allowed := loyalty.store_offline_redeemable(member_id);
         IF points > allowed THEN
             RAISE EXCEPTION 'redemption of % points exceeds the offline limit', points
@@ -560,14 +565,14 @@ BEGIN
     END IF;
     RETURN loyalty._outbox_append('redemption', member_id,
         pg_catalog.jsonb_build_object('points', points, 'reward', reward),
-        idem_key, ARRAY['frontdesk', 'fnb', 'store_manager', 'dba']);
+        idempotency_key, ARRAY['frontdesk', 'fnb', 'store_manager', 'dba']);
 END
 $$;
-COMMENT ON FUNCTION loyalty.store_redeem(uuid, bigint, text, text) IS
+COMMENT ON FUNCTION loyalty.store_points_redeem(text, uuid, bigint, text) IS
     'Store: redeem points within the offline limit, recorded in the outbox; returns the event id';
 
-CREATE FUNCTION loyalty.store_use_benefit(
-    member_id uuid, benefit text, detail jsonb DEFAULT '{}', idem_key text DEFAULT NULL)
+CREATE FUNCTION loyalty.store_benefit_use(
+    idempotency_key text, member_id uuid, benefit text, detail jsonb DEFAULT '{}')
     RETURNS text
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -584,7 +589,7 @@ BEGIN
     -- resolved on the replicated catalogue, tier and risk tags; limits are
     -- checked by HQ when the event arrives (a use beyond them is a conflict)
     IF here IS NOT NULL AND member_id IS NOT NULL THEN
-        SELECT * INTO usable FROM loyalty.benefits(member_id, here) b WHERE b.benefit_code = store_use_benefit.benefit;
+        SELECT * INTO usable FROM loyalty.benefits(member_id, here) b WHERE b.benefit_code = store_benefit_use.benefit;
         IF NOT FOUND THEN
             RAISE EXCEPTION 'benefit "%" is not available to this member at this store', benefit
                 USING ERRCODE = 'no_data_found';
@@ -595,11 +600,11 @@ BEGIN
     END IF;
     RETURN loyalty._outbox_append('benefit_use', member_id,
         pg_catalog.jsonb_build_object('benefit', benefit, 'detail', detail),
-        idem_key, ARRAY['frontdesk', 'fnb', 'store_manager', 'dba']);
+        idempotency_key, ARRAY['frontdesk', 'fnb', 'store_manager', 'dba']);
 END
 $$;
-COMMENT ON FUNCTION loyalty.store_use_benefit(uuid, text, jsonb, text) IS
-    'Store: record a benefit used (voucher, late checkout) in the outbox; HQ applies it with loyalty.use_benefit()';
+COMMENT ON FUNCTION loyalty.store_benefit_use(text, uuid, text, jsonb) IS
+    'Store: record a benefit used (voucher, late checkout) in the outbox; HQ applies it with loyalty.benefit_use()';
 
 -- The store's events and HQ's verdict on each: pending until HQ decides.
 CREATE VIEW loyalty.store_outbox_status WITH (security_barrier) AS
@@ -653,14 +658,21 @@ COMMENT ON VIEW loyalty.store_replica_state IS
     'Store: the subscription to HQ and the outbox events pending, applied and in conflict';
 
 -- Remove events HQ has applied, older than keep; never pending ones.
-CREATE FUNCTION loyalty.store_prune_outbox(keep interval DEFAULT '30 days') RETURNS bigint
+CREATE FUNCTION loyalty.store_outbox_prune(idempotency_key text, keep interval DEFAULT '30 days') RETURNS bigint
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
     n bigint;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['dba']);
+    req := pg_catalog.jsonb_build_array(keep);
+    prior := loyalty._request_begin('store_outbox_prune', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN (prior #>> '{}')::bigint;
+    END IF;
     IF keep IS NULL OR keep < interval '0' THEN
         RAISE EXCEPTION 'keep must be a non-negative interval' USING ERRCODE = 'invalid_parameter_value';
     END IF;
@@ -672,43 +684,44 @@ BEGIN
        AND EXISTS (SELECT 1 FROM loyalty.replica_node n WHERE n.node_role = 'store');
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM pg_catalog.set_config('loyalty.outbox_prune', 'off', true);
+    PERFORM loyalty._request_end('store_outbox_prune', idempotency_key, req, pg_catalog.to_jsonb(n));
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION loyalty.store_prune_outbox(interval) IS
+COMMENT ON FUNCTION loyalty.store_outbox_prune(text, interval) IS
     'Store: drop outbox events HQ applied more than keep ago (the deletes are not published)';
 
 REVOKE ALL ON FUNCTION loyalty._outbox_receive(), loyalty._outbox_append_only(),
-    loyalty.replica_add_store(text, bigint, text), loyalty.replica_create_slot(text),
-    loyalty.replica_attach_outbox(text, text), loyalty.replica_remove_store(text, boolean),
-    loyalty.replica_retry(text), loyalty.replica_set_mode(text, text, time, time),
-    loyalty.replica_set_offline_cap(text, bigint), loyalty._replica_status(),
-    loyalty.replica_add_hub(text), loyalty.hub_subscribe(text, text),
+    loyalty.replica_store_add(text, text, bigint, text), loyalty.replica_slot_create(text),
+    loyalty.replica_outbox_attach(text, text, text), loyalty.replica_store_remove(text, text, boolean),
+    loyalty.replica_retry(text), loyalty.replica_mode_set(text, text, text, time, time),
+    loyalty.replica_offline_cap_set(text, text, bigint), loyalty._replica_status(),
+    loyalty.replica_hub_add(text, text), loyalty.hub_subscribe(text, text),
     loyalty.store_subscribe(text, text), loyalty.store_unsubscribe(boolean),
     loyalty.store_window_tick(), loyalty._outbox_append(text, uuid, jsonb, text, text[]),
-    loyalty.store_record_preference(uuid, text, text, text, text),
-    loyalty.store_raise_risk_tag(uuid, text, text, numeric, text),
-    loyalty.store_accrue(uuid, bigint, text, text, text),
+    loyalty.store_preference_record(text, uuid, text, text, text),
+    loyalty.store_risk_tag_raise(text, uuid, text, text, numeric),
+    loyalty.store_points_accrue(text, uuid, bigint, text, text),
     loyalty.store_offline_redeemable(uuid),
-    loyalty.store_redeem(uuid, bigint, text, text),
-    loyalty.store_use_benefit(uuid, text, jsonb, text),
-    loyalty._store_replica_state(), loyalty.store_prune_outbox(interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.replica_add_store(text, bigint, text), loyalty.replica_create_slot(text),
-    loyalty.replica_attach_outbox(text, text), loyalty.replica_remove_store(text, boolean),
-    loyalty.replica_retry(text), loyalty.replica_set_mode(text, text, time, time),
-    loyalty.replica_set_offline_cap(text, bigint), loyalty._replica_status(),
+    loyalty.store_points_redeem(text, uuid, bigint, text),
+    loyalty.store_benefit_use(text, uuid, text, jsonb),
+    loyalty._store_replica_state(), loyalty.store_outbox_prune(text, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.replica_store_add(text, text, bigint, text), loyalty.replica_slot_create(text),
+    loyalty.replica_outbox_attach(text, text, text), loyalty.replica_store_remove(text, text, boolean),
+    loyalty.replica_retry(text), loyalty.replica_mode_set(text, text, text, time, time),
+    loyalty.replica_offline_cap_set(text, text, bigint), loyalty._replica_status(),
     loyalty.store_subscribe(text, text), loyalty.store_unsubscribe(boolean),
     loyalty.store_window_tick(), loyalty._store_replica_state(),
-    loyalty.replica_add_hub(text), loyalty.hub_subscribe(text, text),
-    loyalty.store_prune_outbox(interval) TO loyalty_dba;
-GRANT EXECUTE ON FUNCTION loyalty.replica_set_offline_cap(text, bigint) TO loyalty_crm;
-GRANT EXECUTE ON FUNCTION loyalty.store_record_preference(uuid, text, text, text, text)
+    loyalty.replica_hub_add(text, text), loyalty.hub_subscribe(text, text),
+    loyalty.store_outbox_prune(text, interval) TO loyalty_dba;
+GRANT EXECUTE ON FUNCTION loyalty.replica_offline_cap_set(text, text, bigint) TO loyalty_crm;
+GRANT EXECUTE ON FUNCTION loyalty.store_preference_record(text, uuid, text, text, text)
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager, loyalty_dba;
-GRANT EXECUTE ON FUNCTION loyalty.store_raise_risk_tag(uuid, text, text, numeric, text)
+GRANT EXECUTE ON FUNCTION loyalty.store_risk_tag_raise(text, uuid, text, text, numeric)
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager, loyalty_dba;
-GRANT EXECUTE ON FUNCTION loyalty.store_accrue(uuid, bigint, text, text, text),
-    loyalty.store_offline_redeemable(uuid), loyalty.store_redeem(uuid, bigint, text, text),
-    loyalty.store_use_benefit(uuid, text, jsonb, text)
+GRANT EXECUTE ON FUNCTION loyalty.store_points_accrue(text, uuid, bigint, text, text),
+    loyalty.store_offline_redeemable(uuid), loyalty.store_points_redeem(text, uuid, bigint, text),
+    loyalty.store_benefit_use(text, uuid, text, jsonb)
     TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager, loyalty_dba;
 GRANT SELECT ON loyalty.replica_status TO loyalty_dba;
 GRANT SELECT ON loyalty.store_replica_state TO loyalty_dba, loyalty_store_manager;

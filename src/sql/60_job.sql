@@ -14,13 +14,13 @@ CREATE FUNCTION loyalty.job_schedule_defaults(
 AS $$
     VALUES
     ('loyalty-activate-due', '*/15 * * * *',
-     $c$CALL loyalty.activate_due_batch()$c$,
+     $c$CALL loyalty.points_activate_due_batch()$c$,
      'activate pending points whose activation date has come'),
     ('loyalty-requalify', '30 18 * * *',
      $c$CALL loyalty.tier_requalify()$c$,
      'requalify every member: upgrades the counters earn, downgrades of ended validity (02:30 in China)'),
     ('loyalty-expire', '0 19 * * *',
-     $c$CALL loyalty.expire_points_batch()$c$,
+     $c$CALL loyalty.points_expire_batch()$c$,
      'expire points and send expiry notices (03:00 in China)'),
     ('loyalty-retention', '0 20 * * 0',
      $c$CALL loyalty.retention_purge_batch()$c$,
@@ -31,7 +31,7 @@ AS $$
 $$;
 
 COMMENT ON FUNCTION loyalty.job_schedule_defaults() IS
-    'The batch jobs loyalty.schedule_jobs() installs, with their pg_cron schedules (GMT)';
+    'The batch jobs loyalty.job_schedule() installs, with their pg_cron schedules (GMT)';
 
 CREATE FUNCTION loyalty._require_pg_cron() RETURNS void
     LANGUAGE plpgsql STABLE
@@ -46,15 +46,22 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION loyalty.schedule_jobs()
+CREATE FUNCTION loyalty.job_schedule(idempotency_key text)
     RETURNS TABLE (job_name text, schedule text, command text, jobid bigint)
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
     j record;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
+    req := pg_catalog.jsonb_build_array();
+    prior := loyalty._request_begin('job_schedule', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        NULL;  -- a retry installs the same jobs again (same names, same job ids)
+    END IF;
     PERFORM loyalty._require_pg_cron();
     FOR j IN SELECT * FROM loyalty.job_schedule_defaults() LOOP
         job_name := j.job_name;
@@ -65,12 +72,15 @@ BEGIN
             USING j.job_name, j.schedule, j.command;
         RETURN NEXT;
     END LOOP;
+    IF prior IS NULL THEN
+        PERFORM loyalty._request_end('job_schedule', idempotency_key, req, 'null'::jsonb);
+    END IF;
 END
 $$;
-COMMENT ON FUNCTION loyalty.schedule_jobs() IS
+COMMENT ON FUNCTION loyalty.job_schedule(text) IS
     'Install (or replace) the extension''s pg_cron jobs; they run as the caller';
 
-CREATE FUNCTION loyalty.scheduled_jobs()
+CREATE FUNCTION loyalty.job_scheduled()
     RETURNS TABLE (jobid bigint, job_name text, schedule text, command text, run_as text,
                    active boolean, last_status text, last_start timestamptz, last_message text)
     LANGUAGE plpgsql STABLE
@@ -91,33 +101,41 @@ BEGIN
         USING 'loyalty-%';
 END
 $$;
-COMMENT ON FUNCTION loyalty.scheduled_jobs() IS
+COMMENT ON FUNCTION loyalty.job_scheduled() IS
     'The extension''s pg_cron jobs with their last run';
 
-CREATE FUNCTION loyalty.unschedule_jobs() RETURNS integer
+CREATE FUNCTION loyalty.job_unschedule(idempotency_key text) RETURNS integer
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
+    req jsonb;
+    prior jsonb;
     n integer := 0;
     name text;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
+    req := pg_catalog.jsonb_build_array();
+    prior := loyalty._request_begin('job_unschedule', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        RETURN (prior #>> '{}')::integer;
+    END IF;
     PERFORM loyalty._require_pg_cron();
     FOR name IN EXECUTE 'SELECT jobname FROM cron.job WHERE jobname LIKE $1' USING 'loyalty-%' LOOP
         EXECUTE 'SELECT cron.unschedule($1)' USING name;
         n := n + 1;
     END LOOP;
+    PERFORM loyalty._request_end('job_unschedule', idempotency_key, req, pg_catalog.to_jsonb(n));
     RETURN n;
 END
 $$;
-COMMENT ON FUNCTION loyalty.unschedule_jobs() IS
+COMMENT ON FUNCTION loyalty.job_unschedule(text) IS
     'Remove every pg_cron job of the extension; returns how many';
 
 REVOKE ALL ON FUNCTION loyalty.job_schedule_defaults(), loyalty._require_pg_cron(),
-    loyalty.schedule_jobs(), loyalty.scheduled_jobs(), loyalty.unschedule_jobs() FROM PUBLIC;
+    loyalty.job_schedule(text), loyalty.job_scheduled(), loyalty.job_unschedule(text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.job_schedule_defaults(), loyalty._require_pg_cron(),
-    loyalty.schedule_jobs(), loyalty.scheduled_jobs(), loyalty.unschedule_jobs()
+    loyalty.job_schedule(text), loyalty.job_scheduled(), loyalty.job_unschedule(text)
     TO loyalty_crm, loyalty_dba;
 -- the schedule functions run with the caller's rights and check them first
 GRANT EXECUTE ON FUNCTION loyalty._check_access(text, text[]) TO loyalty_crm, loyalty_dba;
@@ -527,7 +545,7 @@ END
 $$;
 
 -- The long jobs.
-CREATE PROCEDURE loyalty.expire_points_batch(as_of timestamptz DEFAULT NULL,
+CREATE PROCEDURE loyalty.points_expire_batch(as_of timestamptz DEFAULT NULL,
     batch_size integer DEFAULT 1000)
     LANGUAGE plpgsql
 AS $$
@@ -535,10 +553,10 @@ BEGIN
     CALL loyalty._job_run('expire', pg_catalog.jsonb_build_object('as_of', coalesce(as_of, pg_catalog.now())), batch_size);
 END
 $$;
-COMMENT ON PROCEDURE loyalty.expire_points_batch(timestamptz, integer) IS
+COMMENT ON PROCEDURE loyalty.points_expire_batch(timestamptz, integer) IS
     'Expiry notices and expiry of the points due at as_of, one committed batch of members at a time';
 
-CREATE PROCEDURE loyalty.activate_due_batch(as_of timestamptz DEFAULT NULL,
+CREATE PROCEDURE loyalty.points_activate_due_batch(as_of timestamptz DEFAULT NULL,
     batch_size integer DEFAULT 1000)
     LANGUAGE plpgsql
 AS $$
@@ -546,7 +564,7 @@ BEGIN
     CALL loyalty._job_run('activate', pg_catalog.jsonb_build_object('as_of', coalesce(as_of, pg_catalog.now())), batch_size);
 END
 $$;
-COMMENT ON PROCEDURE loyalty.activate_due_batch(timestamptz, integer) IS
+COMMENT ON PROCEDURE loyalty.points_activate_due_batch(timestamptz, integer) IS
     'Activate the pending points due at as_of, one committed batch of members at a time';
 
 CREATE PROCEDURE loyalty.retention_purge_batch(inactive_for interval DEFAULT '3 years',
@@ -644,8 +662,8 @@ REVOKE ALL ON FUNCTION loyalty._job_lock_key(text), loyalty._job_alive(text, int
     loyalty._member_erase_batch(uuid, integer, uuid[], text),
     loyalty._job_batch(text, jsonb, uuid, integer) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE loyalty._job_run(text, jsonb, integer),
-    loyalty.expire_points_batch(timestamptz, integer),
-    loyalty.activate_due_batch(timestamptz, integer),
+    loyalty.points_expire_batch(timestamptz, integer),
+    loyalty.points_activate_due_batch(timestamptz, integer),
     loyalty.retention_purge_batch(interval, interval, integer),
     loyalty.member_erase_batch(uuid[], text, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty._job_lock_key(text), loyalty._job_alive(text, integer)
@@ -661,8 +679,8 @@ GRANT EXECUTE ON FUNCTION
     loyalty._member_erase_batch(uuid, integer, uuid[], text),
     loyalty._job_batch(text, jsonb, uuid, integer) TO loyalty_dba, loyalty_crm;
 GRANT EXECUTE ON PROCEDURE loyalty._job_run(text, jsonb, integer),
-    loyalty.expire_points_batch(timestamptz, integer),
-    loyalty.activate_due_batch(timestamptz, integer),
+    loyalty.points_expire_batch(timestamptz, integer),
+    loyalty.points_activate_due_batch(timestamptz, integer),
     loyalty.retention_purge_batch(interval, interval, integer)
     TO loyalty_dba, loyalty_crm;
 GRANT EXECUTE ON PROCEDURE loyalty.member_erase_batch(uuid[], text, integer) TO loyalty_crm;

@@ -15,6 +15,8 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer',
+    -- idempotency records of keyed API calls without a ledger of their own (structure)
+    'request_key',
     -- benefits and risk tags (docs/benefits.md)
     'risk_type', 'risk_tag', 'risk_tag_event', 'benefit', 'benefit_grant', 'benefit_use',
     -- store replicas (docs/replication.md)
@@ -61,15 +63,15 @@ SELECT throws_ok($$INSERT INTO loyalty.store VALUES ('Bad', 'x', 'b', 'r', 'Asia
     '23514', NULL, 'store code format is enforced');
 SELECT throws_ok($$INSERT INTO loyalty.store VALUES ('ok', 'x', 'b', 'r', 'Nowhere/Zone')$$,
     '23514', NULL, 'store time zone is enforced');
-SELECT lives_ok($$SELECT loyalty.create_store('tap1', 'Tap One', 'tap', 'r', 'Asia/Shanghai')$$,
+SELECT lives_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, 'tap1', 'Tap One', 'tap', 'r', 'Asia/Shanghai')$$,
     'create a store');
 SELECT throws_ok($$INSERT INTO loyalty.member (card_no, home_store) VALUES ('123456789012', 'tap1')$$,
     '23514', NULL, 'card numbers carry a valid check digit');
 SELECT throws_ok($$INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out)
-    SELECT member_id, 'tap1', '2026-01-02', '2026-01-01' FROM loyalty.enroll('tap1', 'Tester')$$,
+    SELECT member_id, 'tap1', '2026-01-02', '2026-01-01' FROM loyalty.member_enroll(gen_random_uuid()::text, 'tap1', 'Tester')$$,
     '23514', NULL, 'check-out before check-in is refused');
 SELECT throws_ok($$INSERT INTO loyalty.member_profile (member_id, full_name, phone)
-    SELECT member_id, 'X', 'not a phone' FROM loyalty.enroll('tap1', 'Phone Tester')$$,
+    SELECT member_id, 'X', 'not a phone' FROM loyalty.member_enroll(gen_random_uuid()::text, 'tap1', 'Phone Tester')$$,
     '23514', NULL, 'phone format is enforced');
 
 SELECT * FROM finish();

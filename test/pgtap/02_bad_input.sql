@@ -3,35 +3,35 @@
 BEGIN;
 SELECT plan(23);
 
-SELECT lives_ok($$SELECT loyalty.create_store('bad1', 'Bad One', 'bay', 'r', 'Asia/Shanghai')$$, 'setup store');
-SELECT throws_ok($$SELECT loyalty.create_store('bad1', 'Again', 'bay', 'r', 'Asia/Shanghai')$$,
+SELECT lives_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, 'bad1', 'Bad One', 'bay', 'r', 'Asia/Shanghai')$$, 'setup store');
+SELECT throws_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, 'bad1', 'Again', 'bay', 'r', 'Asia/Shanghai')$$,
     '42710', 'store "bad1" already exists', 'duplicate store');
-SELECT throws_ok($$SELECT loyalty.create_store(NULL, 'N', 'bay', 'r', 'Asia/Shanghai')$$,
+SELECT throws_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, NULL, 'N', 'bay', 'r', 'Asia/Shanghai')$$,
     '22004', 'store code must not be null', 'null store code');
-SELECT throws_ok($$SELECT loyalty.create_store('', 'N', 'bay', 'r', 'Asia/Shanghai')$$,
+SELECT throws_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, '', 'N', 'bay', 'r', 'Asia/Shanghai')$$,
     '22023', 'store code must not be empty', 'empty store code');
-SELECT throws_ok($$SELECT loyalty.create_store('b2', repeat('x', 201), 'bay', 'r', 'Asia/Shanghai')$$,
+SELECT throws_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, 'b2', repeat('x', 201), 'bay', 'r', 'Asia/Shanghai')$$,
     '22001', 'store name is longer than 200 characters', 'overlong name');
-SELECT throws_ok($$SELECT loyalty.create_store('b3', 'N', 'bay', 'r', 'Mars/Base')$$,
+SELECT throws_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, 'b3', 'N', 'bay', 'r', 'Mars/Base')$$,
     '22023', 'invalid time zone "Mars/Base"', 'unknown time zone');
-SELECT throws_ok($$SELECT loyalty.create_store('B4', 'N', 'bay', 'r', 'Asia/Shanghai')$$,
+SELECT throws_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, 'B4', 'N', 'bay', 'r', 'Asia/Shanghai')$$,
     '22023', 'invalid store code "B4"', 'upper-case store code');
-SELECT throws_ok($$SELECT loyalty.create_staff('tap_x', 'nowhere', 'fnb')$$,
+SELECT throws_ok($$SELECT loyalty.staff_create(gen_random_uuid()::text, 'tap_x', 'nowhere', 'fnb')$$,
     '42704', 'store "nowhere" does not exist', 'staff for an unknown store');
-SELECT throws_ok($$SELECT loyalty.create_staff('tap_y', 'bad1', 'chef')$$,
+SELECT throws_ok($$SELECT loyalty.staff_create(gen_random_uuid()::text, 'tap_y', 'bad1', 'chef')$$,
     '22023', 'unknown department "chef"', 'unknown department');
-SELECT throws_ok($$SELECT loyalty.create_staff('tap_z', NULL, 'fnb')$$,
+SELECT throws_ok($$SELECT loyalty.staff_create(gen_random_uuid()::text, 'tap_z', NULL, 'fnb')$$,
     '22004', 'department "fnb" needs a store code', 'store department without store');
-SELECT throws_ok($$SELECT loyalty.create_staff('postgres', NULL, 'bi')$$,
+SELECT throws_ok($$SELECT loyalty.staff_create(gen_random_uuid()::text, 'postgres', NULL, 'bi')$$,
     '42710', 'role "postgres" already exists', 'existing login');
 SELECT is((SELECT count(*)::int FROM loyalty.store WHERE store_code IN ('b2', 'b3', 'B4')), 0,
     'no store written by a failed call');
 
-SELECT throws_ok($$SELECT loyalty.enroll('nowhere', 'X')$$, 'P0002', 'store "nowhere" does not exist', 'unknown store');
-SELECT throws_ok($$SELECT loyalty.enroll(NULL, 'X')$$, '22004', NULL, 'null store');
-SELECT throws_ok($$SELECT loyalty.enroll('bad1', '  ')$$, '22023', 'full_name must not be empty', 'blank name');
-SELECT throws_ok($$SELECT loyalty.enroll('bad1', repeat('名', 101))$$, '22001', NULL, 'overlong name');
-SELECT throws_ok($$SELECT loyalty.enroll('bad1', 'X', '12ab')$$, '22023', NULL, 'bad phone');
+SELECT throws_ok($$SELECT loyalty.member_enroll(gen_random_uuid()::text, 'nowhere', 'X')$$, 'P0002', 'store "nowhere" does not exist', 'unknown store');
+SELECT throws_ok($$SELECT loyalty.member_enroll(gen_random_uuid()::text, NULL, 'X')$$, '22004', NULL, 'null store');
+SELECT throws_ok($$SELECT loyalty.member_enroll(gen_random_uuid()::text, 'bad1', '  ')$$, '22023', 'full_name must not be empty', 'blank name');
+SELECT throws_ok($$SELECT loyalty.member_enroll(gen_random_uuid()::text, 'bad1', repeat('名', 101))$$, '22001', NULL, 'overlong name');
+SELECT throws_ok($$SELECT loyalty.member_enroll(gen_random_uuid()::text, 'bad1', 'X', '12ab')$$, '22023', NULL, 'bad phone');
 SELECT is((SELECT count(*)::int FROM loyalty.member WHERE home_store = 'bad1'), 0,
     'no member written by a failed enrolment');
 

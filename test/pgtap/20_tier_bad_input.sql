@@ -3,10 +3,10 @@
 BEGIN;
 SELECT plan(33);
 
-SELECT loyalty.create_store('tb_a', 'Bad A', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('tb_b', 'Bad B', 'bay', 'east', 'Asia/Shanghai');
-SELECT member_id AS m FROM loyalty.enroll('tb_a', 'Tap Guest') \gset
-SELECT lives_ok($$SELECT loyalty.record_stay('tb-ok', 'tb_a', '$$ || :'m' || $$', '2026-03-01', '2026-03-03', 1, 800, 0,
+SELECT loyalty.store_create(gen_random_uuid()::text, 'tb_a', 'Bad A', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'tb_b', 'Bad B', 'bay', 'east', 'Asia/Shanghai');
+SELECT member_id AS m FROM loyalty.member_enroll(gen_random_uuid()::text, 'tb_a', 'Tap Guest') \gset
+SELECT lives_ok($$SELECT loyalty.stay_record('tb-ok', 'tb_a', '$$ || :'m' || $$', '2026-03-01', '2026-03-03', 1, 800, 0,
                   occurred_at => '2026-03-03 10:00+08')$$, 'a good stay');
 
 CREATE TEMP TABLE snap AS
@@ -23,7 +23,7 @@ SELECT (SELECT count(*) FROM loyalty.stay) AS stays,
        (SELECT coalesce(sum(nights), 0) FROM loyalty.tier_counter) AS nights,
        (SELECT count(*) FROM loyalty.charge) AS charges,
        (SELECT count(*) FROM loyalty.tier_history) AS events;
-\set stay 'SELECT loyalty.record_stay(''tb-x'', ''tb_a'', ''' :m ''''
+\set stay 'SELECT loyalty.stay_record(''tb-x'', ''tb_a'', ''' :m ''''
 
 -- stays
 SELECT throws_ok(:'stay' || $$, '2026-03-10', '2026-03-08')$$, '22023',
@@ -33,9 +33,9 @@ SELECT throws_ok(:'stay' || $$, '2026-03-10', '2026-03-10')$$, '22023',
 SELECT throws_ok(:'stay' || $$, '2026-03-02', '2026-03-05')$$, '23P01',
     'stay from 2026-03-02 to 2026-03-05 overlaps the member''s stay from 2026-03-01 to 2026-03-03 at store "tb_a"',
     'overlapping stay at one store');
-SELECT throws_ok($$SELECT loyalty.record_stay('tb-x', 'nowhere', '$$ || :'m' || $$', '2026-03-10', '2026-03-11')$$,
+SELECT throws_ok($$SELECT loyalty.stay_record('tb-x', 'nowhere', '$$ || :'m' || $$', '2026-03-10', '2026-03-11')$$,
     'P0002', 'store "nowhere" does not exist', 'unknown store');
-SELECT throws_ok($$SELECT loyalty.record_stay('tb-x', 'tb_a', gen_random_uuid(), '2026-03-10', '2026-03-11')$$,
+SELECT throws_ok($$SELECT loyalty.stay_record('tb-x', 'tb_a', gen_random_uuid(), '2026-03-10', '2026-03-11')$$,
     'P0002', NULL, 'unknown member');
 SELECT throws_ok(:'stay' || $$, '2026-03-10', '2026-03-11', 1, 100.005)$$, '22023',
     'room revenue 100.005 has more than 2 decimal places', 'revenue with the wrong scale');
@@ -44,30 +44,30 @@ SELECT throws_ok(:'stay' || $$, '2026-03-10', '2026-03-11', 1, 100, -5)$$, '2202
 SELECT throws_ok(:'stay' || $$, '2026-03-10', '2026-03-11', 0)$$, '22023',
     'rooms must be between 1 and 50', 'zero rooms');
 SELECT throws_ok(:'stay' || $$, '2026-03-10', '2027-03-20')$$, '22023', NULL, 'a stay of more than a year');
-SELECT throws_ok($$SELECT loyalty.record_stay(NULL, 'tb_a', '$$ || :'m' || $$', '2026-03-10', '2026-03-11')$$,
+SELECT throws_ok($$SELECT loyalty.stay_record(NULL, 'tb_a', '$$ || :'m' || $$', '2026-03-10', '2026-03-11')$$,
     '22004', 'idempotency_key must not be null', 'no idempotency key');
-SELECT throws_ok($$SELECT loyalty.record_stay('tb-ok', 'tb_b', '$$ || :'m' || $$', '2026-03-01', '2026-03-03')$$,
+SELECT throws_ok($$SELECT loyalty.stay_record('tb-ok', 'tb_b', '$$ || :'m' || $$', '2026-03-01', '2026-03-03')$$,
     '22023', 'idempotency key "tb-ok" was already used for another stay', 'a key reused for another stay');
 SELECT throws_ok(:'stay' || $$, '2026-03-10', '2026-03-11', occurred_at => 'infinity')$$, '22023',
     'occurred_at must be a finite time', 'infinite activity time');
 SELECT throws_ok($$SELECT loyalty.stay_checkout('no-such-key')$$, 'P0002',
     'no stay was recorded with idempotency key "no-such-key"', 'checkout of an unknown stay');
-SELECT throws_ok($$SELECT loyalty.record_charge('tb-c', 'tb_a', '$$ || :'m' || $$', 0)$$, '22023',
+SELECT throws_ok($$SELECT loyalty.charge_record('tb-c', 'tb_a', '$$ || :'m' || $$', 0)$$, '22023',
     'amount must be positive', 'zero charge');
-SELECT throws_ok($$SELECT loyalty.record_charge('tb-c', 'tb_a', '$$ || :'m' || $$', 1.234)$$, '22023',
+SELECT throws_ok($$SELECT loyalty.charge_record('tb-c', 'tb_a', '$$ || :'m' || $$', 1.234)$$, '22023',
     NULL, 'charge with the wrong scale');
 SELECT results_eq('SELECT * FROM now_counts', 'SELECT * FROM snap', 'nothing written by the failed calls');
 
 -- store staff act only for their own store
-SELECT loyalty.create_staff('tb_desk_b', 'tb_b', 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'tb_desk_b', 'tb_b', 'frontdesk');
 SET LOCAL ROLE tb_desk_b;
 SELECT throws_ok(:'stay' || $$, '2026-04-10', '2026-04-11')$$, '42501',
     'permission denied for store "tb_a"', 'front desk of another store');
 RESET ROLE;
-SELECT loyalty.create_staff('tb_hk_a', 'tb_a', 'housekeeping');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'tb_hk_a', 'tb_a', 'housekeeping');
 SET LOCAL ROLE tb_hk_a;
 SELECT throws_ok(:'stay' || $$, '2026-04-10', '2026-04-11')$$, '42501',
-    'permission denied for function record_stay', 'housekeeping may not even call it');
+    'permission denied for function stay_record', 'housekeeping may not even call it');
 RESET ROLE;
 
 -- campaigns

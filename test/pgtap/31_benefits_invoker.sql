@@ -10,13 +10,13 @@ SELECT is((SELECT prosecdef OR proconfig IS NOT NULL FROM pg_proc
             WHERE oid = 'loyalty.benefits(uuid, text, timestamptz)'::regprocedure), false,
     'benefits() is SECURITY INVOKER with no SET clause');
 
-SELECT loyalty.create_store('inva', 'Invoker A', 'bay', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_store('invb', 'Invoker B', 'bay', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_staff('inv_a_desk', 'inva', 'frontdesk');
-SELECT loyalty.define_benefit('inv_gift', 'Gift', 'gift'),
-       loyalty.define_benefit('inv_up', 'Upgrade', 'room_upgrade');
-SELECT loyalty.grant_benefit('inv_gift', 'store', '{"item": "tea"}', stores => ARRAY['inva']);
-CREATE TEMP TABLE m ON COMMIT DROP AS SELECT member_id FROM loyalty.enroll('inva', 'Invoker Tester');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'inva', 'Invoker A', 'bay', 'r', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'invb', 'Invoker B', 'bay', 'r', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'inv_a_desk', 'inva', 'frontdesk');
+SELECT loyalty.benefit_define(gen_random_uuid()::text, 'inv_gift', 'Gift', 'gift'),
+       loyalty.benefit_define(gen_random_uuid()::text, 'inv_up', 'Upgrade', 'room_upgrade');
+SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'inv_gift', 'store', '{"item": "tea"}', stores => ARRAY['inva']);
+CREATE TEMP TABLE m ON COMMIT DROP AS SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'inva', 'Invoker Tester');
 GRANT SELECT ON m TO inv_a_desk;
 
 SET ROLE inv_a_desk;
@@ -40,8 +40,8 @@ RESET ROLE;
 
 -- HQ changes the catalogue, the risk tags and the policy: the next call of
 -- the store role reloads each cache (SPI) as the owner
-SELECT loyalty.grant_benefit('inv_up', 'tier', '{}', min_tier => 'member');
-SELECT loyalty.raise_risk_tag((SELECT member_id FROM m), 'invb', 'unresolved_violation', 'invoker test');
+SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'inv_up', 'tier', '{}', min_tier => 'member');
+SELECT loyalty.risk_tag_raise(gen_random_uuid()::text, (SELECT member_id FROM m), 'invb', 'unresolved_violation', 'invoker test');
 SELECT loyalty.policy_set((SELECT document FROM loyalty.policy ORDER BY effective_from DESC LIMIT 1),
                           '2999-01-01', 'invoker test: a later version invalidates the cached policy') > 0;
 SET ROLE inv_a_desk;

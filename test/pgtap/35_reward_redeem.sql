@@ -5,12 +5,12 @@
 BEGIN;
 SELECT plan(71);
 
-SELECT lives_ok($$SELECT loyalty.create_store('rwa', 'Reward A', 'bay', 'r', 'Asia/Shanghai'),
-                         loyalty.create_store('rwb', 'Reward B', 'bay', 'r', 'Asia/Shanghai')$$, 'setup stores');
+SELECT lives_ok($$SELECT loyalty.store_create('rw-store-a', 'rwa', 'Reward A', 'bay', 'r', 'Asia/Shanghai'),
+                         loyalty.store_create('rw-store-b', 'rwb', 'Reward B', 'bay', 'r', 'Asia/Shanghai')$$, 'setup stores');
 CREATE TEMP TABLE rm AS
-SELECT (loyalty.enroll('rwa', 'Reward One')).member_id AS m1, (loyalty.enroll('rwb', 'Reward Two')).member_id AS m2;
-SELECT lives_ok($$SELECT loyalty.accrue(m1, 'rwa', 100000, 'stay', 'rw-seed-1'),
-                         loyalty.accrue(m2, 'rwb', 20000, 'stay', 'rw-seed-2') FROM rm$$, 'seed points');
+SELECT (loyalty.member_enroll('rw-enroll-1', 'rwa', 'Reward One')).member_id AS m1, (loyalty.member_enroll('rw-enroll-2', 'rwb', 'Reward Two')).member_id AS m2;
+SELECT lives_ok($$SELECT loyalty.points_accrue('rw-seed-1', m1, 'rwa', 100000, 'stay'),
+                         loyalty.points_accrue('rw-seed-2', m2, 'rwb', 20000, 'stay') FROM rm$$, 'seed points');
 CREATE TEMP TABLE rd AS SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date AS today;
 
 -- the catalogue
@@ -56,9 +56,9 @@ SELECT is((SELECT row(e.kind, e.points, e.reference)::text FROM loyalty.point_en
 SELECT is((SELECT row(redemption_id, points, balance, replayed)::text FROM rm, rd,
                   loyalty.reward_redeem('rw-r1', m1, 'rwa', 'r_night', today + 11)),
           (SELECT row(redemption_id, points, balance, true)::text FROM r1), 'a retry returns the first answer');
-SELECT is((SELECT loyalty.balance(m1) FROM rm), 70000::bigint, 'and debits nothing again');
+SELECT is((SELECT loyalty.points_balance(m1) FROM rm), 70000::bigint, 'and debits nothing again');
 SELECT throws_ok($$SELECT loyalty.reward_redeem('rw-r1', m1, 'rwa', 'r_night', today + 12) FROM rm, rd$$,
-    '23505', 'idempotency_key was already used for another request', 'the key with other arguments');
+    '22023', 'idempotency_key was already used for another request', 'the key with other arguments');
 SELECT is((SELECT count(*)::int FROM loyalty.event_outbox o, rm WHERE o.member_id = rm.m1
             AND o.kind IN ('reward_redeemed', 'voucher_issued')), 2, 'reward_redeemed and voucher_issued events');
 SELECT is((SELECT count(*)::int FROM loyalty.audit_log a, rm WHERE a.member_id = rm.m1 AND a.action = 'reward_redeem'),
@@ -88,7 +88,7 @@ SELECT throws_ok($$SELECT loyalty.reward_redeem('rw-r7', m2, 'rwa', 'r_dinner', 
 SELECT is((SELECT points FROM rm, loyalty.reward_redeem('rw-g1', m1, 'rwb', 'r_gift')), 2000::bigint, 'the one tea set');
 SELECT throws_ok($$SELECT loyalty.reward_redeem('rw-g2', m2, 'rwb', 'r_gift') FROM rm$$,
     'LY020', 'reward "r_gift" is sold out', 'sold out: the overall limit');
-SELECT is((SELECT loyalty.balance(m2) FROM rm), 20000::bigint, 'nothing debited');
+SELECT is((SELECT loyalty.points_balance(m2) FROM rm), 20000::bigint, 'nothing debited');
 
 -- inventory: two nights at store A on day +5
 CREATE TEMP TABLE r2 AS
@@ -96,10 +96,10 @@ SELECT r.* FROM rm, rd, loyalty.reward_redeem('rw-n1', m2, 'rwa', 'r_night', tod
 SELECT is((SELECT row(points, balance)::text FROM r2), '(20000,0)', 'member two spends everything on a night');
 SELECT lives_ok($$SELECT loyalty.reward_redeem('rw-n2', m1, 'rwa', 'r_night', today + 5) FROM rm, rd$$, 'the second night');
 SELECT is((SELECT q.units_left FROM rd, loyalty.reward_quote('r_night', 'rwa', today + 5) q), 0, 'none left');
-CREATE TEMP TABLE b1 AS SELECT loyalty.balance(m1) AS b FROM rm;
+CREATE TEMP TABLE b1 AS SELECT loyalty.points_balance(m1) AS b FROM rm;
 SELECT throws_ok($$SELECT loyalty.reward_redeem('rw-n3', m1, 'rwa', 'r_night', today + 5) FROM rm, rd$$,
     'LY020', NULL, 'sold out: the last night is gone');
-SELECT is((SELECT loyalty.balance(m1) FROM rm), (SELECT b FROM b1), 'nothing debited');
+SELECT is((SELECT loyalty.points_balance(m1) FROM rm), (SELECT b FROM b1), 'nothing debited');
 SELECT is((SELECT count(*)::int FROM loyalty.reward_request WHERE idempotency_key = 'rw-n3'), 0, 'no request recorded');
 SELECT lives_ok($$SELECT loyalty.reward_redeem('rw-n4', m1, 'rwb', 'r_night', today + 5) FROM rm, rd$$,
     'store B has its own nights');

@@ -35,13 +35,13 @@ $$;
 CREATE FUNCTION pg_temp.denied(r text, q text) RETURNS boolean
     LANGUAGE sql AS $$ SELECT pg_temp.as_role(r, q) LIKE 'ERROR 42501%' $$;
 
-SELECT loyalty.create_store('atka', 'Attack A', 'bay', 'south', 'Asia/Shanghai');
-SELECT loyalty.create_store('atkb', 'Attack B', 'bay', 'east', 'Asia/Shanghai');
-SELECT loyalty.create_staff('atk_a_desk', 'atka', 'frontdesk');
-SELECT loyalty.create_staff('atk_b_desk', 'atkb', 'frontdesk');
-SELECT loyalty.create_staff('atk_bi', NULL, 'bi');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'atka', 'Attack A', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'atkb', 'Attack B', 'bay', 'east', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'atk_a_desk', 'atka', 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'atk_b_desk', 'atkb', 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'atk_bi', NULL, 'bi');
 CREATE TEMP TABLE ids AS
-SELECT (loyalty.enroll('atka', '张三丰', '13812345678', 'zsf@example.com', '1988-03-14')).member_id AS m;
+SELECT (loyalty.member_enroll(gen_random_uuid()::text, 'atka', '张三丰', '13812345678', 'zsf@example.com', '1988-03-14')).member_id AS m;
 INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out)
 SELECT m, 'atka', '2026-01-01', '2026-01-02' FROM ids;
 INSERT INTO loyalty.member_preference (member_id, category, value, scope, store_code)

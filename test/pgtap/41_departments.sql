@@ -42,9 +42,9 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c
     'marketing reads its views, the benefit catalogue and campaigns (no personal data)');
 
 -- one member seen by each department
-SELECT loyalty.create_store('dpa', 'Dept A', 'bay', 'south', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'dpa', 'Dept A', 'bay', 'south', 'Asia/Shanghai');
 CREATE TEMP TABLE dm AS
-SELECT (loyalty.enroll('dpa', '欧阳娜娜', '13812345678', 'nana@example.com', '1990-07-01', 'female', 'CN')).member_id AS m;
+SELECT (loyalty.member_enroll(gen_random_uuid()::text, 'dpa', '欧阳娜娜', '13812345678', 'nana@example.com', '1990-07-01', 'female', 'CN')).member_id AS m;
 SELECT loyalty.identity_set(m, 'passport', 'E12345678', '6222021234567890') FROM dm;
 
 SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text

@@ -3,8 +3,8 @@
 BEGIN;
 SELECT plan(24);
 
-SELECT lives_ok($$SELECT loyalty.create_store('bip', 'Bad Input', 'bay', 'south', 'Asia/Shanghai')$$, 'setup store');
-CREATE TEMP TABLE bm AS SELECT (loyalty.enroll('bip', '周杰', '13511112222')).member_id AS m;
+SELECT lives_ok($$SELECT loyalty.store_create(gen_random_uuid()::text, 'bip', 'Bad Input', 'bay', 'south', 'Asia/Shanghai')$$, 'setup store');
+CREATE TEMP TABLE bm AS SELECT (loyalty.member_enroll(gen_random_uuid()::text, 'bip', '周杰', '13511112222')).member_id AS m;
 CREATE TEMP TABLE before AS
 SELECT (SELECT count(*) FROM loyalty.field_policy) AS policies,
        (SELECT count(*) FROM loyalty.member_preference) AS prefs,

@@ -4,9 +4,9 @@
 BEGIN;
 SELECT plan(5);
 
-SELECT loyalty.create_store('ret', 'Retention Hotel', 'bay', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_staff('ret_dba', NULL, 'dba');
-CREATE TEMP TABLE old ON COMMIT DROP AS SELECT member_id FROM loyalty.enroll('ret', 'Long Gone', '13800009999');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'ret', 'Retention Hotel', 'bay', 'r', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'ret_dba', NULL, 'dba');
+CREATE TEMP TABLE old ON COMMIT DROP AS SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'ret', 'Long Gone', '13800009999');
 GRANT SELECT ON old TO ret_dba;
 UPDATE loyalty.member SET enrolled_at = now() - interval '5 years' WHERE member_id = (SELECT member_id FROM old);
 

@@ -8,26 +8,26 @@ SELECT ok((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid
 SELECT ok((SELECT relrowsecurity AND relforcerowsecurity FROM pg_class WHERE oid = 'loyalty.point_lot'::regclass),
     'point_lot has forced row level security');
 
-SELECT loyalty.create_store('scpa', 'Scope A', 'bay', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_store('scpb', 'Scope B', 'bay', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_staff('scope_a_desk', 'scpa', 'frontdesk');
-SELECT loyalty.create_staff('scope_b_desk', 'scpb', 'frontdesk');
-CREATE TEMP TABLE m ON COMMIT DROP AS SELECT member_id FROM loyalty.enroll('scpa', 'Scope Tester');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'scpa', 'Scope A', 'bay', 'r', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'scpb', 'Scope B', 'bay', 'r', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'scope_a_desk', 'scpa', 'frontdesk');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'scope_b_desk', 'scpb', 'frontdesk');
+CREATE TEMP TABLE m ON COMMIT DROP AS SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'scpa', 'Scope Tester');
 GRANT SELECT ON m TO scope_a_desk, scope_b_desk;
-SELECT loyalty.accrue((SELECT member_id FROM m), 'scpa', 1500, 'adjustment', 'scope-a-1');
-SELECT loyalty.accrue((SELECT member_id FROM m), 'scpb', 700, 'adjustment', 'scope-b-1');
+SELECT loyalty.points_accrue('scope-a-1', (SELECT member_id FROM m), 'scpa', 1500, 'adjustment');
+SELECT loyalty.points_accrue('scope-b-1', (SELECT member_id FROM m), 'scpb', 700, 'adjustment');
 
 SET ROLE scope_b_desk;
-SELECT is((SELECT balance FROM loyalty.balance((SELECT member_id FROM m))), 2200::bigint,
+SELECT is((SELECT points_balance FROM loyalty.points_balance((SELECT member_id FROM m))), 2200::bigint,
     'the balance is chain-wide at store B');
-SELECT results_eq($$SELECT store_code, points FROM loyalty.member_ledger((SELECT member_id FROM m))$$,
+SELECT results_eq($$SELECT store_code, points FROM loyalty.points_ledger((SELECT member_id FROM m))$$,
     $$VALUES ('scpb'::text, 700::bigint)$$, 'store B sees only its own ledger entries');
 RESET ROLE;
 SET ROLE scope_a_desk;
-SELECT results_eq($$SELECT store_code, points FROM loyalty.member_ledger((SELECT member_id FROM m))$$,
+SELECT results_eq($$SELECT store_code, points FROM loyalty.points_ledger((SELECT member_id FROM m))$$,
     $$VALUES ('scpa'::text, 1500::bigint)$$, 'store A sees only its own ledger entries');
 RESET ROLE;
-SELECT is((SELECT count(*)::int FROM loyalty.member_ledger((SELECT member_id FROM m))), 2,
+SELECT is((SELECT count(*)::int FROM loyalty.points_ledger((SELECT member_id FROM m))), 2,
     'HQ sees every store''s entries');
 
 SELECT * FROM finish();

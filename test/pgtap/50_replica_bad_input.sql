@@ -6,20 +6,20 @@
 BEGIN;
 SELECT plan(70);
 
-SELECT loyalty.create_store('rpa', 'Replica A', 'bay', 'r', 'Asia/Shanghai'),
-       loyalty.create_store('rpb', 'Replica B', 'bay', 'r', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'rpa', 'Replica A', 'bay', 'r', 'Asia/Shanghai'),
+       loyalty.store_create(gen_random_uuid()::text, 'rpb', 'Replica B', 'bay', 'r', 'Asia/Shanghai');
 CREATE TEMP TABLE t AS
-SELECT (SELECT member_id FROM loyalty.enroll('rpa', 'Replica Member')) AS m;
+SELECT (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'rpa', 'Replica Member')) AS m;
 
 -- adding a store
-SELECT throws_ok($$SELECT loyalty.replica_add_store(NULL)$$, '22004', 'store code must not be null', 'null store code');
-SELECT throws_ok($$SELECT loyalty.replica_add_store('Bad-Code')$$, '22023', 'invalid store code "Bad-Code"', 'malformed store code');
-SELECT throws_ok($$SELECT loyalty.replica_add_store('nosuch')$$, 'P0002', 'store "nosuch" does not exist', 'unknown store');
-SELECT throws_ok($$SELECT loyalty.replica_add_store('rpb', -1)$$, '22023', 'offline redemption cap must be zero or more points', 'negative cap');
+SELECT throws_ok($$SELECT loyalty.replica_store_add(gen_random_uuid()::text, NULL)$$, '22004', 'store code must not be null', 'null store code');
+SELECT throws_ok($$SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'Bad-Code')$$, '22023', 'invalid store code "Bad-Code"', 'malformed store code');
+SELECT throws_ok($$SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'nosuch')$$, 'P0002', 'store "nosuch" does not exist', 'unknown store');
+SELECT throws_ok($$SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'rpb', -1)$$, '22023', 'offline redemption cap must be zero or more points', 'negative cap');
 SELECT is((SELECT count(*) FROM loyalty.replica_store WHERE store_code = 'rpb'), 0::bigint, 'nothing registered by bad calls');
 SELECT is((SELECT count(*) FROM pg_publication WHERE pubname LIKE 'loyalty_store_rp%'), 0::bigint, 'no publication made by bad calls');
-SELECT is(loyalty.replica_add_store('rpa'), 'loyalty_store_rpa', 'add a store: its publication');
-SELECT throws_ok($$SELECT loyalty.replica_add_store('rpa')$$, '42710', 'store "rpa" already has a replica', 'adding a store twice');
+SELECT is(loyalty.replica_store_add(gen_random_uuid()::text, 'rpa'), 'loyalty_store_rpa', 'add a store: its publication');
+SELECT throws_ok($$SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'rpa')$$, '42710', 'store "rpa" already has a replica', 'adding a store twice');
 
 -- what the publication holds
 SELECT is((SELECT count(*) FROM pg_publication_tables WHERE pubname = 'loyalty_store_rpa'
@@ -38,25 +38,25 @@ SELECT is((SELECT count(*) FROM pg_publication_tables WHERE pubname = 'loyalty_s
 SELECT lives_ok($$UPDATE loyalty.member_preference SET value = value WHERE false$$, 'UPDATE of a filtered table works at HQ');
 
 -- slots and removal
-SELECT throws_ok($$SELECT loyalty.replica_create_slot('rpa')$$, '25001', NULL, 'a slot cannot be made after the transaction wrote');
-SELECT throws_ok($$SELECT loyalty.replica_create_slot('rpb')$$, 'P0002', 'store "rpb" has no replica', 'slot for a store without replica');
-SELECT throws_ok($$SELECT loyalty.replica_remove_store('nosuch')$$, 'P0002', 'store "nosuch" has no replica', 'removing an unknown store');
-SELECT throws_ok($$SELECT loyalty.replica_attach_outbox('rpa', NULL)$$, '22004', NULL, 'attach without a connection string');
-SELECT throws_ok($$SELECT loyalty.replica_attach_outbox('rpb', 'dbname=x')$$, 'P0002', 'store "rpb" has no replica', 'attach an unknown store');
+SELECT throws_ok($$SELECT loyalty.replica_slot_create('rpa')$$, '25001', NULL, 'a slot cannot be made after the transaction wrote');
+SELECT throws_ok($$SELECT loyalty.replica_slot_create('rpb')$$, 'P0002', 'store "rpb" has no replica', 'slot for a store without replica');
+SELECT throws_ok($$SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'nosuch')$$, 'P0002', 'store "nosuch" has no replica', 'removing an unknown store');
+SELECT throws_ok($$SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, 'rpa', NULL)$$, '22004', NULL, 'attach without a connection string');
+SELECT throws_ok($$SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, 'rpb', 'dbname=x')$$, 'P0002', 'store "rpb" has no replica', 'attach an unknown store');
 
 -- modes
-SELECT throws_ok($$SELECT loyalty.replica_set_mode('rpa', 'weekly')$$, '22023', 'invalid replication mode "weekly"', 'unknown mode');
-SELECT throws_ok($$SELECT loyalty.replica_set_mode('rpa', 'batch')$$, '22023', 'batch mode needs a window, streaming mode takes none', 'batch without window');
-SELECT throws_ok($$SELECT loyalty.replica_set_mode('rpb', 'streaming')$$, 'P0002', 'store "rpb" has no replica', 'mode of an unknown store');
-SELECT throws_ok($$SELECT loyalty.replica_set_offline_cap('rpa', -1)$$, '22023', NULL, 'negative offline cap');
-SELECT lives_ok($$SELECT loyalty.replica_set_mode('rpa', 'batch', '01:00', '04:00')$$, 'nightly batch window');
+SELECT throws_ok($$SELECT loyalty.replica_mode_set(gen_random_uuid()::text, 'rpa', 'weekly')$$, '22023', 'invalid replication mode "weekly"', 'unknown mode');
+SELECT throws_ok($$SELECT loyalty.replica_mode_set(gen_random_uuid()::text, 'rpa', 'batch')$$, '22023', 'batch mode needs a window, streaming mode takes none', 'batch without window');
+SELECT throws_ok($$SELECT loyalty.replica_mode_set(gen_random_uuid()::text, 'rpb', 'streaming')$$, 'P0002', 'store "rpb" has no replica', 'mode of an unknown store');
+SELECT throws_ok($$SELECT loyalty.replica_offline_cap_set(gen_random_uuid()::text, 'rpa', -1)$$, '22023', NULL, 'negative offline cap');
+SELECT lives_ok($$SELECT loyalty.replica_mode_set(gen_random_uuid()::text, 'rpa', 'batch', '01:00', '04:00')$$, 'nightly batch window');
 SELECT is((SELECT mode || ' ' || window_start || '-' || window_end FROM loyalty.replica_store WHERE store_code = 'rpa'),
           'batch 01:00:00-04:00:00', 'the window is recorded');
 SELECT is((SELECT slot_status || ' ' || mode FROM loyalty.replica_status WHERE store_code = 'rpa'), 'no slot batch',
           'the DBA view shows a store without slot');
 
 -- store functions at HQ
-SELECT throws_ok(format($$SELECT loyalty.store_record_preference(%L, 'pillow', 'down')$$, (SELECT m FROM t)),
+SELECT throws_ok(format($$SELECT loyalty.store_preference_record(gen_random_uuid()::text, %L, 'pillow', 'down')$$, (SELECT m FROM t)),
                  '55000', 'this server is not a store replica', 'store functions refuse to run at HQ');
 SELECT throws_ok($$SELECT loyalty.store_unsubscribe()$$, '55000', 'this server is not a store replica', 'HQ does not unsubscribe');
 SELECT throws_ok($$SELECT loyalty.store_subscribe('dbname=x', 'rpa')$$, '55000', 'this server replicates stores of its own', 'HQ does not subscribe as a store');
@@ -82,7 +82,7 @@ SELECT results_eq($$SELECT event_id, status, coalesce(sqlstate, '') FROM loyalty
     'each event has a verdict: applied or conflict (unknown member, uncovered redemption, unknown benefit)');
 SELECT is((SELECT count(*) FROM loyalty.member_preference WHERE value = 'buckwheat-free' AND store_code = 'rpa'), 1::bigint,
           'the preference was written, attributed to the store');
-SELECT is(loyalty.balance((SELECT m FROM t)), 1500::bigint, 'the accrual counted; the uncovered redemption did not');
+SELECT is(loyalty.points_balance((SELECT m FROM t)), 1500::bigint, 'the accrual counted; the uncovered redemption did not');
 SELECT is((SELECT result ->> 'balance' FROM loyalty.outbox_result WHERE event_id = 'rpa-1-3'), '1500', 'the verdict carries the balance');
 SELECT is((SELECT count(*) FROM loyalty.risk_tag WHERE risk_code = 'unresolved_violation' AND store_code = 'rpa' AND amount_owed = 800), 1::bigint,
           'the risk tag was raised for the store');
@@ -91,7 +91,7 @@ SELECT is((SELECT count(*) FROM loyalty.outbox WHERE store_code = 'rpa'), 6::big
 -- redelivery
 SELECT pg_temp.send(e) FROM ev e WHERE id IN ('rpa-1-1', 'rpa-1-3');
 SELECT is((SELECT count(*) FROM loyalty.member_preference WHERE value = 'buckwheat-free'), 1::bigint, 'a redelivered preference is not applied twice');
-SELECT is(loyalty.balance((SELECT m FROM t)), 1500::bigint, 'a redelivered accrual is not counted twice');
+SELECT is(loyalty.points_balance((SELECT m FROM t)), 1500::bigint, 'a redelivered accrual is not counted twice');
 SELECT is((SELECT string_agg(redeliveries::text, ',' ORDER BY event_id) FROM loyalty.outbox_result WHERE event_id IN ('rpa-1-1', 'rpa-1-3')),
           '1,1', 'redeliveries are counted');
 
@@ -109,15 +109,15 @@ SELECT is((SELECT count(*) FROM loyalty.outbox WHERE event_id IN ('rpa-1-99', 'r
 -- retry: while the member's violation (rpa-1-6) is unresolved, HQ's ledger
 -- refuses the redemption (LY001); once it is settled and HQ credits the
 -- member, the conflicting redemption applies
-SELECT lives_ok(format($$SELECT loyalty.accrue(%L, 'rpb', 1000, 'stay', 'rp-topup')$$, (SELECT m FROM t)), 'HQ credits the member');
+SELECT lives_ok(format($$SELECT loyalty.points_accrue('rp-topup', %L, 'rpb', 1000, 'stay')$$, (SELECT m FROM t)), 'HQ credits the member');
 SELECT is(loyalty.replica_retry(), 0, 'a retry while the member is frozen applies nothing');
 SELECT is((SELECT sqlstate FROM loyalty.outbox_result WHERE event_id = 'rpa-1-4'), 'LY001', 'the conflict now says why: frozen');
-SELECT lives_ok($$SELECT loyalty.resolve_risk_tag(tag_id, 'settled', 'paid at HQ') FROM loyalty.risk_tag
+SELECT lives_ok($$SELECT loyalty.risk_tag_resolve(gen_random_uuid()::text, tag_id, 'settled', 'paid at HQ') FROM loyalty.risk_tag
                    WHERE store_code = 'rpa' AND resolved_at IS NULL$$, 'HQ settles the violation');
 SELECT is(loyalty.replica_retry(), 1, 'retry applies the redemption now covered (the unknown benefit stays a conflict)');
-SELECT is(loyalty.balance((SELECT m FROM t)), 500::bigint, 'the retried redemption was applied once');
+SELECT is(loyalty.points_balance((SELECT m FROM t)), 500::bigint, 'the retried redemption was applied once');
 SELECT is(loyalty.replica_retry(), 0, 'a second retry applies nothing');
-SELECT lives_ok(format($$SELECT loyalty.raise_risk_tag(%L, 'rpa', 'unresolved_violation', 'minibar not paid', 60)$$, (SELECT m FROM t)),
+SELECT lives_ok(format($$SELECT loyalty.risk_tag_raise(gen_random_uuid()::text, %L, 'rpa', 'unresolved_violation', 'minibar not paid', 60)$$, (SELECT m FROM t)),
     'a new violation is flagged (for the store checks below)');
 
 -- the outbox is append-only
@@ -128,36 +128,36 @@ SELECT throws_ok($$TRUNCATE loyalty.outbox$$, '42501', 'loyalty.outbox is append
 -- store mode (this database plays store rpa from here on)
 INSERT INTO loyalty.replica_node (node_role, store_code, incarnation) VALUES ('store', 'rpa', 7);
 CREATE TEMP TABLE n AS SELECT count(*) AS events FROM loyalty.outbox;
-SELECT throws_ok($$SELECT loyalty.store_record_preference('00000000-0000-0000-0000-000000000000', 'pillow', 'down')$$,
+SELECT throws_ok($$SELECT loyalty.store_preference_record(gen_random_uuid()::text, '00000000-0000-0000-0000-000000000000', 'pillow', 'down')$$,
                  'P0002', NULL, 'unknown member at the store');
-SELECT throws_ok(format($$SELECT loyalty.store_record_preference(%L, 'mood', 'happy')$$, (SELECT m FROM t)),
+SELECT throws_ok(format($$SELECT loyalty.store_preference_record(gen_random_uuid()::text, %L, 'mood', 'happy')$$, (SELECT m FROM t)),
                  '22023', 'invalid preference category "mood"', 'unknown preference category');
-SELECT throws_ok(format($$SELECT loyalty.store_accrue(%L, 0)$$, (SELECT m FROM t)), '22023', NULL, 'zero points');
-SELECT throws_ok(format($$SELECT loyalty.store_redeem(%L, 150, 'x')$$, (SELECT m FROM t)), '22023', NULL, 'below the redemption minimum');
-SELECT throws_ok(format($$SELECT loyalty.store_redeem(%L, 1000, 'x')$$, (SELECT m FROM t)), 'LY001',
+SELECT throws_ok(format($$SELECT loyalty.store_points_accrue(gen_random_uuid()::text, %L, 0)$$, (SELECT m FROM t)), '22023', NULL, 'zero points');
+SELECT throws_ok(format($$SELECT loyalty.store_points_redeem(gen_random_uuid()::text, %L, 150, 'x')$$, (SELECT m FROM t)), '22023', NULL, 'below the redemption minimum');
+SELECT throws_ok(format($$SELECT loyalty.store_points_redeem(gen_random_uuid()::text, %L, 1000, 'x')$$, (SELECT m FROM t)), 'LY001',
                  'redemption is frozen for this member by unresolved risk tag "unresolved_violation"',
                  'the replicated risk tag freezes redemption at the store');
-SELECT throws_ok(format($$SELECT loyalty.store_raise_risk_tag(%L, 'rumour', 'x')$$, (SELECT m FROM t)),
+SELECT throws_ok(format($$SELECT loyalty.store_risk_tag_raise(gen_random_uuid()::text, %L, 'rumour', 'x')$$, (SELECT m FROM t)),
                  '22023', 'unknown risk type "rumour"', 'unknown risk type at the store');
-SELECT throws_ok(format($$SELECT loyalty.store_use_benefit(%L, 'late_checkout')$$, (SELECT m FROM t)),
+SELECT throws_ok(format($$SELECT loyalty.store_benefit_use(gen_random_uuid()::text, %L, 'late_checkout')$$, (SELECT m FROM t)),
                  'P0002', NULL, 'a benefit the member does not have at this store');
 SELECT is((SELECT count(*) FROM loyalty.outbox), (SELECT events FROM n), 'bad store calls write nothing');
-SELECT matches(loyalty.store_record_preference((SELECT m FROM t), 'floor', 'high', idem_key => 'k1'), '^rpa-7-[0-9]+$',
+SELECT matches(loyalty.store_preference_record('k1', (SELECT m FROM t), 'floor', 'high'), '^rpa-7-[0-9]+$',
                'a store event id is store, incarnation, sequence');
-SELECT throws_ok(format($$SELECT loyalty.store_record_preference(%L, 'floor', 'low', idem_key => 'k1')$$, (SELECT m FROM t)),
-                 '23505', 'idempotency key "k1" was used for another operation', 'a key reused for another operation');
+SELECT throws_ok(format($$SELECT loyalty.store_preference_record('k1', %L, 'floor', 'low')$$, (SELECT m FROM t)),
+                 '23505', 'idempotency_key "k1" was already used for another store event', 'a key reused for another operation');
 
 -- the batch window, in the store's local time (a window around now, and
 -- one that begins later; both may wrap midnight)
-SELECT lives_ok($$SELECT loyalty.replica_set_mode('rpa', 'batch',
+SELECT lives_ok($$SELECT loyalty.replica_mode_set(gen_random_uuid()::text, 'rpa', 'batch',
     ((now() AT TIME ZONE 'Asia/Shanghai') - interval '1 hour')::time,
     ((now() AT TIME ZONE 'Asia/Shanghai') + interval '1 hour')::time)$$, 'a window around now');
 SELECT is(loyalty.store_window_tick(), 'enabled', 'inside the window the subscription is enabled');
-SELECT lives_ok($$SELECT loyalty.replica_set_mode('rpa', 'batch',
+SELECT lives_ok($$SELECT loyalty.replica_mode_set(gen_random_uuid()::text, 'rpa', 'batch',
     ((now() AT TIME ZONE 'Asia/Shanghai') + interval '1 hour')::time,
     ((now() AT TIME ZONE 'Asia/Shanghai') + interval '2 hours')::time)$$, 'a window later today');
 SELECT is(loyalty.store_window_tick(), 'disabled', 'outside the window it is disabled');
-SELECT lives_ok($$SELECT loyalty.replica_set_mode('rpa', 'streaming')$$, 'back to streaming');
+SELECT lives_ok($$SELECT loyalty.replica_mode_set(gen_random_uuid()::text, 'rpa', 'streaming')$$, 'back to streaming');
 SELECT is(loyalty.store_window_tick(), 'enabled', 'streaming: always enabled');
 
 SELECT * FROM finish();

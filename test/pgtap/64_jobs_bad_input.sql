@@ -7,17 +7,17 @@
 BEGIN;
 SELECT plan(22);
 
-SELECT loyalty.create_store('tjb', 'Tap Jobs', 'bay', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_staff('tj_crm', NULL, 'crm'), loyalty.create_staff('tj_dba', NULL, 'dba'),
-       loyalty.create_staff('tj_desk', 'tjb', 'frontdesk');
-CREATE TEMP TABLE t AS SELECT (SELECT member_id FROM loyalty.enroll('tjb', 'Tap Job')) AS m;
+SELECT loyalty.store_create(gen_random_uuid()::text, 'tjb', 'Tap Jobs', 'bay', 'r', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'tj_crm', NULL, 'crm'), loyalty.staff_create(gen_random_uuid()::text, 'tj_dba', NULL, 'dba'),
+       loyalty.staff_create(gen_random_uuid()::text, 'tj_desk', 'tjb', 'frontdesk');
+CREATE TEMP TABLE t AS SELECT (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'tjb', 'Tap Job')) AS m;
 GRANT SELECT ON t TO PUBLIC;
 CREATE TEMP TABLE before AS SELECT
     (SELECT count(*) FROM loyalty.job) AS jobs,
     (SELECT count(*) FROM loyalty.member WHERE status = 'erased') AS erased;
 
 -- a procedure inside a transaction block fails before anything is taken
-SELECT throws_ok($$CALL loyalty.expire_points_batch()$$, '2D000', NULL,
+SELECT throws_ok($$CALL loyalty.points_expire_batch()$$, '2D000', NULL,
     'a job procedure inside a transaction block: invalid transaction termination');
 
 SET ROLE tj_dba;

@@ -13,10 +13,10 @@ $node->start;
 
 $node->safe_psql('postgres', q{
     CREATE EXTENSION loyalty;
-    SELECT loyalty.create_store('sha', 'Shanghai Bund', 'bay', 'east', 'Asia/Shanghai');
-    SELECT loyalty.create_store('urc', 'Urumqi', 'bay', 'west', 'Asia/Urumqi');
-    SELECT loyalty.create_staff('amy', 'sha', 'frontdesk');
-    SELECT loyalty.create_staff('ben', NULL, 'bi');
+    SELECT loyalty.store_create(gen_random_uuid()::text, 'sha', 'Shanghai Bund', 'bay', 'east', 'Asia/Shanghai');
+    SELECT loyalty.store_create(gen_random_uuid()::text, 'urc', 'Urumqi', 'bay', 'west', 'Asia/Urumqi');
+    SELECT loyalty.staff_create(gen_random_uuid()::text, 'amy', 'sha', 'frontdesk');
+    SELECT loyalty.staff_create(gen_random_uuid()::text, 'ben', NULL, 'bi');
 });
 
 is($node->safe_psql('postgres', 'SELECT store_code || \'/\' || department FROM loyalty.whoami()',
@@ -33,10 +33,10 @@ isnt($ret, 0, 'a store login cannot SET ROLE to another store');
 like($err, qr/permission denied/, '... with permission denied');
 
 ($ret, $out, $err) = $node->psql('postgres',
-    q{SELECT * FROM loyalty.enroll('urc', 'Wrong Store')}, extra_params => ['-U', 'amy']);
+    q{SELECT * FROM loyalty.member_enroll(gen_random_uuid()::text, 'urc', 'Wrong Store')}, extra_params => ['-U', 'amy']);
 like($err, qr/permission denied for store "urc"/, 'enrolling at another store is refused');
 
-is($node->safe_psql('postgres', q{SELECT count(*) FROM loyalty.enroll('sha', 'Right Store')},
+is($node->safe_psql('postgres', q{SELECT count(*) FROM loyalty.member_enroll(gen_random_uuid()::text, 'sha', 'Right Store')},
         extra_params => ['-U', 'amy']),
     '1', 'enrolling at the own store works');
 

@@ -23,12 +23,12 @@ $node->start;
 
 $node->safe_psql('postgres', qq{
     CREATE EXTENSION loyalty;
-    SELECT loyalty.create_store('cra', 'Crash A', 'bay', 'east', 'Asia/Shanghai');
-    SELECT loyalty.create_store('crb', 'Crash B', 'bay', 'west', 'Asia/Urumqi');
+    SELECT loyalty.store_create(gen_random_uuid()::text, 'cra', 'Crash A', 'bay', 'east', 'Asia/Shanghai');
+    SELECT loyalty.store_create(gen_random_uuid()::text, 'crb', 'Crash B', 'bay', 'west', 'Asia/Urumqi');
     CREATE TABLE crash_member AS
-      SELECT i, (loyalty.enroll(CASE WHEN i % 2 = 0 THEN 'cra' ELSE 'crb' END, 'Crash ' || i)).member_id
+      SELECT i, (loyalty.member_enroll(gen_random_uuid()::text, CASE WHEN i % 2 = 0 THEN 'cra' ELSE 'crb' END, 'Crash ' || i)).member_id
         FROM generate_series(1, $members) i;
-    SELECT count(loyalty.accrue(member_id, 'cra', 20000, 'adjustment', 'seed-' || i)) FROM crash_member;
+    SELECT count(loyalty.points_accrue('seed-' || i, member_id, 'cra', 20000, 'adjustment')) FROM crash_member;
 });
 my %member = map { split /\|/ } split /\n/,
     $node->safe_psql('postgres', 'SELECT i, member_id FROM crash_member');
@@ -49,14 +49,14 @@ for my $s (1 .. $sessions)
         my $r = rand();
         my $call;
         if ($r < 0.4) {
-            $call = "loyalty.accrue('$m', '$store', " . (100 + int(rand(900))) . ", 'stay', '$key')";
+            $call = "loyalty.points_accrue('$key', '$m', '$store', " . (100 + int(rand(900))) . ", 'stay')";
         } elsif ($r < 0.7) {
-            $call = "loyalty.redeem('$m', '$store', " . (1000 + 100 * int(rand(20))) . ", 'night', '$key')";
+            $call = "loyalty.points_redeem('$key', '$m', '$store', " . (1000 + 100 * int(rand(20))) . ", 'night')";
         } elsif ($r < 0.85) {
-            $call = "loyalty.redeem_cash('$m', '$store', " . (100 + 10 * int(rand(20))) . ", '$key')";
+            $call = "loyalty.points_redeem_cash('$key', '$m', '$store', " . (100 + 10 * int(rand(20))) . ")";
         } else {
             next if $m eq $o;
-            $call = "loyalty.transfer('$m', '$o', '$store', " . (100 + int(rand(400))) . ", '$key')";
+            $call = "loyalty.points_transfer('$key', '$m', '$o', '$store', " . (100 + int(rand(400))) . ")";
         }
         $sql .= "SELECT 'done $key' FROM $call;\n";
     }

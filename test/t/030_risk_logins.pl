@@ -14,21 +14,21 @@ $node->start;
 
 $node->safe_psql('postgres', q{
     CREATE EXTENSION loyalty;
-    SELECT loyalty.create_store('sha', 'Shanghai Bund', 'bay', 'east', 'Asia/Shanghai');
-    SELECT loyalty.create_store('urc', 'Urumqi', 'bay', 'west', 'Asia/Urumqi');
-    SELECT loyalty.create_staff('amy', 'sha', 'frontdesk');
-    SELECT loyalty.create_staff('uli', 'urc', 'frontdesk');
-    SELECT loyalty.create_staff('uma', 'urc', 'store_manager');
-    SELECT loyalty.create_staff('cara', NULL, 'crm');
+    SELECT loyalty.store_create(gen_random_uuid()::text, 'sha', 'Shanghai Bund', 'bay', 'east', 'Asia/Shanghai');
+    SELECT loyalty.store_create(gen_random_uuid()::text, 'urc', 'Urumqi', 'bay', 'west', 'Asia/Urumqi');
+    SELECT loyalty.staff_create(gen_random_uuid()::text, 'amy', 'sha', 'frontdesk');
+    SELECT loyalty.staff_create(gen_random_uuid()::text, 'uli', 'urc', 'frontdesk');
+    SELECT loyalty.staff_create(gen_random_uuid()::text, 'uma', 'urc', 'store_manager');
+    SELECT loyalty.staff_create(gen_random_uuid()::text, 'cara', NULL, 'crm');
 });
 $node->safe_psql('postgres', q{
-    SELECT loyalty.define_benefit('upgrade', 'Free upgrade', 'room_upgrade');
-    SELECT loyalty.grant_benefit('upgrade', 'tier', '{}', min_tier => 'member');
-    SELECT loyalty.define_benefit('gift', 'Local gift', 'gift');
-    SELECT loyalty.grant_benefit('gift', 'store', '{"item": "tea"}', stores => ARRAY['sha']);
+    SELECT loyalty.benefit_define(gen_random_uuid()::text, 'upgrade', 'Free upgrade', 'room_upgrade');
+    SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'upgrade', 'tier', '{}', min_tier => 'member');
+    SELECT loyalty.benefit_define(gen_random_uuid()::text, 'gift', 'Local gift', 'gift');
+    SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'gift', 'store', '{"item": "tea"}', stores => ARRAY['sha']);
 }, extra_params => ['-U', 'cara']);
 my $member = $node->safe_psql('postgres',
-    q{SELECT member_id FROM loyalty.enroll('urc', 'Guest')}, extra_params => ['-U', 'uli']);
+    q{SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'urc', 'Guest')}, extra_params => ['-U', 'uli']);
 
 my $sha_view = qq{SELECT string_agg(benefit_code || ':' || frozen, ',' ORDER BY benefit_code)
                     FROM loyalty.benefits('$member', 'sha')};
@@ -40,7 +40,7 @@ is($node->safe_psql('postgres',
     'upgrade', 'urc does not see sha\'s gift');
 
 my $tag = $node->safe_psql('postgres',
-    qq{SELECT loyalty.raise_risk_tag('$member', 'urc', 'unresolved_violation', 'broke the TV', 2800)},
+    qq{SELECT loyalty.risk_tag_raise(gen_random_uuid()::text, '$member', 'urc', 'unresolved_violation', 'broke the TV', 2800)},
     extra_params => ['-U', 'uli']);
 is($node->safe_psql('postgres', $sha_view, extra_params => ['-U', 'amy']),
     'gift:false,upgrade:true', 'the upgrade is frozen at sha at once');
@@ -49,7 +49,7 @@ is($node->safe_psql('postgres',
         extra_params => ['-U', 'amy']),
     '(hidden) urc', 'sha sees the flag, not urc\'s note');
 my ($ret, $out, $err) = $node->psql('postgres',
-    qq{SELECT * FROM loyalty.use_benefit('$member', 'sha', 'upgrade', 'k1')},
+    qq{SELECT * FROM loyalty.benefit_use('k1', '$member', 'sha', 'upgrade')},
     extra_params => ['-U', 'amy']);
 like($err, qr/room_upgrade is frozen for this member by unresolved risk tag "unresolved_violation"/,
     'the upgrade is refused at sha');
@@ -58,9 +58,9 @@ $node->restart;
 is($node->safe_psql('postgres', $sha_view, extra_params => ['-U', 'amy']),
     'gift:false,upgrade:true', 'still frozen after a restart');
 ($ret, $out, $err) = $node->psql('postgres',
-    qq{SELECT loyalty.resolve_risk_tag('$tag', 'settled', 'paid')}, extra_params => ['-U', 'amy']);
+    qq{SELECT loyalty.risk_tag_resolve(gen_random_uuid()::text, '$tag', 'settled', 'paid')}, extra_params => ['-U', 'amy']);
 like($err, qr/permission denied for risk tag/, 'sha cannot resolve urc\'s tag');
-$node->safe_psql('postgres', qq{SELECT loyalty.resolve_risk_tag('$tag', 'settled', 'paid 2800 by card')},
+$node->safe_psql('postgres', qq{SELECT loyalty.risk_tag_resolve(gen_random_uuid()::text, '$tag', 'settled', 'paid 2800 by card')},
     extra_params => ['-U', 'uma']);
 is($node->safe_psql('postgres', $sha_view, extra_params => ['-U', 'amy']),
     'gift:false,upgrade:false', 'resolved: unfrozen at sha');

@@ -14,11 +14,11 @@ $node->start;
 
 $node->safe_psql('postgres', q{
     CREATE EXTENSION loyalty;
-    SELECT loyalty.create_store('pta', 'A', 'bay', 'south', 'Asia/Shanghai');
-    SELECT loyalty.create_store('ptb', 'B', 'bay', 'east', 'Asia/Shanghai');
-    SELECT loyalty.create_staff('pt_a_desk', 'pta', 'frontdesk');
-    SELECT loyalty.create_staff('pt_b_desk', 'ptb', 'frontdesk');
-    SELECT loyalty.enroll('pta', '张三丰', '13812345678');
+    SELECT loyalty.store_create(gen_random_uuid()::text, 'pta', 'A', 'bay', 'south', 'Asia/Shanghai');
+    SELECT loyalty.store_create(gen_random_uuid()::text, 'ptb', 'B', 'bay', 'east', 'Asia/Shanghai');
+    SELECT loyalty.staff_create(gen_random_uuid()::text, 'pt_a_desk', 'pta', 'frontdesk');
+    SELECT loyalty.staff_create(gen_random_uuid()::text, 'pt_b_desk', 'ptb', 'frontdesk');
+    SELECT loyalty.member_enroll(gen_random_uuid()::text, 'pta', '张三丰', '13812345678');
 });
 my $m = $node->safe_psql('postgres', 'SELECT member_id FROM loyalty.member');
 # (the test cluster logs every statement: the caller's own SQL text is out

@@ -30,10 +30,10 @@ my $hq = make_node('hq');
 my %store = (sa => make_node('sa'), sb => make_node('sb'));
 
 $hq->safe_psql('postgres', q{
-	SELECT loyalty.create_store('sa', 'Store A', 'bay', 'east', 'Asia/Shanghai');
-	SELECT loyalty.create_store('sb', 'Store B', 'bay', 'west', 'Asia/Urumqi');
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'sa', 'Store A', 'bay', 'east', 'Asia/Shanghai');
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'sb', 'Store B', 'bay', 'west', 'Asia/Urumqi');
 	CREATE TABLE m AS
-	SELECT g, (loyalty.enroll(CASE WHEN g % 2 = 0 THEN 'sa' ELSE 'sb' END, 'Member ' || g,
+	SELECT g, (loyalty.member_enroll(gen_random_uuid()::text, CASE WHEN g % 2 = 0 THEN 'sa' ELSE 'sb' END, 'Member ' || g,
 	                          phone => '13800000' || lpad(g::text, 3, '0'))).member_id
 	  FROM generate_series(1, 20) g;
 	UPDATE loyalty.member_profile SET address = 'secret street' ;
@@ -137,15 +137,15 @@ sub subscribe
 # --- adding the stores -----------------------------------------------
 for my $code ('sa', 'sb')
 {
-	$hq->safe_psql('postgres', "SELECT loyalty.replica_add_store('$code')");
-	$hq->safe_psql('postgres', "SELECT loyalty.replica_create_slot('$code')");
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_store_add(gen_random_uuid()::text, '$code')");
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_slot_create('$code')");
 	subscribe($code);
-	$hq->safe_psql('postgres', "SELECT loyalty.replica_attach_outbox('$code', \$\$"
+	$hq->safe_psql('postgres', "SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, '$code', \$\$"
 		  . $store{$code}->connstr('postgres') . "\$\$)");
 }
 $hq->wait_for_subscription_sync;
 
-my ($ret, $out, $err) = $hq->psql('postgres', "SELECT loyalty.replica_add_store('sa')");
+my ($ret, $out, $err) = $hq->psql('postgres', "SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'sa')");
 like($err, qr/store "sa" already has a replica/, 'adding a store twice is refused');
 ($ret, $out, $err) = $store{sb}->psql('postgres', "SELECT loyalty.store_subscribe(\$\$"
 	  . $hq->connstr('postgres') . "\$\$, 'sa')");
@@ -166,13 +166,13 @@ is($store{sa}->safe_psql('postgres', 'SELECT count(*) FROM loyalty.policy'), '1'
 	'the policy reached the store');
 # the store's department roles came with its store row: staff logins
 # are made at the store and act as that store's department
-$store{sa}->safe_psql('postgres', q{SELECT loyalty.create_staff('amy_sa', 'sa', 'frontdesk')});
+$store{sa}->safe_psql('postgres', q{SELECT loyalty.staff_create(gen_random_uuid()::text, 'amy_sa', 'sa', 'frontdesk')});
 is($store{sa}->safe_psql('postgres', q{SELECT store_code || '/' || department FROM loyalty.whoami()},
 		extra_params => ['-U', 'amy_sa']),
 	'sa/frontdesk', 'a front desk login at the store is seen as its store and department');
 my $m5 = $hq->safe_psql('postgres', 'SELECT member_id FROM m WHERE g = 5');
 like($store{sa}->safe_psql('postgres',
-		"SELECT loyalty.store_record_preference('$m5', 'crib', 'crib in room')",
+		"SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m5', 'crib', 'crib in room')",
 		extra_params => ['-U', 'amy_sa']),
 	qr/^sa-/, 'the front desk records at the store through the application function');
 is($store{sb}->safe_psql('postgres',
@@ -184,10 +184,10 @@ settle('sb');
 # --- story 1: a preference recorded at store A is known at store B -----
 my $m1 = member(1);
 my $e1 = $store{sa}->safe_psql('postgres',
-	"SELECT loyalty.store_record_preference('$m1', 'allergy', 'buckwheat pillow', idem_key => 'p1')");
+	"SELECT loyalty.store_preference_record('p1', '$m1', 'allergy', 'buckwheat pillow')");
 like($e1, qr/^sa-\d+-2$/, 'the event id is store code, incarnation and sequence');
 is($store{sa}->safe_psql('postgres',
-	"SELECT loyalty.store_record_preference('$m1', 'allergy', 'buckwheat pillow', idem_key => 'p1')"),
+	"SELECT loyalty.store_preference_record('p1', '$m1', 'allergy', 'buckwheat pillow')"),
 	$e1, 'a retried call returns the first event');
 settle('sa');
 is($store{sa}->safe_psql('postgres',
@@ -203,8 +203,8 @@ is($store{sb}->safe_psql('postgres',
 
 # --- story 4: a store-only benefit, used at the store, applied once ------
 $hq->safe_psql('postgres', q{
-	SELECT loyalty.define_benefit('local_gift', 'Local specialty gift', 'gift');
-	SELECT loyalty.grant_benefit('local_gift', 'store', params => '{"item": "tea"}', stores => ARRAY['sa']);
+	SELECT loyalty.benefit_define(gen_random_uuid()::text, 'local_gift', 'Local specialty gift', 'gift');
+	SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'local_gift', 'store', params => '{"item": "tea"}', stores => ARRAY['sa']);
 });
 settle('sa');
 settle('sb');
@@ -213,7 +213,7 @@ is($store{sa}->safe_psql('postgres',
 	  . $store{sb}->safe_psql('postgres', q{SELECT count(*) FROM loyalty.benefit_grant WHERE store_code = 'sa'}),
 	'1/0', 'store A resolves its own benefit offline; store B does not even hold its grant');
 my $e_gift = $store{sa}->safe_psql('postgres',
-	"SELECT loyalty.store_use_benefit('$m1', 'local_gift', idem_key => 'gift-1')");
+	"SELECT loyalty.store_benefit_use('gift-1', '$m1', 'local_gift')");
 settle('sa');
 is($hq->safe_psql('postgres',
 	"SELECT count(*) || ' ' || min(store_code) FROM loyalty.benefit_use WHERE member_id = '$m1' AND benefit_code = 'local_gift'"),
@@ -228,9 +228,9 @@ my $m2 = member(2);
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa DISABLE');
 $store{sa}->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sa DISABLE');
 $store{sa}->safe_psql('postgres', qq{
-	SELECT loyalty.store_record_preference('$m2', 'floor', 'high floor');
-	SELECT loyalty.store_raise_risk_tag('$m2', 'unresolved_violation', 'TV damaged', 800.00);
-	SELECT loyalty.store_record_preference('$m2', 'lighting', 'warm light', 'store');
+	SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m2', 'floor', 'high floor');
+	SELECT loyalty.store_risk_tag_raise(gen_random_uuid()::text, '$m2', 'unresolved_violation', 'TV damaged', 800.00);
+	SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m2', 'lighting', 'warm light', 'store');
 });
 is($store{sa}->safe_psql('postgres',
 	q{SELECT count(*) FROM loyalty.store_member_preferences WHERE provisional}),
@@ -256,7 +256,7 @@ is($store{sb}->safe_psql('postgres',
 # --- HQ restarted mid-apply --------------------------------------------
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sb DISABLE');
 $store{sb}->safe_psql('postgres', qq{
-	SELECT loyalty.store_record_preference(member_id, 'dining', 'vegetarian ' || g)
+	SELECT loyalty.store_preference_record(gen_random_uuid()::text, member_id, 'dining', 'vegetarian ' || g)
 	  FROM (VALUES } . join(',', map { "($_, '" . member($_) . "'::uuid)" } 1 .. 10) . qq{) v(g, member_id);
 });
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sb ENABLE');
@@ -270,15 +270,15 @@ exactly_once('sb', 'after an HQ restart');
 # that transaction, after applying the first event; HQ then crashes
 # (immediate stop) and restarts.  Every event is applied once.
 my $m4 = member(4);
-$hq->safe_psql('postgres', "SELECT loyalty.accrue('$m4', 'sa', 100, 'stay', 'seed-m4')");
+$hq->safe_psql('postgres', "SELECT loyalty.points_accrue('seed-m4', '$m4', 'sa', 100, 'stay')");
 my $blocker = $hq->background_psql('postgres', on_error_stop => 0);
 $blocker->query_safe(
 	"BEGIN; SELECT 1 FROM loyalty.point_balance WHERE member_id = '$m4' FOR UPDATE;");
 $store{sa}->safe_psql('postgres', qq{
 	BEGIN;
-	SELECT loyalty.store_record_preference('$m4', 'floor', 'low floor');
-	SELECT loyalty.store_accrue('$m4', 900, 'stay', 'room 404');
-	SELECT loyalty.store_record_preference('$m4', 'dining', 'no peanuts');
+	SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m4', 'floor', 'low floor');
+	SELECT loyalty.store_points_accrue(gen_random_uuid()::text, '$m4', 900, 'stay', 'room 404');
+	SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m4', 'dining', 'no peanuts');
 	COMMIT;
 });
 $hq->poll_query_until('postgres', q{
@@ -291,7 +291,7 @@ $hq->stop('immediate');
 eval { $blocker->quit; };
 $hq->start;
 settle('sa');
-is($hq->safe_psql('postgres', "SELECT loyalty.balance('$m4')"), '1000',
+is($hq->safe_psql('postgres', "SELECT loyalty.points_balance('$m4')"), '1000',
 	'after an HQ crash mid-apply the accrual counted once');
 is($hq->safe_psql('postgres',
 	q{SELECT count(*) FROM loyalty.member_preference WHERE value IN ('low floor', 'no peanuts')}),
@@ -303,9 +303,9 @@ exactly_once('sa', 'after an HQ crash mid-apply');
 # session and run crash recovery, as after a power loss.
 my $bg = $store{sa}->background_psql('postgres', on_error_stop => 0);
 my $bg_pid = $bg->query_safe('SELECT pg_backend_pid()');
-$bg->query_safe(qq{BEGIN; SELECT loyalty.store_record_preference('$m1', 'bed', 'twin uncommitted');});
+$bg->query_safe(qq{BEGIN; SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m1', 'bed', 'twin uncommitted');});
 $store{sa}->safe_psql('postgres',
-	"SELECT loyalty.store_record_preference('$m1', 'bed', 'king committed')");
+	"SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m1', 'bed', 'king committed')");
 kill 'KILL', $bg_pid;
 eval { $bg->quit; };
 $store{sa}->poll_query_until('postgres', 'SELECT NOT pg_is_in_recovery()')
@@ -326,7 +326,7 @@ $hq->safe_psql('postgres', q{
 	DROP SUBSCRIPTION loyalty_outbox_sa;
 });
 $store{sa}->safe_psql('postgres', q{SELECT pg_drop_replication_slot('loyalty_outbox')});
-$hq->safe_psql('postgres', "SELECT loyalty.replica_attach_outbox('sa', \$\$"
+$hq->safe_psql('postgres', "SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, 'sa', \$\$"
 	  . $store{sa}->connstr('postgres') . "\$\$)");
 $hq->wait_for_subscription_sync;
 settle('sa');
@@ -347,7 +347,7 @@ $store{sb}->safe_psql('postgres', qq{
 	VALUES ('sb-$incarnation-9999', 'sb', $incarnation, 9999, 'mystery', '$m1', '{}');
 });
 my $e_after = $store{sb}->safe_psql('postgres',
-	"SELECT loyalty.store_record_preference('$m1', 'pillow', 'feather')");
+	"SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m1', 'pillow', 'feather')");
 settle('sb');
 is($hq->safe_psql('postgres',
 	q{SELECT string_agg(event_id || ':' || status, ',' ORDER BY event_id) FROM loyalty.outbox_result
@@ -363,9 +363,9 @@ my $m20 = member(20);
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa DISABLE');
 $store{sa}->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sa DISABLE');
 my $e_conf = $store{sa}->safe_psql('postgres',
-	"SELECT loyalty.store_record_preference('$m20', 'pillow', 'foam')");
+	"SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m20', 'pillow', 'foam')");
 my $e_next = $store{sa}->safe_psql('postgres',
-	"SELECT loyalty.store_record_preference('$m1', 'pillow', 'foam')");
+	"SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m1', 'pillow', 'foam')");
 $hq->safe_psql('postgres', "DELETE FROM loyalty.member WHERE member_id = '$m20'");
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa ENABLE');
 $store{sa}->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sa ENABLE');
@@ -383,29 +383,29 @@ exactly_once('sa', 'after a conflict');
 # --- points: offline accruals arrive once; a conflicting offline redemption
 my $m3 = member(3);
 $hq->safe_psql('postgres',
-	"SELECT loyalty.accrue('$m3', 'sa', 3000, 'stay', 'hq-accrual-m3')");
+	"SELECT loyalty.points_accrue('hq-accrual-m3', '$m3', 'sa', 3000, 'stay')");
 settle('sa');
 settle('sb');
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa DISABLE; ALTER SUBSCRIPTION loyalty_outbox_sb DISABLE');
 $store{$_}->safe_psql('postgres', "ALTER SUBSCRIPTION loyalty_store_$_ DISABLE") for ('sa', 'sb');
 my $acc = $store{sa}->safe_psql('postgres',
-	"SELECT loyalty.store_accrue('$m1', 1500, 'stay', 'room 1201', idem_key => 'stay-1201')");
+	"SELECT loyalty.store_points_accrue('stay-1201', '$m1', 1500, 'stay', 'room 1201')");
 is($store{sa}->safe_psql('postgres', "SELECT loyalty.store_offline_redeemable('$m3')"), '3000',
 	'offline: the member may redeem up to the replicated balance within the cap');
-my $r_a = $store{sa}->safe_psql('postgres', "SELECT loyalty.store_redeem('$m3', 2000, 'spa voucher')");
+my $r_a = $store{sa}->safe_psql('postgres', "SELECT loyalty.store_points_redeem(gen_random_uuid()::text, '$m3', 2000, 'spa voucher')");
 is($store{sa}->safe_psql('postgres', "SELECT loyalty.store_offline_redeemable('$m3')"), '1000',
 	'offline: what this store redeemed is no longer redeemable here');
 ($ret, $out, $err) = $store{sa}->psql('postgres',
-	"SELECT loyalty.store_redeem('$m3', 2000, 'second voucher')");
+	"SELECT loyalty.store_points_redeem(gen_random_uuid()::text, '$m3', 2000, 'second voucher')");
 like($err, qr/exceeds the offline limit/, 'a redemption beyond the offline limit is refused');
-my $r_b = $store{sb}->safe_psql('postgres', "SELECT loyalty.store_redeem('$m3', 2000, 'dinner')");
+my $r_b = $store{sb}->safe_psql('postgres', "SELECT loyalty.store_points_redeem(gen_random_uuid()::text, '$m3', 2000, 'dinner')");
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa ENABLE');
 $store{sa}->wait_for_catchup('loyalty_outbox_sa');
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sb ENABLE');
 $store{$_}->safe_psql('postgres', "ALTER SUBSCRIPTION loyalty_store_$_ ENABLE") for ('sa', 'sb');
 settle('sa');
 settle('sb');
-is($hq->safe_psql('postgres', "SELECT loyalty.balance('$m1') || '/' || loyalty.balance('$m3')"),
+is($hq->safe_psql('postgres', "SELECT loyalty.points_balance('$m1') || '/' || loyalty.points_balance('$m3')"),
 	'1500/1000', 'HQ: the offline accrual counted once, the first redemption was applied');
 is($store{sb}->safe_psql('postgres',
 	"SELECT status || ' ' || sqlstate FROM loyalty.store_outbox_status WHERE event_id = '$r_b'"),
@@ -428,9 +428,9 @@ $hq->safe_psql('postgres', qq{
 	INSERT INTO loyalty.member_preference (member_id, category, value, scope, store_code)
 	VALUES ('$m2', 'smoking', 'non-smoking', 'chain', 'sa')});
 my $e_lost = $store{sb}->safe_psql('postgres',
-	"SELECT loyalty.store_record_preference('$m2', 'pillow', 'hypoallergenic')");
+	"SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m2', 'pillow', 'hypoallergenic')");
 $store{sb}->safe_psql('postgres', 'SELECT loyalty.store_unsubscribe()');
-$hq->safe_psql('postgres', "SELECT loyalty.replica_create_slot('sb')");
+$hq->safe_psql('postgres', "SELECT loyalty.replica_slot_create('sb')");
 subscribe('sb');
 settle('sb');
 exactly_once('sb', 'after a re-seed');
@@ -443,11 +443,11 @@ is($hq->safe_psql('postgres', q{
 	  FROM loyalty.replica_status}),
 	'sa:streaming:true,sb:streaming:true', 'the DBA view shows both stores streaming');
 $store{sb}->safe_psql('postgres', 'SELECT loyalty.store_unsubscribe()');
-$hq->safe_psql('postgres', "SELECT loyalty.replica_remove_store('sb', force => true)");
+$hq->safe_psql('postgres', "SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'sb', force => true)");
 is($hq->safe_psql('postgres',
 	q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sb'}),
 	'0', 'removing a store drops its slot');
-($ret, $out, $err) = $hq->psql('postgres', "SELECT loyalty.replica_remove_store('sb')");
+($ret, $out, $err) = $hq->psql('postgres', "SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'sb')");
 like($err, qr/store "sb" has no replica/, 'removing an unknown store is an error');
 
 $_->stop for ($hq, values %store);

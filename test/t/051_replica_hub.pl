@@ -25,24 +25,24 @@ my %store = (sc => make_node('sc'), sd => make_node('sd'));
 sub conn { my ($n) = @_; return '$$' . $n->connstr('postgres') . '$$'; }
 
 $hq->safe_psql('postgres', q{
-	SELECT loyalty.create_store('sc', 'Store C', 'bay', 'east', 'Asia/Shanghai');
-	SELECT loyalty.create_store('sd', 'Store D', 'bay', 'east', 'Asia/Shanghai');
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'sc', 'Store C', 'bay', 'east', 'Asia/Shanghai');
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'sd', 'Store D', 'bay', 'east', 'Asia/Shanghai');
 	CREATE TABLE m AS
-	SELECT g, (loyalty.enroll('sc', 'Member ' || g)).member_id FROM generate_series(1, 6) g;
+	SELECT g, (loyalty.member_enroll(gen_random_uuid()::text, 'sc', 'Member ' || g)).member_id FROM generate_series(1, 6) g;
 	INSERT INTO loyalty.member_preference (member_id, category, value, scope, store_code)
 	SELECT member_id, 'room', 'corner room', 'store', 'sc' FROM m WHERE g = 1;
-	SELECT loyalty.accrue(member_id, 'sc', 2000, 'stay', 'seed-' || g) FROM m;
+	SELECT loyalty.points_accrue('seed-' || g, member_id, 'sc', 2000, 'stay') FROM m;
 });
 my $m1 = $hq->safe_psql('postgres', 'SELECT member_id FROM m WHERE g = 1');
 
 # HQ: the hub and its stores
-$hq->safe_psql('postgres', q{SELECT loyalty.replica_add_hub('h1')});
-$hq->safe_psql('postgres', q{SELECT loyalty.replica_create_slot('h1')});
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_hub_add(gen_random_uuid()::text, 'h1')});
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_slot_create('h1')});
 $hq->safe_psql('postgres', q{
-	SELECT loyalty.replica_add_store('sc', via_hub => 'h1');
-	SELECT loyalty.replica_add_store('sd', via_hub => 'h1');
+	SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'sc', via_hub => 'h1');
+	SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'sd', via_hub => 'h1');
 });
-my ($ret, $out, $err) = $hq->psql('postgres', q{SELECT loyalty.replica_create_slot('sc')});
+my ($ret, $out, $err) = $hq->psql('postgres', q{SELECT loyalty.replica_slot_create('sc')});
 like($err, qr/store "sc" is replicated through hub "h1"/, 'a hub store\'s slot is made at the hub, not at HQ');
 
 # the hub
@@ -50,10 +50,10 @@ $hub->safe_psql('postgres', 'SELECT loyalty.hub_subscribe(' . conn($hq) . q{, 'h
 $hub->wait_for_subscription_sync($hq, 'loyalty_hub_h1');
 for my $code ('sc', 'sd')
 {
-	$hub->safe_psql('postgres', "SELECT loyalty.replica_add_store('$code')");
-	$hub->safe_psql('postgres', "SELECT loyalty.replica_create_slot('$code')");
+	$hub->safe_psql('postgres', "SELECT loyalty.replica_store_add(gen_random_uuid()::text, '$code')");
+	$hub->safe_psql('postgres', "SELECT loyalty.replica_slot_create('$code')");
 }
-($ret, $out, $err) = $hub->psql('postgres', q{SELECT loyalty.replica_add_store('zz')});
+($ret, $out, $err) = $hub->psql('postgres', q{SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'zz')});
 like($err, qr/store "zz" has no replica/, 'a hub serves only stores HQ registered under it');
 
 # the stores subscribe at the hub; the hub attaches their outboxes; HQ the hub's
@@ -61,9 +61,9 @@ for my $code ('sc', 'sd')
 {
 	$store{$code}->safe_psql('postgres', 'SELECT loyalty.store_subscribe(' . conn($hub) . ", '$code')");
 	$store{$code}->wait_for_subscription_sync($hub, "loyalty_store_$code");
-	$hub->safe_psql('postgres', "SELECT loyalty.replica_attach_outbox('$code', " . conn($store{$code}) . ')');
+	$hub->safe_psql('postgres', "SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, '$code', " . conn($store{$code}) . ')');
 }
-$hq->safe_psql('postgres', q{SELECT loyalty.replica_attach_outbox('h1', } . conn($hub) . ')');
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, 'h1', } . conn($hub) . ')');
 $hq->wait_for_subscription_sync;
 $hub->wait_for_subscription_sync;
 
@@ -90,9 +90,9 @@ sub settle
 }
 
 my $e_acc = $store{sc}->safe_psql('postgres',
-	"SELECT loyalty.store_accrue('$m1', 700, 'stay', 'room 12')");
+	"SELECT loyalty.store_points_accrue(gen_random_uuid()::text, '$m1', 700, 'stay', 'room 12')");
 my $e_pref = $store{sc}->safe_psql('postgres',
-	"SELECT loyalty.store_record_preference('$m1', 'pillow', 'down')");
+	"SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m1', 'pillow', 'down')");
 # store D forges an event of a store outside its hub: rejected at HQ
 my $inc = $store{sd}->safe_psql('postgres', 'SELECT incarnation FROM loyalty.replica_node');
 $store{sd}->safe_psql('postgres', qq{
@@ -101,7 +101,7 @@ $store{sd}->safe_psql('postgres', qq{
 $hq->safe_psql('postgres', "UPDATE loyalty.member SET tier = 'silver' WHERE member_id = '$m1'");
 settle();
 
-is($hq->safe_psql('postgres', "SELECT loyalty.balance('$m1')"), '2700',
+is($hq->safe_psql('postgres', "SELECT loyalty.points_balance('$m1')"), '2700',
 	'the accrual recorded at store C reached HQ through the hub, once');
 is($hq->safe_psql('postgres', q{SELECT status FROM loyalty.outbox_result WHERE event_id = 'zz-1-1'}),
 	'rejected', 'an event of a store outside the hub is rejected');
@@ -122,7 +122,7 @@ is($hq->safe_psql('postgres', q{
 	'h1:hub:streaming,sc:store:via hub,sd:store:via hub', 'the DBA view at HQ shows the hub and its stores');
 is($hq->safe_psql('postgres', q{SELECT events_applied FROM loyalty.replica_status WHERE store_code = 'h1'}),
 	'2', 'the hub\'s row counts its stores\' events');
-($ret, $out, $err) = $hq->psql('postgres', q{SELECT loyalty.replica_remove_store('h1')});
+($ret, $out, $err) = $hq->psql('postgres', q{SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'h1')});
 like($err, qr/hub "h1" still serves 2 stores/, 'a hub with stores cannot be removed');
 
 $_->stop for ($hq, $hub, values %store);

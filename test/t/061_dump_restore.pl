@@ -60,7 +60,7 @@ my $fingerprint = q{
 		UNION ALL SELECT 'events ' || count(*) FROM loyalty.event_outbox
 		UNION ALL SELECT 'staff roles ' || count(*) FROM loyalty.staff_role
 		UNION ALL SELECT 'grant ' || has_function_privilege('loyalty_frontdesk',
-		       'loyalty.enroll(text,text,text,text,date,text,text,text)', 'EXECUTE')::text
+		       'loyalty.member_enroll(text,text,text,text,text,date,text,text,text)', 'EXECUTE')::text
 	) x};
 my $before = $node->safe_psql('hq', $fingerprint);
 like($before, qr/ledger invariant violations 0/, 'the demo ledger is consistent');
@@ -86,7 +86,7 @@ is($node->safe_psql('hq_restored', 'SELECT store_code FROM loyalty.whoami()',
 		extra_params => [ '-U', 'szx_desk' ]),
 	'szx', 'staff identity works in the restored database');
 is($node->safe_psql('hq_restored',
-		q{SELECT count(*) FROM loyalty.enroll('szx', 'After Restore')},
+		q{SELECT count(*) FROM loyalty.member_enroll(gen_random_uuid()::text, 'szx', 'After Restore')},
 		extra_params => [ '-U', 'szx_desk' ]),
 	'1', 'the restored database takes new members');
 is($node->safe_psql('hq_restored',

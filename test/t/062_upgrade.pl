@@ -77,8 +77,8 @@ my $catalog = q{
 
 # Behaviour: the same calls give the same answers.
 my $behaviour = q{
-	SELECT loyalty.create_store('upg', 'Upgrade Hotel', 'bay', 'south', 'Asia/Shanghai');
-	SELECT count(*) FROM loyalty.enroll('upg', '升级测试', '13800000000');
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'upg', 'Upgrade Hotel', 'bay', 'south', 'Asia/Shanghai');
+	SELECT count(*) FROM loyalty.member_enroll(gen_random_uuid()::text, 'upg', '升级测试', '13800000000');
 	SELECT department FROM loyalty.whoami();
 	SELECT loyalty.policy_at() -> 'redemption';
 	SELECT loyalty.policy_validate('{"version": 1, "tiers": [{"code": "member"}]}') -> 'expiry';

@@ -1,4 +1,4 @@
-# Schedules: loyalty.schedule_jobs() installs the batch jobs in pg_cron as
+# Schedules: loyalty.job_schedule(gen_random_uuid()::text) installs the batch jobs in pg_cron as
 # the calling DBA, lists them, replaces them when called again, and removes
 # them; every scheduled command is valid and runs as that DBA.
 use strict;
@@ -17,41 +17,41 @@ max_worker_processes = 32
 });
 $node->start;
 
-my ($ret, $out, $err) = $node->psql('postgres', q{CREATE EXTENSION loyalty; SELECT loyalty.scheduled_jobs()});
+my ($ret, $out, $err) = $node->psql('postgres', q{CREATE EXTENSION loyalty; SELECT loyalty.job_scheduled()});
 like($err, qr/pg_cron is not installed in this database/, 'a clear error without pg_cron');
 
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION pg_cron;
 	GRANT USAGE ON SCHEMA cron TO loyalty_dba;
-	SELECT loyalty.create_staff('ops_dba', NULL, 'dba');
-	SELECT loyalty.create_store('cro', 'Cron Hotel', 'bay', 'south', 'Asia/Shanghai');
-	SELECT loyalty.create_staff('cron_desk', 'cro', 'frontdesk');
+	SELECT loyalty.staff_create(gen_random_uuid()::text, 'ops_dba', NULL, 'dba');
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'cro', 'Cron Hotel', 'bay', 'south', 'Asia/Shanghai');
+	SELECT loyalty.staff_create(gen_random_uuid()::text, 'cron_desk', 'cro', 'frontdesk');
 });
 
 my @dba = (extra_params => [ '-U', 'ops_dba' ]);
-is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.schedule_jobs()', @dba),
+is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.job_schedule(gen_random_uuid()::text)', @dba),
 	'5', 'five jobs scheduled');
-is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.schedule_jobs()', @dba),
+is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.job_schedule(gen_random_uuid()::text)', @dba),
 	'5', 'scheduling again replaces them');
 is($node->safe_psql('postgres',
-		q{SELECT string_agg(job_name || '@' || run_as, ' ' ORDER BY job_name) FROM loyalty.scheduled_jobs()}, @dba),
+		q{SELECT string_agg(job_name || '@' || run_as, ' ' ORDER BY job_name) FROM loyalty.job_scheduled()}, @dba),
 	'loyalty-activate-due@ops_dba loyalty-expire@ops_dba loyalty-requalify@ops_dba loyalty-retention@ops_dba loyalty-voucher-expire@ops_dba',
 	'listed, each running as the DBA who scheduled it');
 
-($ret, $out, $err) = $node->psql('postgres', 'SELECT loyalty.schedule_jobs()',
+($ret, $out, $err) = $node->psql('postgres', 'SELECT loyalty.job_schedule(gen_random_uuid()::text)',
 	extra_params => [ '-U', 'cron_desk' ]);
 like($err, qr/permission denied/, 'a front desk cannot schedule jobs');
 
 # every command the jobs run is valid and allowed for the DBA
 my @commands = split /\n/, $node->safe_psql('postgres',
-	q{SELECT command FROM loyalty.scheduled_jobs() ORDER BY job_name}, @dba);
+	q{SELECT command FROM loyalty.job_scheduled() ORDER BY job_name}, @dba);
 for my $c (@commands)
 {
 	my ($r, $o, $e) = $node->psql('postgres', $c, @dba);
 	is($r, 0, "job command runs as the DBA: $c") or diag($e);
 }
 
-is($node->safe_psql('postgres', 'SELECT loyalty.unschedule_jobs()', @dba), '5', 'removed');
+is($node->safe_psql('postgres', 'SELECT loyalty.job_unschedule(gen_random_uuid()::text)', @dba), '5', 'removed');
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'loyalty-%'}),
 	'0', 'no job left');
 

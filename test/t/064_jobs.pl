@@ -15,11 +15,10 @@ $node->init(allows_streaming => 'logical');
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION loyalty;
-	SELECT loyalty.create_store('job', 'Job Hotel', 'bay', 'south', 'Asia/Shanghai');
-	SELECT loyalty.create_staff('job_dba', NULL, 'dba');
+	SELECT loyalty.store_create(gen_random_uuid()::text, 'job', 'Job Hotel', 'bay', 'south', 'Asia/Shanghai');
+	SELECT loyalty.staff_create(gen_random_uuid()::text, 'job_dba', NULL, 'dba');
 	SELECT count(*) FROM (
-	  SELECT loyalty.accrue((loyalty.enroll('job', 'J' || i)).member_id, 'job', 100, 'stay',
-	                        'tap-job-' || i, pending => true, activate_at => now() - interval '1 minute')
+	  SELECT loyalty.points_accrue('tap-job-' || i, (loyalty.enroll('job', 'J' || i)).member_id, 'job', 100, 'stay', pending => true, activate_at => now() - interval '1 minute')
 	    FROM generate_series(1, 3) i) x;
 });
 my @dba = (extra_params => [ '-U', 'job_dba' ]);
@@ -35,7 +34,7 @@ $blocker->query_safe(
 sub start_job
 {
 	my $job = $node->background_psql('postgres', on_error_stop => 0, @dba);
-	$job->query_until(qr/started/, "\\echo started\nCALL loyalty.activate_due_batch(batch_size => 1);\n");
+	$job->query_until(qr/started/, "\\echo started\nCALL loyalty.points_activate_due_batch(batch_size => 1);\n");
 	$node->poll_query_until('postgres', "SELECT ($progress) = 'running 2/3'")
 	  or die 'the job never reached its third batch';
 	return $job;
@@ -48,7 +47,7 @@ is($node->safe_psql('postgres',
 		q{SELECT percent || ' ' || (eta IS NOT NULL) FROM loyalty.job_progress
 		   WHERE kind = 'activate' AND state = 'running'}),
 	'66.7 true', 'part-way: percent and an estimate of the time left');
-my ($rc, $out, $err) = $node->psql('postgres', 'CALL loyalty.activate_due_batch()', @dba);
+my ($rc, $out, $err) = $node->psql('postgres', 'CALL loyalty.points_activate_due_batch()', @dba);
 like($err, qr/a job of kind "activate" is already running/, 'one job of a kind at a time');
 
 # a cancel while it waits: failed, with the error, the third batch undone
@@ -63,7 +62,7 @@ $job->quit;
 # a killed backend: abandoned at once in the view
 $node->safe_psql('postgres', qq{
 	SELECT count(*) FROM (
-	  SELECT loyalty.accrue(member_id, 'job', 50, 'stay', 'tap-again-' || member_id, pending => true,
+	  SELECT loyalty.points_accrue('tap-again-' || member_id, member_id, 'job', 50, 'stay', pending => true,
 	                        activate_at => now() - interval '1 minute')
 	    FROM loyalty.member WHERE member_id <> '$last') x});
 $job = start_job();
@@ -78,7 +77,7 @@ is($node->safe_psql('postgres', qq{SELECT state FROM loyalty.job WHERE kind = 'a
 	'running', 'its row still says running until the next job of its kind');
 
 $blocker->query_safe('COMMIT');
-$node->safe_psql('postgres', 'CALL loyalty.activate_due_batch()', @dba);
+$node->safe_psql('postgres', 'CALL loyalty.points_activate_due_batch()', @dba);
 is($node->safe_psql('postgres', qq{SELECT state FROM loyalty.job WHERE kind = 'activate' AND backend_pid = $pid
 	    ORDER BY started_at DESC LIMIT 1}),
 	'abandoned', 'the next job records the killed one as abandoned');

@@ -1,6 +1,6 @@
 /*-------------------------------------------------------------------------
  *
- * voucher_issue.c
+ * reward_voucher.c
  *	  Vouchers and certificates: codes, issue (by a redemption or an
  *	  award), use at a store, and the nightly expiry with its notice.
  *
@@ -19,7 +19,6 @@
 
 #include "access/xact.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
 #include "utils/builtins.h"
 #include "utils/date.h"
@@ -28,7 +27,9 @@
 #include "event.h"
 #include "ledger.h"
 #include "member_card.h"
+#include "args.h"
 #include "reward.h"
+#include "spi.h"
 #include "risk.h"
 #include "roles_caller.h"
 
@@ -147,7 +148,7 @@ loyalty_award_issue(PG_FUNCTION_ARGS)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	const LoyaltyCaller *caller;
-	char	   *key = reward_key_arg(fcinfo, 0);
+	char	   *key = loyalty_arg_key(fcinfo, 0);
 	pg_uuid_t	member;
 	char	   *reward;
 	char	   *reason;
@@ -195,7 +196,7 @@ loyalty_award_issue(PG_FUNCTION_ARGS)
 					reward_uuid_text(&member), reward, reason, store ? store : "",
 					PG_ARGISNULL(5) ? "" : timestamptz_to_str(PG_GETARG_TIMESTAMPTZ(5)));
 
-	reward_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	if (store != NULL)
 		reward_check_store(store);
 	(void) ledger_lock(member);
@@ -203,7 +204,7 @@ loyalty_award_issue(PG_FUNCTION_ARGS)
 	if (found != NULL)
 	{
 		found = MemoryContextStrdup(outer, found);
-		reward_spi_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(reward_result(found));
 	}
 	{
@@ -226,7 +227,7 @@ loyalty_award_issue(PG_FUNCTION_ARGS)
 					reward_uuid_text(&id), code, timestamptz_to_str(expires_at));
 	reward_idem_save(key, "award_issue", args, json);
 	json = MemoryContextStrdup(outer, json);
-	reward_spi_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(reward_result(json));
 }
 
@@ -243,7 +244,7 @@ loyalty_voucher_use(PG_FUNCTION_ARGS)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	const LoyaltyCaller *caller;
-	char	   *key = reward_key_arg(fcinfo, 0);
+	char	   *key = loyalty_arg_key(fcinfo, 0);
 	char	   *code;
 	char	   *store;
 	char	   *args;
@@ -275,7 +276,7 @@ loyalty_voucher_use(PG_FUNCTION_ARGS)
 				 errdetail("A voucher code is 16 digits with a check digit; this one was probably mistyped.")));
 	args = psprintf("code=%s store=%s", code, store);
 
-	reward_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	reward_check_store(store);
 	{
 		Datum		v[2] = {CStringGetTextDatum(code), TimestampTzGetDatum(now)};
@@ -301,7 +302,7 @@ loyalty_voucher_use(PG_FUNCTION_ARGS)
 	if (found != NULL)
 	{
 		found = MemoryContextStrdup(outer, found);
-		reward_spi_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(reward_result(found));
 	}
 	if (strcmp(state, "issued") != 0 || expired)
@@ -337,7 +338,7 @@ loyalty_voucher_use(PG_FUNCTION_ARGS)
 					kind, timestamptz_to_str(now));
 	reward_idem_save(key, "voucher_use", args, json);
 	json = MemoryContextStrdup(outer, json);
-	reward_spi_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(reward_result(json));
 }
 
@@ -354,7 +355,7 @@ loyalty_voucher_expire(PG_FUNCTION_ARGS)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	const LoyaltyCaller *caller;
-	char	   *key = reward_key_arg(fcinfo, 0);
+	char	   *key = loyalty_arg_key(fcinfo, 0);
 	TimestampTz as_of;
 	int32		notice_days;
 	char	   *args;
@@ -383,12 +384,12 @@ loyalty_voucher_expire(PG_FUNCTION_ARGS)
 				 errmsg("notice_days must be 0 to 365")));
 	args = psprintf("as_of=%s notice_days=%d", timestamptz_to_str(as_of), notice_days);
 
-	reward_spi_connect();
+	lspi_connect(LSPI_READ_WRITE);
 	found = reward_idem_replay(key, "voucher_expire", args);
 	if (found != NULL)
 	{
 		found = MemoryContextStrdup(outer, found);
-		reward_spi_finish();
+		lspi_finish();
 		PG_RETURN_DATUM(reward_result(found));
 	}
 	{
@@ -436,6 +437,6 @@ loyalty_voucher_expire(PG_FUNCTION_ARGS)
 					expired, notices);
 	reward_idem_save(key, "voucher_expire", args, json);
 	json = MemoryContextStrdup(outer, json);
-	reward_spi_finish();
+	lspi_finish();
 	PG_RETURN_DATUM(reward_result(json));
 }
