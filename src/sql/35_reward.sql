@@ -466,15 +466,25 @@ COMMENT ON FUNCTION loyalty.reward_capacity_set(text, text, text, date, integer)
 
 -- Reads.
 
-CREATE VIEW loyalty.reward_catalog AS
-SELECT r.reward_code, r.name, r.kind, r.points, r.cash_max, r.valid_from, r.valid_until,
-       (SELECT pg_catalog.array_agg(s.store_code ORDER BY s.store_code)
-          FROM loyalty.reward_store s WHERE s.reward_code = r.reward_code) AS stores,
-       r.member_limit, r.member_limit_per, r.total_limit,
-       r.total_limit - r.redeemed AS total_left, r.nightly_capacity, r.voucher_days,
-       r.description
-  FROM loyalty.reward r;
-COMMENT ON VIEW loyalty.reward_catalog IS 'The reward catalogue (stores NULL: every store; total_left NULL: no overall limit)';
+CREATE FUNCTION loyalty.reward_catalog()
+    RETURNS TABLE (reward_code text, name text, kind text, points bigint, cash_max numeric,
+                   valid_from timestamptz, valid_until timestamptz, stores text[],
+                   member_limit integer, member_limit_per text, total_limit integer,
+                   total_left integer, nightly_capacity integer, voucher_days integer,
+                   description text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT r.reward_code, r.name, r.kind, r.points, r.cash_max, r.valid_from, r.valid_until,
+           (SELECT pg_catalog.array_agg(s.store_code ORDER BY s.store_code)
+              FROM loyalty.reward_store s WHERE s.reward_code = r.reward_code),
+           r.member_limit, r.member_limit_per, r.total_limit,
+           r.total_limit - r.redeemed, r.nightly_capacity, r.voucher_days, r.description
+      FROM loyalty.reward r
+     ORDER BY r.reward_code
+$$;
+COMMENT ON FUNCTION loyalty.reward_catalog() IS
+    'The reward catalogue (stores NULL: every store; total_left NULL: no overall limit)';
 
 CREATE FUNCTION loyalty.reward_quote(reward_code text, store_code text, day date DEFAULT NULL,
     OUT points bigint, OUT season text, OUT category smallint, OUT units_left integer)
@@ -622,7 +632,7 @@ COMMENT ON FUNCTION loyalty.member_redemptions(uuid) IS
 
 REVOKE ALL ON TABLE loyalty.reward_request, loyalty.store_category, loyalty.reward_season,
     loyalty.reward, loyalty.reward_store, loyalty.reward_night_price, loyalty.reward_inventory,
-    loyalty.voucher, loyalty.reward_redemption, loyalty.reward_catalog FROM PUBLIC;
+    loyalty.voucher, loyalty.reward_redemption FROM PUBLIC;
 REVOKE ALL ON FUNCTION
     loyalty._reward_request(text, text, text), loyalty._reward_request_save(text, text, text, jsonb),
     loyalty.reward_define(text, text, text, text, bigint, numeric, timestamptz, timestamptz,
@@ -632,7 +642,7 @@ REVOKE ALL ON FUNCTION
     loyalty.store_category_set(text, text, smallint),
     loyalty.reward_season_add(text, text, date, date, text),
     loyalty.reward_capacity_set(text, text, text, date, integer),
-    loyalty.reward_quote(text, text, date),
+    loyalty.reward_quote(text, text, date), loyalty.reward_catalog(),
     loyalty._reward_redeem(text, uuid, text, text, date, numeric),
     loyalty.reward_redeem(text, uuid, text, text, date, numeric),
     loyalty._reward_redemption_cancel(text, uuid, text),
@@ -645,8 +655,8 @@ REVOKE ALL ON FUNCTION
     loyalty.member_vouchers(uuid), loyalty.member_redemptions(uuid)
     FROM PUBLIC;
 
-GRANT SELECT ON loyalty.reward_catalog TO loyalty_frontdesk, loyalty_fnb, loyalty_store_manager,
-    loyalty_crm, loyalty_marketing, loyalty_dba;
+GRANT EXECUTE ON FUNCTION loyalty.reward_catalog() TO loyalty_frontdesk, loyalty_fnb,
+    loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_dba;
 GRANT EXECUTE ON FUNCTION
     loyalty.reward_define(text, text, text, text, bigint, numeric, timestamptz, timestamptz,
                           text[], integer, text, integer, integer, integer, text),

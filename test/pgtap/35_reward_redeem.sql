@@ -33,7 +33,7 @@ SELECT lives_ok($$SELECT loyalty.reward_define('rw-def-dinner', 'r_dinner', 'Din
                              'experience')$$, 'a voucher, a gift and an award-only reward');
 SELECT is(loyalty.reward_define('rw-def-gift', 'r_gift', 'Tea set', 'gift', points => 2000, total_limit => 1),
           'r_gift', 'reward_define retried with its key');
-SELECT is((SELECT row(points, cash_max, stores, total_left)::text FROM loyalty.reward_catalog WHERE reward_code = 'r_dinner'),
+SELECT is((SELECT row(points, cash_max, stores, total_left)::text FROM loyalty.reward_catalog() WHERE reward_code = 'r_dinner'),
           '(5000,30,{rwa},)', 'the catalogue view');
 
 -- prices

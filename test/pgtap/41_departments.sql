@@ -8,8 +8,7 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
                   AND has_table_privilege('loyalty_frontdesk', c.oid, 'SELECT')$$,
     ARRAY['member_frontdesk', 'member_preferences', 'member_tags', 'stays', 'member_consents', 'store',
-          'store_outbox_status', 'store_member_preferences',
-          'reward_catalog'],  -- rewards (docs/rewards.md)
+          'store_outbox_status', 'store_member_preferences'],
     'front desk reads its views (and the store-mode views, docs/replication.md)');
 SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
@@ -19,17 +18,14 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c
 SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
                   AND has_table_privilege('loyalty_fnb', c.oid, 'SELECT')$$,
-    ARRAY['member_fnb', 'member_preferences', 'store', 'store_outbox_status', 'store_member_preferences',
-          'reward_catalog'],  -- rewards (docs/rewards.md)
+    ARRAY['member_fnb', 'member_preferences', 'store', 'store_outbox_status', 'store_member_preferences'],
     'F&B reads its views');
 SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
                   AND has_table_privilege('loyalty_store_manager', c.oid, 'SELECT')$$,
     ARRAY['member_store_manager', 'member_preferences', 'member_tags', 'stays', 'member_consents',
           'field_policy_current', 'store', 'store_outbox_status', 'store_member_preferences',
-          'store_replica_state',
-          'reward_catalog'],  -- rewards (docs/rewards.md)
-    'store manager reads its views');
+          'store_replica_state'], 'store manager reads its views');
 SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
                   AND has_table_privilege('loyalty_bi', c.oid, 'SELECT')$$,
@@ -37,8 +33,7 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c
 SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
                   AND has_table_privilege('loyalty_marketing', c.oid, 'SELECT')$$,
-    ARRAY['member_marketing', 'member_consents', 'store', 'benefit', 'benefit_grant', 'risk_type', 'campaign',
-          'reward_catalog'],  -- rewards (docs/rewards.md)
+    ARRAY['member_marketing', 'member_consents', 'store', 'benefit', 'benefit_grant', 'risk_type', 'campaign'],
     'marketing reads its views, the benefit catalogue and campaigns (no personal data)');
 
 -- one member seen by each department
