@@ -14,6 +14,7 @@
  *	  LY023  the voucher cannot be used (used, expired, cancelled, other
  *			 store)
  *	  LY024  the member has not consented to share data with the partner
+ *	  LY025  the yearly cap of points bought or received is reached
  *
  *-------------------------------------------------------------------------
  */
@@ -32,6 +33,7 @@
 #define ERRCODE_LOYALTY_REWARD_LIMIT		MAKE_SQLSTATE('L','Y','0','2','2')
 #define ERRCODE_LOYALTY_VOUCHER_UNUSABLE	MAKE_SQLSTATE('L','Y','0','2','3')
 #define ERRCODE_LOYALTY_NO_CONSENT			MAKE_SQLSTATE('L','Y','0','2','4')
+#define ERRCODE_LOYALTY_SALE_CAP			MAKE_SQLSTATE('L','Y','0','2','5')
 
 /* reward_request.c: arguments, SPI, idempotency */
 extern void reward_arg_required(FunctionCallInfo fcinfo, int argno, const char *what);
