@@ -19,7 +19,6 @@
 
 #include "catalog/pg_type.h"
 #include "common/int.h"
-#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
@@ -839,4 +838,23 @@ ledger_check_as_of(TimestampTz as_of)
 				 errmsg("as_of must not be in the future"),
 				 errdetail("A batch changes balances only as of now or an earlier time."),
 				 errhint("Run the batch when that time has come.")));
+}
+
+/*
+ * ledger_lock
+ *		Lock a member's balance row for the rest of the transaction (the
+ *		first thing every ledger operation does), so that another area can
+ *		serialise its own checks of one member with the ledger's before it
+ *		debits; returns the balance.  Errors for an unknown or erased
+ *		member.
+ */
+int64
+ledger_lock(pg_uuid_t member_id)
+{
+	LedgerMember m;
+
+	lspi_connect(LSPI_READ_WRITE);
+	ledger_lock_member(member_id, &m);
+	lspi_finish();
+	return m.balance;
 }

@@ -33,7 +33,10 @@ AS $$
      'score every member: RFM, value level, churn warning (01:00 in China; docs/segments.md)'),
     ('loyalty-segments', '30 17 * * *',
      $c$CALL loyalty.segment_refresh()$c$,
-     'materialise every segment over the latest scores (01:30 in China; docs/segments.md)')
+     'materialise every segment over the latest scores (01:30 in China; docs/segments.md)'),
+    ('loyalty-voucher-expire', '15 19 * * *',
+     $c$SELECT * FROM loyalty.voucher_expire('loyalty-voucher-expire ' || now())$c$,
+     'expire vouchers and certificates, notices 14 days ahead (03:15 in China)')
 $$;
 
 COMMENT ON FUNCTION loyalty.job_schedule_defaults() IS

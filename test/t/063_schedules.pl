@@ -45,7 +45,7 @@ is($node->safe_psql('postgres',
 my $listed = ' ' . $node->safe_psql('postgres',
 	q{SELECT string_agg(job_name, ' ' ORDER BY job_name) FROM loyalty.job_scheduled()}, @dba) . ' ';
 for my $j (qw(loyalty-activate-due loyalty-case-escalate loyalty-expire loyalty-requalify loyalty-retention
-	loyalty-scores loyalty-segments))
+	loyalty-scores loyalty-segments loyalty-voucher-expire))
 {
 	like($listed, qr/ \Q$j\E /, "$j is scheduled");
 }
