@@ -19,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "common/int.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
@@ -97,17 +98,31 @@ static const LspiQuery ledger_queries[LEDGER_NUM_QUERIES] = {
 		"state = coalesce($3, state) WHERE lot_id = $1",
 		3, {UUIDOID, INT8OID, TEXTOID}
 	},
+	/*
+	 * the draws of one debit on its lots, in one statement: the draw rows,
+	 * and each lot's remaining lowered by what was drawn from it
+	 */
+	[LQ_DRAW_BATCH] = {
+		"WITH d AS (INSERT INTO loyalty.point_draw (entry_id, lot_id, points) "
+		"SELECT $1, u.lot_id, u.points "
+		"FROM ROWS FROM (pg_catalog.unnest($2::uuid[]), pg_catalog.unnest($3::bigint[])) "
+		"AS u (lot_id, points) "
+		"RETURNING lot_id, points) "
+		"UPDATE loyalty.point_lot l SET remaining = l.remaining - d.points "
+		"FROM d WHERE l.lot_id = d.lot_id",
+		3, {UUIDOID, UUIDARRAYOID, INT8ARRAYOID}
+	},
 	[LQ_LOTS_SOONEST] = {
 		"SELECT lot_id, remaining, expires_at FROM loyalty.point_lot "
-		"WHERE member_id = $1 AND state = 'active' AND remaining > 0 "
+		"WHERE member_id = $1 AND state = 'active' AND spendable "
 		"ORDER BY expires_at NULLS LAST, active_from, lot_id",
-		1, {UUIDOID}
+		1, {UUIDOID}, CURSOR_OPT_FAST_PLAN
 	},
 	[LQ_LOTS_OLDEST] = {
 		"SELECT lot_id, remaining, expires_at FROM loyalty.point_lot "
-		"WHERE member_id = $1 AND state = 'active' AND remaining > 0 "
+		"WHERE member_id = $1 AND state = 'active' AND spendable "
 		"ORDER BY active_from, lot_id",
-		1, {UUIDOID}
+		1, {UUIDOID}, CURSOR_OPT_FAST_PLAN
 	},
 	[LQ_DEFICITS] = {
 		"SELECT lot_id, remaining FROM loyalty.point_lot "
@@ -671,8 +686,25 @@ ledger_draw(const LedgerMember *m, const LedgerPolicy *lp, pg_uuid_t entry_id,
 	if (left > 0)
 		elog(ERROR, "active lots of member %s hold less than the stored balance",
 			 ledger_uuid_text(&m->id));
-	for (i = 0; i < n; i++)
-		ledger_take(entry_id, out[i].lot_id, out[i].points, NULL);
+	if (n > 0)
+	{
+		Datum	   *ids = palloc(sizeof(Datum) * n);
+		Datum	   *points_drawn = palloc(sizeof(Datum) * n);
+		Datum		args[3];
+
+		for (i = 0; i < n; i++)
+		{
+			ids[i] = UUIDPGetDatum(&out[i].lot_id);
+			points_drawn[i] = Int64GetDatum(out[i].points);
+		}
+		args[0] = UUIDPGetDatum(&entry_id);
+		args[1] = PointerGetDatum(construct_array(ids, n, UUIDOID, UUID_LEN, false,
+												  TYPALIGN_CHAR));
+		args[2] = PointerGetDatum(construct_array(points_drawn, n, INT8OID, sizeof(int64),
+												  FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+		if (ledger_run(LQ_DRAW_BATCH, args, NULL, SPI_OK_UPDATE) != (uint64) n)
+			elog(ERROR, "lots of member %s not updated", ledger_uuid_text(&m->id));
+	}
 	*drawn = out;
 	return n;
 }

@@ -124,15 +124,18 @@ lspi_caller_nonatomic(void)
 }
 
 /*
- * lspi_plan
- *		The saved plan in *slot, prepared and kept on first use.
+ * plan_kept
+ *		The saved plan in *slot, prepared with cursor_options and kept on
+ *		first use.
  */
-SPIPlanPtr
-lspi_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
+static SPIPlanPtr
+plan_kept(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes,
+		  int cursor_options)
 {
 	if (*slot == NULL)
 	{
-		SPIPlanPtr	plan = SPI_prepare(sql, nargs, (Oid *) argtypes);
+		SPIPlanPtr	plan = SPI_prepare_cursor(sql, nargs, (Oid *) argtypes,
+											  cursor_options);
 
 		if (plan == NULL)
 			elog(ERROR, "SPI_prepare failed for \"%s\": %s", sql,
@@ -142,6 +145,16 @@ lspi_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
 		*slot = plan;
 	}
 	return *slot;
+}
+
+/*
+ * lspi_plan
+ *		The saved plan in *slot, prepared and kept on first use.
+ */
+SPIPlanPtr
+lspi_plan(SPIPlanPtr *slot, const char *sql, int nargs, const Oid *argtypes)
+{
+	return plan_kept(slot, sql, nargs, argtypes, 0);
 }
 
 /*
@@ -196,7 +209,8 @@ lspi_query_plan(const LspiQueryTable *table, int q)
 
 	Assert(q >= 0 && q < table->nqueries);
 	def = &table->queries[q];
-	return lspi_plan(&table->plans[q], def->sql, def->nargs, def->types);
+	return plan_kept(&table->plans[q], def->sql, def->nargs, def->types,
+					 def->cursor_options);
 }
 
 /*

@@ -36,6 +36,9 @@ typedef struct LspiQuery
 	const char *sql;
 	int			nargs;
 	Oid			types[LSPI_MAX_ARGS];
+	int			cursor_options;	/* for SPI_prepare_cursor: CURSOR_OPT_FAST_PLAN
+								 * plans a statement read through a cursor a
+								 * few rows at a time for its first rows */
 } LspiQuery;
 
 /*

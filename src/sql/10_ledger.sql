@@ -76,6 +76,11 @@ CREATE TABLE loyalty.point_lot (
     expires_at     timestamptz,
     entry_id       uuid NOT NULL,
     notice_sent_at timestamptz,
+    -- whether the lot still holds points a debit can draw on; stored, so
+    -- that the spend indexes can leave exhausted lots out while the update
+    -- of "remaining" by a partial draw stays HOT (its value changes only
+    -- when a lot is exhausted, or given points back)
+    spendable      boolean GENERATED ALWAYS AS (remaining > 0) STORED,
     CONSTRAINT point_lot_remaining_range CHECK
         (remaining <= points AND (remaining >= 0 OR source = 'deficit')),
     CONSTRAINT point_lot_active_has_start CHECK
@@ -83,14 +88,17 @@ CREATE TABLE loyalty.point_lot (
 ) WITH (fillfactor = 90);   -- room for HOT updates of "remaining"
 COMMENT ON TABLE loyalty.point_lot IS 'Point lots: one per accrual, with what remains of it';
 CREATE INDEX point_lot_member_idx ON loyalty.point_lot (member_id) WHERE state IN ('active', 'pending');
--- the lots a debit draws on, in each redemption order.  "remaining" is
--- deliberately in no index (not even a predicate), so the update of a lot a
--- debit draws from is a HOT update: a member redeeming again and again (the
--- hot path) does not leave a dead index entry per redemption.
+-- the lots a debit draws on, in each redemption order: active lots that
+-- still hold points.  "remaining" is deliberately in no index (not even a
+-- predicate), so the update of a lot a debit draws from is a HOT update: a
+-- member redeeming again and again (the hot path) does not leave a dead
+-- index entry per redemption.  Only the draw that exhausts a lot changes
+-- "spendable" and takes the lot out of these indexes, so that a debit never
+-- walks past the exhausted lots of a member's history (issue 19).
 CREATE INDEX point_lot_spend_soonest_idx ON loyalty.point_lot (member_id, expires_at, active_from, lot_id)
-    WHERE state = 'active';
+    WHERE state = 'active' AND spendable;
 CREATE INDEX point_lot_spend_oldest_idx ON loyalty.point_lot (member_id, active_from, lot_id)
-    WHERE state = 'active';
+    WHERE state = 'active' AND spendable;
 CREATE INDEX point_lot_reference_idx ON loyalty.point_lot (reference) WHERE state = 'pending';
 CREATE INDEX point_lot_due_idx ON loyalty.point_lot (activate_at) WHERE state = 'pending';
 CREATE INDEX point_lot_expiry_idx ON loyalty.point_lot (expires_at) WHERE state = 'active';
