@@ -47,6 +47,77 @@ check_source(const char *source, bool sale)
 }
 
 /*
+ * accrue_in_one
+ *		The accrual of a locked member who owes no deficit lot: entry, lot,
+ *		balance and idempotency record written by one statement (the same
+ *		rows ledger_accrue's general path writes one statement each).
+ *		Fills res.
+ */
+static void
+accrue_in_one(const LedgerAccrual *req, LedgerMember *m, const LedgerPolicy *lp,
+			  const char *args, TimestampTz occurred_at, LedgerResult *res)
+{
+	Datum		v[19];
+	char		n[19];
+	pg_uuid_t	entry_id = ledger_new_id();
+	pg_uuid_t	lot_id = ledger_new_id();
+	int64		entry_points = req->pending ? 0 : req->points;
+	TimestampTz expires_at;
+	bool		has_expiry = false;
+	StringInfoData lots;
+
+	Assert(req->pending || m->balance >= 0);
+	if (!req->pending)
+		has_expiry = ledger_lot_expiry(lp, m, occurred_at, &expires_at);
+	m->balance += entry_points;
+
+	memset(res, 0, sizeof(*res));
+	res->operation = "accrue";
+	res->has_entry = true;
+	res->entry_id = entry_id;
+	res->has_lot = true;
+	res->lot_id = lot_id;
+	res->has_member = true;
+	res->member_id = m->id;
+	res->points = req->points;
+	res->balance = m->balance;
+	initStringInfo(&lots);
+	appendStringInfo(&lots, "[{\"lot_id\": \"%s\", \"points\": " INT64_FORMAT ", \"state\": \"%s\"}]",
+					 ledger_uuid_text(&lot_id), req->points,
+					 req->pending ? "pending" : "active");
+	res->lots_json = lots.data;
+
+	memset(n, ' ', sizeof(n));
+	v[0] = UUIDPGetDatum(&res->entry_id);
+	v[1] = UUIDPGetDatum(&res->member_id);
+	v[2] = CStringGetTextDatum(req->store_code);
+	v[3] = Int64GetDatum(entry_points);
+	v[4] = Int64GetDatum(req->pending ? req->points : 0);
+	v[5] = Int64GetDatum(m->balance);
+	v[6] = TimestampTzGetDatum(occurred_at);
+	v[7] = req->reference ? CStringGetTextDatum(req->reference) : (Datum) 0;
+	n[7] = req->reference ? ' ' : 'n';
+	v[8] = req->rule ? CStringGetTextDatum(req->rule) : (Datum) 0;
+	n[8] = req->rule ? ' ' : 'n';
+	v[9] = UUIDPGetDatum(&res->lot_id);
+	v[10] = CStringGetTextDatum(req->source);
+	v[11] = Int64GetDatum(req->points);
+	v[12] = CStringGetTextDatum(req->pending ? "pending" : "active");
+	v[13] = req->has_activate_at ? TimestampTzGetDatum(req->activate_at) : (Datum) 0;
+	n[13] = req->has_activate_at ? ' ' : 'n';
+	v[14] = TimestampTzGetDatum(occurred_at);
+	n[14] = req->pending ? 'n' : ' ';
+	v[15] = has_expiry ? TimestampTzGetDatum(expires_at) : (Datum) 0;
+	n[15] = has_expiry ? ' ' : 'n';
+	v[16] = req->idem_key ? CStringGetTextDatum(req->idem_key) : (Datum) 0;
+	n[16] = req->idem_key ? ' ' : 'n';
+	v[17] = CStringGetTextDatum(args);
+	v[18] = CStringGetTextDatum(res->lots_json);
+	if (ledger_run(LQ_ACCRUE, v, n, SPI_OK_UPDATE) != 1)
+		elog(ERROR, "balance row of member %s not updated", ledger_uuid_text(&m->id));
+}
+
+/*
  * ledger_accrue
  *		Credit points to a member at a store: one entry and one lot.
  */
@@ -104,6 +175,15 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 	}
 	ledger_require_status(&m, false);
 	ledger_get_policy(now, &lp);
+
+	/* no deficit lot to settle: one statement writes everything */
+	if (req->pending || m.balance >= 0)
+	{
+		accrue_in_one(req, &m, &lp, args, occurred_at, res);
+		ledger_export(res, outer);
+		lspi_finish();
+		return;
+	}
 
 	memset(&e, 0, sizeof(e));
 	e.member_id = m.id;

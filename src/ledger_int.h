@@ -29,6 +29,7 @@ typedef enum LedgerQuery
 	LQ_DRAW_INSERT,
 	LQ_LOT_TAKE,
 	LQ_DRAW_BATCH,
+	LQ_ACCRUE,
 	LQ_LOTS_SOONEST,
 	LQ_LOTS_OLDEST,
 	LQ_DEFICITS,
@@ -111,6 +112,7 @@ extern void ledger_idem_record(const char *key, const char *operation,
 extern void ledger_export(LedgerResult *res, MemoryContext outer);
 extern int64 ledger_settle_deficits(LedgerMember *m, pg_uuid_t entry_id,
 									int64 points);
+extern pg_uuid_t ledger_new_id(void);
 extern pg_uuid_t ledger_insert_entry(const LedgerEntry *e);
 extern pg_uuid_t ledger_insert_lot(pg_uuid_t member_id, const char *store_code,
 								   const char *source, const char *rule,

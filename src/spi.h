@@ -28,7 +28,7 @@ typedef enum LspiMode
 	LSPI_READ_ONLY
 } LspiMode;
 
-#define LSPI_MAX_ARGS	16
+#define LSPI_MAX_ARGS	24
 
 /* one statement of a query table */
 typedef struct LspiQuery

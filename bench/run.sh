@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# Run every benchmark of bench/ at one size and add its figures to
+# bench/figures.tsv (issue 19).  Each script stages its own server, prints
+# its table and cleans up; this keeps each script's whole output in
+# $BENCH_OUT/NAME.txt
+# (default /tmp/loyalty-bench/DATE-SIZE) with the load average (uptime) before
+# and after it, and appends one line per ratio to bench/figures.tsv (area,
+# measure, clients, value, floor, ratio, target, unit, date).  The ledger
+# comparison writes its lines itself (BENCH_TSV); for the other scripts the
+# lines that report a ratio are appended with the line's text as the
+# measure.  Nothing is plotted: run bench/plot.sh afterwards.
+#
+#   bench/run.sh                      small: every script's default size
+#   BENCH_SIZE=full bench/run.sh      1,000,000 members where a script has a size
+#   BENCH_SCRIPTS="ledger_compare ledger_bench" bench/run.sh
+#
+# Sizes: small is each script's default (ledger 1,000 members, privacy
+# 1,000,000 members with 100,000 here, tiers 10,000, segments 20,000);
+# full sets MEMBERS/TIER_MEMBERS/SEG_MEMBERS to 1,000,000.
+set -euo pipefail
+here=$(cd "$(dirname "$0")/.." && pwd)
+size=${BENCH_SIZE:-small}
+scripts=${BENCH_SCRIPTS:-ledger_compare ledger_bench benefit_bench privacy tier_bench segment_bench replica_bench}
+out=${BENCH_OUT:-/tmp/loyalty-bench/$(date -u +%Y%m%dT%H%M)-$size}
+tsv="$here/bench/figures.tsv"
+mkdir -p "$out"
+chmod a+rwx "$out"   # the scripts run as an unprivileged user when we are root
+case $size in
+    small) sizes=(MEMBERS=100000) ;;
+    full) sizes=(MEMBERS=1000000 TIER_MEMBERS=1000000 SEG_MEMBERS=1000000) ;;
+    *) echo "BENCH_SIZE is small or full" >&2; exit 2 ;;
+esac
+load() { uptime | sed 's/.*load average: //; s/,//g' | awk '{ print $1 }'; }
+
+for s in $scripts; do
+    f="$out/$s.txt"
+    before=$(load)
+    echo "== $s (load $before)" >&2
+    rc=0
+    if [ "$s" = ledger_compare ]; then
+        env "${sizes[@]}" BENCH_TSV="$out/ledger_compare.tsv" BENCH_LABEL="run.sh $size" \
+            "$here/bench/$s.sh" >"$f" 2>&1 || rc=$?
+        chmod a+r "$out/ledger_compare.tsv" 2>/dev/null || true
+    else
+        env "${sizes[@]}" "$here/bench/$s.sh" >"$f" 2>&1 || rc=$?
+    fi
+    after=$(load)
+    echo "load average before $before, after $after; exit $rc" >>"$f"
+    echo "   exit $rc (load $after): $f" >&2
+    [ "$rc" -eq 0 ] || continue
+    if [ "$s" = ledger_compare ]; then
+        # the script runs as another user when we are root: it wrote the file through BENCH_TSV
+        [ -f "$out/ledger_compare.tsv" ] && cat "$out/ledger_compare.tsv" >>"$tsv"
+    else
+        # every line that names a ratio: its text, and the first number after "ratio"
+        grep -i 'ratio' "$f" | grep -v '^load average' | while IFS= read -r line; do
+            r=$(printf '%s\n' "$line" | sed -n 's/.*[Rr]atio[^0-9]*\([0-9][0-9.]*\).*/\1/p')
+            printf '%s\t%s (run.sh %s, load %s->%s)\t\t\t\t%s\t\t\t%s\n' "${s%_bench}" \
+                "$(printf '%s' "$line" | tr -s ' \t' ' ')" "$size" "$before" "$after" "$r" "$(date -u +%F)" >>"$tsv"
+        done
+    fi
+done
+echo "figures appended to $tsv; outputs in $out" >&2
