@@ -71,8 +71,8 @@ SELECT loyalty.points_redeem(gen_random_uuid()::text, member_id, 'bsz', 1000, 'v
 SQL
 
 tps() {  # script clients members
-    pgbench -n -M prepared -T "$secs" -c "$2" -j "$2" -D members="$3" -D base="${4:-0}" -f "$work/$1.sql" 2>/dev/null \
-        | sed -n 's/^tps = \([0-9.]*\) .*/\1/p'
+    pgbench -n -M prepared -T "$secs" -c "$2" -j "$2" -D members="$3" -D base="${4:-0}" -f "$work/$1.sql" 2>"$work/pgbench.err" \
+        | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | grep . || { cat "$work/pgbench.err" >&2; die "pgbench $1 failed"; }
 }
 
 median() { sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
@@ -85,8 +85,8 @@ for members in $member_counts; do
         [ "$members" -le 10 ] && ops="$ops redeem-seed"
         for op in $ops; do
             ts="" fs="" rs=""
-            script=$op base=0
-            [ "$op" = redeem-seed ] && script=redeem base=1000
+            script=points_$op base=0
+            [ "$op" = redeem-seed ] && script=points_redeem base=1000
             for _ in $(seq 1 "$rounds"); do
                 f=$(tps floor "$c" "$members")
                 t=$(tps "$script" "$c" "$members" "$base")

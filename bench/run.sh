@@ -51,6 +51,12 @@ for s in $scripts; do
     if [ "$s" = ledger_compare ]; then
         # the script runs as another user when we are root: it wrote the file through BENCH_TSV
         [ -f "$out/ledger_compare.tsv" ] && cat "$out/ledger_compare.tsv" >>"$tsv"
+    elif [ "$s" = ledger_bench ]; then
+        # its table: op clients members tps floor_tps ratio min max
+        awk -v size="$size" -v b="$before" -v a="$after" -v d="$(date -u +%F)" -v OFS='\t' \
+            '$1 ~ /^(accrue|redeem|redeem-seed)$/ && NF == 8 {
+                print "ledger", $1 " vs floor (ledger_bench), " $3 " members (min " $7 " max " $8 ", run.sh " size ", load " b "->" a ")", $2, $4, $5, $6, "", "tps", d }' \
+            "$f" >>"$tsv"
     else
         # every line that names a ratio: its text, and the first number after "ratio"
         grep -i 'ratio' "$f" | grep -v '^load average' | while IFS= read -r line; do
