@@ -543,8 +543,9 @@ CREATE FUNCTION loyalty.preferences(member_id uuid)
 AS $$
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm']);
-    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = preferences.member_id AND m.status <> 'erased') THEN
+    -- a store: only members in reach (enrolled, stayed or booked there, or
+    -- found by this transaction's lookup; issue 12.1)
+    IF NOT loyalty._member_reachable(preferences.member_id) THEN
         PERFORM loyalty._member_not_found();
     END IF;
     RETURN QUERY SELECT p.* FROM loyalty.member_preferences p
@@ -588,8 +589,7 @@ BEGIN
     IF btrim(value) = '' OR length(value) > 200 THEN
         RAISE EXCEPTION 'preference value must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = preference_add.member_id AND m.status <> 'erased') THEN
+    IF NOT loyalty._member_reachable(preference_add.member_id) THEN
         PERFORM loyalty._member_not_found();
     END IF;
     IF NOT EXISTS (SELECT 1 FROM loyalty.store s WHERE s.store_code = store) THEN
