@@ -265,10 +265,21 @@ DECLARE
     n integer := 0;
     fields constant text[] := ARRAY['card_no', 'full_name', 'gender', 'birth_date',
         'nationality', 'phone', 'email', 'address', 'id_number', 'bank_card'];
+    -- the member's consent in effect for a purpose (latest decision)
+    consented constant text := 'coalesce((SELECT k.granted FROM loyalty.member_consent k '
+        'WHERE k.member_id = m.member_id AND k.purpose = %L '
+        'ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false)';
 BEGIN
     FOREACH dept IN ARRAY ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager',
                                 'crm', 'marketing', 'dba'] LOOP
-        SELECT string_agg(pg_catalog.format('%s AS %I',
+        -- marketing sees a contact field only where the member consented
+        -- to that channel (issue 12.5)
+        SELECT string_agg(pg_catalog.format(
+                   CASE WHEN dept = 'marketing' AND f.field IN ('phone', 'email')
+                        THEN 'CASE WHEN ' || pg_catalog.format(consented,
+                                 CASE f.field WHEN 'phone' THEN 'marketing_sms' ELSE 'marketing_email' END)
+                             || ' THEN %s END AS %I'
+                        ELSE '%s AS %I' END,
                    loyalty._field_expr(f.field, coalesce(c.treatment, 'hide')), f.field),
                    ', ' ORDER BY f.ord)
           INTO cols
@@ -288,6 +299,10 @@ BEGIN
                 ' WHERE (loyalty._member_in_reach(m.member_id, m.home_store) OR EXISTS ('
                 'SELECT 1 FROM loyalty.stay s WHERE s.member_id = m.member_id '
                 'AND s.store_code = loyalty.caller_store()))'
+            -- marketing: only members who consented to a marketing channel
+            WHEN dept = 'marketing' THEN
+                ' WHERE (' || pg_catalog.format(consented, 'marketing_email')
+                || ' OR ' || pg_catalog.format(consented, 'marketing_sms') || ')'
             ELSE '' END);
         EXECUTE pg_catalog.format('ALTER VIEW loyalty.%I OWNER TO loyalty_view_owner',
                                   'member_' || dept);
@@ -862,6 +877,55 @@ REVOKE ALL ON loyalty.member_consents FROM PUBLIC;
 GRANT SELECT ON loyalty.member_consents TO loyalty_frontdesk, loyalty_store_manager,
     loyalty_crm, loyalty_marketing;
 
+-- loyalty.marketing_contacts(channel, purpose): the unmasked contact of every
+-- active member whose consent in effect covers the channel (issue 12.5);
+-- each member's read is audited as contact_read with the purpose.
+CREATE FUNCTION loyalty.marketing_contacts(channel text, purpose text)
+    RETURNS TABLE (member_id uuid, full_name text, contact text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    consent text;
+    field text;
+    r record;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['marketing', 'crm']);
+    IF channel IS NULL OR purpose IS NULL OR btrim(purpose) = '' THEN
+        RAISE EXCEPTION 'channel and purpose must not be empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF channel NOT IN ('email', 'sms') THEN
+        RAISE EXCEPTION 'invalid channel "%"', channel
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use "email" or "sms".';
+    END IF;
+    IF length(purpose) > 200 THEN
+        RAISE EXCEPTION 'purpose is longer than 200 characters' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    consent := 'marketing_' || channel;
+    field := CASE channel WHEN 'email' THEN 'email' ELSE 'phone' END;
+    FOR r IN
+        SELECT m.member_id, p.full_name,
+               CASE channel WHEN 'email' THEN p.email ELSE p.phone END AS contact
+          FROM loyalty.member m
+          JOIN loyalty.member_profile p ON p.member_id = m.member_id
+          JOIN loyalty.member_consents k ON k.member_id = m.member_id AND k.purpose = consent
+         WHERE m.status = 'active' AND k.granted
+           AND CASE channel WHEN 'email' THEN p.email ELSE p.phone END IS NOT NULL
+         ORDER BY m.member_id
+    LOOP
+        PERFORM loyalty._audit(r.member_id, 'contact_read', ARRAY['full_name', field], purpose);
+        member_id := r.member_id;
+        full_name := r.full_name;
+        contact := r.contact;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION loyalty.marketing_contacts(text, text) IS
+    'Marketing: unmasked email or phone of the members who consented to that channel; each read audited with the purpose';
+REVOKE ALL ON FUNCTION loyalty.marketing_contacts(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.marketing_contacts(text, text) TO loyalty_marketing, loyalty_crm;
+
 -- loyalty.member_export(member_id): everything held about one member, as
 -- jsonb, for a data subject's access request (HQ CRM only; audited).  The
 -- ID number and bank card are decrypted here and nowhere else.
@@ -1051,7 +1115,10 @@ SELECT loyalty.pseudonym(m.member_id) AS member_key,
        loyalty.mask_month_utc(m.enrolled_at) AS enrolled_month
   FROM loyalty.member m
   LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
- WHERE m.status <> 'erased';
+ WHERE m.status <> 'erased'
+   AND coalesce((SELECT k.granted FROM loyalty.member_consent k
+                  WHERE k.member_id = m.member_id AND k.purpose = 'profiling'
+                  ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false);
 COMMENT ON VIEW loyalty.bi_members IS 'Members for BI: pseudonymous key, generalised quasi-identifiers';
 
 -- One row per stay, by month.
@@ -1059,7 +1126,10 @@ CREATE VIEW loyalty.bi_stays WITH (security_barrier) AS
 SELECT loyalty.pseudonym(s.member_id) AS member_key, s.store_code,
        date_trunc('month', s.check_in)::date AS stay_month,
        (s.check_out - s.check_in) AS nights, s.rooms, s.room_revenue, s.other_revenue, s.status
-  FROM loyalty.stay s;
+  FROM loyalty.stay s
+ WHERE coalesce((SELECT k.granted FROM loyalty.member_consent k
+                  WHERE k.member_id = s.member_id AND k.purpose = 'profiling'
+                  ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false);
 COMMENT ON VIEW loyalty.bi_stays IS 'Stays for BI by month, with pseudonymous member keys';
 
 -- Member counts by store, tier, gender and decade of birth; groups of fewer
@@ -1070,6 +1140,9 @@ SELECT m.home_store, m.tier, p.gender, loyalty.mask_birth_decade(p.birth_date) A
   FROM loyalty.member m
   LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
  WHERE m.status <> 'erased'
+   AND coalesce((SELECT k.granted FROM loyalty.member_consent k
+                  WHERE k.member_id = m.member_id AND k.purpose = 'profiling'
+                  ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false)
  GROUP BY 1, 2, 3, 4
 HAVING count(*) >= loyalty.bi_min_group_size();
 COMMENT ON VIEW loyalty.bi_segments IS 'Member counts per segment; groups smaller than bi_min_group_size() suppressed';

@@ -25,7 +25,8 @@ GRANT EXECUTE ON FUNCTION loyalty._member_in_reach(uuid, text)
 -- the new lookup concept, written once
 \ir 46_privacy_lookup.sql
 
--- store views: only members in reach
+-- store views: only members in reach; marketing: only members who consented
+-- to a channel, contact fields per channel (41_privacy_consent)
 CREATE OR REPLACE FUNCTION loyalty.views_regenerate() RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -36,10 +37,21 @@ DECLARE
     n integer := 0;
     fields constant text[] := ARRAY['card_no', 'full_name', 'gender', 'birth_date',
         'nationality', 'phone', 'email', 'address', 'id_number', 'bank_card'];
+    -- the member's consent in effect for a purpose (latest decision)
+    consented constant text := 'coalesce((SELECT k.granted FROM loyalty.member_consent k '
+        'WHERE k.member_id = m.member_id AND k.purpose = %L '
+        'ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false)';
 BEGIN
     FOREACH dept IN ARRAY ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager',
                                 'crm', 'marketing', 'dba'] LOOP
-        SELECT string_agg(pg_catalog.format('%s AS %I',
+        -- marketing sees a contact field only where the member consented
+        -- to that channel (issue 12.5)
+        SELECT string_agg(pg_catalog.format(
+                   CASE WHEN dept = 'marketing' AND f.field IN ('phone', 'email')
+                        THEN 'CASE WHEN ' || pg_catalog.format(consented,
+                                 CASE f.field WHEN 'phone' THEN 'marketing_sms' ELSE 'marketing_email' END)
+                             || ' THEN %s END AS %I'
+                        ELSE '%s AS %I' END,
                    loyalty._field_expr(f.field, coalesce(c.treatment, 'hide')), f.field),
                    ', ' ORDER BY f.ord)
           INTO cols
@@ -59,6 +71,10 @@ BEGIN
                 ' WHERE (loyalty._member_in_reach(m.member_id, m.home_store) OR EXISTS ('
                 'SELECT 1 FROM loyalty.stay s WHERE s.member_id = m.member_id '
                 'AND s.store_code = loyalty.caller_store()))'
+            -- marketing: only members who consented to a marketing channel
+            WHEN dept = 'marketing' THEN
+                ' WHERE (' || pg_catalog.format(consented, 'marketing_email')
+                || ' OR ' || pg_catalog.format(consented, 'marketing_sms') || ')'
             ELSE '' END);
         EXECUTE pg_catalog.format('ALTER VIEW loyalty.%I OWNER TO loyalty_view_owner',
                                   'member_' || dept);
