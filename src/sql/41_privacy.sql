@@ -855,8 +855,12 @@ BEGIN
                     WHERE m.member_id = consent_record.member_id AND m.status <> 'erased') THEN
         PERFORM loyalty._member_not_found();
     END IF;
-    INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code)
-        VALUES (consent_record.member_id, purpose, granted, notice_version, store)
+    -- the clock, not the transaction's start: a grant and a withdrawal in
+    -- one transaction must stay in order ("latest row wins" decides who is
+    -- in the marketing and BI views)
+    INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code, recorded_at)
+        VALUES (consent_record.member_id, purpose, granted, notice_version, store,
+                pg_catalog.clock_timestamp())
         RETURNING consent_id INTO id;
     PERFORM loyalty._audit(member_id, 'consent_record', ARRAY['consent:' || purpose], notice_version);
     RETURN id;

@@ -84,3 +84,45 @@ COMMENT ON FUNCTION loyalty.marketing_contacts(text, text) IS
     'Marketing: unmasked email or phone of the members who consented to that channel; each read audited with the purpose';
 REVOKE ALL ON FUNCTION loyalty.marketing_contacts(text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.marketing_contacts(text, text) TO loyalty_marketing, loyalty_crm;
+
+-- consents ordered by the clock, also within one transaction
+CREATE OR REPLACE FUNCTION loyalty.consent_record(member_id uuid, purpose text, granted boolean,
+    notice_version text, store_code text DEFAULT NULL)
+    RETURNS uuid
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    store text := coalesce(store_code, loyalty.caller_store());
+    id uuid;
+BEGIN
+    PERFORM loyalty._check_access(store, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF member_id IS NULL OR purpose IS NULL OR granted IS NULL OR notice_version IS NULL THEN
+        RAISE EXCEPTION 'member_id, purpose, granted and notice_version must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF purpose NOT IN ('marketing_email', 'marketing_sms', 'profiling', 'cross_border', 'third_party') THEN
+        RAISE EXCEPTION 'invalid consent purpose "%"', purpose
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Purposes are marketing_email, marketing_sms, profiling, cross_border and third_party.';
+    END IF;
+    IF length(notice_version) NOT BETWEEN 1 AND 50 THEN
+        RAISE EXCEPTION 'notice_version must be 1 to 50 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
+                    WHERE m.member_id = consent_record.member_id AND m.status <> 'erased') THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    -- the clock, not the transaction's start: a grant and a withdrawal in
+    -- one transaction must stay in order ("latest row wins" decides who is
+    -- in the marketing and BI views)
+    INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code, recorded_at)
+        VALUES (consent_record.member_id, purpose, granted, notice_version, store,
+                pg_catalog.clock_timestamp())
+        RETURNING consent_id INTO id;
+    PERFORM loyalty._audit(member_id, 'consent_record', ARRAY['consent:' || purpose], notice_version);
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.consent_record(uuid, text, boolean, text, text) IS
+    'Record a member''s consent (or withdrawal) for a purpose under a notice version; audited';
