@@ -11,18 +11,16 @@ SELECT loyalty.pseudonym(m.member_id) AS member_key,
   FROM loyalty.member m
   LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
  WHERE m.status <> 'erased'
-   AND coalesce((SELECT k.granted FROM loyalty.member_consent k
-                  WHERE k.member_id = m.member_id AND k.purpose = 'profiling'
-                  ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false);
+   AND m.member_id IN (SELECT k.member_id FROM loyalty.member_consents k
+                        WHERE k.purpose = 'profiling' AND k.granted);
 
 CREATE OR REPLACE VIEW loyalty.bi_stays WITH (security_barrier) AS
 SELECT loyalty.pseudonym(s.member_id) AS member_key, s.store_code,
        date_trunc('month', s.check_in)::date AS stay_month,
        (s.check_out - s.check_in) AS nights, s.rooms, s.room_revenue, s.other_revenue, s.status
   FROM loyalty.stay s
- WHERE coalesce((SELECT k.granted FROM loyalty.member_consent k
-                  WHERE k.member_id = s.member_id AND k.purpose = 'profiling'
-                  ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false);
+ WHERE s.member_id IN (SELECT k.member_id FROM loyalty.member_consents k
+                       WHERE k.purpose = 'profiling' AND k.granted);
 
 CREATE OR REPLACE VIEW loyalty.bi_segments WITH (security_barrier) AS
 SELECT m.home_store, m.tier, p.gender, loyalty.mask_birth_decade(p.birth_date) AS birth_decade,
@@ -30,9 +28,8 @@ SELECT m.home_store, m.tier, p.gender, loyalty.mask_birth_decade(p.birth_date) A
   FROM loyalty.member m
   LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
  WHERE m.status <> 'erased'
-   AND coalesce((SELECT k.granted FROM loyalty.member_consent k
-                  WHERE k.member_id = m.member_id AND k.purpose = 'profiling'
-                  ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false)
+   AND m.member_id IN (SELECT k.member_id FROM loyalty.member_consents k
+                        WHERE k.purpose = 'profiling' AND k.granted)
  GROUP BY 1, 2, 3, 4
 HAVING count(*) >= loyalty.bi_min_group_size();
 
