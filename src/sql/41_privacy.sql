@@ -380,9 +380,12 @@ BEGIN
     IF loyalty._field_treatment_rank(treatment) > loyalty._field_treatment_rank(previous)
        AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = me.role), false)
        AND (me.department <> 'crm' OR department = me.department) THEN
-        PERFORM loyalty._audit_change(NULL, 'field_policy_refused', 'privacy',
-            pg_catalog.jsonb_build_object('department', department, 'field', field,
-                                          'treatment', treatment, 'previous', previous));
+        -- a refusal is recorded by an audit writer (loyalty._audit), so that
+        -- it stays on record although this call rolls back
+        PERFORM loyalty._audit(NULL, 'field_policy_refused',
+            ARRAY['department', 'field', 'previous', 'treatment'],
+            pg_catalog.format('privacy: widen %s.%s from %s to %s', department, field,
+                              previous, treatment));
         RAISE EXCEPTION 'permission denied to widen the field policy of department "%"', department
             USING ERRCODE = 'insufficient_privilege',
                   DETAIL = CASE WHEN department = me.department

@@ -3,7 +3,7 @@
 -- HQ CRM, the privacy officer, widens another department's, but never its
 -- own.  Every change and every refusal is audited with who and what.
 BEGIN;
-SELECT plan(14);
+SELECT plan(15);
 
 -- as_role(role, query): the first column of the first row, or 'ERROR <sqlstate>'
 CREATE FUNCTION pg_temp.as_role(r text, q text) RETURNS text
@@ -58,11 +58,26 @@ SELECT is(pg_temp.as_role('fp_desk', $$SELECT loyalty.field_policy_set('frontdes
 
 -- the audit trail: who, what (the detail's keys; the values are in the policy rows)
 SELECT is((SELECT string_agg(role || ':' || action, ',' ORDER BY audit_id) FROM loyalty.audit_log
-            WHERE action LIKE 'field_policy%' AND role IN ('fp_dba', 'fp_crm')),
-          'fp_dba:field_policy_refused,fp_dba:field_policy_refused,fp_dba:field_policy_refused,fp_dba:field_policy_set,'
-          'fp_crm:field_policy_set,fp_crm:field_policy_set,fp_crm:field_policy_refused',
-          'every change and every refusal is audited, with the login, also when the refused call rolled back');
-SELECT is((SELECT fields::text FROM loyalty.audit_log WHERE role = 'fp_crm' AND action = 'field_policy_set' ORDER BY audit_id LIMIT 1),
+            WHERE action = 'field_policy_refused' AND role IN ('fp_dba', 'fp_crm')),
+          'fp_dba:field_policy_refused,fp_dba:field_policy_refused,fp_dba:field_policy_refused,fp_crm:field_policy_refused',
+          'every refusal is on the audit chain, with the login, although the refused call rolled back');
+-- changes are recorded with their change (staged, then chained by the writers)
+SELECT is((SELECT string_agg(role || ':' || action, ',' ORDER BY role DESC)
+             FROM (SELECT role, action FROM loyalty.audit_log
+                    WHERE action = 'field_policy_set' AND role IN ('fp_dba', 'fp_crm')
+                   UNION ALL
+                   SELECT role, action FROM loyalty.audit_change_staging
+                    WHERE action = 'field_policy_set' AND role IN ('fp_dba', 'fp_crm')) c),
+          'fp_dba:field_policy_set,fp_crm:field_policy_set,fp_crm:field_policy_set',
+          'every change is audited, with the login');
+SELECT is((SELECT array_agg(k ORDER BY k)::text
+             FROM (SELECT detail FROM (SELECT detail FROM loyalty.audit_change_staging
+                                        WHERE role = 'fp_crm' AND action = 'field_policy_set'
+                                       UNION ALL
+                                       SELECT detail FROM loyalty.audit_log
+                                        WHERE role = 'fp_crm' AND action = 'field_policy_set') u
+                    LIMIT 1) d,
+                  pg_catalog.jsonb_object_keys(d.detail) k),
           '{department,field,previous,treatment}', 'the record names what changed');
 SELECT is((SELECT count(*)::int FROM loyalty.field_policy WHERE set_by IN ('fp_dba', 'fp_crm')), 3,
           'three changes made it into the policy history');
