@@ -22,7 +22,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- store replicas (docs/replication.md)
     'replica_node', 'replica_store', 'outbox', 'outbox_result',
     -- segments: scores, segments, audiences (docs/segments.md)
-    'segment_run', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
+    'segment_run', 'score_stage', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
     'campaign_audience', 'campaign_registration', 'audience_export', 'audience_export_member']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
