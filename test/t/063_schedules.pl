@@ -10,7 +10,7 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('cron');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = 'pg_cron,loyalty'
 cron.database_name = 'postgres'
 cron.use_background_workers = on
 max_worker_processes = 32
@@ -44,8 +44,8 @@ is($node->safe_psql('postgres',
 	'listed, each running as the DBA who scheduled it');
 my $listed = ' ' . $node->safe_psql('postgres',
 	q{SELECT string_agg(job_name, ' ' ORDER BY job_name) FROM loyalty.job_scheduled()}, @dba) . ' ';
-for my $j (qw(loyalty-activate-due loyalty-expire loyalty-requalify loyalty-retention
-	loyalty-scores loyalty-segments))
+for my $j (qw(loyalty-activate-due loyalty-case-escalate loyalty-expire loyalty-requalify loyalty-retention
+	loyalty-scores loyalty-segments loyalty-voucher-expire))
 {
 	like($listed, qr/ \Q$j\E /, "$j is scheduled");
 }
