@@ -29,7 +29,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- replica guards (issue 14: the node identity)
     'replica_identity',
     -- segments: scores, segments, audiences (docs/segments.md)
-    'segment_run', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
+    'segment_run', 'score_stage', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
     'campaign_audience', 'campaign_registration', 'audience_export', 'audience_export_member',
     -- rewards (docs/rewards.md)
     'reward_request', 'store_category', 'reward_season', 'reward', 'reward_store',
