@@ -4,10 +4,11 @@
 -- and HQ gives the member an anniversary certificate that the Shenzhen front
 -- desk honours once.
 \set QUIET on
--- the guest: the member with the most points and no unresolved risk tag
+-- the guest: the member with the most points and no unresolved risk tag,
+-- not one of the three fixed members the documentation's examples use
 SELECT b.member_id AS rguest, b.balance AS rguest_balance
   FROM loyalty.point_balance b JOIN loyalty.member m USING (member_id)
- WHERE m.status = 'active'
+ WHERE m.status = 'active' AND m.card_no NOT IN ('800000000011', '800000000029', '800000000037')
    AND NOT EXISTS (SELECT 1 FROM loyalty.risk_tag t WHERE t.member_id = b.member_id AND t.resolved_at IS NULL)
  ORDER BY b.balance DESC, b.member_id LIMIT 1 \gset
 SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date + 30 AS night,
@@ -105,7 +106,9 @@ SELECT loyalty.points_sale_price_set('demo-ps-1', 1000, 100),
        loyalty.partner_set('demo-partner-1', 'skyair', 'Sky Air', 'airline', 1000, 250, 5000, 1000) \gset
 RESET ROLE;
 SELECT m.member_id AS friend FROM loyalty.member m
- WHERE m.status = 'active' AND m.member_id <> :'rguest' ORDER BY m.card_no LIMIT 1 \gset
+ WHERE m.status = 'active' AND m.member_id <> :'rguest'
+   AND m.card_no NOT IN ('800000000011', '800000000029', '800000000037')
+ ORDER BY m.card_no LIMIT 1 \gset
 SET ROLE sha_desk;
 \set QUIET off
 
