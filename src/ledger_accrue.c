@@ -102,6 +102,7 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 		lspi_finish();
 		return;
 	}
+	ledger_require_status(&m, false);
 	ledger_get_policy(now, &lp);
 
 	memset(&e, 0, sizeof(e));

@@ -128,6 +128,7 @@ redeem(pg_uuid_t member_id, const char *store_code, int64 points,
 		lspi_finish();
 		return;
 	}
+	ledger_require_status(&m, true);
 	entry_id = spend_points(&m, lp, store_code, "redeem", points, reward, NULL,
 							has_cash, cash_minor, &drawn, &ndrawn);
 
@@ -313,6 +314,8 @@ ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 		lspi_finish();
 		return;
 	}
+	ledger_require_status(&from, true);
+	ledger_require_status(&to, false);
 	sent = transferred_this_year(&from, "transfer_out");
 	if (sent + points > lp.transfer_cap_out)
 		ereport(ERROR,
