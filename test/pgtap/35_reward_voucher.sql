@@ -33,7 +33,9 @@ SELECT is((SELECT row(a.voucher_id, a.voucher_code, a.replayed)::text FROM vm, l
           (SELECT row(voucher_id, voucher_code, true)::text FROM a1), 'a retry returns the first certificate');
 SELECT throws_ok($$SELECT loyalty.award_issue('vc-a1', m1, 'v_upgrade', 'Goodwill', 'vca') FROM vm$$,
     '22023', 'idempotency_key was already used for another request', 'the key with other arguments');
-SELECT is((SELECT count(*) FROM loyalty.audit_log a, vm WHERE a.member_id = m1 AND a.action = 'award_issue'), 1::bigint,
+SELECT is((SELECT count(*) FROM (SELECT member_id, action FROM loyalty.audit_log UNION ALL
+                                  SELECT member_id, action FROM loyalty.audit_change_staging) a, vm
+            WHERE a.member_id = m1 AND a.action = 'award_issue'), 1::bigint,
           'one audit record');
 
 -- bad input: nothing written
