@@ -34,7 +34,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- rewards (docs/rewards.md)
     'reward_request', 'store_category', 'reward_season', 'reward', 'reward_store',
     'reward_night_price', 'reward_inventory', 'voucher', 'reward_redemption',
-    'points_sale_rule', 'points_sale_price', 'points_sale']);
+    'points_sale_rule', 'points_sale_price', 'points_sale', 'partner', 'partner_transfer']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');
