@@ -22,7 +22,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- store replicas (docs/replication.md)
     'replica_node', 'replica_store', 'outbox', 'outbox_result',
     -- replica guards (issue 14: the node identity)
-    'replica_identity']);
+    'replica_identity', 'outbox_reused']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');
