@@ -110,6 +110,21 @@ is($hq->safe_psql('postgres', "SELECT string_agg(redeliveries::text, ',' ORDER B
 	'0,0', 'the reused ids were not counted as redeliveries');
 my $log = slurp_file($hq->logfile);
 like($log, qr/WARNING:  store event id "\Q$n2\E" was reused for another operation/, 'HQ logged a WARNING for each reused id');
+
+# the rest of the procedure: the store is re-seeded, which starts a new
+# incarnation, so its next operations take ids HQ has never seen
+my $inc_before = $sa->safe_psql('postgres', 'SELECT incarnation FROM loyalty.replica_node');
+$sa->safe_psql('postgres', 'SELECT loyalty.store_unsubscribe()');
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_slot_create('sa')});
+$sa->safe_psql('postgres', 'SELECT loyalty.store_subscribe(' . conn($hq) . ", 'sa')");
+$sa->wait_for_subscription_sync($hq, 'loyalty_store_sa');
+my $inc_after = $sa->safe_psql('postgres', 'SELECT incarnation FROM loyalty.replica_node');
+cmp_ok($inc_after, '>', $inc_before, 'the re-seed started a new incarnation');
+my $n5 = accrue_at_store('k7', $m[3], 111);
+like($n5, qr/^sa-\Q$inc_after\E-\d+$/, "the next operation's id carries it ($n5)");
+applied(5);
+is(balances(), '300,400,500,111,0,222', 'and HQ applies it once');
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM loyalty.outbox_reused}), '2', 'nothing new under a reused id');
 is($hq->safe_psql('postgres', 'SELECT count(*) FROM loyalty.ledger_check()'), '0', 'ledger_check finds nothing');
 
 $_->stop for ($hq, $sa);
