@@ -105,3 +105,37 @@ SET ROLE sha_desk;
 SELECT count(*) AS szx_cases_seen_from_sha FROM loyalty.service_cases WHERE store_code = 'szx';
 \set QUIET on
 RESET ROLE;
+
+\echo
+\echo '== CRM: Shenzhen housekeeping (szx_house) records a one-off "warmer light" request as tentative'
+\set QUIET on
+SET ROLE szx_house;
+SELECT loyalty.preference_tentative_add(gen_random_uuid()::text, :'crm_member', 'lighting', 'warmer light') AS crm_pref \gset
+RESET ROLE;
+SET ROLE szx_desk;
+SELECT loyalty.tag_add(gen_random_uuid()::text, :'crm_member', 'quiet_room', 'asked for a room away from the lift',
+                       tentative => true) AS crm_tag \gset
+RESET ROLE;
+SET ROLE sha_house;
+\set QUIET off
+\echo '== Shanghai housekeeping (sha_house) sees it, marked tentative'
+SELECT category, value, tentative, store_code FROM loyalty.preferences(:'crm_member') WHERE category = 'lighting';
+\set QUIET on
+RESET ROLE;
+SET ROLE sha_desk;
+\set QUIET off
+\echo '== Shanghai front desk sees the tentative tag (not Shenzhen''s note) and confirms it on her next stay'
+SELECT code, tentative, note FROM loyalty.member_tags WHERE tag_id = :'crm_tag';
+SELECT loyalty.tag_confirm(gen_random_uuid()::text, :'crm_tag');
+SELECT code, tentative FROM loyalty.member_tags WHERE tag_id = :'crm_tag';
+\set QUIET on
+RESET ROLE;
+SET ROLE hq_crm;
+\set QUIET off
+\echo
+\echo '== CRM data quality (hq_crm): what the front desk relies on at Shenzhen, and how current the profiles are'
+SELECT department, field, members, missing, complete_pct
+  FROM loyalty.member_completeness('szx') WHERE department = 'frontdesk';
+SELECT home_store, members, never_verified, stale, current_pct FROM loyalty.member_staleness();
+\set QUIET on
+RESET ROLE;
