@@ -139,3 +139,29 @@ SELECT department, field, members, missing, complete_pct
 SELECT home_store, members, never_verified, stale, current_pct FROM loyalty.member_staleness();
 \set QUIET on
 RESET ROLE;
+
+\echo
+\echo '== CRM: the guest app. HQ CRM binds the app login demo_guest_app to her (and only her)'
+\set QUIET on
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_guest_app') THEN
+        CREATE ROLE demo_guest_app LOGIN;
+    END IF;
+END
+$$;
+SET ROLE hq_crm;
+SELECT loyalty.member_app_bind(gen_random_uuid()::text, 'demo_guest_app', :'crm_member') IS NULL AS bound \gset
+RESET ROLE;
+SET ROLE demo_guest_app;
+\set QUIET off
+\echo '== The app (demo_guest_app) reads her own profile and balance, changes her email, withdraws marketing SMS'
+SELECT p->>'card_no' AS card_no, p->>'full_name' AS full_name, p->>'tier' AS tier, p->>'balance' AS balance
+  FROM loyalty.my_profile() p;
+SELECT loyalty.my_contact_update(gen_random_uuid()::text, email => 'wang.guest@example.com') AS changed;
+SELECT loyalty.my_consent_set(gen_random_uuid()::text, 'marketing_sms', false, 'app-2026');
+SELECT purpose, granted FROM loyalty.my_consents();
+\echo '== ... and reaches nothing else'
+SELECT demo.try('SELECT count(*) FROM loyalty.member_frontdesk') AS staff_view;
+\set QUIET on
+RESET ROLE;
