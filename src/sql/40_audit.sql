@@ -125,6 +125,8 @@ BEGIN ATOMIC
     SELECT a.audit_id, pg_catalog.encode(a.hash, 'hex') FROM loyalty.audit_log a
      ORDER BY a.audit_id DESC LIMIT 1;
 END;
+COMMENT ON FUNCTION loyalty.audit_head() IS
+    'The latest audit record''s id and hash, to keep outside the database as the chain''s anchor';;
 
 -- "Who saw member X": every access to one member.
 CREATE FUNCTION loyalty.audit_member(member_id uuid, since timestamptz DEFAULT '-infinity')
