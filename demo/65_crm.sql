@@ -2,8 +2,9 @@
 -- store and seen at another, a duplicate profile found and merged, and a
 -- complaint that nobody handled in time escalated by the scheduled job.
 \set QUIET on
-SELECT m.member_id AS crm_member, m.card_no AS crm_card
-  FROM loyalty.member m
+SELECT m.member_id AS crm_member, m.card_no AS crm_card,
+       substr(p.full_name, 1, 1) AS crm_surname
+  FROM loyalty.member m JOIN loyalty.member_profile p USING (member_id)
  WHERE m.home_store = 'szx' AND m.status = 'active'
    AND m.card_no NOT LIKE '80000000%'   -- not a fixed member of docs/demo.md
  ORDER BY m.card_no OFFSET 10 LIMIT 1 \gset
@@ -23,8 +24,8 @@ SELECT demo.try(format($q$SELECT loyalty.member_update(gen_random_uuid()::text, 
 RESET ROLE;
 SET ROLE sha_desk;
 \set QUIET off
-\echo '== The Shanghai front desk (sha_desk) finds her by the new number at once (masked)'
-SELECT card_no, full_name, phone FROM loyalty.frontdesk_lookup('13912340065', 'check_in');
+\echo '== The Shanghai front desk (sha_desk) finds her by the new number and her surname at once (masked)'
+SELECT card_no, full_name, phone FROM loyalty.frontdesk_lookup_phone('13912340065', :'crm_surname', 'check_in');
 \set QUIET on
 RESET ROLE;
 SET ROLE hq_crm;

@@ -1,208 +1,169 @@
 /*-------------------------------------------------------------------------
  *
  * audit.c
- *	  Audit records that survive the reader's rollback.
+ *	  The backend's side of the audit trail: read records and change
+ *	  records.
  *
- * A read of sensitive member data must stay on record even if the reading
- * transaction rolls back, so the record cannot be written by the reader's
- * transaction.  Each backend that audits starts one dynamic background
- * worker of its own (the "audit writer") and talks to it through a pair of
- * shared memory message queues in a dynamic shared memory segment:
+ * Reads (loyalty._audit, loyalty_audit_record): a read must stay on record
+ * even if the reader rolls back, so its record is handed to the shared
+ * writer pool (src/audit_writer.c) and the read waits until it is
+ * committed.  Refused (an error) if the pool's writers cannot run.  When
+ * the library is not preloaded (no pool), or loyalty.audit_mode is
+ * 'session', the record goes to a writer of the session's own instead
+ * (src/audit_session.c): synchronous, one commit per read, one worker per
+ * auditing session.
  *
- *	 backend --request--> writer: one record
- *	 backend <--reply---- writer: 'k' once the record is committed
+ * Changes (loyalty._audit_change, loyalty_audit_change): a change's record
+ * belongs to the change: it is written by the changing transaction itself,
+ * so it commits or rolls back with the change.  It is inserted into
+ * loyalty.audit_change_staging, not into the chained log: extending the
+ * hash chain needs the chain's head, and holding the chain's lock from the
+ * change until its commit would serialise every mutating transaction of
+ * the chain.  The writers move committed staged records onto the chain
+ * (woken at commit by the transaction callback below, and every few
+ * seconds); loyalty.audit_member() and loyalty.audit_role() read both.
  *
- * loyalty._audit() sends the record and waits for the reply, so when it
- * returns, the record is committed in a transaction of its own, whatever
- * the reader does next.  If the writer cannot be started or dies (for
- * example because the insert failed), loyalty._audit() raises an error:
- * the read is refused rather than left unrecorded.
- *
- * The writer lives as long as its backend: when the backend exits (or
- * gives up the queue after an interrupted exchange), the writer sees the
- * queue detach and exits too.  It needs no shared_preload_libraries entry,
- * only a free max_worker_processes slot per concurrently auditing session.
- *
- * The writer calls loyalty._audit_append(), which serialises writers with
- * a table lock and extends the hash chain (src/sql/43_audit.sql).
+ * Both kinds carry the login (session user), the role acting (outer user),
+ * its store and department (loyalty_caller_lookup()), the member, the
+ * action and a purpose.  Limits are checked up front with 22023, before
+ * anything is queued or written.
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/xact.h"
-#include "catalog/pg_authid.h"
 #include "catalog/pg_type.h"
-#include "executor/spi.h"
 #include "fmgr.h"
-#include "lib/stringinfo.h"
+#include "mb/pg_wchar.h"
 #include "miscadmin.h"
-#include "pgstat.h"
-#include "postmaster/bgworker.h"
-#include "storage/dsm.h"
-#include "storage/ipc.h"
-#include "storage/proc.h"
-#include "storage/shm_mq.h"
-#include "tcop/tcopprot.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
+#include "utils/jsonb.h"
 #include "utils/lsyscache.h"
-#include "utils/memutils.h"
-#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
 #include "audit.h"
 #include "roles_caller.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_audit);
+PG_FUNCTION_INFO_V1(loyalty_audit_change_sql);
 
-PGDLLEXPORT void loyalty_audit_writer_main(Datum main_arg);
+int			loyalty_audit_mode = AUDIT_MODE_POOL;
 
-#define AUDIT_QUEUE_SIZE	16384
-#define AUDIT_NFIELDS		9
+static const struct config_enum_entry audit_mode_options[] = {
+	{"pool", AUDIT_MODE_POOL, false},
+	{"session", AUDIT_MODE_SESSION, false},
+	{NULL, 0, false}
+};
 
-/* the backend's end of the channel; NULL until the first record */
-static dsm_segment *audit_seg = NULL;
-static shm_mq_handle *audit_request = NULL;
-static shm_mq_handle *audit_reply = NULL;
-static bool audit_busy = false;	/* an exchange was interrupted */
-
-/*
- * audit_channel_close
- *		Give up the channel; the writer sees the detach and exits.
- */
-static void
-audit_channel_close(void)
-{
-	if (audit_seg != NULL)
-		dsm_detach(audit_seg);
-	audit_seg = NULL;
-	audit_request = NULL;
-	audit_reply = NULL;
-	audit_busy = false;
-}
+/* this transaction staged change records: wake the writers at commit */
+static bool staged_in_xact = false;
+static SPIPlanPtr stage_plan = NULL;
 
 /*
- * audit_channel_open
- *		Create the queues and start this backend's writer.
+ * check_action
+ *		The action names a function: ^[a-z][a-z_]{0,31}$.
  */
 static void
-audit_channel_open(void)
+check_action(const char *action)
 {
-	MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
-	BackgroundWorker worker;
-	BackgroundWorkerHandle *handle;
-	dsm_segment *seg;
-	shm_mq	   *req;
-	shm_mq	   *rep;
-	char	   *base;
+	const char *p;
+	int			n = 0;
 
-	seg = dsm_create(2 * AUDIT_QUEUE_SIZE, 0);
-	dsm_pin_mapping(seg);
-	base = dsm_segment_address(seg);
-	req = shm_mq_create(base, AUDIT_QUEUE_SIZE);
-	rep = shm_mq_create(base + AUDIT_QUEUE_SIZE, AUDIT_QUEUE_SIZE);
-	shm_mq_set_sender(req, MyProc);
-	shm_mq_set_receiver(rep, MyProc);
-
-	memset(&worker, 0, sizeof(worker));
-	worker.bgw_flags = BGWORKER_SHMEM_ACCESS |
-		BGWORKER_BACKEND_DATABASE_CONNECTION;
-	worker.bgw_start_time = BgWorkerStart_ConsistentState;
-	worker.bgw_restart_time = BGW_NEVER_RESTART;
-	snprintf(worker.bgw_library_name, BGW_MAXLEN, "loyalty");
-	snprintf(worker.bgw_function_name, BGW_MAXLEN, "loyalty_audit_writer_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "loyalty audit writer for PID %d",
-			 MyProcPid);
-	snprintf(worker.bgw_type, BGW_MAXLEN, "loyalty audit writer");
-	worker.bgw_main_arg = UInt32GetDatum(dsm_segment_handle(seg));
-	memcpy(worker.bgw_extra, &MyDatabaseId, sizeof(Oid));
-	worker.bgw_notify_pid = MyProcPid;
-
-	if (!RegisterDynamicBackgroundWorker(&worker, &handle))
-	{
-		MemoryContextSwitchTo(old);
-		dsm_detach(seg);
+	if (action == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-				 errmsg("could not start the loyalty audit writer"),
-				 errdetail("Every session that reads sensitive member data needs a background worker slot, and none is free."),
-				 errhint("Raise max_worker_processes.")));
-	}
-	audit_request = shm_mq_attach(req, seg, handle);
-	audit_reply = shm_mq_attach(rep, seg, handle);
-	audit_seg = seg;
-	MemoryContextSwitchTo(old);
+				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
+				 errmsg("audit action must not be null")));
+	for (p = action; *p; p++, n++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p == '_' && n > 0)))
+			break;
+	if (*p != '\0' || n == 0 || n > AUDIT_ACTION_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit action must be 1 to %d lowercase letters or underscores, starting with a letter",
+						AUDIT_ACTION_MAX)));
 }
 
 /*
- * put_field
- *		Append one field to a request: a NULL flag byte, then the string
- *		with its terminating NUL.
+ * check_purpose_length
+ *		At most AUDIT_PURPOSE_MAX characters.
  */
 static void
-put_field(StringInfo buf, const char *value)
+check_purpose_length(const char *purpose)
 {
-	appendStringInfoChar(buf, value == NULL ? 'n' : 'v');
-	if (value != NULL)
-		appendBinaryStringInfo(buf, value, strlen(value) + 1);
+	if (purpose != NULL && pg_mbstrlen(purpose) > AUDIT_PURPOSE_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit purpose must be at most %d characters", AUDIT_PURPOSE_MAX)));
+}
+
+/*
+ * copy_field
+ *		strlcpy that refuses (22023) what does not fit.
+ */
+static void
+copy_field(char *dst, size_t size, const char *src, const char *what)
+{
+	if (strlen(src) >= size)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit %s is too long", what)));
+	strlcpy(dst, src, size);
 }
 
 /*
  * loyalty_audit_record
- *		Record one audit entry and return once it is committed.  Errors if
- *		it could not be recorded.
+ *		Record one read and return once it is committed.  Errors (the read
+ *		is refused) if it could not be recorded.
  */
 void
 loyalty_audit_record(const char *member_id, const char *action,
 					 const char *fields, const char *purpose)
 {
-	const LoyaltyCaller *c = loyalty_caller_lookup();
-	StringInfoData buf;
-	shm_mq_result res;
-	Size		len;
-	void	   *data;
-	int			attempt;
+	const LoyaltyCaller *c;
+	AuditRead	rec;
 
-	initStringInfo(&buf);
-	put_field(&buf, GetUserNameFromId(GetSessionUserId(), false));
-	put_field(&buf, GetUserNameFromId(c->userid, false));
-	put_field(&buf, c->is_hq || c->department == DEPT_NONE ? NULL : c->store_code);
-	put_field(&buf, c->department == DEPT_NONE ? NULL
-			  : loyalty_department_names[c->department]);
-	put_field(&buf, member_id);
-	put_field(&buf, action);
-	put_field(&buf, fields);
-	put_field(&buf, purpose);
-	put_field(&buf, timestamptz_to_str(GetCurrentTimestamp()));
+	check_action(action);
+	check_purpose_length(purpose);
+	if (fields != NULL && strlen(fields) > AUDIT_FIELDS_MAX)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit field list must be at most %d bytes", AUDIT_FIELDS_MAX)));
 
-	if (audit_busy)
-		audit_channel_close();
-	/* a writer that exited (e.g. after a failed insert) is replaced once */
-	for (attempt = 0; attempt < 2; attempt++)
+	c = loyalty_caller_lookup();
+	memset(&rec, 0, sizeof(rec));
+	rec.at = GetCurrentTimestamp();
+	copy_field(rec.login, sizeof(rec.login), GetUserNameFromId(GetSessionUserId(), false), "login");
+	copy_field(rec.role, sizeof(rec.role), GetUserNameFromId(c->userid, false), "role");
+	rec.has_store = !(c->is_hq || c->department == DEPT_NONE);
+	if (rec.has_store)
+		copy_field(rec.store_code, sizeof(rec.store_code), c->store_code, "store code");
+	rec.has_department = (c->department != DEPT_NONE);
+	if (rec.has_department)
+		copy_field(rec.department, sizeof(rec.department),
+				   loyalty_department_names[c->department], "department");
+	if (member_id != NULL)
 	{
-		if (audit_seg == NULL)
-			audit_channel_open();
-		audit_busy = true;
-		res = shm_mq_send(audit_request, buf.len, buf.data, false, true);
-		if (res == SHM_MQ_SUCCESS)
-			res = shm_mq_receive(audit_reply, &len, &data, false);
-		if (res == SHM_MQ_SUCCESS && len == 1 && ((char *) data)[0] == 'k')
-		{
-			audit_busy = false;
-			pfree(buf.data);
-			return;
-		}
-		audit_channel_close();
-		/* retry only if the writer was gone before it got the record */
-		if (res != SHM_MQ_DETACHED || attempt > 0)
-			break;
+		pg_uuid_t  *u = DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(member_id)));
+
+		rec.has_member = true;
+		memcpy(&rec.member, u, sizeof(pg_uuid_t));
 	}
-	ereport(ERROR,
-			(errcode(ERRCODE_SYSTEM_ERROR),
-			 errmsg("could not write the audit record"),
-			 errdetail("The audit writer stopped before it committed the record, so the access is refused."),
-			 errhint("See the server log for the writer's error.")));
+	copy_field(rec.action, sizeof(rec.action), action, "action");
+	rec.has_fields = (fields != NULL);
+	if (fields)
+		copy_field(rec.fields, sizeof(rec.fields), fields, "field list");
+	rec.has_purpose = (purpose != NULL);
+	if (purpose)
+		copy_field(rec.purpose, sizeof(rec.purpose), purpose, "purpose");
+
+	if (loyalty_audit_mode == AUDIT_MODE_POOL && loyalty_audit_pool_available())
+		loyalty_audit_enqueue_and_wait(&rec);
+	else
+		loyalty_audit_session_write(&rec);
 }
 
 /*
@@ -226,124 +187,149 @@ loyalty_audit(PG_FUNCTION_ARGS)
 		fields = OidOutputFunctionCall(outfunc, PG_GETARG_DATUM(2));
 	}
 
-	if (PG_ARGISNULL(1))
-		ereport(ERROR,
-				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
-				 errmsg("audit action must not be null")));
-	loyalty_audit_record(member, TextDatumGetCString(PG_GETARG_DATUM(1)),
+	loyalty_audit_record(member, PG_ARGISNULL(1) ? NULL : TextDatumGetCString(PG_GETARG_DATUM(1)),
 						 fields,
 						 PG_ARGISNULL(3) ? NULL : TextDatumGetCString(PG_GETARG_DATUM(3)));
 	PG_RETURN_VOID();
 }
 
 /*
- * writer_store
- *		Insert one request in a transaction of its own and commit it.  Any
- *		error ends the worker (no error handler is set up), which the
- *		backend reports as a failed audit.
+ * audit_xact_cb
+ *		At commit of a transaction that staged change records, wake the
+ *		writers to chain them.
  */
 static void
-writer_store(char *data, Size len)
+audit_xact_cb(XactEvent event, void *arg)
 {
-	Datum		values[AUDIT_NFIELDS];
-	char		nulls[AUDIT_NFIELDS];
-	Oid			types[AUDIT_NFIELDS];
-	char	   *p = data;
-	char	   *end = data + len;
-	int			i;
-	int			ret;
-
-	for (i = 0; i < AUDIT_NFIELDS; i++)
+	switch (event)
 	{
-		types[i] = TEXTOID;
-		if (p >= end)
-			elog(FATAL, "truncated audit request");
-		if (*p++ == 'n')
-		{
-			nulls[i] = 'n';
-			values[i] = (Datum) 0;
-			continue;
-		}
-		if (memchr(p, '\0', end - p) == NULL)
-			elog(FATAL, "malformed audit request");
-		nulls[i] = ' ';
-		values[i] = CStringGetTextDatum(p);
-		p += strlen(p) + 1;
+		case XACT_EVENT_COMMIT:
+		case XACT_EVENT_PARALLEL_COMMIT:
+			if (staged_in_xact)
+			{
+				staged_in_xact = false;
+				loyalty_audit_changes_committed();
+			}
+			break;
+		case XACT_EVENT_ABORT:
+		case XACT_EVENT_PARALLEL_ABORT:
+			staged_in_xact = false;
+			break;
+		default:
+			break;
 	}
-
-	SetCurrentStatementStartTimestamp();
-	StartTransactionCommand();
-	if ((ret = SPI_connect()) != SPI_OK_CONNECT)
-		elog(FATAL, "SPI_connect failed: %s", SPI_result_code_string(ret));
-	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "loyalty audit append");
-	ret = SPI_execute_with_args("SELECT loyalty._audit_append($1, $2, $3, $4, "
-								"$5::uuid, $6, $7::text[], $8, $9::timestamptz)",
-								AUDIT_NFIELDS, types, values, nulls, false, 0);
-	if (ret != SPI_OK_SELECT)
-		elog(FATAL, "SPI_execute_with_args failed: %s", SPI_result_code_string(ret));
-	SPI_finish();
-	PopActiveSnapshot();
-	CommitTransactionCommand();
-	pgstat_report_activity(STATE_IDLE, NULL);
 }
 
 /*
- * loyalty_audit_writer_main
- *		Background worker entry point: serve one backend until it goes.
+ * loyalty_audit_xact_init
+ *		Define loyalty.audit_mode and register the transaction callback
+ *		(from _PG_init, preloaded or not).
  */
 void
-loyalty_audit_writer_main(Datum main_arg)
+loyalty_audit_xact_init(void)
 {
-	dsm_segment *seg;
-	shm_mq	   *req;
-	shm_mq	   *rep;
-	shm_mq_handle *reqh;
-	shm_mq_handle *reph;
-	char	   *base;
-	Oid			dboid;
-	MemoryContext loop_cxt;
+	DefineCustomEnumVariable("loyalty.audit_mode",
+							 "How audited reads are committed: by the shared writer pool or by a writer per session.",
+							 "pool (the default) uses the pool when the library is preloaded and a writer per session otherwise; session always uses a writer per session (synchronous, one commit per read).",
+							 &loyalty_audit_mode,
+							 AUDIT_MODE_POOL, audit_mode_options,
+							 PGC_SUSET, 0,
+							 NULL, NULL, NULL);
+	RegisterXactCallback(audit_xact_cb, NULL);
+}
 
-	pqsignal(SIGTERM, die);
-	BackgroundWorkerUnblockSignals();
+/*
+ * loyalty_audit_change
+ *		Record one change in the current transaction.  purpose must be a
+ *		code of loyalty.audit_purpose (22023 otherwise); nothing is written
+ *		on error.  member_id may be NULL (changes of no one member).
+ */
+void
+loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
+					 const char *purpose, Jsonb *detail)
+{
+	const LoyaltyCaller *c;
+	Datum		v[9];
+	char		n[9] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
+	static const Oid stage_types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID,
+		TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
+	uint64		processed;
 
-	CurrentResourceOwner = ResourceOwnerCreate(NULL, "loyalty audit writer");
-	seg = dsm_attach(DatumGetUInt32(main_arg));
-	if (seg == NULL)
+	check_action(action);
+	if (purpose == NULL)
 		ereport(ERROR,
-				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("could not map the audit queue segment")));
-	base = dsm_segment_address(seg);
-	req = (shm_mq *) base;
-	rep = (shm_mq *) (base + AUDIT_QUEUE_SIZE);
-	shm_mq_set_receiver(req, MyProc);
-	shm_mq_set_sender(rep, MyProc);
-	reqh = shm_mq_attach(req, seg, NULL);
-	reph = shm_mq_attach(rep, seg, NULL);
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("audit purpose must not be null"),
+				 errhint("Use a code of loyalty.audit_purpose.")));
+	check_purpose_length(purpose);
 
-	memcpy(&dboid, MyBgworkerEntry->bgw_extra, sizeof(Oid));
-	BackgroundWorkerInitializeConnectionByOid(dboid, BOOTSTRAP_SUPERUSERID, 0);
+	c = loyalty_caller_lookup();
+	v[0] = CStringGetTextDatum(GetUserNameFromId(GetSessionUserId(), false));
+	v[1] = CStringGetTextDatum(GetUserNameFromId(c->userid, false));
+	if (c->is_hq || c->department == DEPT_NONE)
+		n[2] = 'n', v[2] = (Datum) 0;
+	else
+		v[2] = CStringGetTextDatum(c->store_code);
+	if (c->department == DEPT_NONE)
+		n[3] = 'n', v[3] = (Datum) 0;
+	else
+		v[3] = CStringGetTextDatum(loyalty_department_names[c->department]);
+	if (member_id == NULL)
+		n[4] = 'n', v[4] = (Datum) 0;
+	else
+		v[4] = UUIDPGetDatum(member_id);
+	v[5] = CStringGetTextDatum(action);
+	v[6] = CStringGetTextDatum(purpose);
+	if (detail == NULL)
+		n[7] = 'n', v[7] = (Datum) 0;
+	else
+		v[7] = JsonbPGetDatum(detail);
+	v[8] = TimestampTzGetDatum(GetCurrentTimestamp());
 
-	loop_cxt = AllocSetContextCreate(TopMemoryContext, "loyalty audit writer",
-									 ALLOCSET_DEFAULT_SIZES);
-	for (;;)
-	{
-		Size		len;
-		void	   *data;
-		shm_mq_result res;
-		MemoryContext old;
+	lspi_connect(LSPI_READ_WRITE);
+	processed = lspi_run(lspi_plan(&stage_plan,
+								   "INSERT INTO loyalty.audit_change_staging "
+								   "(at, login, role, store_code, department, member_id, action, purpose, detail) "
+								   "SELECT $9, $1, $2, $3, $4, $5, $6, $7, $8 "
+								   "WHERE EXISTS (SELECT 1 FROM loyalty.audit_purpose p WHERE p.code = $7)",
+								   9, stage_types),
+						 v, n, false, 0, SPI_OK_INSERT);
+	if (processed != 1)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("unknown audit purpose \"%s\"", purpose),
+				 errhint("Use a code of loyalty.audit_purpose.")));
+	lspi_finish();
+	staged_in_xact = true;
+}
 
-		res = shm_mq_receive(reqh, &len, &data, false);
-		if (res != SHM_MQ_SUCCESS)
-			break;				/* the backend has gone */
-		old = MemoryContextSwitchTo(loop_cxt);
-		writer_store(data, len);
-		MemoryContextSwitchTo(old);
-		MemoryContextReset(loop_cxt);
-		res = shm_mq_send(reph, 1, "k", false, true);
-		if (res != SHM_MQ_SUCCESS)
-			break;
-	}
-	dsm_detach(seg);
-	proc_exit(0);
+/*
+ * loyalty_audit_change_cstr
+ *		loyalty_audit_change with the member as uuid text (or NULL).
+ */
+void
+loyalty_audit_change_cstr(const char *member_id, const char *action,
+						  const char *purpose, Jsonb *detail)
+{
+	pg_uuid_t  *u = NULL;
+
+	if (member_id != NULL)
+		u = DatumGetUUIDP(DirectFunctionCall1(uuid_in, CStringGetDatum(member_id)));
+	loyalty_audit_change(u, action, purpose, detail);
+}
+
+/*
+ * loyalty._audit_change(member_id uuid, action text, purpose text,
+ *						 detail jsonb DEFAULT NULL)
+ *		SQL face of loyalty_audit_change, for the SQL and PL/pgSQL API
+ *		functions.  Granted to nobody.
+ */
+Datum
+loyalty_audit_change_sql(PG_FUNCTION_ARGS)
+{
+	loyalty_audit_change(PG_ARGISNULL(0) ? NULL : PG_GETARG_UUID_P(0),
+						 PG_ARGISNULL(1) ? NULL : TextDatumGetCString(PG_GETARG_DATUM(1)),
+						 PG_ARGISNULL(2) ? NULL : TextDatumGetCString(PG_GETARG_DATUM(2)),
+						 PG_ARGISNULL(3) ? NULL : PG_GETARG_JSONB_P(3));
+	PG_RETURN_VOID();
 }

@@ -19,7 +19,6 @@
 
 #include "catalog/pg_type.h"
 #include "common/int.h"
-#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
@@ -384,8 +383,8 @@ ledger_idem_replay(const char *key, const char *operation, const char *args,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("idempotency key \"%s\" was already used with other arguments", key),
-				 errdetail("The key was first used for %s(%s); this call is %s(%s).",
-						   op, stored, operation, args),
+				 /* never the first call's arguments: it may be another store's */
+				 errdetail("This call is %s(%s).", operation, args),
 				 errhint("Use a new key for a new operation.")));
 
 	memset(res, 0, sizeof(*res));
@@ -822,7 +821,9 @@ ledger_amount_to_minor(Datum amount, int scale, const char *what)
 
 /*
  * ledger_check_as_of
- *		The batches (activation, expiry) work as of a finite time.
+ *		The batches (activation, expiry) work as of a finite time that has
+ *		come: a batch as of a future time would expire or activate points
+ *		that are not due yet (previews may look ahead; batches may not).
  */
 void
 ledger_check_as_of(TimestampTz as_of)
@@ -831,4 +832,29 @@ ledger_check_as_of(TimestampTz as_of)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("as_of must be a finite time")));
+	if (as_of > GetCurrentTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must not be in the future"),
+				 errdetail("A batch changes balances only as of now or an earlier time."),
+				 errhint("Run the batch when that time has come.")));
+}
+
+/*
+ * ledger_lock
+ *		Lock a member's balance row for the rest of the transaction (the
+ *		first thing every ledger operation does), so that another area can
+ *		serialise its own checks of one member with the ledger's before it
+ *		debits; returns the balance.  Errors for an unknown or erased
+ *		member.
+ */
+int64
+ledger_lock(pg_uuid_t member_id)
+{
+	LedgerMember m;
+
+	lspi_connect(LSPI_READ_WRITE);
+	ledger_lock_member(member_id, &m);
+	lspi_finish();
+	return m.balance;
 }

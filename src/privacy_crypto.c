@@ -71,28 +71,41 @@ load_keys(void)
 	fd = open(path, O_RDONLY | PG_BINARY, 0);
 	if (fd < 0 && errno == ENOENT)
 	{
-		/* first use: create it; O_EXCL makes concurrent creators agree */
+		/*
+		 * First use: create it.  The keys are written to a file of this
+		 * process and then linked to the key file's name, which fails if
+		 * it exists: concurrent creators agree on the first, and nobody
+		 * ever reads a key file that is not yet complete.
+		 */
+		char		tmp[MAXPGPATH];
+
 		if (!pg_strong_random(buf, sizeof(buf)))
 			ereport(ERROR,
 					(errcode(ERRCODE_INTERNAL_ERROR),
 					 errmsg("could not generate the loyalty key material")));
-		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | PG_BINARY, S_IRUSR | S_IWUSR);
-		if (fd >= 0)
+		snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int) MyProcPid);
+		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
+		if (fd < 0)
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not create key file \"%s\": %m", tmp)));
+		if (write(fd, buf, sizeof(buf)) != sizeof(buf) || pg_fsync(fd) != 0)
 		{
-			if (write(fd, buf, sizeof(buf)) != sizeof(buf) || pg_fsync(fd) != 0)
-			{
-				close(fd);
-				unlink(path);
-				ereport(ERROR,
-						(errcode_for_file_access(),
-						 errmsg("could not write key file \"%s\": %m", path)));
-			}
 			close(fd);
+			unlink(tmp);
+			ereport(ERROR,
+					(errcode_for_file_access(),
+					 errmsg("could not write key file \"%s\": %m", tmp)));
 		}
-		else if (errno != EEXIST)
+		close(fd);
+		if (link(tmp, path) != 0 && errno != EEXIST)
+		{
+			unlink(tmp);
 			ereport(ERROR,
 					(errcode_for_file_access(),
 					 errmsg("could not create key file \"%s\": %m", path)));
+		}
+		unlink(tmp);
 		explicit_bzero(buf, sizeof(buf));
 		fd = open(path, O_RDONLY | PG_BINARY, 0);
 	}

@@ -79,10 +79,10 @@ start_server() {
         echo "unix_socket_directories = '$sock'"
         echo "port = $port"
         echo "fsync = on"
-        echo "shared_preload_libraries = 'pg_cron'"
+        echo "shared_preload_libraries = 'pg_cron,loyalty'"   # loyalty: the audit writer pool
         echo "cron.database_name = 'postgres'"
         echo "cron.use_background_workers = on"   # no TCP listener to connect to
-        echo "max_worker_processes = 32"           # pg_cron, audit writers, replication
+        echo "max_worker_processes = 32"           # pg_cron, audit writer pools, replication
         echo "wal_level = logical"
         echo "max_connections = 100"
         for line in "$@"; do echo "$line"; done

@@ -9,6 +9,7 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('hq');
 $node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'loyalty'\n");   # the audit writer pool
 $node->start;
 
 $node->safe_psql('postgres', q{

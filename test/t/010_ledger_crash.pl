@@ -18,6 +18,7 @@ my $members = 8;
 
 my $node = PostgreSQL::Test::Cluster->new('ledger');
 $node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'loyalty'\n");   # the audit writer pool
 $node->append_conf('postgresql.conf', "fsync = on\n");
 $node->start;
 

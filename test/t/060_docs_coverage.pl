@@ -19,7 +19,7 @@ ok(length($text) > 0, 'docs/*.md found');
 
 my $node = PostgreSQL::Test::Cluster->new('docs');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_cron'");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_cron,loyalty'");
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION loyalty');
 

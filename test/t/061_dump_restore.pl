@@ -18,7 +18,7 @@ my $root = dirname(__FILE__) . '/../..';
 my $node = PostgreSQL::Test::Cluster->new('dump');
 $node->init;
 $node->append_conf('postgresql.conf', qq{
-shared_preload_libraries = 'pg_cron'
+shared_preload_libraries = 'pg_cron,loyalty'
 max_worker_processes = 32
 });
 $node->start;

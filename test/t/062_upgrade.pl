@@ -14,7 +14,7 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('upgrade');
 $node->init;
-$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_cron'");
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'pg_cron,loyalty'");
 $node->start;
 
 # The catalog of the extension, one line per fact, independent of OIDs and of

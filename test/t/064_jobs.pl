@@ -12,6 +12,7 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('jobs');
 $node->init(allows_streaming => 'logical');
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'loyalty'\n");   # the audit writer pool
 $node->start;
 $node->safe_psql('postgres', q{
 	CREATE EXTENSION loyalty;

@@ -1,0 +1,175 @@
+-- The audit trail's chain and queries (docs/audit.md): the hash of a record,
+-- purpose codes, change records waiting to be chained, the chain's anchor
+-- after retention purges, verification, and the traces by member and by
+-- login.  New in 1.2 (src/sql/40_audit.sql holds the log itself).
+
+-- The canonical text of a record, hashed with the previous record's hash.
+-- %L quotes every value and spells NULL, so no two records share a text.  A
+-- change's detail is appended (records without one keep the 1.1 text).  The
+-- writers compute the same hash in C (src/audit_writer.c); audit_verify()
+-- recomputes it here.
+CREATE FUNCTION loyalty._audit_hash(prev bytea, audit_id bigint, at timestamptz,
+    login text, role text, store_code text, department text, member_id uuid,
+    action text, fields text[], purpose text, detail jsonb) RETURNS bytea
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    RETURN pg_catalog.sha256(coalesce(prev, '\x'::bytea) || pg_catalog.convert_to(
+        pg_catalog.format('%s %s %L %L %L %L %L %L %L %L', audit_id,
+            (extract(epoch FROM at) * 1000000)::bigint, login, role, store_code,
+            department, member_id, action, fields, purpose)
+        || CASE WHEN detail IS NULL THEN '' ELSE ' ' || pg_catalog.quote_literal(detail::text) END,
+        'UTF8'));
+
+-- Purpose codes of change records (loyalty._audit_change checks them).
+CREATE TABLE loyalty.audit_purpose (
+    code        text PRIMARY KEY
+        CONSTRAINT audit_purpose_code_format CHECK (code ~ '^[a-z][a-z_]{0,31}$'),
+    description text NOT NULL,
+    seeded      boolean NOT NULL DEFAULT false   -- installed by the extension
+);
+COMMENT ON TABLE loyalty.audit_purpose IS
+    'Purpose codes a change record may carry';
+INSERT INTO loyalty.audit_purpose (code, description, seeded) VALUES
+    ('service',    'serving the member at a store (check-in, stay, charge)', true),
+    ('account',    'maintaining the member''s account and profile', true),
+    ('loyalty',    'running the points and tier program', true),
+    ('crm',        'customer relationship management at headquarters', true),
+    ('marketing',  'campaigns and offers', true),
+    ('finance',    'points liability, reconciliation, refunds', true),
+    ('security',   'fraud and risk handling', true),
+    ('privacy',    'data subject requests, consent, erasure', true),
+    ('operations', 'administration of stores, staff, policies and replicas', true),
+    ('member',     'requested by the member', true);
+SELECT pg_catalog.pg_extension_config_dump('loyalty.audit_purpose', 'WHERE NOT seeded');
+REVOKE ALL ON loyalty.audit_purpose FROM PUBLIC;
+
+-- Change records written by the changing transaction, waiting for a writer
+-- to chain them into loyalty.audit_log (src/audit.c says why not directly).
+CREATE TABLE loyalty.audit_change_staging (
+    staged_id   bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    at          timestamptz NOT NULL,
+    login       text NOT NULL,
+    role        text NOT NULL,
+    store_code  text,
+    department  text,
+    member_id   uuid,
+    action      text NOT NULL
+        CONSTRAINT audit_staging_action_format CHECK (action ~ '^[a-z][a-z_]{0,31}$'),
+    purpose     text NOT NULL REFERENCES loyalty.audit_purpose (code),
+    detail      jsonb
+);
+COMMENT ON TABLE loyalty.audit_change_staging IS
+    'Change records committed with their change, not yet on the audit hash chain';
+CREATE INDEX audit_change_staging_member_idx ON loyalty.audit_change_staging (member_id);
+CREATE INDEX audit_change_staging_login_idx ON loyalty.audit_change_staging (login);
+SELECT pg_catalog.pg_extension_config_dump('loyalty.audit_change_staging', '');
+ALTER TABLE loyalty.audit_change_staging ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
+REVOKE ALL ON loyalty.audit_change_staging FROM PUBLIC;
+
+-- The chain's anchor: the last record dropped by a retention purge (id and
+-- hash); the chain continues from it and audit_verify() starts there.
+CREATE TABLE loyalty.audit_anchor (
+    audit_id    bigint PRIMARY KEY,
+    hash        bytea NOT NULL,
+    purged_at   timestamptz NOT NULL DEFAULT now(),
+    purged_before timestamptz NOT NULL,
+    records     bigint NOT NULL
+);
+COMMENT ON TABLE loyalty.audit_anchor IS
+    'Where the audit hash chain starts after retention purges';
+SELECT pg_catalog.pg_extension_config_dump('loyalty.audit_anchor', '');
+REVOKE ALL ON loyalty.audit_anchor FROM PUBLIC;
+
+-- loyalty.audit_verify(): every break of the chain (edited, deleted or
+-- inserted records); no rows means the log is intact.  After a retention
+-- purge the chain is verified from its anchor (loyalty.audit_anchor): the
+-- first record left must follow the last one purged.
+CREATE FUNCTION loyalty.audit_verify()
+    RETURNS TABLE (audit_id bigint, problem text)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT c.audit_id, c.problem FROM (
+        SELECT a.audit_id,
+               CASE
+                 WHEN a.audit_id <> coalesce(lag(a.audit_id) OVER w,
+                          (SELECT max(n.audit_id) FROM loyalty.audit_anchor n), 0) + 1
+                   THEN 'gap before this record'
+                 WHEN a.prev_hash IS DISTINCT FROM coalesce(lag(a.hash) OVER w,
+                          (SELECT n.hash FROM loyalty.audit_anchor n ORDER BY n.audit_id DESC LIMIT 1))
+                   THEN 'previous hash does not match'
+                 WHEN a.hash <> loyalty._audit_hash(a.prev_hash, a.audit_id, a.at, a.login, a.role,
+                          a.store_code, a.department, a.member_id, a.action, a.fields, a.purpose, a.detail)
+                   THEN 'record does not match its hash'
+               END AS problem
+          FROM loyalty.audit_log a
+        WINDOW w AS (ORDER BY a.audit_id)) c
+     WHERE c.problem IS NOT NULL
+     ORDER BY c.audit_id;
+END;
+COMMENT ON FUNCTION loyalty.audit_verify() IS
+    'Check the audit hash chain from its anchor; returns each broken record (none: intact)';
+
+-- "Who touched member X": every read and change of one member, chained
+-- records in chain order, then the changes not yet chained.
+CREATE FUNCTION loyalty.audit_member(member_id uuid, since timestamptz DEFAULT '-infinity')
+    RETURNS TABLE (at timestamptz, login text, role text, store_code text,
+                   department text, action text, fields text[], purpose text,
+                   detail jsonb)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT r.at, r.login, r.role, r.store_code, r.department, r.action, r.fields,
+           r.purpose, r.detail
+      FROM (SELECT 0 AS k, a.audit_id AS n, a.at, a.login, a.role, a.store_code,
+                   a.department, a.action, a.fields, a.purpose, a.detail
+              FROM loyalty.audit_log a
+             WHERE a.member_id = audit_member.member_id AND a.at >= audit_member.since
+            UNION ALL
+            SELECT 1, s.staged_id, s.at, s.login, s.role, s.store_code, s.department,
+                   s.action, NULL::text[], s.purpose, s.detail
+              FROM loyalty.audit_change_staging s
+             WHERE s.member_id = audit_member.member_id AND s.at >= audit_member.since) r
+     WHERE (SELECT loyalty.caller_is_hq())
+     ORDER BY r.k, r.n;
+END;
+COMMENT ON FUNCTION loyalty.audit_member(uuid, timestamptz) IS
+    'Who read or changed a member, when, from which store, what and why';
+
+-- "What did login Y do": every read and change by one login (or role).
+CREATE FUNCTION loyalty.audit_role(role text, since timestamptz DEFAULT '-infinity')
+    RETURNS TABLE (at timestamptz, login text, store_code text, department text,
+                   member_id uuid, action text, fields text[], purpose text,
+                   detail jsonb)
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+BEGIN ATOMIC
+    SELECT r.at, r.login, r.store_code, r.department, r.member_id, r.action, r.fields,
+           r.purpose, r.detail
+      FROM (SELECT 0 AS k, a.audit_id AS n, a.at, a.login, a.store_code, a.department,
+                   a.member_id, a.action, a.fields, a.purpose, a.detail
+              FROM loyalty.audit_log a
+             WHERE a.login = audit_role.role AND a.at >= audit_role.since
+            UNION ALL
+            SELECT 0, a.audit_id, a.at, a.login, a.store_code, a.department,
+                   a.member_id, a.action, a.fields, a.purpose, a.detail
+              FROM loyalty.audit_log a
+             WHERE a.role = audit_role.role AND a.login <> audit_role.role
+               AND a.at >= audit_role.since
+            UNION ALL
+            SELECT 1, s.staged_id, s.at, s.login, s.store_code, s.department,
+                   s.member_id, s.action, NULL::text[], s.purpose, s.detail
+              FROM loyalty.audit_change_staging s
+             WHERE (s.login = audit_role.role OR s.role = audit_role.role)
+               AND s.at >= audit_role.since) r
+     WHERE (SELECT loyalty.caller_is_hq())
+     ORDER BY r.k, r.n;
+END;
+COMMENT ON FUNCTION loyalty.audit_role(text, timestamptz) IS
+    'What a login or role read or changed, when, where and why';
+
+REVOKE ALL ON FUNCTION loyalty._audit_hash(bytea, bigint, timestamptz, text, text, text, text, uuid, text, text[], text, jsonb),
+    loyalty.audit_verify(), loyalty.audit_member(uuid, timestamptz),
+    loyalty.audit_role(text, timestamptz) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.audit_verify(),
+    loyalty.audit_member(uuid, timestamptz), loyalty.audit_role(text, timestamptz)
+    TO loyalty_crm, loyalty_dba;

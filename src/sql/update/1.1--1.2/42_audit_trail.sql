@@ -1,0 +1,1 @@
+\ir 42_audit_trail.sql
