@@ -107,7 +107,8 @@ SELECT is(pg_temp.as_role('im_crm', $$SELECT row(members, stays, rejected, remai
           '(1,0,0,1)', 'next step: the second member');
 SELECT is(pg_temp.as_role('im_crm', $$SELECT row(members, stays, rejected, remaining)::text FROM loyalty.import_step('im-b2', 1)$$),
           '(0,1,0,0)', 'then its stay');
-SELECT ok((SELECT count(*) FROM loyalty.audit_log WHERE action = 'import_step') >= 6, 'every step is audited');
+SELECT ok((SELECT count(*) FROM (SELECT action FROM loyalty.audit_log UNION ALL SELECT action FROM loyalty.audit_change_staging) a
+            WHERE action = 'import_step') >= 6, 'every step is audited');
 
 SELECT * FROM finish();
 ROLLBACK;

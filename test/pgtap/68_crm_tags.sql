@@ -59,7 +59,8 @@ SELECT is((SELECT count(*)::int FROM loyalty.event_outbox WHERE kind = 'member_t
           'one member_tagged event per tag');
 SELECT is((SELECT count(*)::int FROM loyalty.event_outbox WHERE kind = 'member_tagged' AND member_id = (SELECT m FROM tm)
             AND payload ? 'note'), 0, 'events carry no note');
-SELECT is((SELECT count(*)::int FROM loyalty.audit_log WHERE member_id = (SELECT m FROM tm) AND action = 'tag_add'), 2,
+SELECT is((SELECT count(*)::int FROM (SELECT member_id, action FROM loyalty.audit_log UNION ALL
+            SELECT member_id, action FROM loyalty.audit_change_staging) a WHERE member_id = (SELECT m FROM tm) AND action = 'tag_add'), 2,
           'every add is audited');
 
 -- visibility: store B sees the chain tag as tentative, without the note, and not the store-only tag
