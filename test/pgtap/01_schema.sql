@@ -15,6 +15,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'job',
     -- crm (docs/crm.md)
     'crm_request', 'service_case', 'service_interaction', 'member_merge',
+    'member_app_login', 'member_app_request', 'import_member', 'import_stay',
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer',
