@@ -47,7 +47,11 @@ SELECT loyalty.store_create(gen_random_uuid()::text, 'dropchk', 'Drop Check', 't
 DROP EXTENSION loyalty;
 SELECT count(*) AS leftover_objects FROM pg_class WHERE relnamespace IN
     (SELECT oid FROM pg_namespace WHERE nspname = 'loyalty');
+-- the schema stays, empty: CREATE EXTENSION made it outside the extension
+-- (docs/installation.md); no event trigger stays
 SELECT count(*) AS leftover_schemas FROM pg_namespace WHERE nspname = 'loyalty';
+SELECT count(*) AS leftover_event_triggers FROM pg_event_trigger WHERE evtname LIKE 'loyalty%';
+DROP SCHEMA loyalty;
 SELECT count(*) AS leftover_functions FROM pg_proc WHERE proname IN ('whoami', 'policy_at', 'create_store');
 SELECT count(*) AS leftover_triggers FROM pg_trigger WHERE tgname LIKE 'policy%';
 CREATE EXTENSION loyalty;

@@ -26,6 +26,7 @@
 #include "access/heapam.h"
 #include "access/table.h"
 #include "access/tableam.h"
+#include "lib/stringinfo.h"
 #include "fmgr.h"
 #include "funcapi.h"
 #include "miscadmin.h"
@@ -38,6 +39,7 @@
 
 #include "roles_caller.h"
 #include "cache.h"
+#include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_whoami);
 PG_FUNCTION_INFO_V1(loyalty_caller_store);
@@ -214,13 +216,59 @@ loyalty_caller(void)
 void
 loyalty_require_department(const LoyaltyCaller *caller, uint32 allowed_mask)
 {
+	StringInfoData allowed;
+	int			d;
+
 	if (caller->is_superuser)
 		return;
-	if ((DEPT_BIT(caller->department) & allowed_mask) == 0)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for department \"%s\"",
-						loyalty_department_names[caller->department])));
+	if ((DEPT_BIT(caller->department) & allowed_mask) != 0)
+		return;
+	initStringInfo(&allowed);
+	for (d = DEPT_NONE + 1; d < LOYALTY_NUM_DEPARTMENTS; d++)
+		if (allowed_mask & DEPT_BIT(d))
+			appendStringInfo(&allowed, "%sloyalty_%s", allowed.len > 0 ? ", " : "",
+							 loyalty_department_names[d]);
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for department \"%s\"",
+					loyalty_department_names[caller->department]),
+			 allowed.len > 0 ?
+			 errdetail("Only members of these department roles may call it: %s.", allowed.data) :
+			 errdetail("No department may call it."),
+			 errhint("Use a login of one of those departments, or ask an HQ DBA (docs/roles.md).")));
+}
+
+/*
+ * store_code_known
+ *		Whether store_code names a store; if it does not but its lowercase
+ *		form does, that form is copied into lower (LOYALTY_CODE_LEN).  Only
+ *		called on the error path of loyalty_require_store.
+ */
+static bool
+store_code_known(const char *store_code, char *lower)
+{
+	Oid			argtypes[1] = {TEXTOID};
+	Datum		values[1];
+	bool		found = false;
+	uint64		i;
+
+	lower[0] = '\0';
+	values[0] = CStringGetTextDatum(store_code);
+	lspi_connect(LSPI_READ_ONLY);
+	lspi_exec("SELECT store_code FROM loyalty.store"
+			  " WHERE store_code IN ($1, pg_catalog.lower($1))",
+			  1, argtypes, values, NULL, true, 2, SPI_OK_SELECT);
+	for (i = 0; i < SPI_processed; i++)
+	{
+		char	   *code = SPI_getvalue(SPI_tuptable->vals[i], SPI_tuptable->tupdesc, 1);
+
+		if (strcmp(code, store_code) == 0)
+			found = true;
+		else
+			strlcpy(lower, code, LOYALTY_CODE_LEN);
+	}
+	lspi_finish();
+	return found;
 }
 
 /*
@@ -231,14 +279,26 @@ loyalty_require_department(const LoyaltyCaller *caller, uint32 allowed_mask)
 void
 loyalty_require_store(const LoyaltyCaller *caller, const char *store_code)
 {
+	char		lower[LOYALTY_CODE_LEN];
+
 	if (caller->is_hq)
 		return;
-	if (strcmp(caller->store_code, store_code) != 0)
+	if (strcmp(caller->store_code, store_code) == 0)
+		return;
+	/* an unknown store is not a permission problem: say which it is */
+	if (!store_code_known(store_code, lower))
 		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("permission denied for store \"%s\"", store_code),
-				 errdetail("Staff of store \"%s\" may act only for their own store.",
-						   caller->store_code)));
+				(errcode(ERRCODE_NO_DATA_FOUND),
+				 errmsg("store \"%s\" does not exist", store_code),
+				 lower[0] != '\0' ?
+				 errhint("Store codes are lowercase: \"%s\".", lower) :
+				 errhint("The chain's store codes are in loyalty.store; yours is \"%s\".",
+						 caller->store_code)));
+	ereport(ERROR,
+			(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+			 errmsg("permission denied for store \"%s\"", store_code),
+			 errdetail("Staff of store \"%s\" may act only for their own store.",
+					   caller->store_code)));
 }
 
 /*

@@ -112,6 +112,17 @@ lspi_read_only(void)
 }
 
 /*
+ * lspi_caller_nonatomic
+ *		True if the SPI connection of the calling procedure (not one of
+ *		ours) may commit: a CALL made as a statement of its own.
+ */
+bool
+lspi_caller_nonatomic(void)
+{
+	return SPI_inside_nonatomic_context();
+}
+
+/*
  * lspi_plan
  *		The saved plan in *slot, prepared and kept on first use.
  */

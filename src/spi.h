@@ -58,6 +58,7 @@ typedef struct LspiQueryTable
 extern void lspi_connect(LspiMode mode);
 extern void lspi_finish(void);
 extern bool lspi_read_only(void);
+extern bool lspi_caller_nonatomic(void);
 
 /* saved plans */
 extern SPIPlanPtr lspi_plan(SPIPlanPtr *slot, const char *sql, int nargs,

@@ -1,10 +1,25 @@
 -- Base objects: the schema, the chain-wide group roles and the helpers
--- every concept uses.  Every object lives in schema "loyalty", which the
--- extension creates and owns, so DROP EXTENSION removes it (the control
--- file names pg_catalog, as pg_cron does, so that nothing else lands in a
--- user schema).  Every name in these scripts is schema-qualified.
+-- every concept uses.  Every object lives in schema "loyalty", the schema
+-- the control file names, so \dx shows it (pg_extension.extnamespace).
+-- CREATE EXTENSION creates that schema before it runs this script, outside
+-- the extension (so that pg_dump dumps it and a restore's "CREATE EXTENSION
+-- loyalty WITH SCHEMA loyalty" finds it): DROP EXTENSION leaves it empty
+-- (docs/installation.md).  Every name in these scripts is schema-qualified.
 
-CREATE SCHEMA loyalty;
+-- A schema "loyalty" that existed before CREATE EXTENSION is used as it is;
+-- its owner could drop the extension's objects, so it must be a superuser.
+DO $$
+BEGIN
+    IF NOT (SELECT r.rolsuper FROM pg_catalog.pg_namespace n
+              JOIN pg_catalog.pg_roles r ON r.oid = n.nspowner
+             WHERE n.nspname = 'loyalty') THEN
+        RAISE EXCEPTION 'schema "loyalty" is owned by a role that is not a superuser'
+            USING ERRCODE = '42501',
+                  DETAIL = 'The owner of the schema could drop or replace the extension''s objects.',
+                  HINT = 'Drop the schema, or ALTER SCHEMA loyalty OWNER TO a superuser, then CREATE EXTENSION loyalty again.';
+    END IF;
+END
+$$;
 REVOKE ALL ON SCHEMA loyalty FROM PUBLIC;
 
 -- The chain-wide group roles.  Privileges on views and functions are granted
@@ -43,10 +58,14 @@ CREATE FUNCTION loyalty._valid_time_zone(text) RETURNS boolean
 CREATE FUNCTION loyalty.card_number_new() RETURNS text
     LANGUAGE c VOLATILE PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_new_card_number';
+COMMENT ON FUNCTION loyalty.card_number_new() IS
+    'A fresh 12-digit card number with a Luhn check digit, from the strong random source';
 
 CREATE FUNCTION loyalty.card_number_valid(text) RETURNS boolean
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_card_number_valid';
+COMMENT ON FUNCTION loyalty.card_number_valid(text) IS
+    'Whether a card number has 12 digits and a correct Luhn check digit';
 
 REVOKE ALL ON FUNCTION loyalty._cache_invalidate(), loyalty._valid_time_zone(text),
     loyalty.card_number_new(), loyalty.card_number_valid(text) FROM PUBLIC;

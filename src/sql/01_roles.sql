@@ -54,10 +54,14 @@ COMMENT ON FUNCTION loyalty.whoami() IS 'The caller''s store and department, fro
 CREATE FUNCTION loyalty.caller_store() RETURNS text
     LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'loyalty_caller_store';
+COMMENT ON FUNCTION loyalty.caller_store() IS
+    'The caller''s store code from role membership (NULL at HQ and for non-staff)';
 
 CREATE FUNCTION loyalty.caller_is_hq() RETURNS boolean
     LANGUAGE c STABLE PARALLEL RESTRICTED
     AS 'MODULE_PATHNAME', 'loyalty_caller_is_hq';
+COMMENT ON FUNCTION loyalty.caller_is_hq() IS
+    'Whether the caller is HQ staff (from role membership)';
 
 CREATE FUNCTION loyalty._check_access(store_code text, departments text[])
     RETURNS void

@@ -68,6 +68,8 @@ BEGIN ATOMIC
     SELECT a.audit_id, pg_catalog.encode(a.hash, 'hex') FROM loyalty.audit_log a
      ORDER BY a.audit_id DESC LIMIT 1;
 END;
+COMMENT ON FUNCTION loyalty.audit_head() IS
+    'The latest audit record''s id and hash, to keep outside the database as the chain''s anchor';;
 
 -- loyalty._audit_change(member_id, action, purpose, detail): the record of
 -- one change made by an API function, written in the changing transaction

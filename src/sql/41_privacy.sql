@@ -339,6 +339,14 @@ GRANT EXECUTE ON FUNCTION loyalty.views_regenerate(), loyalty.field_policy_set(t
     TO loyalty_crm, loyalty_dba;
 
 SELECT loyalty.views_regenerate();
+-- the department views keep these comments when views_regenerate() replaces them
+COMMENT ON VIEW loyalty.member_frontdesk IS 'Members as front desks see them: fields masked or hidden by the field policy, rows by row level security';
+COMMENT ON VIEW loyalty.member_housekeeping IS 'Members as housekeeping sees them: fields masked or hidden by the field policy, rows by row level security';
+COMMENT ON VIEW loyalty.member_fnb IS 'Members as F&B sees them: fields masked or hidden by the field policy, rows by row level security';
+COMMENT ON VIEW loyalty.member_store_manager IS 'Members as store managers see them: fields masked or hidden by the field policy, rows by row level security';
+COMMENT ON VIEW loyalty.member_crm IS 'Members as HQ CRM sees them: fields as the field policy grants CRM';
+COMMENT ON VIEW loyalty.member_marketing IS 'Members as HQ marketing sees them: fields masked or hidden by the field policy';
+COMMENT ON VIEW loyalty.member_dba IS 'Members as HQ DBAs see them: fields masked or hidden by the field policy';
 
 -- Store-scoped and chain-wide side tables, through views owned by the same
 -- role.  Preferences: chain-wide ones everywhere, store-only ones at their
@@ -377,15 +385,9 @@ GRANT SELECT ON loyalty.member_preferences TO loyalty_frontdesk, loyalty_houseke
 GRANT SELECT ON loyalty.member_tags TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
 GRANT SELECT ON loyalty.stays TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
 
--- No temporary objects for anyone but superusers and roles granted TEMP
--- explicitly: a store role cannot plant a function in pg_temp.  This is a
--- database-wide setting (docs/threat-model.md); DROP EXTENSION leaves it.
-DO $$
-BEGIN
-    EXECUTE pg_catalog.format('REVOKE TEMPORARY ON DATABASE %I FROM PUBLIC',
-                              pg_catalog.current_database());
-END
-$$;
+-- Store, BI and marketing roles create no temporary objects: the event
+-- trigger of src/sql/61_install.sql refuses them (1.0 and 1.1 revoked TEMP
+-- from PUBLIC on the whole database instead).
 -- API functions for applications (docs/privacy.md): SECURITY DEFINER, fixed
 -- search_path, the caller's store and department from role membership,
 -- results in the caller's department view, every access audited before the

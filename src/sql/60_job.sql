@@ -499,6 +499,15 @@ $$;
 -- job.  A procedure without SECURITY DEFINER or SET (those cannot commit),
 -- so every name is schema-qualified; CALLed outside a transaction block,
 -- it commits after each batch.
+-- _job_require_nonatomic(kind): a clear error (25001 inside a transaction
+-- block, 2D000 in an atomic context) before a batch procedure's first
+-- COMMIT would fail with a bare "invalid transaction termination".
+CREATE FUNCTION loyalty._job_require_nonatomic(kind text) RETURNS void
+    LANGUAGE c VOLATILE
+    AS 'MODULE_PATHNAME', 'loyalty_job_require_nonatomic';
+REVOKE ALL ON FUNCTION loyalty._job_require_nonatomic(text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty._job_require_nonatomic(text) TO loyalty_dba, loyalty_crm;
+
 CREATE PROCEDURE loyalty._job_run(kind text, params jsonb, batch_size integer)
     LANGUAGE plpgsql
 AS $$
@@ -513,6 +522,7 @@ DECLARE
     hnt text;
 BEGIN
     -- fails at once inside a transaction block, before anything is taken
+    PERFORM loyalty._job_require_nonatomic(kind);
     COMMIT;
     job := loyalty._job_start(kind, params, batch_size);
     COMMIT;

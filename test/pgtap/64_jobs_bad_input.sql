@@ -17,8 +17,8 @@ CREATE TEMP TABLE before AS SELECT
     (SELECT count(*) FROM loyalty.member WHERE status = 'erased') AS erased;
 
 -- a procedure inside a transaction block fails before anything is taken
-SELECT throws_ok($$CALL loyalty.points_expire_batch()$$, '2D000', NULL,
-    'a job procedure inside a transaction block: invalid transaction termination');
+SELECT throws_ok($$CALL loyalty.points_expire_batch()$$, '25001', 'loyalty.points_expire_batch cannot run inside a transaction block',
+    'a job procedure inside a transaction block: says to run it outside one');
 
 SET ROLE tj_dba;
 SELECT throws_ok($$SELECT loyalty._job_start('expire', '{"as_of": "2026-01-01"}', 0)$$,
