@@ -328,6 +328,8 @@ BEGIN
     END IF;
     INSERT INTO loyalty.field_policy (department, field, treatment)
         VALUES (field_policy_set.department, field_policy_set.field, field_policy_set.treatment);
+    PERFORM loyalty._audit_change(NULL, 'field_policy_set', 'privacy',
+        pg_catalog.jsonb_build_object('department', department, 'field', field, 'treatment', treatment));
 END
 $$;
 COMMENT ON FUNCTION loyalty.field_policy_set(text, text, text) IS

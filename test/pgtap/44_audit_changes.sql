@@ -4,7 +4,7 @@
 -- none; a purpose that is not a code of loyalty.audit_purpose is refused up
 -- front with 22023 and nothing is written.
 BEGIN;
-SELECT plan(31);
+SELECT plan(33);
 
 -- the change records of this transaction, by action
 CREATE TEMP VIEW rec AS
@@ -91,10 +91,19 @@ SELECT is((SELECT count(*)::int FROM rec WHERE action = 'benefit_use' AND purpos
 SELECT loyalty.benefit_grant_end('ac-23', (SELECT v::uuid FROM t WHERE k = 'grant'), now());
 SELECT is((SELECT count(*)::int FROM rec WHERE action = 'benefit_grant_end'), 1, 'benefit_grant_end is recorded');
 
+-- policies (loyalty, privacy)
+SELECT loyalty.policy_set((SELECT p.document::text FROM loyalty.policy p ORDER BY p.effective_from DESC LIMIT 1),
+    now() + interval '1 day', 'audit test');
+SELECT is((SELECT count(*)::int FROM rec WHERE action = 'policy_set' AND detail ->> 'note' = 'audit test'), 1,
+    'policy_set is recorded');
+SELECT loyalty.field_policy_set('frontdesk', 'email', (loyalty.field_treatments('email'))[1]);
+SELECT is((SELECT count(*)::int FROM rec WHERE action = 'field_policy_set' AND purpose = 'privacy'
+             AND detail ->> 'field' = 'email'), 1, 'field_policy_set is recorded');
+
 -- every record names who made the change
 SELECT is((SELECT count(*)::int FROM loyalty.audit_change_staging
             WHERE login IS DISTINCT FROM session_user::text OR role IS NULL), 0, 'every record has its login and role');
-SELECT is((SELECT count(DISTINCT action)::int FROM rec), 22, 'the calls above left 22 kinds of record');
+SELECT is((SELECT count(DISTINCT action)::int FROM rec), 24, 'the calls above left 24 kinds of record');
 
 -- purpose codes are checked up front
 SELECT throws_ok($$SELECT loyalty._audit_change(NULL, 'ac_bad', 'curiosity')$$,
