@@ -2,19 +2,23 @@
 -- departments and of BI; a preference recorded at Shenzhen reaches
 -- Shanghai's housekeeping; every read is on record.
 \set QUIET on
-SELECT m.member_id AS demo_member, p.phone AS demo_phone, m.card_no AS demo_card
+SELECT m.member_id AS demo_member, p.phone AS demo_phone, m.card_no AS demo_card,
+       left(p.full_name, 1) AS demo_surname
   FROM loyalty.member m JOIN loyalty.member_profile p USING (member_id)
  WHERE m.home_store = 'szx' ORDER BY m.card_no LIMIT 1 \gset
 SELECT loyalty.identity_set(:'demo_member', 'resident_id', '440301199003071234', '6222021234567890') \gset
 
 \set QUIET off
 \echo
-\echo '== Privacy: the same member at the Shenzhen front desk (szx_desk), by phone'
+\echo '== Privacy: the same member at the Shenzhen front desk (szx_desk), by card number'
 \set QUIET on
 SET ROLE szx_desk;
 \set QUIET off
 SELECT card_no, full_name, phone, email, birth_date, id_number, bank_card
-  FROM loyalty.frontdesk_lookup(:'demo_phone', 'check_in');
+  FROM loyalty.frontdesk_lookup(:'demo_card', 'check_in');
+\echo '== ... or by her full phone number and surname (a phone alone is no lookup key)'
+SELECT card_no, full_name, phone
+  FROM loyalty.frontdesk_lookup_phone(:'demo_phone', :'demo_surname', 'check_in');
 \echo '== She says she is allergic to buckwheat pillows (chain-wide) and likes the garden wing (Shenzhen only)'
 SELECT loyalty.preference_add(:'demo_member', 'allergy', 'buckwheat pillow: use a down pillow') IS NOT NULL AS recorded;
 SELECT loyalty.preference_add(:'demo_member', 'room', 'garden wing', 'store') IS NOT NULL AS recorded;
@@ -22,9 +26,12 @@ SELECT loyalty.preference_add(:'demo_member', 'room', 'garden wing', 'store') IS
 SELECT loyalty.identity_matches(:'demo_member', '440301199003071234') AS id_matches;
 \set QUIET on
 RESET ROLE;
+-- a month later she books a stay in Shanghai: Shanghai's departments see
+-- only members with a stay, booking or enrolment there (or found by a lookup)
+SELECT loyalty.stay_record('demo-privacy-sha-stay', 'sha', :'demo_member', DATE '2026-12-20', DATE '2026-12-22', checked_out => false) \gset
 SET ROLE sha_house;
 \set QUIET off
-\echo '== A month later, Shanghai housekeeping (sha_house) prepares her room'
+\echo '== A month later, her stay in Shanghai: Shanghai housekeeping (sha_house) prepares her room'
 SELECT p->>'full_name' AS full_name, p->>'card_no' AS card_no, x->>'category' AS category,
        x->>'value' AS preference, x->>'store_code' AS recorded_at_store
   FROM loyalty.housekeeping_profile(:'demo_member') AS p,

@@ -52,10 +52,11 @@ BEGIN;
 SELECT loyalty.policy_set(jsonb_set(loyalty.policy_at(now()), '{expiry}',
     '{"mode": "lot_lifetime", "lot_lifetime_months": 24, "notice_days": 30}')::text, now()) > 0 AS policy;
 SELECT member_id AS cy FROM loyalty.member_enroll(gen_random_uuid()::text, 'lsz', 'Cy') \gset
-SELECT points FROM loyalty.points_accrue('l-17', :'cy', 'lsz', 3000, 'spend', occurred_at => '2026-01-15 12:00+08');
+-- (back-dated: a batch refuses an as_of in the future, 22023)
+SELECT points FROM loyalty.points_accrue('l-17', :'cy', 'lsz', 3000, 'spend', occurred_at => '2024-01-15 12:00+08');
 SELECT expires_at AT TIME ZONE 'Asia/Shanghai' AS expires_local FROM loyalty.point_lot WHERE member_id = :'cy';
-SELECT points, balance, lots FROM loyalty.points_expire('l-18', '2027-12-31 00:00+08');
-SELECT points, balance, lots FROM loyalty.points_expire('l-19', '2028-02-01 00:00+08');
+SELECT points, balance, lots FROM loyalty.points_expire('l-18', '2025-12-31 00:00+08');
+SELECT points, balance, lots FROM loyalty.points_expire('l-19', '2026-02-01 00:00+08');
 SELECT kind, payload ->> 'points' AS points FROM loyalty.event_outbox WHERE member_id = :'cy' ORDER BY event_id;
 ROLLBACK;
 
@@ -73,12 +74,19 @@ SELECT count(*) AS problems FROM loyalty.ledger_check(:'di');
 ROLLBACK;
 
 -- inactivity: 24 months without earning or redeeming forfeit the balance,
--- with a notice 30 days ahead; a second run expires nothing again
-SELECT points, lots FROM loyalty.points_expire('l-24', now() + interval '23 months 15 days');
-SELECT points, lots FROM loyalty.points_expire('l-25', now() + interval '23 months 20 days');
-SELECT now() + interval '24 months 1 day' AS later \gset
-SELECT points, lots FROM loyalty.points_expire('l-26', :'later');
-SELECT points, lots, replayed FROM loyalty.points_expire('l-26', :'later');
+-- with a notice 30 days ahead; a second run expires nothing again.  A
+-- batch refuses an as_of in the future (22023), so the members' inactivity
+-- clocks are moved back instead: 23 months 15 days, then 5 days more (with
+-- the deadline already noticed), then to 24 months and a day before as_of.
+SELECT now() AS t0 \gset
+SELECT points FROM loyalty.points_expire('l-24f', now() + interval '1 day');
+UPDATE loyalty.point_balance SET last_activity_at = last_activity_at - interval '23 months 15 days';
+SELECT points, lots FROM loyalty.points_expire('l-24', :'t0');
+UPDATE loyalty.point_balance SET last_activity_at = last_activity_at - interval '5 days', notice_for = notice_for - interval '5 days';
+SELECT points, lots FROM loyalty.points_expire('l-25', :'t0');
+UPDATE loyalty.point_balance SET last_activity_at = last_activity_at + interval '20 days' - interval '1 month 1 day';
+SELECT points, lots FROM loyalty.points_expire('l-26', :'t0');
+SELECT points, lots, replayed FROM loyalty.points_expire('l-26', :'t0');
 SELECT loyalty.points_balance(:'ann') AS ann, loyalty.points_balance(:'bo') AS bo;
 SELECT kind, payload ->> 'points' AS points FROM loyalty.event_read('regress') ORDER BY kind DESC, 2;
 

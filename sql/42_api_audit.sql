@@ -10,17 +10,22 @@ SELECT loyalty.staff_create(gen_random_uuid()::text, 'api_a_desk', 'apa', 'front
        loyalty.staff_create(gen_random_uuid()::text, 'api_hq_crm', NULL, 'crm');
 SELECT member_id AS m FROM loyalty.member_enroll(gen_random_uuid()::text, 'apa', '张三丰', '13900001111', 'zsf@example.com', '1985-05-20') \gset
 
--- store A's front desk: lookup by phone, masked
+-- store A's front desk: lookup by phone and surname, masked
 SET ROLE api_a_desk;
-SELECT full_name, phone, email, birth_date, address, bank_card FROM loyalty.frontdesk_lookup('13900001111');
+SELECT full_name, phone, email, birth_date, address, bank_card FROM loyalty.frontdesk_lookup_phone('13900001111', '张');
 -- a member that does not exist: the same error as one out of reach
-SELECT * FROM loyalty.frontdesk_lookup('13900009999');
+SELECT * FROM loyalty.frontdesk_lookup_phone('13900009999', '张');
+-- the phone without the right surname finds nothing
+SELECT * FROM loyalty.frontdesk_lookup_phone('13900001111', '李');
 -- story 1: an allergy recorded at store A, chain-wide; a store-only note
 SELECT loyalty.preference_add(:'m', 'pillow', 'allergic to buckwheat: down pillow') IS NOT NULL AS added;
 SELECT loyalty.preference_add(:'m', 'room', 'likes the garden wing', 'store') IS NOT NULL AS added;
 SELECT loyalty.preference_add(:'m', 'room', 'x', 'store', 'apb');
 SELECT loyalty.preference_add(:'m', 'shoes', 'x');
 RESET ROLE;
+-- the guest books a room at store B
+INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, status)
+VALUES (:'m', 'apb', '2026-12-01', '2026-12-02', 'booked');
 
 -- a month later, store B's housekeeping sees the allergy, not A's store-only note
 SET ROLE api_b_house;
@@ -41,7 +46,7 @@ RESET ROLE;
 -- a read inside a transaction that rolls back stays on record
 SET ROLE api_b_desk;
 BEGIN;
-SELECT full_name FROM loyalty.frontdesk_lookup('13900001111');
+SELECT full_name FROM loyalty.frontdesk_lookup_phone('13900001111', '张');
 ROLLBACK;
 RESET ROLE;
 SELECT login, role, store_code, department, action, fields, purpose

@@ -9,13 +9,19 @@ SELECT member_id AS m2 FROM loyalty.member_enroll(gen_random_uuid()::text, 'ida'
 
 SET ROLE id_a_desk;
 SELECT loyalty.identity_set(:'m', 'resident_id', '44030119900307123x', '6222 0212 3456 7890');
--- shown as the last four only; found by the ID number, in any spelling
-SELECT full_name, id_number, bank_card FROM loyalty.frontdesk_lookup('44030119900307123X');
+-- shown as the last four only (since 1.2 an ID number is no lookup key)
+SELECT full_name, id_number, bank_card FROM loyalty.frontdesk_lookup_phone('13700001111', '王');
 SELECT loyalty.identity_matches(:'m', '４４０３０１１９９００３０７１２３ｘ') AS full_width_matches,
        loyalty.identity_matches(:'m', '440301199003071230') AS wrong_matches,
        loyalty.identity_matches(:'m2', '44030119900307123X') AS other_member_matches;
--- bad input: no echo of the value, nothing written
+-- another member's ID number: the same answer as any other (no oracle);
+-- HQ sees the clash
 SELECT loyalty.identity_set(:'m2', 'resident_id', '44030119900307123X');
+RESET ROLE;
+SELECT kind, member_id = :'m2' AS new_member, other_member_id = :'m' AS holder, store_code
+  FROM loyalty.identity_conflict;
+SET ROLE id_a_desk;
+-- bad input: no echo of the value, nothing written
 SELECT loyalty.identity_set(:'m2', 'resident_id', 'abc');
 SELECT loyalty.identity_set(:'m2', 'resident_id', NULL, '1234');
 SELECT loyalty.identity_set(:'m2', 'driving_licence', '44030119900307999');
@@ -40,7 +46,7 @@ SELECT loyalty._identity_open(:'m', 'id_number', id_number_cipher) AS opened
   FROM loyalty.member_identity WHERE member_id = :'m';
 SELECT loyalty._identity_open(:'m2', 'id_number', id_number_cipher)
   FROM loyalty.member_identity WHERE member_id = :'m';
--- the key is in no setting
+-- the key is in no setting (the loyalty.* settings hold budgets, no key)
 SELECT count(*) AS settings_naming_keys FROM pg_settings
  WHERE (name LIKE '%loyalty%' AND name LIKE '%key%') OR setting LIKE '%loyalty_keys%';
 SELECT action, fields FROM loyalty.audit_member(:'m') ORDER BY 1, 2;

@@ -247,8 +247,7 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 					(errcode(ERRCODE_UNIQUE_VIOLATION),
 					 errmsg("idempotency key \"%s\" was already used at store \"%s\" for another request",
 							key, store),
-					 errdetail("Use %s recorded another member, benefit or stay under this key.",
-							   SPI_getvalue(tup, desc, 1)),
+					 errdetail("Another member, benefit or stay was recorded under this key."),
 					 errhint("Give every distinct use its own idempotency key.")));
 		for (c = 0; c < USE_NATTS - 1; c++)
 		{

@@ -7,7 +7,10 @@
  * A campaign applies when the activity's time is in [starts_at, ends_at),
  * its store and brand pass the filters, and the member meets the
  * conditions (birthday month in the member's time zone, tier held before
- * the activity, an unresolved tag).  Campaigns apply in priority order
+ * the activity, an unresolved tag), and, for a campaign targeted at a
+ * segment, is in its audience outside the control group, and, for a
+ * campaign that requires registration, registered before the activity
+ * (docs/segments.md).  Campaigns apply in priority order
  * (lowest number first), each computed on base points only, so the order
  * decides only who gets a capped budget first.  Caps: campaign points per
  * member (the member row is locked, so the sum is exact) and overall (the
@@ -78,6 +81,11 @@ campaign_apply(const EarnInput *in, int64 base, EarnResult *out)
 								 "   AND (c.tiers IS NULL OR $6 = ANY (c.tiers)) "
 								 "   AND (c.tag IS NULL OR EXISTS (SELECT 1 FROM loyalty.member_tag t "
 								 "         WHERE t.member_id = $1 AND t.code = c.tag AND t.retired_at IS NULL)) "
+								 /* targeting and registration: src/sql/72_audience.sql */
+								 "   AND (c.segment_code IS NULL OR EXISTS (SELECT 1 FROM loyalty.campaign_audience a "
+								 "         WHERE a.campaign_id = c.campaign_id AND a.member_id = $1 AND NOT a.control)) "
+								 "   AND (NOT c.registration_required OR EXISTS (SELECT 1 FROM loyalty.campaign_registration g "
+								 "         WHERE g.campaign_id = c.campaign_id AND g.member_id = $1 AND g.registered_at <= $2)) "
 								 " ORDER BY c.priority, c.code",
 								 6, types),
 					values, NULL, true, 0, SPI_OK_SELECT);

@@ -175,13 +175,14 @@ store_brand(const char *store, char *brand, size_t len)
 
 /*
  * lock_member
- *		Lock and read the member; only active members earn.
+ *		Lock and read the member; active and suspended members earn
+ *		(suspended ones redeem nothing), closed and erased ones do not.
  */
 static void
 lock_member(const pg_uuid_t *member_id, TimestampTz at, TierMember *m)
 {
 	tier_member_lock(member_id, at, true, m);
-	if (strcmp(m->status, "active") != 0)
+	if (strcmp(m->status, "active") != 0 && strcmp(m->status, "suspended") != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("member %s is %s and cannot earn", uuid_str(member_id), m->status)));

@@ -65,6 +65,8 @@ typedef struct LedgerAccrual
 	bool		has_activate_at;
 	TimestampTz activate_at;	/* pending: activate by date (batch) */
 	const char *idem_key;
+	bool		sale;			/* points sold (source "purchase"): only the
+								 * rewards area sets this */
 } LedgerAccrual;
 
 /* ledger_accrue.c */
@@ -86,6 +88,12 @@ extern void ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 							const char *store_code, int64 points,
 							const char *idem_key, LedgerResult *res);
 
+/* ledger_refund.c: a redemption given back (rewards cancelled, partner
+ * transfers rejected) */
+extern void ledger_refund(pg_uuid_t redeem_entry, const char *store_code,
+						  const char *reference, const char *idem_key,
+						  LedgerResult *res);
+
 /* ledger_reverse.c */
 extern void ledger_reverse(pg_uuid_t accrual_entry, const char *store_code,
 						   Datum refund_amount, Datum original_amount,
@@ -97,5 +105,7 @@ extern void ledger_expire(TimestampTz as_of, const char *idem_key,
 
 /* ledger_core.c */
 extern int64 ledger_balance(pg_uuid_t member_id);
+extern int64 ledger_lock(pg_uuid_t member_id);
+extern int64 ledger_cash_points(Datum amount, int64 *minor);
 
 #endif							/* LOYALTY_LEDGER_H */

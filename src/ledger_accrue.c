@@ -30,10 +30,13 @@ static const char *const accrual_sources[] = {
  *		Error unless source is one an accrual may name.
  */
 static void
-check_source(const char *source)
+check_source(const char *source, bool sale)
 {
 	int			i;
 
+	/* points sold by the rewards area: their own source, never tier */
+	if (sale && strcmp(source, "purchase") == 0)
+		return;
 	for (i = 0; accrual_sources[i]; i++)
 		if (strcmp(accrual_sources[i], source) == 0)
 			return;
@@ -66,7 +69,7 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 	TimestampTz occurred_at = req->has_occurred_at ? req->occurred_at : now;
 
 	ledger_check_points(req->points, "points");
-	check_source(req->source);
+	check_source(req->source, req->sale);
 	ledger_check_text(req->rule, "rule", 100);
 	ledger_check_text(req->reference, "reference", 200);
 	if (TIMESTAMP_NOT_FINITE(occurred_at) || occurred_at > now)
@@ -99,6 +102,7 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 		lspi_finish();
 		return;
 	}
+	ledger_require_status(&m, false);
 	ledger_get_policy(now, &lp);
 
 	memset(&e, 0, sizeof(e));

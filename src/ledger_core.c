@@ -19,7 +19,6 @@
 
 #include "catalog/pg_type.h"
 #include "common/int.h"
-#include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
 #include "utils/numeric.h"
@@ -255,9 +254,27 @@ ledger_lock_member(pg_uuid_t id, LedgerMember *m)
 {
 	Datum		v[1];
 	bool		isnull;
+	int64		balance;
 	char	   *status;
 
 	v[0] = UUIDPGetDatum(&id);
+	/*
+	 * Lock first, then read the member: a status change or a merge that
+	 * committed while we waited for the lock is seen (READ COMMITTED takes
+	 * a fresh snapshot per statement).
+	 */
+	if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
+	{
+		if (ledger_run(LQ_MEMBER, v, NULL, SPI_OK_SELECT) == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_NO_DATA_FOUND),
+					 errmsg("member %s does not exist", ledger_uuid_text(&id))));
+		ledger_run(LQ_BALANCE_INSERT, v, NULL, SPI_OK_INSERT);
+		if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
+			elog(ERROR, "balance row of member %s vanished", ledger_uuid_text(&id));
+	}
+	balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
+										  SPI_tuptable->tupdesc, 1, &isnull));
 	if (ledger_run(LQ_MEMBER, v, NULL, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -269,21 +286,37 @@ ledger_lock_member(pg_uuid_t id, LedgerMember *m)
 				 errmsg("member %s has been erased", ledger_uuid_text(&id)),
 				 errdetail("An erased member's points can no longer change.")));
 	m->id = id;
+	strlcpy(m->status, status, sizeof(m->status));
 	strlcpy(m->tier, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2),
 			sizeof(m->tier));
 	strlcpy(m->time_zone, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 3),
 			sizeof(m->time_zone));
 	strlcpy(m->home_store, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4),
 			sizeof(m->home_store));
+	m->balance = balance;
+}
 
-	if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
-	{
-		ledger_run(LQ_BALANCE_INSERT, v, NULL, SPI_OK_INSERT);
-		if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
-			elog(ERROR, "balance row of member %s vanished", ledger_uuid_text(&id));
-	}
-	m->balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
-											 SPI_tuptable->tupdesc, 1, &isnull));
+/*
+ * ledger_require_status
+ *		Error unless the member's status allows the operation (docs/crm.md):
+ *		a closed member earns nothing, a suspended or closed one redeems
+ *		nothing.  Called after the idempotency replay, so that a retry of an
+ *		earlier call still returns its first answer.
+ */
+void
+ledger_require_status(const LedgerMember *m, bool spending)
+{
+	if (strcmp(m->status, "closed") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("member %s is closed", ledger_uuid_text(&m->id)),
+				 errdetail("A closed account earns and redeems nothing."),
+				 errhint("A merged account's points are with the member it was merged into.")));
+	if (spending && strcmp(m->status, "suspended") == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("member %s is suspended", ledger_uuid_text(&m->id)),
+				 errdetail("A suspended member earns points but redeems nothing.")));
 }
 
 /*
@@ -350,8 +383,8 @@ ledger_idem_replay(const char *key, const char *operation, const char *args,
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
 				 errmsg("idempotency key \"%s\" was already used with other arguments", key),
-				 errdetail("The key was first used for %s(%s); this call is %s(%s).",
-						   op, stored, operation, args),
+				 /* never the first call's arguments: it may be another store's */
+				 errdetail("This call is %s(%s).", operation, args),
 				 errhint("Use a new key for a new operation.")));
 
 	memset(res, 0, sizeof(*res));
@@ -788,7 +821,9 @@ ledger_amount_to_minor(Datum amount, int scale, const char *what)
 
 /*
  * ledger_check_as_of
- *		The batches (activation, expiry) work as of a finite time.
+ *		The batches (activation, expiry) work as of a finite time that has
+ *		come: a batch as of a future time would expire or activate points
+ *		that are not due yet (previews may look ahead; batches may not).
  */
 void
 ledger_check_as_of(TimestampTz as_of)
@@ -797,4 +832,29 @@ ledger_check_as_of(TimestampTz as_of)
 		ereport(ERROR,
 				(errcode(ERRCODE_DATETIME_VALUE_OUT_OF_RANGE),
 				 errmsg("as_of must be a finite time")));
+	if (as_of > GetCurrentTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must not be in the future"),
+				 errdetail("A batch changes balances only as of now or an earlier time."),
+				 errhint("Run the batch when that time has come.")));
+}
+
+/*
+ * ledger_lock
+ *		Lock a member's balance row for the rest of the transaction (the
+ *		first thing every ledger operation does), so that another area can
+ *		serialise its own checks of one member with the ledger's before it
+ *		debits; returns the balance.  Errors for an unknown or erased
+ *		member.
+ */
+int64
+ledger_lock(pg_uuid_t member_id)
+{
+	LedgerMember m;
+
+	lspi_connect(LSPI_READ_WRITE);
+	ledger_lock_member(member_id, &m);
+	lspi_finish();
+	return m.balance;
 }

@@ -46,6 +46,7 @@ typedef struct LedgerMember
 	char		tier[LOYALTY_CODE_LEN];
 	char		time_zone[64];
 	char		home_store[LOYALTY_CODE_LEN];
+	char		status[16];		/* active, suspended, closed */
 } LedgerMember;
 
 /* a ledger entry to insert */
@@ -97,6 +98,7 @@ extern void ledger_check_points(int64 points, const char *what);
 extern void ledger_check_store(const char *store_code);
 extern void ledger_check_text(const char *s, const char *what, int maxlen);
 extern void ledger_lock_member(pg_uuid_t id, LedgerMember *m);
+extern void ledger_require_status(const LedgerMember *m, bool spending);
 extern void ledger_set_balance(LedgerMember *m, bool touch_clock,
 							   TimestampTz activity_at);
 

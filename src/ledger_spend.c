@@ -128,6 +128,7 @@ redeem(pg_uuid_t member_id, const char *store_code, int64 points,
 		lspi_finish();
 		return;
 	}
+	ledger_require_status(&m, true);
 	entry_id = spend_points(&m, lp, store_code, "redeem", points, reward, NULL,
 							has_cash, cash_minor, &drawn, &ndrawn);
 
@@ -186,13 +187,33 @@ ledger_redeem_cash(pg_uuid_t member_id, const char *store_code, Datum amount,
 {
 	LedgerPolicy lp;
 	int64		minor;
-	int64		product;
 	int64		points;
 	char	   *args;
 
 	ledger_get_policy(ledger_now(), &lp);
-	minor = ledger_amount_to_minor(amount, lp.currency_scale, "amount");
-	if (pg_mul_s64_overflow(minor, lp.rate_points, &product))
+	points = ledger_cash_points(amount, &minor);
+	args = psprintf("member=%s store=%s amount_minor=" INT64_FORMAT,
+					ledger_uuid_text(&member_id), store_code, minor);
+	redeem(member_id, store_code, points, NULL, true, minor, args, idem_key, res, &lp);
+}
+
+/*
+ * ledger_cash_points
+ *		The points an amount of money (in the program's currency) is worth
+ *		at the single rate (rate_points per rate_amount); error unless the
+ *		amount has the currency's decimals at most and converts to whole
+ *		points within range.  *minor gets the amount in minor units.
+ */
+int64
+ledger_cash_points(Datum amount, int64 *minor)
+{
+	LedgerPolicy lp;
+	int64		product;
+	int64		points;
+
+	ledger_get_policy(ledger_now(), &lp);
+	*minor = ledger_amount_to_minor(amount, lp.currency_scale, "amount");
+	if (pg_mul_s64_overflow(*minor, lp.rate_points, &product))
 		ereport(ERROR,
 				(errcode(ERRCODE_NUMERIC_VALUE_OUT_OF_RANGE),
 				 errmsg("amount is out of range")));
@@ -205,9 +226,7 @@ ledger_redeem_cash(pg_uuid_t member_id, const char *store_code, Datum amount,
 						   lp.rate_points, lp.rate_amount)));
 	points = product / lp.rate_amount;
 	ledger_check_points(points, "points");
-	args = psprintf("member=%s store=%s amount_minor=" INT64_FORMAT,
-					ledger_uuid_text(&member_id), store_code, minor);
-	redeem(member_id, store_code, points, NULL, true, minor, args, idem_key, res, &lp);
+	return points;
 }
 
 /*
@@ -295,6 +314,8 @@ ledger_transfer(pg_uuid_t from_member, pg_uuid_t to_member,
 		lspi_finish();
 		return;
 	}
+	ledger_require_status(&from, true);
+	ledger_require_status(&to, false);
 	sent = transferred_this_year(&from, "transfer_out");
 	if (sent + points > lp.transfer_cap_out)
 		ereport(ERROR,

@@ -16,6 +16,7 @@
 #include "risk_cache.h"
 #include "roles_caller.h"
 #include "policy.h"
+#include "privacy.h"
 
 PG_MODULE_MAGIC;
 
@@ -33,6 +34,8 @@ _PG_init(void)
 	loyalty_benefit_cache_init();
 	loyalty_benefit_member_init();
 	loyalty_risk_cache_init();
+	loyalty_privacy_settings_init();
+	loyalty_privacy_guard_init();
 	loyalty_audit_init();
 	loyalty_audit_xact_init();
 }

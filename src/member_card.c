@@ -14,6 +14,8 @@
 #include "fmgr.h"
 #include "utils/builtins.h"
 
+#include "member_card.h"
+
 PG_FUNCTION_INFO_V1(loyalty_new_card_number);
 PG_FUNCTION_INFO_V1(loyalty_card_number_valid);
 
@@ -23,7 +25,7 @@ PG_FUNCTION_INFO_V1(loyalty_card_number_valid);
  * luhn_check_digit
  *		The digit that makes payload (n digits) plus it pass the Luhn test.
  */
-static int
+int
 luhn_check_digit(const char *payload, int n)
 {
 	int			sum = 0;

@@ -182,76 +182,108 @@ keep_ends(const char *s, int len, int head, int tail, int min_hidden)
 }
 
 /*
+ * reveal_budget
+ *		How many characters of a value of n characters a mask may show: at
+ *		most a third, whatever the length (issue 12.9).
+ */
+static int
+reveal_budget(int n)
+{
+	return n / 3;
+}
+
+/*
+ * keep_tail
+ *		MASK_FULL followed by the last `tail` characters; MASK_FULL alone
+ *		when tail is 0.  The number of asterisks does not tell the length.
+ */
+static text *
+keep_tail(const char *s, int len, const int *off, int n, int tail)
+{
+	StringInfoData buf;
+	text	   *result;
+
+	if (tail <= 0)
+		return cstring_to_text(MASK_FULL);
+	initStringInfo(&buf);
+	appendStringInfoString(&buf, MASK_FULL);
+	appendBinaryStringInfo(&buf, s + off[n - tail], len - off[n - tail]);
+	result = cstring_to_text_with_len(buf.data, buf.len);
+	pfree(buf.data);
+	return result;
+}
+
+/*
  * loyalty_mask_text
  *		Apply a named mask to a string (for C callers and the SQL
- *		wrappers below).
+ *		wrappers below).  Every mask shows at most a third of the value's
+ *		user-perceived characters (reveal_budget()); what does not fit is
+ *		hidden, down to MASK_FULL.
  */
 text *
 loyalty_mask_text(LoyaltyMask mask, const char *s, int len)
 {
+	int		   *off;
+	int			n;
+	int			k;
+	text	   *result;
+
+	if (mask == MASK_FULL_VALUE)
+		return cstring_to_text(MASK_FULL);
+	n = loyalty_split_clusters(s, len, &off);
+	k = reveal_budget(n);
 	switch (mask)
 	{
 		case MASK_PHONE:
-			/* 138****5678: at least one hidden character */
-			return keep_ends(s, len, 3, 4, 1);
-		case MASK_NAME:
-			/* 张* : a one-character name is hidden whole */
-			return keep_ends(s, len, 1, 0, 1);
 		case MASK_LAST4:
-			{
-				int		   *off;
-				int			n = loyalty_split_clusters(s, len, &off);
-				text	   *result;
-
-				/* a value of 4 characters or fewer would be shown whole */
-				if (n <= 4)
-					result = cstring_to_text(MASK_FULL);
-				else
-				{
-					StringInfoData buf;
-
-					initStringInfo(&buf);
-					appendStringInfoString(&buf, MASK_FULL);
-					appendBinaryStringInfo(&buf, s + off[n - 4], len - off[n - 4]);
-					result = cstring_to_text_with_len(buf.data, buf.len);
-					pfree(buf.data);
-				}
-				pfree(off);
-				return result;
-			}
+			/* 13812345678 -> ****678, 6222021234567890 -> ****7890 */
+			result = keep_tail(s, len, off, n, Min(4, k));
+			break;
+		case MASK_NAME:
+			/* 张三丰 -> 张**, 欧阳娜娜 -> 欧***; 张三 -> **** */
+			if (k == 0)
+				result = cstring_to_text(MASK_FULL);
+			else
+				result = keep_ends(s, len, k, 0, 1);
+			break;
 		case MASK_EMAIL:
 			{
-				const char *at = NULL;
-				const char *p;
-				int		   *off;
-				int			n;
-				int			local_len;
+				int			at = -1;
+				int			dot = -1;
+				int			i;
+				int			shown;
 				StringInfoData buf;
-				text	   *result;
 
-				for (p = s; p < s + len; p++)
-					if (*p == '@')
-						at = p;
-				if (at == NULL || at + 1 >= s + len)
-					return cstring_to_text(MASK_FULL);
-				local_len = at - s;
-				n = loyalty_split_clusters(s, local_len, &off);
-				/* j***@example.com; a one-character local part is hidden */
+				for (i = 0; i < n; i++)
+				{
+					if (off[i + 1] - off[i] == 1 && s[off[i]] == '@')
+						at = i;
+					else if (at >= 0 && off[i + 1] - off[i] == 1 && s[off[i]] == '.')
+						dot = i;
+				}
+				/* the first character and the "@" count against the budget */
+				if (at < 2 || at == n - 1 || k < 2)
+				{
+					result = cstring_to_text(MASK_FULL);
+					break;
+				}
 				initStringInfo(&buf);
-				if (n >= 2)
-					appendBinaryStringInfo(&buf, s, off[1]);
-				appendStringInfoString(&buf, "***");
-				appendBinaryStringInfo(&buf, at, len - local_len);
+				appendBinaryStringInfo(&buf, s, off[1]);
+				appendStringInfoString(&buf, "***@***");
+				shown = 2;
+				/* the top-level domain, if it fits: z***@***.com */
+				if (dot > at + 1 && shown + (n - dot) <= k)
+					appendBinaryStringInfo(&buf, s + off[dot], len - off[dot]);
 				result = cstring_to_text_with_len(buf.data, buf.len);
 				pfree(buf.data);
-				pfree(off);
-				return result;
+				break;
 			}
-		case MASK_FULL_VALUE:
-			return cstring_to_text(MASK_FULL);
+		default:
+			elog(ERROR, "unknown mask %d", (int) mask);
+			result = NULL;		/* keep compiler quiet */
 	}
-	elog(ERROR, "unknown mask %d", (int) mask);
-	return NULL;				/* keep compiler quiet */
+	pfree(off);
+	return result;
 }
 
 /*

@@ -46,11 +46,24 @@ extern bool replica_subscription_exists(const char *subname);
 extern void replica_set_subscription_enabled(const char *subname,
 											 bool enabled);
 extern bool replica_slot_exists(const char *slotname, bool *active);
+extern char *replica_slot_elsewhere(const char *slotname);
 extern void replica_create_slot(const char *slotname);
 extern void replica_drop_slot(const char *slotname, bool force);
 extern bool replica_ensure_remote_slot(const char *conninfo,
 									   const char *appname);
 extern void replica_ensure_outbox_publication(void);
+typedef enum ReplicaIdentityState
+{
+	REPLICA_IDENTITY_NONE,		/* no identity recorded */
+	REPLICA_IDENTITY_THIS,		/* this server and database */
+	REPLICA_IDENTITY_OTHER		/* another: a restored copy */
+} ReplicaIdentityState;
+
+extern void replica_check_conninfo(const char *conninfo);
+extern char *replica_local_system_id(void);
+extern void replica_check_remote_not_self(const char *conninfo);
+extern ReplicaIdentityState replica_identity_state(void);
+extern void replica_identity_claim(bool adopt);
 
 /* replica_apply.c */
 extern const char *replica_node_role(char *store_code, int64 *incarnation);

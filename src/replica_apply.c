@@ -580,6 +580,21 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 		return PointerGetDatum(tup);
 	}
 
+	/*
+	 * Only the HQ database that attached the stores applies their events.
+	 * A restore (pg_restore's COPY into a new database, onto a new server,
+	 * or with -j) loads outbox rows as the data they are: the identity it
+	 * restores names the original database, or is not loaded yet.  Rows
+	 * written with session_replication_role = replica outside an apply
+	 * worker (pg_restore --disable-triggers style loads) are data too.
+	 */
+	if (replica_identity_state() != REPLICA_IDENTITY_THIS ||
+		(MySubscription == NULL && SessionReplicationRole == SESSION_REPLICATION_ROLE_REPLICA))
+	{
+		lspi_finish();
+		return PointerGetDatum(tup);
+	}
+
 	sender = sender_store();
 	reject = read_event(tup, trigdata->tg_relation->rd_att, &ev);
 	if (reject == NULL && sender != NULL && !may_send(sender, ev.store_code))
@@ -635,6 +650,8 @@ loyalty_replica_retry(PG_FUNCTION_ARGS)
 
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_DBA));
 	lspi_connect(LSPI_READ_WRITE);
+	/* a restored copy applies nothing until adopted */
+	replica_identity_claim(false);
 	if (PG_ARGISNULL(0))
 		nulls[0] = 'n';
 	else

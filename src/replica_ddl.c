@@ -22,6 +22,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/pg_publication.h"
 #include "catalog/pg_subscription.h"
 #include "catalog/pg_type.h"
@@ -354,8 +355,12 @@ replica_drop_subscription(const char *subname)
 
 /*
  * replica_slot_exists
- *		Whether a replication slot of this name exists on this server, and
- *		whether a walsender is using it.  Needs an SPI connection.
+ *		Whether a logical replication slot of this name exists in this
+ *		database, and whether a walsender is using it.  Slot names are per
+ *		server: a slot of the same name made by another database of the
+ *		cluster (or a physical slot) is not this database's, and is never
+ *		reported, reused or dropped here (replica_slot_elsewhere).  Needs
+ *		an SPI connection.
  */
 bool
 replica_slot_exists(const char *slotname, bool *active)
@@ -366,8 +371,9 @@ replica_slot_exists(const char *slotname, bool *active)
 
 	values[0] = CStringGetTextDatum(slotname);
 	lspi_exec("SELECT s.active FROM pg_catalog.pg_replication_slots s "
-					 "WHERE s.slot_name = $1::pg_catalog.name",
-					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
+			  "WHERE s.slot_name = $1::pg_catalog.name "
+			  "AND s.database = pg_catalog.current_database()",
+			  1, types, values, NULL, true, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	if (active)
@@ -377,16 +383,42 @@ replica_slot_exists(const char *slotname, bool *active)
 }
 
 /*
+ * replica_slot_elsewhere
+ *		The database that holds a replication slot of this name when it is
+ *		not this one ("(physical)" for a physical slot), or NULL.  Needs an
+ *		SPI connection.
+ */
+char *
+replica_slot_elsewhere(const char *slotname)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(slotname);
+	lspi_exec("SELECT COALESCE(s.database::pg_catalog.text, '(physical)') "
+			  "FROM pg_catalog.pg_replication_slots s "
+			  "WHERE s.slot_name = $1::pg_catalog.name "
+			  "AND s.database IS DISTINCT FROM pg_catalog.current_database()",
+			  1, types, values, NULL, true, 0, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return NULL;
+	return lspi_text(0, 1);
+}
+
+/*
  * replica_create_slot
  *		A logical slot with pgoutput.  PostgreSQL refuses to create one in
  *		a transaction that has written anything, so this must come first in
- *		its transaction.  Needs an SPI connection.
+ *		its transaction.  A slot of that name that belongs to another
+ *		database of this server is an error (42710): it serves that
+ *		database's store and is left alone.  Needs an SPI connection.
  */
 void
 replica_create_slot(const char *slotname)
 {
 	Oid			types[1] = {TEXTOID};
 	Datum		values[1];
+	char	   *elsewhere;
 
 	if (GetTopTransactionIdIfAny() != InvalidTransactionId)
 		ereport(ERROR,
@@ -394,6 +426,12 @@ replica_create_slot(const char *slotname)
 				 errmsg("cannot create replication slot \"%s\" in a transaction that has written data", slotname),
 				 errdetail("PostgreSQL creates a logical replication slot only before the transaction's first write."),
 				 errhint("Call this function in a transaction of its own.")));
+	if ((elsewhere = replica_slot_elsewhere(slotname)) != NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("replication slot \"%s\" belongs to database \"%s\"", slotname, elsewhere),
+				 errdetail("Replication slot names are per server, and that database's store replica uses this one."),
+				 errhint("Serve this store code from one database per server: remove its replica in database \"%s\" first, or use another server.", elsewhere)));
 	values[0] = CStringGetTextDatum(slotname);
 	lspi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
 					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
@@ -401,7 +439,8 @@ replica_create_slot(const char *slotname)
 
 /*
  * replica_drop_slot
- *		Drop a slot.  An active slot is an error unless force, which ends
+ *		Drop this database's slot of that name (a slot of that name in
+ *		another database is left alone).  An active slot is an error unless force, which ends
  *		the walsender using it and waits for the slot to be released.
  *		Not transactional: callers drop slots last.  Needs an SPI
  *		connection.
@@ -426,7 +465,8 @@ replica_drop_slot(const char *slotname, bool force)
 		values[0] = CStringGetTextDatum(slotname);
 		lspi_exec("SELECT pg_catalog.pg_terminate_backend(s.active_pid) "
 						 "FROM pg_catalog.pg_replication_slots s "
-						 "WHERE s.slot_name = $1::pg_catalog.name AND s.active_pid IS NOT NULL",
+						 "WHERE s.slot_name = $1::pg_catalog.name AND s.active_pid IS NOT NULL "
+						 "AND s.database = pg_catalog.current_database()",
 						 1, types, values, NULL, false, 0, SPI_OK_SELECT);
 	}
 	/* waits until a terminated walsender has released the slot */
@@ -519,4 +559,127 @@ replica_ensure_outbox_publication(void)
 	obj->location = -1;
 	stmt->pubobjects = list_make1(obj);
 	run_utility((Node *) stmt, "CREATE PUBLICATION (loyalty outbox)");
+}
+
+/*
+ * replica_check_conninfo
+ *		A connection string must name something: an empty one makes libpq
+ *		connect to the local defaults, that is, back to this server.
+ */
+void
+replica_check_conninfo(const char *conninfo)
+{
+	const char *p;
+
+	for (p = conninfo; *p; p++)
+		if (strchr(" \t\n\r\f\v", *p) == NULL)
+			return;
+	ereport(ERROR,
+			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+			 errmsg("connection string must not be empty"),
+			 errhint("Give the other server's host, port, database and replication login.")));
+}
+
+/*
+ * replica_local_system_id
+ *		This server's system identifier (pg_control_system()), as text.
+ */
+char *
+replica_local_system_id(void)
+{
+	return psprintf(UINT64_FORMAT, GetSystemIdentifier());
+}
+
+/*
+ * replica_check_remote_not_self
+ *		Connect to conninfo over a replication connection and compare the
+ *		server's system identifier (IDENTIFY_SYSTEM) with ours: a store,
+ *		hub or HQ subscribing to itself would empty its own tables and
+ *		loop.  Every node of the chain is a server of its own.
+ */
+void
+replica_check_remote_not_self(const char *conninfo)
+{
+	WalReceiverConn *wrconn;
+	char	   *err = NULL;
+	char	   *remote;
+	TimeLineID	tli;
+
+	replica_check_conninfo(conninfo);
+	load_file("libpqwalreceiver", false);
+	wrconn = walrcv_connect(conninfo, true, "loyalty_identity_check", &err);
+	if (wrconn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not connect to the other server: %s", err)));
+	PG_TRY();
+	{
+		remote = walrcv_identify_system(wrconn, &tli);
+	}
+	PG_FINALLY();
+	{
+		walrcv_disconnect(wrconn);
+	}
+	PG_END_TRY();
+	if (strcmp(remote, replica_local_system_id()) == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("the connection string points back at this server"),
+				 errdetail("The server reached has this server's system identifier %s.", remote),
+				 errhint("Headquarters, hubs and stores each run on a server of their own.")));
+}
+
+/*
+ * replica_identity_state
+ *		Whether this database is the one that recorded loyalty.replica_identity
+ *		(this server's system identifier and this database's OID): a
+ *		restored copy, or a database that never attached a store, is not.
+ *		Needs an SPI connection.
+ */
+ReplicaIdentityState
+replica_identity_state(void)
+{
+	char	   *sysid;
+	char	   *dboid;
+
+	lspi_exec("SELECT i.system_identifier, i.database_oid::pg_catalog.text "
+					 "FROM loyalty.replica_identity i",
+					 0, NULL, NULL, NULL, true, 0, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return REPLICA_IDENTITY_NONE;
+	sysid = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
+	dboid = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2);
+	if (strcmp(sysid, replica_local_system_id()) == 0 &&
+		strcmp(dboid, psprintf("%u", MyDatabaseId)) == 0)
+		return REPLICA_IDENTITY_THIS;
+	return REPLICA_IDENTITY_OTHER;
+}
+
+/*
+ * replica_identity_claim
+ *		Record this server and database in loyalty.replica_identity.  A row
+ *		of another server or database (a restored copy) is an error unless
+ *		adopt.  Needs an SPI connection.
+ */
+void
+replica_identity_claim(bool adopt)
+{
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+
+	if (!adopt && replica_identity_state() == REPLICA_IDENTITY_OTHER)
+		ereport(ERROR,
+				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+				 errmsg("this database is a restored copy of another loyalty database"),
+				 errdetail("Its replication identity names another server or database, so store events are not applied here."),
+				 errhint("If this database is to serve as that node from now on, call loyalty.replica_adopt() first (docs/operations.md).")));
+	values[0] = CStringGetTextDatum(replica_local_system_id());
+	values[1] = ObjectIdGetDatum(MyDatabaseId);
+	lspi_exec("INSERT INTO loyalty.replica_identity (system_identifier, database_oid) "
+					 "VALUES ($1, $2) ON CONFLICT (singleton) DO UPDATE "
+					 "SET system_identifier = excluded.system_identifier, "
+					 "database_oid = excluded.database_oid, recorded_at = pg_catalog.now() "
+					 "WHERE (loyalty.replica_identity.system_identifier, loyalty.replica_identity.database_oid) "
+					 "IS DISTINCT FROM (excluded.system_identifier, excluded.database_oid)",
+					 2, types, values, NULL, false, 0, SPI_OK_INSERT);
 }

@@ -26,6 +26,7 @@
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "miscadmin.h"
 #include "utils/builtins.h"
 
 #include "roles_caller.h"
@@ -39,6 +40,7 @@ PG_FUNCTION_INFO_V1(loyalty_replica_add_hub);
 PG_FUNCTION_INFO_V1(loyalty_replica_create_slot);
 PG_FUNCTION_INFO_V1(loyalty_replica_remove_store);
 PG_FUNCTION_INFO_V1(loyalty_replica_attach_outbox);
+PG_FUNCTION_INFO_V1(loyalty_replica_adopt);
 PG_FUNCTION_INFO_V1(loyalty_replica_store_add);
 PG_FUNCTION_INFO_V1(loyalty_replica_hub_add);
 PG_FUNCTION_INFO_V1(loyalty_replica_store_remove);
@@ -213,6 +215,8 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 		PG_RETURN_TEXT_P(cstring_to_text(pubname));
 	}
 
+	/* HQ: this database applies the store's events (not a restored copy) */
+	replica_identity_claim(false);
 	values[0] = CStringGetTextDatum(code);
 	lspi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
 					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
@@ -280,6 +284,7 @@ loyalty_replica_add_hub(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("hubs are added at headquarters")));
+	replica_identity_claim(false);
 	values[0] = CStringGetTextDatum(code);
 	lspi_exec("SELECT 1 FROM loyalty.store s WHERE s.store_code = $1",
 					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
@@ -343,13 +348,17 @@ loyalty_replica_attach_outbox(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("store connection string must not be null")));
 	conninfo = TextDatumGetCString(PG_GETARG_DATUM(1));
+	replica_check_conninfo(conninfo);
 	spi_begin();
 	require_not_store();
+	if (strcmp(replica_node_role(NULL, NULL), "hq") == 0)
+		replica_identity_claim(false);
 	(void) local_row(code, true);
 	if (replica_subscription_exists(subname))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("the outbox of store \"%s\" is already attached", code)));
+	replica_check_remote_not_self(conninfo);
 	replica_ensure_remote_slot(conninfo, subname);
 	replica_create_subscription(subname, conninfo, REPLICA_OUTBOX_PUB,
 								REPLICA_OUTBOX_SLOT, true);
@@ -410,6 +419,24 @@ loyalty_replica_remove_store(PG_FUNCTION_ARGS)
 	replica_drop_slot(name, force);
 	lspi_finish();
 	PG_RETURN_VOID();
+}
+
+/*
+ * loyalty.replica_adopt() returns text
+ *		Make this database the node its replication identity names: after
+ *		a restore into a new database or onto a new server, the restored
+ *		identity names the old one, and HQ's applier leaves store events
+ *		alone (they are data of the restore).  Call this when the restored
+ *		database is to serve as that HQ (or hub or store) from now on.
+ *		Returns the identity recorded, system identifier/database OID.
+ */
+Datum
+loyalty_replica_adopt(PG_FUNCTION_ARGS)
+{
+	spi_begin();
+	replica_identity_claim(true);
+	lspi_finish();
+	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s/%u", replica_local_system_id(), MyDatabaseId)));
 }
 
 /*

@@ -76,6 +76,7 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 	conninfo = TextDatumGetCString(PG_GETARG_DATUM(0));
 	code = TextDatumGetCString(PG_GETARG_DATUM(1));
 	loyalty_check_store_code(code);
+	replica_check_conninfo(conninfo);
 	name = strcmp(want, "hub") == 0 ? replica_hub_object_name(code) :
 		replica_store_object_name(code);
 	spi_begin();
@@ -94,11 +95,33 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this server replicates stores of its own"),
 				 errdetail("Headquarters and hubs do not subscribe as a store.")));
+	/*
+	 * A database that is not a replica yet must be empty of HQ data: the
+	 * subscription empties every published table.  Members, ledger entries,
+	 * stays or store events mean this is (a copy of) a headquarters
+	 * database.
+	 */
+	if (strcmp(role, "hq") == 0)
+	{
+		lspi_exec("SELECT (SELECT pg_catalog.count(*) FROM loyalty.member)::pg_catalog.text, "
+						 "EXISTS (SELECT 1 FROM loyalty.point_entry) OR EXISTS (SELECT 1 FROM loyalty.stay) "
+						 "OR EXISTS (SELECT 1 FROM loyalty.outbox) OR EXISTS (SELECT 1 FROM loyalty.member)",
+						 0, NULL, NULL, NULL, true, 0, SPI_OK_SELECT);
+		if (strcmp(SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2), "t") == 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
+					 errmsg("this database holds headquarters data"),
+					 errdetail("It has %s members and may have ledger entries, stays or store events; subscribing would empty the published tables.",
+							   SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1)),
+					 errhint("Make a %s replica from a new database with only CREATE EXTENSION loyalty.", want)));
+	}
 	if (replica_subscription_exists(name))
 		ereport(ERROR,
 				(errcode(ERRCODE_DUPLICATE_OBJECT),
 				 errmsg("this server already subscribes to store \"%s\"", code),
 				 errhint("Use loyalty.store_unsubscribe() first to re-seed it.")));
+	/* never a subscription to this very server (it would empty itself) */
+	replica_check_remote_not_self(conninfo);
 
 	/* 2: HQ makes the slot later (loyalty.replica_outbox_attach) */
 	replica_ensure_outbox_publication();
@@ -128,6 +151,8 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 	lspi_exec("INSERT INTO loyalty.replica_node (node_role, store_code, incarnation) "
 					 "VALUES ($3, $1, $2) ON CONFLICT (singleton) DO NOTHING",
 					 3, types, values, NULL, false, 0, SPI_OK_INSERT);
+	/* this server and database are the node from now on */
+	replica_identity_claim(true);
 	lspi_finish();
 	PG_RETURN_TEXT_P(cstring_to_text(name));
 }

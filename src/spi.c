@@ -17,6 +17,7 @@
 #include "access/xact.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
 
 #include "spi.h"
 
@@ -159,6 +160,28 @@ lspi_run(SPIPlanPtr plan, const Datum *values, const char *nulls,
 	if (ret != expected)
 		elog(ERROR, "SPI_execute_plan returned %s, expected %s",
 			 SPI_result_code_string(ret), SPI_result_code_string(expected));
+	return SPI_processed;
+}
+
+/*
+ * lspi_run_latest
+ *		Execute a saved read (a SELECT) read-only with the latest snapshot
+ *		instead of the statement's: it sees rows committed meanwhile by
+ *		other transactions, whatever the caller's isolation level (the
+ *		audit trail's rate counts, src/privacy_lookup.c).  Returns
+ *		SPI_processed.
+ */
+uint64
+lspi_run_latest(SPIPlanPtr plan, const Datum *values, const char *nulls,
+				long count)
+{
+	int			ret = SPI_execute_snapshot(plan, (Datum *) values, nulls,
+										   GetLatestSnapshot(), InvalidSnapshot,
+										   true, false, count);
+
+	if (ret != SPI_OK_SELECT)
+		elog(ERROR, "SPI_execute_snapshot returned %s, expected SPI_OK_SELECT",
+			 SPI_result_code_string(ret));
 	return SPI_processed;
 }
 

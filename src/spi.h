@@ -65,6 +65,8 @@ extern SPIPlanPtr lspi_plan(SPIPlanPtr *slot, const char *sql, int nargs,
 							const Oid *argtypes);
 extern uint64 lspi_run(SPIPlanPtr plan, const Datum *values, const char *nulls,
 					   bool read, long count, int expected);
+extern uint64 lspi_run_latest(SPIPlanPtr plan, const Datum *values,
+							  const char *nulls, long count);
 extern SPIPlanPtr lspi_query_plan(const LspiQueryTable *table, int q);
 extern uint64 lspi_query(const LspiQueryTable *table, int q, const Datum *values,
 						 const char *nulls, bool read, long count, int expected);

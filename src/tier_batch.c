@@ -175,6 +175,13 @@ loyalty_tier_requalify_batch(PG_FUNCTION_ARGS)
 	bool		nulls[3] = {0};
 
 	loyalty_require_department(loyalty_caller(), DEPT_BIT(DEPT_CRM) | DEPT_BIT(DEPT_DBA));
+	/* previews (loyalty.tier_downgrade_preview) may look ahead; the batch may not */
+	if (at > GetCurrentTimestamp())
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("as_of must not be in the future"),
+				 errdetail("A tier batch changes tiers only as of now or an earlier time."),
+				 errhint("loyalty.tier_downgrade_preview() shows what a later run would do.")));
 	if (batch < 1 || batch > 1000000)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

@@ -163,13 +163,16 @@ BEGIN
     ELSIF length(full_name) > 100 THEN
         RAISE EXCEPTION 'full_name is longer than 100 characters' USING ERRCODE = 'string_data_right_truncation';
     ELSIF phone IS NOT NULL AND phone !~ '^\+?[0-9]{5,20}$' THEN
-        RAISE EXCEPTION 'invalid phone number "%"', phone
+        -- never echo a rejected personal value: errors reach logs (issue 12.2)
+        RAISE EXCEPTION 'invalid phone number'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A phone number is 5 to 20 digits with an optional leading +.';
     ELSIF email IS NOT NULL AND (length(email) > 254 OR email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$') THEN
-        RAISE EXCEPTION 'invalid email address "%"', email USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'An email address is local@domain.tld, at most 254 characters.';
     ELSIF birth_date IS NOT NULL AND (birth_date < DATE '1900-01-01' OR birth_date > current_date) THEN
-        RAISE EXCEPTION 'birth date % is out of range', birth_date USING ERRCODE = 'datetime_field_overflow';
+        RAISE EXCEPTION 'birth date is out of range' USING ERRCODE = 'datetime_field_overflow',
+              DETAIL = 'A birth date is between 1900-01-01 and today.';
     ELSIF time_zone IS NOT NULL AND NOT loyalty._valid_time_zone(time_zone) THEN
         RAISE EXCEPTION 'invalid time zone "%"', time_zone
             USING ERRCODE = 'invalid_parameter_value',

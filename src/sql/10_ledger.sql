@@ -33,7 +33,7 @@ CREATE TABLE loyalty.point_entry (
     kind          text NOT NULL
         CONSTRAINT point_entry_kind_valid CHECK (kind IN
             ('accrue', 'activate', 'redeem', 'reverse', 'transfer_out',
-             'transfer_in', 'expire')),
+             'transfer_in', 'expire', 'refund')),
     points        bigint NOT NULL,
     pending_points bigint NOT NULL DEFAULT 0,
     balance_after bigint NOT NULL,
@@ -60,7 +60,7 @@ CREATE TABLE loyalty.point_lot (
     source         text NOT NULL
         CONSTRAINT point_lot_source_valid CHECK (source IN
             ('stay', 'spend', 'campaign', 'bonus', 'milestone', 'adjustment',
-             'transfer', 'deficit')),
+             'transfer', 'deficit', 'purchase')),
     rule           text
         CONSTRAINT point_lot_rule_length CHECK (length(rule) <= 100),
     reference      text

@@ -292,6 +292,13 @@ CREATE PROCEDURE loyalty.tier_requalify(at timestamptz DEFAULT NULL,
     LANGUAGE plpgsql
 AS $$
 BEGIN
+    -- previews (tier_downgrade_preview) may look ahead; a batch may not
+    IF at > pg_catalog.clock_timestamp() THEN
+        RAISE EXCEPTION 'as_of must not be in the future'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A tier batch changes tiers only as of now or an earlier time.',
+                  HINT = 'loyalty.tier_downgrade_preview() shows what a later run would do.';
+    END IF;
     CALL loyalty._job_run(CASE WHEN expired_only THEN 'downgrade' ELSE 'requalify' END,
                           pg_catalog.jsonb_build_object('as_of', coalesce(at, pg_catalog.now())),
                           batch_size);

@@ -178,6 +178,18 @@ GRANT EXECUTE ON FUNCTION loyalty.mask_phone(text), loyalty.mask_name(text),
     loyalty.mask_birth_year(date), loyalty.mask_birth_month_day(date),
     loyalty.mask_birth_decade(date) TO loyalty_view_owner;
 
+-- What a store may reach (src/privacy_lookup.c, issue 12.1): store views
+-- list the members enrolled at the caller's store, those with a stay or
+-- booking there, and those the caller's lookups found in this transaction.
+CREATE FUNCTION loyalty._member_in_reach(member_id uuid, home_store text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'loyalty_member_in_reach';
+COMMENT ON FUNCTION loyalty._member_in_reach(uuid, text) IS
+    'Store views: true for HQ, for members enrolled at the caller''s store and for members its lookups found in this transaction';
+REVOKE ALL ON FUNCTION loyalty._member_in_reach(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty._member_in_reach(uuid, text)
+    TO loyalty_view_owner, loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb,
+       loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;
+
 -- Chain-wide member data: every row is readable through the views.
 ALTER TABLE loyalty.member ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 ALTER TABLE loyalty.member_profile ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
@@ -269,8 +281,14 @@ BEGIN
             'm.time_zone, %s '
             'FROM loyalty.member m '
             'LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id '
-            'LEFT JOIN loyalty.member_identity i ON i.member_id = m.member_id',
-            'member_' || dept, cols);
+            'LEFT JOIN loyalty.member_identity i ON i.member_id = m.member_id%s',
+            'member_' || dept, cols,
+            -- store departments: only members the store has a reason to see
+            CASE WHEN dept IN ('frontdesk', 'housekeeping', 'fnb', 'store_manager') THEN
+                ' WHERE (loyalty._member_in_reach(m.member_id, m.home_store) OR EXISTS ('
+                'SELECT 1 FROM loyalty.stay s WHERE s.member_id = m.member_id '
+                'AND s.store_code = loyalty.caller_store()))'
+            ELSE '' END);
         EXECUTE pg_catalog.format('ALTER VIEW loyalty.%I OWNER TO loyalty_view_owner',
                                   'member_' || dept);
         EXECUTE pg_catalog.format('REVOKE ALL ON loyalty.%I FROM PUBLIC', 'member_' || dept);
@@ -416,9 +434,8 @@ BEGIN ATOMIC
      WHERE c.department = _visible_fields.department AND c.treatment <> 'hide';
 END;
 
--- loyalty.frontdesk_lookup(key, purpose): find members by card number,
--- phone or ID number (through its blind index, below);
--- rows of loyalty.member_frontdesk.
+-- loyalty.frontdesk_lookup(key, purpose): the member with this exact card
+-- number; rows of loyalty.member_frontdesk.
 CREATE FUNCTION loyalty.frontdesk_lookup(key text, purpose text DEFAULT 'check_in')
     RETURNS SETOF loyalty.member_frontdesk
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
@@ -426,8 +443,6 @@ CREATE FUNCTION loyalty.frontdesk_lookup(key text, purpose text DEFAULT 'check_i
 AS $$
 DECLARE
     ids uuid[];
-    id uuid;
-    fields text[];
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
     IF key IS NULL OR btrim(key) = '' THEN
@@ -436,30 +451,22 @@ BEGIN
     IF length(key) > 32 THEN
         RAISE EXCEPTION 'lookup key is longer than 32 characters' USING ERRCODE = 'string_data_right_truncation';
     END IF;
-    -- three index lookups (a single OR would scan every member)
-    SELECT array_agg(DISTINCT m.member_id ORDER BY m.member_id) INTO ids
-      FROM loyalty.member m
-     WHERE m.status <> 'erased'
-       AND m.member_id IN (
-            SELECT c.member_id FROM loyalty.member c WHERE c.card_no = key
-            UNION ALL
-            SELECT p.member_id FROM loyalty.member_profile p WHERE p.phone = key
-            UNION ALL
-            SELECT i.member_id FROM loyalty.member_identity i
-             WHERE i.id_number_index = loyalty._blind_index('id_number', key));
-    IF ids IS NULL THEN
-        PERFORM loyalty._member_not_found();
+    IF NOT loyalty.card_number_valid(key) THEN
+        RAISE EXCEPTION 'lookup key is not a card number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A card number has 12 digits with a check digit.',
+                  HINT = 'To find a guest by phone, use loyalty.frontdesk_lookup_phone(phone, surname).';
     END IF;
-    fields := loyalty._visible_fields('frontdesk');
-    FOREACH id IN ARRAY ids LOOP
-        PERFORM loyalty._audit(id, 'lookup', fields, purpose);
-    END LOOP;
+    PERFORM loyalty._lookup_budget_spend(purpose);
+    SELECT array_agg(m.member_id) INTO ids
+      FROM loyalty.member m WHERE m.card_no = key AND m.status <> 'erased';
+    PERFORM loyalty._lookup_finish(ids, '{card_no}', purpose);
     RETURN QUERY SELECT v.* FROM loyalty.member_frontdesk v WHERE v.member_id = ANY (ids)
                   ORDER BY v.member_id;
 END
 $$;
 COMMENT ON FUNCTION loyalty.frontdesk_lookup(text, text) IS
-    'Front desk: find members by card number, phone or ID number, masked for the front desk; audited';
+    'Front desk: the member with this exact card number, masked for the front desk; budgeted; audited, misses too';
 
 -- loyalty.housekeeping_profile(member_id, purpose): the housekeeping view of
 -- a member and the preferences the caller's store may see, as jsonb.
@@ -619,9 +626,12 @@ CREATE FUNCTION loyalty.pseudonym(member_id uuid) RETURNS text
 COMMENT ON FUNCTION loyalty.pseudonym(uuid) IS
     'Keyed pseudonymous member key for BI (HMAC of the member id)';
 
--- one member per ID number and per bank card
-CREATE UNIQUE INDEX member_identity_id_number_key ON loyalty.member_identity (id_number_index);
-CREATE UNIQUE INDEX member_identity_bank_card_key ON loyalty.member_identity (bank_card_index);
+-- Lookup by blind index.  Not unique (since 1.2): a store storing an ID
+-- number or bank card that another member already has is not told so (that
+-- answer was an oracle, issue 12.1); the clash goes to
+-- loyalty.identity_conflict (src/sql/46_privacy_lookup.sql) for HQ CRM.
+CREATE INDEX member_identity_id_number_idx ON loyalty.member_identity (id_number_index);
+CREATE INDEX member_identity_bank_card_idx ON loyalty.member_identity (bank_card_index);
 
 -- loyalty.identity_set(member_id, id_type, id_number, bank_card): store or
 -- replace a member's ID number and bank card (NULL keeps the current one).
@@ -635,14 +645,12 @@ DECLARE
     idn text := loyalty._normalise_identifier(id_number);
     card text := loyalty._normalise_identifier(bank_card);
     changed text[] := '{}';
-    constraint_name text;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
     IF member_id IS NULL THEN
         RAISE EXCEPTION 'member_id must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = identity_set.member_id AND m.status <> 'erased') THEN
+    IF NOT loyalty._member_reachable(identity_set.member_id) THEN
         PERFORM loyalty._member_not_found();
     END IF;
     IF idn IS NOT NULL AND idn !~ '^[0-9A-Z]{5,32}$' THEN
@@ -666,46 +674,49 @@ BEGIN
         RAISE EXCEPTION 'nothing to store' USING ERRCODE = 'null_value_not_allowed',
               HINT = 'Give an ID number, a bank card number, or both.';
     END IF;
-    IF idn IS NOT NULL AND EXISTS (SELECT 1 FROM loyalty.member_identity i
-            WHERE i.id_number_index = loyalty._blind_index('id_number', idn)
-              AND i.member_id <> identity_set.member_id) THEN
-        RAISE EXCEPTION 'this ID number belongs to another member'
-            USING ERRCODE = 'unique_violation';
+    -- one call per number at a time: two desks storing the same number at
+    -- once wait for each other, so the second sees the first and the clash
+    -- is recorded (READ COMMITTED: each statement sees what committed)
+    IF idn IS NOT NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+            'loyalty.id_number ' || pg_catalog.encode(loyalty._blind_index('id_number', idn), 'hex'), 0));
     END IF;
-    IF card IS NOT NULL AND EXISTS (SELECT 1 FROM loyalty.member_identity i
-            WHERE i.bank_card_index = loyalty._blind_index('bank_card', card)
-              AND i.member_id <> identity_set.member_id) THEN
-        RAISE EXCEPTION 'this bank card belongs to another member'
-            USING ERRCODE = 'unique_violation';
+    IF card IS NOT NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+            'loyalty.bank_card ' || pg_catalog.encode(loyalty._blind_index('bank_card', card), 'hex'), 0));
     END IF;
-    -- a concurrent call storing the same number for another member waits
-    -- on the unique index and fails here
-    BEGIN
-        INSERT INTO loyalty.member_identity AS i (member_id) VALUES (identity_set.member_id)
-            ON CONFLICT ON CONSTRAINT member_identity_pkey DO NOTHING;
-        IF idn IS NOT NULL THEN
-            UPDATE loyalty.member_identity i
-               SET id_type = identity_set.id_type,
-                   id_number_cipher = loyalty._identity_seal(i.member_id, 'id_number', idn),
-                   id_number_index = loyalty._blind_index('id_number', idn),
-                   id_number_last4 = right(idn, 4)
-             WHERE i.member_id = identity_set.member_id;
-            changed := changed || '{id_number}'::text[];
-        END IF;
-        IF card IS NOT NULL THEN
-            UPDATE loyalty.member_identity i
-               SET bank_card_cipher = loyalty._identity_seal(i.member_id, 'bank_card', card),
-                   bank_card_index = loyalty._blind_index('bank_card', card),
-                   bank_card_last4 = right(card, 4)
-             WHERE i.member_id = identity_set.member_id;
-            changed := changed || '{bank_card}'::text[];
-        END IF;
-    EXCEPTION WHEN unique_violation THEN
-        GET STACKED DIAGNOSTICS constraint_name = CONSTRAINT_NAME;
-        RAISE EXCEPTION 'this % belongs to another member',
-            CASE WHEN constraint_name = 'member_identity_bank_card_key' THEN 'bank card' ELSE 'ID number' END
-            USING ERRCODE = 'unique_violation';
-    END;
+    -- the same answer whether or not another member has the number: a clash
+    -- is recorded for HQ, never told to the caller
+    INSERT INTO loyalty.identity_conflict (kind, member_id, other_member_id, store_code)
+    SELECT 'id_number', identity_set.member_id, i.member_id, loyalty.caller_store()
+      FROM loyalty.member_identity i
+     WHERE idn IS NOT NULL AND i.id_number_index = loyalty._blind_index('id_number', idn)
+       AND i.member_id <> identity_set.member_id
+    UNION ALL
+    SELECT 'bank_card', identity_set.member_id, i.member_id, loyalty.caller_store()
+      FROM loyalty.member_identity i
+     WHERE card IS NOT NULL AND i.bank_card_index = loyalty._blind_index('bank_card', card)
+       AND i.member_id <> identity_set.member_id;
+    INSERT INTO loyalty.member_identity AS i (member_id) VALUES (identity_set.member_id)
+        ON CONFLICT ON CONSTRAINT member_identity_pkey DO NOTHING;
+    IF idn IS NOT NULL THEN
+        UPDATE loyalty.member_identity i
+           SET id_type = identity_set.id_type,
+               id_number_cipher = loyalty._identity_seal(i.member_id, 'id_number', idn),
+               id_number_index = loyalty._blind_index('id_number', idn),
+               -- at most a third of the number (issue 12.9)
+               id_number_last4 = right(idn, least(4, length(idn) / 3))
+         WHERE i.member_id = identity_set.member_id;
+        changed := changed || '{id_number}'::text[];
+    END IF;
+    IF card IS NOT NULL THEN
+        UPDATE loyalty.member_identity i
+           SET bank_card_cipher = loyalty._identity_seal(i.member_id, 'bank_card', card),
+               bank_card_index = loyalty._blind_index('bank_card', card),
+               bank_card_last4 = right(card, 4)
+         WHERE i.member_id = identity_set.member_id;
+        changed := changed || '{bank_card}'::text[];
+    END IF;
     PERFORM loyalty._audit(member_id, 'identity_set', changed, NULL);
 END
 $$;
@@ -722,19 +733,32 @@ CREATE FUNCTION loyalty.identity_matches(member_id uuid, id_number text,
 AS $$
 DECLARE
     stored bytea;
+    matched boolean;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
     IF id_number IS NULL THEN
         RAISE EXCEPTION 'id_number must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = identity_matches.member_id AND m.status <> 'erased') THEN
+    IF NOT loyalty._member_reachable(identity_matches.member_id) THEN
         PERFORM loyalty._member_not_found();
+    END IF;
+    -- budgeted like lookups, and a member's number cannot be guessed: after
+    -- loyalty.verify_failures wrong numbers in 24 hours (from any login)
+    -- verification of that member is refused
+    PERFORM loyalty._lookup_budget_spend(purpose);
+    IF loyalty._audit_recent(NULL, member_id, '{verify_id_miss}', interval '24 hours')
+       >= loyalty._privacy_setting('verify_failures') THEN
+        PERFORM loyalty._audit(member_id, 'verify_id_refused', '{id_number}', left(purpose, 200));
+        RAISE EXCEPTION 'too many failed ID verifications for this member'
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Check the guest''s document by eye; HQ can see the attempts in the audit trail.';
     END IF;
     SELECT i.id_number_index INTO stored FROM loyalty.member_identity i
      WHERE i.member_id = identity_matches.member_id;
-    PERFORM loyalty._audit(member_id, 'verify_id', '{id_number}', purpose);
-    RETURN coalesce(stored = loyalty._blind_index('id_number', id_number), false);
+    matched := coalesce(stored = loyalty._blind_index('id_number', id_number), false);
+    PERFORM loyalty._audit(member_id, CASE WHEN matched THEN 'verify_id' ELSE 'verify_id_miss' END,
+                           '{id_number}', left(purpose, 200));
+    RETURN matched;
 END
 $$;
 COMMENT ON FUNCTION loyalty.identity_matches(uuid, text, text) IS

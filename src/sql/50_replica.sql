@@ -319,6 +319,7 @@ AS $$
            coalesce(e.rejected, 0), coalesce(e.redeliveries, 0)
       FROM loyalty.replica_store r
       LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = r.slot_name AND r.via_hub IS NULL
+            AND s.database = pg_catalog.current_database()
       LEFT JOIN pg_catalog.pg_stat_replication w ON w.pid = s.active_pid
       LEFT JOIN pg_catalog.pg_subscription sub
              ON sub.subname = 'loyalty_outbox_' || r.store_code

@@ -7,11 +7,14 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
     -- privacy (docs/privacy.md)
     'field_policy', 'audit_log',
+    'identity_conflict',   -- privacy 1.2: ID clashes for HQ (issue 12.1)
     -- the tier and earning engine (docs/tiers.md)
     'tier_activity', 'tier_counter', 'earning_line', 'charge', 'tier_history', 'tier_grant',
     'campaign',
     -- long jobs (docs/operations.md)
     'job',
+    -- crm (docs/crm.md)
+    'crm_request', 'service_case', 'service_interaction', 'member_merge',
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer',
@@ -22,7 +25,16 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- store replicas (docs/replication.md)
     'replica_node', 'replica_store', 'outbox', 'outbox_result',
     -- the audit trail (docs/audit.md)
-    'audit_purpose', 'audit_change_staging', 'audit_anchor']);
+    'audit_purpose', 'audit_change_staging', 'audit_anchor',
+    -- replica guards (issue 14: the node identity)
+    'replica_identity',
+    -- segments: scores, segments, audiences (docs/segments.md)
+    'segment_run', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
+    'campaign_audience', 'campaign_registration', 'audience_export', 'audience_export_member',
+    -- rewards (docs/rewards.md)
+    'reward_request', 'store_category', 'reward_season', 'reward', 'reward_store',
+    'reward_night_price', 'reward_inventory', 'voucher', 'reward_redemption',
+    'points_sale_rule', 'points_sale_price', 'points_sale']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');

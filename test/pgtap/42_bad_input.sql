@@ -17,7 +17,7 @@ SELECT throws_ok($$SELECT loyalty.field_policy_set('janitor', 'phone', 'show')$$
 SELECT throws_ok($$SELECT loyalty.field_policy_set('frontdesk', NULL, 'show')$$, '22004', NULL, 'null field');
 SELECT throws_ok($$SELECT loyalty.frontdesk_lookup('')$$, '22004', 'lookup key must not be empty', 'empty lookup key');
 SELECT throws_ok($$SELECT loyalty.frontdesk_lookup(repeat('1', 33))$$, '22001', NULL, 'overlong lookup key');
-SELECT throws_ok($$SELECT loyalty.frontdesk_lookup('00000000000')$$, 'P0002', 'member not found', 'unknown phone');
+SELECT throws_ok($$SELECT loyalty.frontdesk_lookup('00000000000')$$, '22023', 'lookup key is not a card number', 'a phone is no card number');
 SELECT throws_ok($$SELECT loyalty.housekeeping_profile(gen_random_uuid())$$, 'P0002', 'member not found', 'unknown member');
 SELECT throws_ok($$SELECT loyalty.preference_add((SELECT m FROM bm), 'shoes', 'x', 'chain', 'bip')$$, '22023', NULL, 'unknown category');
 SELECT throws_ok($$SELECT loyalty.preference_add((SELECT m FROM bm), 'pillow', 'x', 'galaxy', 'bip')$$, '22023', NULL, 'unknown scope');

@@ -20,7 +20,19 @@ AS $$
      'expire points and send expiry notices (03:00 in China)'),
     ('loyalty-retention', '0 20 * * 0',
      $c$CALL loyalty.retention_purge_batch()$c$,
-     'purge personal data past its retention period (Sundays, 04:00 in China)')
+     'purge personal data past its retention period (Sundays, 04:00 in China)'),
+    ('loyalty-case-escalate', '*/15 * * * *',
+     $c$SELECT loyalty.case_escalate_overdue()$c$,
+     'escalate overdue service cases, with a case_escalated event each (docs/crm.md)'),
+    ('loyalty-scores', '0 17 * * *',
+     $c$CALL loyalty.score_refresh()$c$,
+     'score every member: RFM, value level, churn warning (01:00 in China; docs/segments.md)'),
+    ('loyalty-segments', '30 17 * * *',
+     $c$CALL loyalty.segment_refresh()$c$,
+     'materialise every segment over the latest scores (01:30 in China; docs/segments.md)'),
+    ('loyalty-voucher-expire', '15 19 * * *',
+     $c$SELECT * FROM loyalty.voucher_expire('loyalty-voucher-expire ' || now())$c$,
+     'expire vouchers and certificates, notices 14 days ahead (03:15 in China)')
 $$;
 COMMENT ON FUNCTION loyalty.job_schedule_defaults() IS
     'The batch jobs loyalty.job_schedule() installs, with their pg_cron schedules (GMT)';

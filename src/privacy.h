@@ -1,0 +1,19 @@
+/*-------------------------------------------------------------------------
+ *
+ * privacy.h
+ *	  Privacy settings, the lookup reach of a transaction, the EXPLAIN
+ *	  guard (docs/privacy.md, docs/threat-model.md).
+ *
+ *-------------------------------------------------------------------------
+ */
+#ifndef LOYALTY_PRIVACY_H
+#define LOYALTY_PRIVACY_H
+
+/* settings (privacy_lookup.c) */
+extern int	loyalty_lookup_budget;
+extern int	loyalty_verify_failures;
+
+extern void loyalty_privacy_settings_init(void);
+extern void loyalty_privacy_guard_init(void);
+
+#endif							/* LOYALTY_PRIVACY_H */

@@ -1,0 +1,315 @@
+-- privacy: lookups without oracles, plans and error details (issue 12.1,
+-- 12.2, 12.9).  Takes a database with the 1.2 names (41_privacy_structure,
+-- 03_member_structure) to src/sql/41_privacy.sql, 46_privacy_lookup.sql and
+-- 03_member.sql: ID numbers and bank cards no longer unique (clashes go to
+-- loyalty.identity_conflict), store views filtered to the members in
+-- reach, card-only frontdesk_lookup, budgeted and audited lookups and ID
+-- verifications, enroll errors without the rejected value.
+
+-- a clash is recorded, never told (identity_set)
+DROP INDEX loyalty.member_identity_id_number_key;
+DROP INDEX loyalty.member_identity_bank_card_key;
+CREATE INDEX member_identity_id_number_idx ON loyalty.member_identity (id_number_index);
+CREATE INDEX member_identity_bank_card_idx ON loyalty.member_identity (bank_card_index);
+
+-- the store views' filter
+CREATE FUNCTION loyalty._member_in_reach(member_id uuid, home_store text) RETURNS boolean
+    LANGUAGE c STABLE PARALLEL RESTRICTED AS 'MODULE_PATHNAME', 'loyalty_member_in_reach';
+COMMENT ON FUNCTION loyalty._member_in_reach(uuid, text) IS
+    'Store views: true for HQ, for members enrolled at the caller''s store and for members its lookups found in this transaction';
+REVOKE ALL ON FUNCTION loyalty._member_in_reach(uuid, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty._member_in_reach(uuid, text)
+    TO loyalty_view_owner, loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb,
+       loyalty_store_manager, loyalty_crm, loyalty_marketing, loyalty_bi, loyalty_dba;
+
+-- the new lookup concept, written once
+\ir 46_privacy_lookup.sql
+
+-- store views: only members in reach
+CREATE OR REPLACE FUNCTION loyalty.views_regenerate() RETURNS integer
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    dept text;
+    cols text;
+    n integer := 0;
+    fields constant text[] := ARRAY['card_no', 'full_name', 'gender', 'birth_date',
+        'nationality', 'phone', 'email', 'address', 'id_number', 'bank_card'];
+BEGIN
+    FOREACH dept IN ARRAY ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager',
+                                'crm', 'marketing', 'dba'] LOOP
+        SELECT string_agg(pg_catalog.format('%s AS %I',
+                   loyalty._field_expr(f.field, coalesce(c.treatment, 'hide')), f.field),
+                   ', ' ORDER BY f.ord)
+          INTO cols
+          FROM unnest(fields) WITH ORDINALITY AS f(field, ord)
+          LEFT JOIN loyalty.field_policy_current c
+                 ON c.department = dept AND c.field = f.field;
+        EXECUTE pg_catalog.format(
+            'CREATE OR REPLACE VIEW loyalty.%I WITH (security_barrier) AS '
+            'SELECT m.member_id, m.status, m.home_store, m.tier, m.tier_valid_until, '
+            'm.time_zone, %s '
+            'FROM loyalty.member m '
+            'LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id '
+            'LEFT JOIN loyalty.member_identity i ON i.member_id = m.member_id%s',
+            'member_' || dept, cols,
+            -- store departments: only members the store has a reason to see
+            CASE WHEN dept IN ('frontdesk', 'housekeeping', 'fnb', 'store_manager') THEN
+                ' WHERE (loyalty._member_in_reach(m.member_id, m.home_store) OR EXISTS ('
+                'SELECT 1 FROM loyalty.stay s WHERE s.member_id = m.member_id '
+                'AND s.store_code = loyalty.caller_store()))'
+            ELSE '' END);
+        EXECUTE pg_catalog.format('ALTER VIEW loyalty.%I OWNER TO loyalty_view_owner',
+                                  'member_' || dept);
+        EXECUTE pg_catalog.format('REVOKE ALL ON loyalty.%I FROM PUBLIC', 'member_' || dept);
+        EXECUTE pg_catalog.format('GRANT SELECT ON loyalty.%I TO %I',
+                                  'member_' || dept, 'loyalty_' || dept);
+        n := n + 1;
+    END LOOP;
+    RETURN n;
+END
+$$;
+COMMENT ON FUNCTION loyalty.views_regenerate() IS
+    'Rebuild the masked member views from the field policy (runs by itself when the policy changes)';
+SELECT loyalty.views_regenerate();
+
+-- lookups by exact card number only; budgeted, misses audited
+CREATE OR REPLACE FUNCTION loyalty.frontdesk_lookup(key text, purpose text DEFAULT 'check_in')
+    RETURNS SETOF loyalty.member_frontdesk
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    ids uuid[];
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF key IS NULL OR btrim(key) = '' THEN
+        RAISE EXCEPTION 'lookup key must not be empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF length(key) > 32 THEN
+        RAISE EXCEPTION 'lookup key is longer than 32 characters' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    IF NOT loyalty.card_number_valid(key) THEN
+        RAISE EXCEPTION 'lookup key is not a card number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A card number has 12 digits with a check digit.',
+                  HINT = 'To find a guest by phone, use loyalty.frontdesk_lookup_phone(phone, surname).';
+    END IF;
+    PERFORM loyalty._lookup_budget_spend(purpose);
+    SELECT array_agg(m.member_id) INTO ids
+      FROM loyalty.member m WHERE m.card_no = key AND m.status <> 'erased';
+    PERFORM loyalty._lookup_finish(ids, '{card_no}', purpose);
+    RETURN QUERY SELECT v.* FROM loyalty.member_frontdesk v WHERE v.member_id = ANY (ids)
+                  ORDER BY v.member_id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.frontdesk_lookup(text, text) IS
+    'Front desk: the member with this exact card number, masked for the front desk; budgeted; audited, misses too';
+
+-- identity: no oracle, verification budgeted and limited per member
+CREATE OR REPLACE FUNCTION loyalty.identity_set(member_id uuid, id_type text, id_number text,
+    bank_card text DEFAULT NULL)
+    RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    idn text := loyalty._normalise_identifier(id_number);
+    card text := loyalty._normalise_identifier(bank_card);
+    changed text[] := '{}';
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF member_id IS NULL THEN
+        RAISE EXCEPTION 'member_id must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT loyalty._member_reachable(identity_set.member_id) THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    IF idn IS NOT NULL AND idn !~ '^[0-9A-Z]{5,32}$' THEN
+        -- the value itself is never echoed: it would land in logs
+        RAISE EXCEPTION 'invalid ID number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'An ID number is 5 to 32 letters and digits.';
+    END IF;
+    IF idn IS NOT NULL AND (id_type IS NULL OR id_type NOT IN
+            ('resident_id', 'passport', 'hk_macau_permit', 'taiwan_permit', 'other')) THEN
+        RAISE EXCEPTION 'invalid ID type'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'ID types are resident_id, passport, hk_macau_permit, taiwan_permit and other.';
+    END IF;
+    IF card IS NOT NULL AND card !~ '^[0-9]{12,19}$' THEN
+        RAISE EXCEPTION 'invalid bank card number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A bank card number is 12 to 19 digits.';
+    END IF;
+    IF idn IS NULL AND card IS NULL THEN
+        RAISE EXCEPTION 'nothing to store' USING ERRCODE = 'null_value_not_allowed',
+              HINT = 'Give an ID number, a bank card number, or both.';
+    END IF;
+    -- one call per number at a time: two desks storing the same number at
+    -- once wait for each other, so the second sees the first and the clash
+    -- is recorded (READ COMMITTED: each statement sees what committed)
+    IF idn IS NOT NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+            'loyalty.id_number ' || pg_catalog.encode(loyalty._blind_index('id_number', idn), 'hex'), 0));
+    END IF;
+    IF card IS NOT NULL THEN
+        PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtextextended(
+            'loyalty.bank_card ' || pg_catalog.encode(loyalty._blind_index('bank_card', card), 'hex'), 0));
+    END IF;
+    -- the same answer whether or not another member has the number: a clash
+    -- is recorded for HQ, never told to the caller
+    INSERT INTO loyalty.identity_conflict (kind, member_id, other_member_id, store_code)
+    SELECT 'id_number', identity_set.member_id, i.member_id, loyalty.caller_store()
+      FROM loyalty.member_identity i
+     WHERE idn IS NOT NULL AND i.id_number_index = loyalty._blind_index('id_number', idn)
+       AND i.member_id <> identity_set.member_id
+    UNION ALL
+    SELECT 'bank_card', identity_set.member_id, i.member_id, loyalty.caller_store()
+      FROM loyalty.member_identity i
+     WHERE card IS NOT NULL AND i.bank_card_index = loyalty._blind_index('bank_card', card)
+       AND i.member_id <> identity_set.member_id;
+    INSERT INTO loyalty.member_identity AS i (member_id) VALUES (identity_set.member_id)
+        ON CONFLICT ON CONSTRAINT member_identity_pkey DO NOTHING;
+    IF idn IS NOT NULL THEN
+        UPDATE loyalty.member_identity i
+           SET id_type = identity_set.id_type,
+               id_number_cipher = loyalty._identity_seal(i.member_id, 'id_number', idn),
+               id_number_index = loyalty._blind_index('id_number', idn),
+               -- at most a third of the number (issue 12.9)
+               id_number_last4 = right(idn, least(4, length(idn) / 3))
+         WHERE i.member_id = identity_set.member_id;
+        changed := changed || '{id_number}'::text[];
+    END IF;
+    IF card IS NOT NULL THEN
+        UPDATE loyalty.member_identity i
+           SET bank_card_cipher = loyalty._identity_seal(i.member_id, 'bank_card', card),
+               bank_card_index = loyalty._blind_index('bank_card', card),
+               bank_card_last4 = right(card, 4)
+         WHERE i.member_id = identity_set.member_id;
+        changed := changed || '{bank_card}'::text[];
+    END IF;
+    PERFORM loyalty._audit(member_id, 'identity_set', changed, NULL);
+END
+$$;
+COMMENT ON FUNCTION loyalty.identity_set(uuid, text, text, text) IS
+    'Store a member''s ID number and/or bank card encrypted, with blind index and last four; audited';
+
+CREATE OR REPLACE FUNCTION loyalty.identity_matches(member_id uuid, id_number text,
+    purpose text DEFAULT 'check_in')
+    RETURNS boolean
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    stored bytea;
+    matched boolean;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'store_manager', 'crm']);
+    IF id_number IS NULL THEN
+        RAISE EXCEPTION 'id_number must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF NOT loyalty._member_reachable(identity_matches.member_id) THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    -- budgeted like lookups, and a member's number cannot be guessed: after
+    -- loyalty.verify_failures wrong numbers in 24 hours (from any login)
+    -- verification of that member is refused
+    PERFORM loyalty._lookup_budget_spend(purpose);
+    IF loyalty._audit_recent(NULL, member_id, '{verify_id_miss}', interval '24 hours')
+       >= loyalty._privacy_setting('verify_failures') THEN
+        PERFORM loyalty._audit(member_id, 'verify_id_refused', '{id_number}', left(purpose, 200));
+        RAISE EXCEPTION 'too many failed ID verifications for this member'
+            USING ERRCODE = 'program_limit_exceeded',
+                  HINT = 'Check the guest''s document by eye; HQ can see the attempts in the audit trail.';
+    END IF;
+    SELECT i.id_number_index INTO stored FROM loyalty.member_identity i
+     WHERE i.member_id = identity_matches.member_id;
+    matched := coalesce(stored = loyalty._blind_index('id_number', id_number), false);
+    PERFORM loyalty._audit(member_id, CASE WHEN matched THEN 'verify_id' ELSE 'verify_id_miss' END,
+                           '{id_number}', left(purpose, 200));
+    RETURN matched;
+END
+$$;
+COMMENT ON FUNCTION loyalty.identity_matches(uuid, text, text) IS
+    'Verify that an ID number belongs to a member, without revealing it; audited';
+
+-- enroll: no rejected personal value in an error
+CREATE OR REPLACE FUNCTION loyalty.member_enroll(
+    idempotency_key text,
+    home_store  text,
+    full_name   text,
+    phone       text DEFAULT NULL,
+    email       text DEFAULT NULL,
+    birth_date  date DEFAULT NULL,
+    gender      text DEFAULT NULL,
+    nationality text DEFAULT NULL,
+    time_zone   text DEFAULT NULL,
+    OUT member_id uuid,
+    OUT card_no text)
+    RETURNS record
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    req jsonb;
+    prior jsonb;
+    attempt int;
+BEGIN
+    IF home_store IS NULL OR full_name IS NULL THEN
+        RAISE EXCEPTION 'home_store and full_name must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    PERFORM loyalty._check_access(home_store, ARRAY['frontdesk', 'store_manager', 'crm', 'dba']);
+    req := pg_catalog.jsonb_build_array(home_store, full_name, phone, email, birth_date, gender, nationality, time_zone);
+    prior := loyalty._request_begin('member_enroll', idempotency_key, req);
+    IF prior IS NOT NULL THEN
+        member_id := (prior ->> 'member_id')::uuid;
+        card_no := prior ->> 'card_no';
+        RETURN;
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM loyalty.store s WHERE s.store_code = home_store) THEN
+        RAISE EXCEPTION 'store "%" does not exist', home_store
+            USING ERRCODE = 'no_data_found';
+    END IF;
+    IF btrim(full_name) = '' THEN
+        RAISE EXCEPTION 'full_name must not be empty' USING ERRCODE = 'invalid_parameter_value';
+    ELSIF length(full_name) > 100 THEN
+        RAISE EXCEPTION 'full_name is longer than 100 characters' USING ERRCODE = 'string_data_right_truncation';
+    ELSIF phone IS NOT NULL AND phone !~ '^\+?[0-9]{5,20}$' THEN
+        -- never echo a rejected personal value: errors reach logs (issue 12.2)
+        RAISE EXCEPTION 'invalid phone number'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = 'A phone number is 5 to 20 digits with an optional leading +.';
+    ELSIF email IS NOT NULL AND (length(email) > 254 OR email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$') THEN
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'An email address is local@domain.tld, at most 254 characters.';
+    ELSIF birth_date IS NOT NULL AND (birth_date < DATE '1900-01-01' OR birth_date > current_date) THEN
+        RAISE EXCEPTION 'birth date is out of range' USING ERRCODE = 'datetime_field_overflow',
+              DETAIL = 'A birth date is between 1900-01-01 and today.';
+    ELSIF time_zone IS NOT NULL AND NOT loyalty._valid_time_zone(time_zone) THEN
+        RAISE EXCEPTION 'invalid time zone "%"', time_zone
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Use a time zone name such as "Asia/Shanghai".';
+    END IF;
+
+    FOR attempt IN 1..5 LOOP
+        BEGIN
+            INSERT INTO loyalty.member (card_no, home_store, time_zone)
+                VALUES (loyalty.card_number_new(), home_store, time_zone)
+                RETURNING member.member_id, member.card_no INTO member_id, card_no;
+            EXIT;
+        EXCEPTION WHEN unique_violation THEN
+            IF attempt = 5 THEN
+                RAISE;
+            END IF;
+        END;
+    END LOOP;
+    INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender, nationality)
+        VALUES (member_id, full_name, phone, email, birth_date, gender, nationality);
+    PERFORM loyalty._request_end('member_enroll', idempotency_key, req, pg_catalog.jsonb_build_object('member_id', member_id, 'card_no', card_no));
+END
+$$;
+COMMENT ON FUNCTION loyalty.member_enroll(text, text, text, text, text, date, text, text, text) IS
+    'Enrol a member at a store; returns the new member id and card number';
