@@ -146,7 +146,7 @@ is($node->safe_psql('audit_drop', q{SELECT min(audit_id), count(*) FILTER (WHERE
 is($node->safe_psql('audit_drop', 'SELECT count(*) FROM loyalty.audit_verify()'), '0',
     'retention: the chain verifies from its anchor after the purge');
 $node->safe_psql('audit_drop',
-    q{SELECT count(*) FROM loyalty.frontdesk_lookup('13833334444', 'after purge')},
+    q{SELECT count(*) FROM loyalty.frontdesk_lookup('800000000029', 'after purge')},
     extra_params => ['-U', 'apd_desk']);
 is($node->safe_psql('audit_drop', q{SELECT count(*) FROM loyalty.audit_log WHERE purpose = 'after purge'}), '1',
     'retention: the writers go on after a purge');
