@@ -127,6 +127,9 @@ SELECT ok(pg_temp.as_role('tg_mkt', $$SELECT loyalty.tag_add('tg-x9', (SELECT m 
           LIKE 'ERROR 42501%', 'marketing may not tag');
 
 -- tentative preferences: a one-off request at store A, seen as tentative by store B's housekeeping
+-- (the guest has a booking at store B, so store B's staff reach the member, docs/privacy.md)
+INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, status)
+VALUES ((SELECT m FROM tm), 'tgb', '2026-12-01', '2026-12-02', 'booked');
 SELECT ok(pg_temp.as_role('tg_a_hk', $$WITH x AS (INSERT INTO tt SELECT 'pref', loyalty.preference_tentative_add('tg-p1',
             (SELECT m FROM tm), 'lighting', 'warmer light') RETURNING id) SELECT id::text FROM x$$) ~ '^[0-9a-f-]{36}$',
           'housekeeping records a one-off request as tentative');
