@@ -118,6 +118,9 @@ SET ROLE szx_desk;
 SELECT loyalty.tag_add(gen_random_uuid()::text, :'crm_member', 'quiet_room', 'asked for a room away from the lift',
                        tentative => true) AS crm_tag \gset
 RESET ROLE;
+-- she books a room in Shanghai, so Shanghai's staff reach her (docs/privacy.md)
+INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, status)
+VALUES (:'crm_member', 'sha', current_date + 7, current_date + 8, 'booked');
 SET ROLE sha_house;
 \set QUIET off
 \echo '== Shanghai housekeeping (sha_house) sees it, marked tentative'
