@@ -196,13 +196,13 @@ expire_member(const LedgerPolicy *lp, pg_uuid_t member_id, TimestampTz as_of,
 		deadline = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0],
 													 SPI_tuptable->tupdesc, 1, &isnull));
 		n = run_sql("SELECT lot_id, remaining FROM loyalty.point_lot "
-					"WHERE member_id = $1 AND state = 'active' AND remaining > 0 "
+					"WHERE member_id = $1 AND state = 'active' AND spendable "
 					"AND $2 IS NOT NULL ORDER BY lot_id",
 					2, (Oid[]) {UUIDOID, TIMESTAMPTZOID}, v, SPI_OK_SELECT);
 	}
 	else
 		n = run_sql("SELECT lot_id, remaining FROM loyalty.point_lot "
-					"WHERE member_id = $1 AND state = 'active' AND remaining > 0 "
+					"WHERE member_id = $1 AND state = 'active' AND spendable "
 					"AND expires_at <= $2 ORDER BY lot_id",
 					2, (Oid[]) {UUIDOID, TIMESTAMPTZOID}, v, SPI_OK_SELECT);
 	if (n == 0)
