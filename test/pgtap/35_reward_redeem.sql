@@ -61,7 +61,7 @@ SELECT throws_ok($$SELECT loyalty.reward_redeem('rw-r1', m1, 'rwa', 'r_night', t
     '22023', 'idempotency_key was already used for another request', 'the key with other arguments');
 SELECT is((SELECT count(*)::int FROM loyalty.event_outbox o, rm WHERE o.member_id = rm.m1
             AND o.kind IN ('reward_redeemed', 'voucher_issued')), 2, 'reward_redeemed and voucher_issued events');
-SELECT is((SELECT count(*)::int FROM (SELECT member_id, action, purpose, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, detail::text FROM loyalty.audit_change_staging) a, rm WHERE a.member_id = rm.m1 AND a.action = 'reward_redeem'),
+SELECT is((SELECT count(*)::int FROM (SELECT member_id, action, purpose, at, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, at, detail::text FROM loyalty.audit_change_staging) a, rm WHERE a.member_id = rm.m1 AND a.action = 'reward_redeem'),
           1, 'one audit record');
 SELECT is((SELECT reserved FROM loyalty.reward_inventory, rd WHERE reward_code = 'r_night' AND store_code = 'rwa'
             AND day = today + 11), 1, 'one night of the day held');

@@ -49,9 +49,9 @@ SELECT is((SELECT count(*)::int FROM loyalty.event_outbox WHERE kind = 'member_u
           1, 'one member_updated event');
 SELECT ok((SELECT payload::text NOT LIKE '%1390000%' AND payload::text NOT LIKE '%Acme%' FROM loyalty.event_outbox
             WHERE kind = 'member_updated' AND member_id = (SELECT m FROM mm)), 'the event holds no personal value');
-SELECT is((SELECT array_agg(action)::text FROM (SELECT member_id, action, purpose, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, detail::text FROM loyalty.audit_change_staging) a WHERE member_id = (SELECT m FROM mm) AND action = 'member_update'),
+SELECT is((SELECT array_agg(action)::text FROM (SELECT member_id, action, purpose, at, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, at, detail::text FROM loyalty.audit_change_staging) a WHERE member_id = (SELECT m FROM mm) AND action = 'member_update'),
           '{member_update}', 'the change is audited');
-SELECT ok((SELECT bool_and(coalesce(fields::text, '') NOT LIKE '%1390000%') FROM (SELECT member_id, action, purpose, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, detail::text FROM loyalty.audit_change_staging) a
+SELECT ok((SELECT bool_and(coalesce(fields::text, '') NOT LIKE '%1390000%') FROM (SELECT member_id, action, purpose, at, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, at, detail::text FROM loyalty.audit_change_staging) a
             WHERE member_id = (SELECT m FROM mm)), 'the audit record holds no clear phone');
 
 -- idempotency

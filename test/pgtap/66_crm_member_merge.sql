@@ -113,7 +113,7 @@ SELECT is(pg_temp.as_role('mg_a_desk', $$SELECT loyalty.card_resolve((SELECT d_c
           'the duplicate''s card resolves to the survivor');
 SELECT is((SELECT email FROM loyalty.member_profile WHERE member_id = (SELECT s FROM mp)), 'lilei@example.com', 'a missing email is filled in');
 SELECT is((SELECT count(*)::int FROM loyalty.event_outbox WHERE kind = 'member_merged'), 2, 'a member_merged event for each');
-SELECT ok((SELECT count(*) FROM (SELECT member_id, action, purpose, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, detail::text FROM loyalty.audit_change_staging) a WHERE action = 'member_merge') = 2, 'audited for both members');
+SELECT ok((SELECT count(*) FROM (SELECT member_id, action, purpose, at, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, at, detail::text FROM loyalty.audit_change_staging) a WHERE action = 'member_merge') = 2, 'audited for both members');
 
 -- idempotent, and the duplicate is out of the ledger
 SELECT is(pg_temp.as_role('mg_crm', $$SELECT loyalty.member_merge('mg-1', (SELECT s FROM mp), (SELECT d FROM mp))->>'points'$$),

@@ -165,7 +165,7 @@ INSERT INTO res SELECT 'e1', count(*) || ' ' || bool_and(contact = '1380000' || 
 SELECT is((SELECT v FROM res WHERE k = 'e1'), split_part((SELECT v FROM res WHERE k = 'target'), '+', 1) || ' true',
           'every audience member outside the control group, with the unmasked phone');
 RESET ROLE;
-SELECT is((SELECT count(*)::text FROM (SELECT member_id, action, purpose, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, detail::text FROM loyalty.audit_change_staging) a WHERE action = 'audience_export' AND purpose = 'marketing'
+SELECT is((SELECT count(*)::text FROM (SELECT member_id, action, purpose, at, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, at, detail::text FROM loyalty.audit_change_staging) a WHERE action = 'audience_export' AND purpose = 'marketing'
                                                   AND at >= now() AND member_id IN (SELECT id FROM pop)),
           split_part((SELECT v FROM res WHERE k = 'target'), '+', 1), 'one audit record per member given out');
 
