@@ -384,6 +384,46 @@ apply_stay(const OutboxEvent *ev, Verdict *v)
 }
 
 /*
+ * apply_enrol
+ *		A member enrolled at the store, through loyalty.member_enroll() as
+ *		an HQ call (the same checks and rows; the event id is its
+ *		idempotency key), then given the card number the store issued from
+ *		its own block (src/sql/52_replica_offline.sql).  A number outside
+ *		the sending store's block, or one already taken, is a conflict.
+ *		The verdict's result holds HQ's member id and the card.
+ */
+static void
+apply_enrol(const OutboxEvent *ev, Verdict *v)
+{
+	Oid			types[3] = {JSONBOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	char	   *card = json_text(ev->payload, "card_no");
+
+	values[0] = ev->payload;
+	values[1] = CStringGetTextDatum(ev->store_code);
+	values[2] = CStringGetTextDatum(ev->event_id);
+	lspi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.store_code = $2 "
+			  "   AND $1 ->> 'card_no' LIKE '9' || pg_catalog.lpad(r.card_block::text, 3, '0') || '________'",
+			  3, types, values, NULL, false, 0, SPI_OK_SELECT);
+	if (card == NULL || SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("card number \"%s\" is not of store \"%s\"'s block",
+						card ? card : "", ev->store_code)));
+	lspi_exec("SELECT e.member_id::text FROM loyalty.member_enroll('replica:' || $3, $2, "
+			  "       $1 ->> 'full_name', $1 ->> 'phone', $1 ->> 'email', ($1 ->> 'birth_date')::date, "
+			  "       $1 ->> 'gender', $1 ->> 'nationality', $1 ->> 'time_zone') e",
+			  3, types, values, NULL, false, 0, SPI_OK_SELECT);
+	values[2] = CStringGetTextDatum(lspi_text(0, 1));
+	lspi_exec("UPDATE loyalty.member m SET card_no = $1 ->> 'card_no' "
+			  " WHERE m.member_id = $3::uuid "
+			  "RETURNING pg_catalog.jsonb_build_object('member_id', m.member_id, 'card_no', m.card_no)::text",
+			  3, types, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+		v->result = lspi_text(0, 1);
+}
+
+/*
  * apply_event
  *		Apply one event, or raise an error (caught by the caller).  Returns
  *		false if no applier for the kind is installed (the event is held).
@@ -407,6 +447,8 @@ apply_event(const OutboxEvent *ev, Verdict *v)
 		apply_redemption(ev, v);
 	else if (strcmp(ev->kind, "benefit_use") == 0)
 		apply_benefit_use(ev);
+	else if (strcmp(ev->kind, "enrol") == 0)
+		apply_enrol(ev, v);
 	else if (strcmp(ev->kind, "stay") == 0 || strcmp(ev->kind, "checkout") == 0 ||
 			 strcmp(ev->kind, "charge") == 0)
 		apply_stay(ev, v);
@@ -540,7 +582,7 @@ read_event(HeapTuple tup, TupleDesc desc, OutboxEvent *ev)
 {
 	static const char *const kinds[] = {
 		"accrual", "redemption", "benefit_use", "preference", "risk_tag",
-		"stay", "checkout", "charge"
+		"stay", "checkout", "charge", "enrol"
 	};
 	bool		isnull;
 	Datum		d;

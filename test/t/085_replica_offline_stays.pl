@@ -164,6 +164,18 @@ $hq->safe_psql('postgres', "SELECT loyalty.stay_record('dup1', 'sa', '$m{y}', " 
 desk('sa', "SELECT loyalty.stay_record('dup1', 'sa', '$m{y}', " . day(9) . ', ' . day(7)
 	  . ', room_revenue => 500, occurred_at => ' . at(6) . ')');
 
+# enrolment at store A offline, and the same person enrolled at HQ
+my $e1 = desk('sa', q{SELECT member_id || ' ' || card_no FROM loyalty.member_enroll('e1', 'sa', 'Offline Guest', phone => '13900000001')});
+my ($e1_id, $e1_card) = split / /, $e1;
+my $block_sa = $store{sa}->safe_psql('postgres', q{SELECT lpad(card_block::text, 3, '0') FROM loyalty.replica_store WHERE store_code = 'sa'});
+like($e1_card, qr/^9${block_sa}0000001\d$/, 'offline enrolment: a card number of the store\'s block');
+is($store{sa}->safe_psql('postgres', "SELECT loyalty.card_number_valid('$e1_card')"), 't', '... with a valid check digit');
+is(desk('sa', q{SELECT member_id || ' ' || card_no FROM loyalty.member_enroll('e1', 'sa', 'Offline Guest', phone => '13900000001')}),
+	$e1, 'offline enrolment retried: the same member id and card');
+my $e2 = desk('sa', q{SELECT card_no FROM loyalty.member_enroll('e2', 'sa', 'Second Guest')});
+like($e2, qr/^9${block_sa}0000002\d$/, 'the next offline enrolment: the next number of the block');
+$hq->safe_psql('postgres', q{SELECT loyalty.member_enroll('hq-e1', 'sa', 'Offline Guest', phone => '13900000001')});
+
 # the birthday campaign ends while the store is offline
 $hq->safe_psql('postgres', "UPDATE loyalty.campaign SET ends_at = " . at(30) . " WHERE code = 'birthday'");
 is($hq->safe_psql('postgres', "SELECT count(*) FROM loyalty.stay WHERE member_id = '$m{x}'"), '1',
@@ -177,7 +189,7 @@ settle('sa');
 for my $code ('sa', 'sb')
 {
 	is($hq->safe_psql('postgres', qq{
-		SELECT string_agg(o.event_id || ':' || coalesce(r.status, 'none'), ',' ORDER BY o.event_id)
+		SELECT string_agg(o.event_id || ':' || coalesce(r.status, 'none') || ':' || coalesce(r.detail, ''), ',' ORDER BY o.event_id)
 		  FROM loyalty.outbox o LEFT JOIN loyalty.outbox_result r USING (store_code, event_id)
 		 WHERE o.store_code = '$code' AND r.status IS DISTINCT FROM 'applied'}), '',
 		"every event of $code applied");
@@ -244,6 +256,26 @@ is($hq->safe_psql('postgres', qq{
 	 WHERE o.idem_key = 'stay:dup1'}), 'true', '... HQ\'s verdict says it replayed the stay');
 is($hq->safe_psql('postgres', "SELECT sum(nights) FROM loyalty.tier_counter WHERE member_id = '$m{y}'"), '2',
 	'... and its nights counted once');
+
+# enrolments: applied once with the store's card; store B's block differs
+my $eb = desk('sb', q{SELECT card_no FROM loyalty.member_enroll('eb1', 'sb', 'Guest At B')});
+settle('sb');
+isnt(substr($eb, 0, 4), substr($e1_card, 0, 4), 'store B issues cards of another block');
+is($hq->safe_psql('postgres', qq{
+	SELECT string_agg(m.card_no || ' ' || p.full_name, ', ' ORDER BY m.card_no)
+	  FROM loyalty.member m JOIN loyalty.member_profile p USING (member_id) WHERE m.card_no LIKE '9%'}),
+	join(', ', sort ("$e1_card Offline Guest", "$e2 Second Guest", "$eb Guest At B")),
+	'HQ enrolled each offline member once, with the card the store issued');
+is($store{sa}->safe_psql('postgres', "SELECT count(*) FROM loyalty.member WHERE card_no = '$e1_card'"), '1',
+	'the member enrolled offline reaches the store from HQ');
+is($hq->safe_psql('postgres', qq{
+	SELECT r.result ->> 'card_no' FROM loyalty.outbox o JOIN loyalty.outbox_result r USING (store_code, event_id)
+	 WHERE o.idem_key = 'enrol:e1'}), $e1_card, 'HQ\'s verdict gives the member id and card');
+is($hq->safe_psql('postgres', qq{
+	SELECT count(*) FROM loyalty.member_duplicates() d
+	  JOIN loyalty.member a ON a.member_id = d.member_a JOIN loyalty.member b ON b.member_id = d.member_b
+	 WHERE '$e1_card' IN (a.card_no, b.card_no)}), '1',
+	'the offline enrolment and HQ\'s of the same person surface in the duplicates report');
 
 $_->stop for ($hq, values %store);
 done_testing();
