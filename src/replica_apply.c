@@ -66,6 +66,8 @@ typedef struct OutboxEvent
 	char	   *kind;
 	Datum		member_id;
 	Datum		payload;		/* jsonb */
+	Datum		personal;		/* jsonb: an enrolment's profile fields, or NULL */
+	bool		personal_null;
 	Datum		recorded_at;
 	Datum		recorded_by;
 	bool		member_null;
@@ -395,13 +397,18 @@ apply_stay(const OutboxEvent *ev, Verdict *v)
 static void
 apply_enrol(const OutboxEvent *ev, Verdict *v)
 {
-	Oid			types[3] = {JSONBOID, TEXTOID, TEXTOID};
-	Datum		values[3];
+	Oid			types[4] = {JSONBOID, TEXTOID, TEXTOID, JSONBOID};
+	Datum		values[4];
 	char	   *card = json_text(ev->payload, "card_no");
 
+	if (ev->personal_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("enrolment event has no profile fields")));
 	values[0] = ev->payload;
 	values[1] = CStringGetTextDatum(ev->store_code);
 	values[2] = CStringGetTextDatum(ev->event_id);
+	values[3] = ev->personal;
 	lspi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.store_code = $2 "
 			  "   AND $1 ->> 'card_no' LIKE '9' || pg_catalog.lpad(r.card_block::text, 3, '0') || '________'",
 			  3, types, values, NULL, false, 0, SPI_OK_SELECT);
@@ -411,9 +418,9 @@ apply_enrol(const OutboxEvent *ev, Verdict *v)
 				 errmsg("card number \"%s\" is not of store \"%s\"'s block",
 						card ? card : "", ev->store_code)));
 	lspi_exec("SELECT e.member_id::text FROM loyalty.member_enroll('replica:' || $3, $2, "
-			  "       $1 ->> 'full_name', $1 ->> 'phone', $1 ->> 'email', ($1 ->> 'birth_date')::date, "
-			  "       $1 ->> 'gender', $1 ->> 'nationality', $1 ->> 'time_zone') e",
-			  3, types, values, NULL, false, 0, SPI_OK_SELECT);
+			  "       $4 ->> 'full_name', $4 ->> 'phone', $4 ->> 'email', ($4 ->> 'birth_date')::date, "
+			  "       $4 ->> 'gender', $4 ->> 'nationality', $1 ->> 'time_zone') e",
+			  4, types, values, NULL, false, 0, SPI_OK_SELECT);
 	values[2] = CStringGetTextDatum(lspi_text(0, 1));
 	lspi_exec("UPDATE loyalty.member m SET card_no = $1 ->> 'card_no' "
 			  " WHERE m.member_id = $3::uuid "
@@ -603,6 +610,11 @@ read_event(HeapTuple tup, TupleDesc desc, OutboxEvent *ev)
 	ev->kind = isnull ? NULL : TextDatumGetCString(d);
 	ev->member_id = column(tup, desc, "member_id", &ev->member_null);
 	ev->payload = column(tup, desc, "payload", &ev->payload_null);
+	/* absent from an older store's outbox */
+	if (SPI_fnumber(desc, "personal") > 0)
+		ev->personal = column(tup, desc, "personal", &ev->personal_null);
+	else
+		ev->personal_null = true;
 	ev->recorded_at = column(tup, desc, "recorded_at", &isnull);
 	if (isnull)
 		ev->recorded_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());

@@ -17,6 +17,13 @@ ALTER TABLE loyalty.replica_store
 COMMENT ON COLUMN loyalty.replica_store.card_block IS
     'The store''s block of offline card numbers (9, the block, a number, the check digit)';
 
+-- The profile fields of an enrolment travel to HQ in their own column,
+-- which loyalty.store_outbox_status (readable by every store department)
+-- does not show.
+ALTER TABLE loyalty.outbox ADD COLUMN personal jsonb;
+COMMENT ON COLUMN loyalty.outbox.personal IS
+    'Profile fields of an enrolment event (name, phone, email, birth date...), never shown by store_outbox_status';
+
 CREATE FUNCTION loyalty._card_number_offline(block integer, seq bigint) RETURNS text
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE
     AS 'MODULE_PATHNAME', 'loyalty_card_number_offline';
@@ -71,14 +78,15 @@ BEGIN
     card_no := loyalty._card_number_offline(block, seq);
     member_id := pg_catalog.gen_random_uuid();
     seq := pg_catalog.nextval('loyalty.outbox_seq');
-    INSERT INTO loyalty.outbox (event_id, store_code, incarnation, seq, kind, member_id, payload, idem_key)
+    INSERT INTO loyalty.outbox (event_id, store_code, incarnation, seq, kind, member_id, payload, idem_key, personal)
     VALUES (node.store_code || '-' || node.incarnation || '-' || seq, node.store_code, node.incarnation, seq,
             'enrol', member_id,
             pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
-                'key', idempotency_key, 'card_no', card_no, 'full_name', full_name, 'phone', phone,
-                'email', email, 'birth_date', birth_date, 'gender', gender, 'nationality', nationality,
-                'time_zone', time_zone)),
-            'enrol:' || idempotency_key);
+                'key', idempotency_key, 'card_no', card_no, 'time_zone', time_zone)),
+            'enrol:' || idempotency_key,
+            pg_catalog.jsonb_strip_nulls(pg_catalog.jsonb_build_object(
+                'full_name', full_name, 'phone', phone, 'email', email, 'birth_date', birth_date,
+                'gender', gender, 'nationality', nationality)));
 END
 $$;
 REVOKE ALL ON FUNCTION loyalty._store_member_enroll(text, text, text, text, text, date, text, text, text) FROM PUBLIC;

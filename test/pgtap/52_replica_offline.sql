@@ -4,7 +4,7 @@
 -- with HQ's SQLSTATEs and nothing recorded.  The applier at HQ is proved
 -- on real servers by test/t/085_replica_offline_stays.pl.
 BEGIN;
-SELECT plan(26);
+SELECT plan(27);
 
 SELECT loyalty.store_create('rof-s1', 'rof', 'Offline A', 'bay', 'r', 'Asia/Shanghai'),
        loyalty.store_create('rof-s2', 'rog', 'Offline B', 'bay', 'r', 'Asia/Shanghai');
@@ -68,6 +68,9 @@ SELECT is((SELECT left(card_no, 4) FROM loyalty.member_enroll('rof-e1', 'rof', '
           'an enrolment at the store: a card of the store''s block');
 SELECT is((SELECT card_no FROM loyalty.member_enroll('rof-e1', 'rof', 'Walk In')),
           (SELECT payload ->> 'card_no' FROM loyalty.outbox WHERE idem_key = 'enrol:rof-e1'), 'a retry: the same card');
+SELECT is((SELECT (payload ? 'full_name') || ' ' || (SELECT personal ->> 'full_name' FROM loyalty.outbox WHERE idem_key = 'enrol:rof-e1')
+             FROM loyalty.store_outbox_status WHERE kind = 'enrol'),
+          'false Walk In', 'the profile fields travel apart from the payload store staff see');
 SELECT throws_ok($$SELECT loyalty.member_enroll('rof-e2', 'rog', 'Elsewhere')$$, '42501', NULL, 'enrolling at another store');
 UPDATE loyalty.replica_store SET card_block = NULL WHERE store_code = 'rof';
 SELECT throws_ok($$SELECT loyalty.member_enroll('rof-e3', 'rof', 'No Block')$$, '55000', 'store "rof" has no block of offline card numbers',
