@@ -4,10 +4,11 @@
 -- and HQ gives the member an anniversary certificate that the Shenzhen front
 -- desk honours once.
 \set QUIET on
--- the guest: the member with the most points and no unresolved risk tag
+-- the guest: the member with the most points and no unresolved risk tag,
+-- not one of the three fixed members the documentation's examples use
 SELECT b.member_id AS rguest, b.balance AS rguest_balance
   FROM loyalty.point_balance b JOIN loyalty.member m USING (member_id)
- WHERE m.status = 'active'
+ WHERE m.status = 'active' AND m.card_no NOT IN ('800000000011', '800000000029', '800000000037')
    AND NOT EXISTS (SELECT 1 FROM loyalty.risk_tag t WHERE t.member_id = b.member_id AND t.resolved_at IS NULL)
  ORDER BY b.balance DESC, b.member_id LIMIT 1 \gset
 SELECT (now() AT TIME ZONE 'Asia/Shanghai')::date + 30 AS night,
@@ -96,6 +97,45 @@ SELECT reward_code, kind, replayed FROM loyalty.voucher_use('demo-use-1', :'cert
 SELECT reward_code, kind, replayed FROM loyalty.voucher_use('demo-use-1', :'cert', 'szx');
 SELECT demo.try(format($q$SELECT loyalty.voucher_use('demo-use-2', %L, 'szx')$q$, :'cert')) AS second_use;
 SELECT reward_code, kind, source, state, store_code FROM loyalty.member_vouchers(:'rguest') ORDER BY reward_code, state;
+\set QUIET on
+RESET ROLE;
+SET ROLE hq_crm;
+SELECT loyalty.points_sale_price_set('demo-ps-1', 1000, 100),
+       loyalty.points_sale_price_set('demo-ps-2', 10000, 80),
+       loyalty.points_sale_rule_set('demo-ps-rule', 50000, 1000, 30),
+       loyalty.partner_set('demo-partner-1', 'skyair', 'Sky Air', 'airline', 1000, 250, 5000, 1000) \gset
+RESET ROLE;
+SELECT m.member_id AS friend FROM loyalty.member m
+ WHERE m.status = 'active' AND m.member_id <> :'rguest'
+   AND m.card_no NOT IN ('800000000011', '800000000029', '800000000037')
+ ORDER BY m.card_no LIMIT 1 \gset
+SET ROLE sha_desk;
+\set QUIET off
+
+\echo
+\echo '== Points for sale: the guest buys 10,000 points for a friend (volume price 80 CNY per 1,000), refundable for 30 days'
+SELECT price, refundable_until::date - now()::date AS refundable_days
+  FROM loyalty.points_gift('demo-gift-1', :'rguest', :'friend', 'sha', 10000, 'POS-SHA-0001');
+\echo '-- 45,000 more would pass the friend''s yearly cap of 50,000'
+SELECT demo.try(format($q$SELECT loyalty.points_gift('demo-gift-2', %L, %L, 'sha', 45000, 'POS-SHA-0002')$q$,
+                       :'rguest', :'friend')) AS over_cap;
+
+\echo
+\echo '== Miles: 10,000 points to Sky Air (1,000 points = 250 miles), first without the data-sharing consent'
+SELECT demo.try(format($q$SELECT loyalty.partner_transfer('demo-miles-0', %L, 'sha', 'skyair', 10000, 'SKY12345678')$q$,
+                       :'rguest')) AS without_consent;
+\set QUIET on
+SELECT loyalty.consent_record(:'rguest', 'third_party', true, 'notice-2026', 'sha') AS consent \gset
+\set QUIET off
+SELECT units AS miles, balance FROM loyalty.partner_transfer('demo-miles-1', :'rguest', 'sha', 'skyair', 10000, 'SKY12345678');
+\set QUIET on
+RESET ROLE;
+SET ROLE hq_crm;
+\set QUIET off
+\echo '-- Sky Air rejects the account number: the points come back'
+SELECT r.state, r.balance
+  FROM loyalty.member_partner_transfers(:'rguest') t,
+       LATERAL loyalty.partner_transfer_reject('demo-miles-reject-1', t.transfer_id, 'unknown account') r;
 \set QUIET on
 RESET ROLE;
 \set QUIET off

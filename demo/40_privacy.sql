@@ -7,6 +7,15 @@ SELECT m.member_id AS demo_member, p.phone AS demo_phone, m.card_no AS demo_card
   FROM loyalty.member m JOIN loyalty.member_profile p USING (member_id)
  WHERE m.home_store = 'szx' ORDER BY m.card_no LIMIT 1 \gset
 SELECT loyalty.identity_set(:'demo_member', 'resident_id', '440301199003071234', '6222021234567890') \gset
+-- consents given at enrolment: most members agreed to profiling (BI sees
+-- only those), fewer to marketing by email or SMS (the marketing view
+-- lists only those, with the consented channel's contact field)
+INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code)
+SELECT m.member_id, p.purpose, true, 'notice-2026-01', m.home_store
+  FROM loyalty.member m,
+       (VALUES ('profiling', 8), ('marketing_email', 4), ('marketing_sms', 3)) AS p(purpose, tenths)
+ WHERE abs(hashtext(m.card_no)) % 10 < p.tenths
+    OR (m.member_id = :'demo_member' AND p.purpose = 'profiling');
 
 \set QUIET off
 \echo

@@ -6,6 +6,7 @@ SELECT m.member_id AS crm_member, m.card_no AS crm_card,
        substr(p.full_name, 1, 1) AS crm_surname
   FROM loyalty.member m JOIN loyalty.member_profile p USING (member_id)
  WHERE m.home_store = 'szx' AND m.status = 'active'
+   AND m.card_no NOT LIKE '80000000%'   -- not a fixed member of docs/demo.md
  ORDER BY m.card_no OFFSET 10 LIMIT 1 \gset
 
 \set QUIET off
@@ -104,5 +105,68 @@ RESET ROLE;
 SET ROLE sha_desk;
 \set QUIET off
 SELECT count(*) AS szx_cases_seen_from_sha FROM loyalty.service_cases WHERE store_code = 'szx';
+\set QUIET on
+RESET ROLE;
+
+\echo
+\echo '== CRM: Shenzhen housekeeping (szx_house) records a one-off "warmer light" request as tentative'
+\set QUIET on
+SET ROLE szx_house;
+SELECT loyalty.preference_tentative_add(gen_random_uuid()::text, :'crm_member', 'lighting', 'warmer light') AS crm_pref \gset
+RESET ROLE;
+SET ROLE szx_desk;
+SELECT loyalty.tag_add(gen_random_uuid()::text, :'crm_member', 'quiet_room', 'asked for a room away from the lift',
+                       tentative => true) AS crm_tag \gset
+RESET ROLE;
+-- she books a room in Shanghai, so Shanghai's staff reach her (docs/privacy.md)
+INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, status)
+VALUES (:'crm_member', 'sha', current_date + 7, current_date + 8, 'booked');
+SET ROLE sha_house;
+\set QUIET off
+\echo '== Shanghai housekeeping (sha_house) sees it, marked tentative'
+SELECT category, value, tentative, store_code FROM loyalty.preferences(:'crm_member') WHERE category = 'lighting';
+\set QUIET on
+RESET ROLE;
+SET ROLE sha_desk;
+\set QUIET off
+\echo '== Shanghai front desk sees the tentative tag (not Shenzhen''s note) and confirms it on her next stay'
+SELECT code, tentative, note FROM loyalty.member_tags WHERE tag_id = :'crm_tag';
+SELECT loyalty.tag_confirm(gen_random_uuid()::text, :'crm_tag');
+SELECT code, tentative FROM loyalty.member_tags WHERE tag_id = :'crm_tag';
+\set QUIET on
+RESET ROLE;
+SET ROLE hq_crm;
+\set QUIET off
+\echo
+\echo '== CRM data quality (hq_crm): what the front desk relies on at Shenzhen, and how current the profiles are'
+SELECT department, field, members, missing, complete_pct
+  FROM loyalty.member_completeness('szx') WHERE department = 'frontdesk';
+SELECT home_store, members, never_verified, stale, current_pct FROM loyalty.member_staleness();
+\set QUIET on
+RESET ROLE;
+
+\echo
+\echo '== CRM: the guest app. HQ CRM binds the app login demo_guest_app to her (and only her)'
+\set QUIET on
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'demo_guest_app') THEN
+        CREATE ROLE demo_guest_app LOGIN;
+    END IF;
+END
+$$;
+SET ROLE hq_crm;
+SELECT loyalty.member_app_bind(gen_random_uuid()::text, 'demo_guest_app', :'crm_member') IS NULL AS bound \gset
+RESET ROLE;
+SET ROLE demo_guest_app;
+\set QUIET off
+\echo '== The app (demo_guest_app) reads her own profile and balance, changes her email, withdraws marketing SMS'
+SELECT p->>'card_no' AS card_no, p->>'full_name' AS full_name, p->>'tier' AS tier, p->>'balance' AS balance
+  FROM loyalty.my_profile() p;
+SELECT loyalty.my_contact_update(gen_random_uuid()::text, email => 'wang.guest@example.com') AS changed;
+SELECT loyalty.my_consent_set(gen_random_uuid()::text, 'marketing_sms', false, 'app-2026');
+SELECT purpose, granted FROM loyalty.my_consents();
+\echo '== ... and reaches nothing else'
+SELECT demo.try('SELECT count(*) FROM loyalty.member_frontdesk') AS staff_view;
 \set QUIET on
 RESET ROLE;

@@ -89,7 +89,7 @@ SELECT count(*) AS registered FROM (
      WHERE a.campaign_id = (SELECT campaign_id FROM loyalty.campaign WHERE code = 'winback')
        AND NOT a.control AND get_byte(decode(md5(a.member_id::text), 'hex'), 1) < 64) x \gset
 SELECT count(*) AS stays FROM (
-    SELECT loyalty.record_stay('demo-winback-' || a.member_id, m.home_store, a.member_id,
+    SELECT loyalty.stay_record('demo-winback-' || a.member_id, m.home_store, a.member_id,
                                current_date - 4, current_date - 2, 1, 1200.00, 150.00)
       FROM loyalty.campaign_audience a JOIN loyalty.member m ON m.member_id = a.member_id
      WHERE a.campaign_id = (SELECT campaign_id FROM loyalty.campaign WHERE code = 'winback')

@@ -11,6 +11,10 @@ VALUES (:'m', 'pva', '2026-01-01', '2026-01-03', 800), (:'m', 'pva', '2026-02-01
 SELECT count(*) FROM (SELECT loyalty.member_enroll(gen_random_uuid()::text, 'pva', 'M' || i, NULL, NULL, DATE '1980-06-01' + i, 'female')
                         FROM generate_series(1, 11) i) e;
 SELECT count(*) FROM loyalty.member_enroll(gen_random_uuid()::text, 'pva', 'Lonely', NULL, NULL, '1950-01-01', 'male');
+-- those twelve agreed to profiling (BI sees only members who did)
+INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code)
+SELECT member_id, 'profiling', true, 'n1', 'pva' FROM loyalty.member
+ WHERE home_store = 'pva' AND member_id <> :'m';
 
 SET ROLE pv_desk;
 SELECT loyalty.consent_record(:'m', 'marketing_email', true, 'notice-2026-01') IS NOT NULL AS recorded;
@@ -40,13 +44,15 @@ SELECT action FROM loyalty.audit_member(:'m') ORDER BY 1;
 SELECT (SELECT count(*) FROM loyalty.member_profile WHERE member_id = :'m') AS profiles,
        (SELECT count(*) FROM loyalty.member_consent WHERE member_id = :'m') AS consents;
 -- the chain: only the record tampered with in 42_api_audit is reported
-SELECT * FROM loyalty.audit_verify();
+SELECT a.action, a.purpose, v.problem
+  FROM loyalty.audit_verify() v JOIN loyalty.audit_log a USING (audit_id);
 
 -- BI: pseudonymous keys, generalised quasi-identifiers, small groups hidden
 SET ROLE pv_bi;
 SELECT length(member_key) AS key_length, home_store, birth_decade, gender, count(*)
   FROM loyalty.bi_members WHERE home_store = 'pva' GROUP BY 1, 2, 3, 4 ORDER BY 3;
 SELECT * FROM loyalty.bi_segments WHERE home_store = 'pva';
+-- the stays are the erased member's, who gave no profiling consent: none
 SELECT count(*) AS stays, sum(nights) AS nights FROM loyalty.bi_stays WHERE store_code = 'pva';
 SELECT count(*) FROM loyalty.member_crm;
 SELECT count(*) FROM loyalty.member;

@@ -33,12 +33,15 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
+#include "utils/json.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
 #include "utils/timestamp.h"
@@ -256,6 +259,8 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 	uint64		processed;
 
 	check_action(action);
+	if (!loyalty_audit_schema_12())
+		return;					/* a 1.0/1.1 schema has nowhere to put it */
 	if (purpose == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -301,6 +306,38 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 				 errhint("Use a code of loyalty.audit_purpose.")));
 	lspi_finish();
 	staged_in_xact = true;
+}
+
+/*
+ * loyalty_audit_detail
+ *		A change record's detail: a jsonb object of npairs keys; a value is
+ *		a JSON string if quoted, else a JSON literal given as text (a
+ *		number, true, false); NULL values are JSON nulls.
+ */
+Jsonb *
+loyalty_audit_detail(int npairs, const char *const *keys,
+					 const char *const *values, const bool *quoted)
+{
+	StringInfoData buf;
+	int			i;
+
+	initStringInfo(&buf);
+	appendStringInfoChar(&buf, '{');
+	for (i = 0; i < npairs; i++)
+	{
+		if (i > 0)
+			appendStringInfoString(&buf, ", ");
+		escape_json(&buf, keys[i]);
+		appendStringInfoString(&buf, ": ");
+		if (values[i] == NULL)
+			appendStringInfoString(&buf, "null");
+		else if (quoted[i])
+			escape_json(&buf, values[i]);
+		else
+			appendStringInfoString(&buf, values[i]);
+	}
+	appendStringInfoChar(&buf, '}');
+	return DatumGetJsonbP(DirectFunctionCall1(jsonb_in, CStringGetDatum(buf.data)));
 }
 
 /*

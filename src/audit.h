@@ -57,6 +57,7 @@ extern void loyalty_audit_changes_committed(void);
 
 /* src/audit_chain.c: extending the chain (writers only) */
 extern void loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep);
+extern bool loyalty_audit_schema_12(void);
 
 /* src/audit_session.c: the session's own writer (not preloaded) */
 extern void loyalty_audit_session_write(const AuditRead *rec);
@@ -68,6 +69,8 @@ extern void loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 								 const char *purpose, Jsonb *detail);
 extern void loyalty_audit_change_cstr(const char *member_id, const char *action,
 									  const char *purpose, Jsonb *detail);
+extern Jsonb *loyalty_audit_detail(int npairs, const char *const *keys,
+								   const char *const *values, const bool *quoted);
 extern void loyalty_audit_xact_init(void);
 
 #endif							/* LOYALTY_AUDIT_H */

@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
 #include "common/sha2.h"
@@ -32,6 +33,7 @@
 #include "utils/builtins.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -55,6 +57,22 @@ typedef struct ChainRec
 } ChainRec;
 
 static SPIPlanPtr insert_plan = NULL;
+static SPIPlanPtr insert_plan_11 = NULL;
+
+/*
+ * loyalty_audit_schema_12
+ *		Whether the installed extension has the 1.2 audit schema (change
+ *		staging, log detail): the library also serves databases still at
+ *		1.0 or 1.1 (one loyalty.so for every version), whose C entry points
+ *		must go on working until ALTER EXTENSION loyalty UPDATE.
+ */
+bool
+loyalty_audit_schema_12(void)
+{
+	Oid			nsp = get_namespace_oid("loyalty", true);
+
+	return OidIsValid(nsp) && OidIsValid(get_relname_relid("audit_change_staging", nsp));
+}
 
 /*
  * append_literal
@@ -221,7 +239,7 @@ read_to_chain(const AuditRead *a, ChainRec *r)
  */
 static void
 insert_chained(const ChainRec *r, int64 audit_id, const uint8 *prev, int prevlen,
-			   const uint8 *hash)
+			   const uint8 *hash, bool v12)
 {
 	static const Oid types[13] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
 		TEXTOID, UUIDOID, TEXTOID, TEXTARRAYOID, TEXTOID, JSONBOID, BYTEAOID, BYTEAOID};
@@ -270,13 +288,34 @@ insert_chained(const ChainRec *r, int64 audit_id, const uint8 *prev, int prevlen
 	memcpy(VARDATA(hb), hash, PG_SHA256_DIGEST_LENGTH);
 	v[12] = PointerGetDatum(hb);
 
-	lspi_run(lspi_plan(&insert_plan,
-					   "INSERT INTO loyalty.audit_log (audit_id, at, login, role, "
-					   "store_code, department, member_id, action, fields, purpose, "
-					   "detail, prev_hash, hash) "
-					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-					   13, types),
-			 v, n, false, 0, SPI_OK_INSERT);
+	if (v12)
+		lspi_run(lspi_plan(&insert_plan,
+						   "INSERT INTO loyalty.audit_log (audit_id, at, login, role, "
+						   "store_code, department, member_id, action, fields, purpose, "
+						   "detail, prev_hash, hash) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
+						   13, types),
+				 v, n, false, 0, SPI_OK_INSERT);
+	else
+	{
+		/* a 1.0/1.1 log: no detail column (reads have none) */
+		static const Oid types11[12] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+			TEXTOID, UUIDOID, TEXTOID, TEXTARRAYOID, TEXTOID, BYTEAOID, BYTEAOID};
+		Datum		v11[12];
+		char		n11[12];
+
+		memcpy(v11, v, sizeof(Datum) * 10);
+		memcpy(n11, n, 10);
+		v11[10] = v[11], n11[10] = n[11];
+		v11[11] = v[12], n11[11] = n[12];
+		lspi_run(lspi_plan(&insert_plan_11,
+						   "INSERT INTO loyalty.audit_log (audit_id, at, login, role, "
+						   "store_code, department, member_id, action, fields, purpose, "
+						   "prev_hash, hash) "
+						   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+						   12, types11),
+				 v11, n11, false, 0, SPI_OK_INSERT);
+	}
 }
 
 /*
@@ -297,10 +336,15 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep)
 	int64		last_id = 0;
 	uint8		prev[PG_SHA256_DIGEST_LENGTH];
 	int			prevlen = 0;
+	bool		v12;
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
 	lspi_connect(LSPI_READ_WRITE);
+	/* a database still at 1.0/1.1: no staging, anchor or detail */
+	v12 = loyalty_audit_schema_12();
+	if (!v12)
+		sweep = false;
 	PushActiveSnapshot(GetTransactionSnapshot());
 	pgstat_report_activity(STATE_RUNNING, "loyalty audit append");
 
@@ -310,7 +354,7 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep)
 	if (!read_head(lspi_exec("SELECT audit_id, hash FROM loyalty.audit_log "
 							 "ORDER BY audit_id DESC LIMIT 1",
 							 0, NULL, NULL, NULL, false, 1, SPI_OK_SELECT),
-				   &last_id, prev, &prevlen))
+				   &last_id, prev, &prevlen) && v12)
 	{
 		/* an anchor left by a retention purge continues the chain */
 		(void) read_head(lspi_exec("SELECT audit_id, hash FROM loyalty.audit_anchor "
@@ -339,7 +383,7 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep)
 
 		last_id++;
 		chain_hash(prev, prevlen, last_id, &recs[i], h);
-		insert_chained(&recs[i], last_id, prev, prevlen, h);
+		insert_chained(&recs[i], last_id, prev, prevlen, h, v12);
 		memcpy(prev, h, PG_SHA256_DIGEST_LENGTH);
 		prevlen = PG_SHA256_DIGEST_LENGTH;
 	}

@@ -33,6 +33,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "audit.h"
 #include "benefit.h"
 #include "benefit_catalog.h"
 #include "benefit_resolve.h"
@@ -417,6 +418,17 @@ loyalty_use_benefit(PG_FUNCTION_ARGS)
 		result = heap_form_tuple(tupdesc, values, nulls);
 	}
 	lspi_finish();
+	{
+		static const char *const keys[3] = {"use_id", "store_code", "benefit_code"};
+		static const bool quoted[3] = {true, true, true};
+		const char *vals[3];
+
+		vals[0] = DatumGetCString(DirectFunctionCall1(uuid_out, values[0]));
+		vals[1] = store;
+		vals[2] = code;
+		loyalty_audit_change(member, "benefit_use", "service",
+							 loyalty_audit_detail(3, keys, vals, quoted));
+	}
 	PG_RETURN_DATUM(HeapTupleGetDatum(result));
 }
 

@@ -30,6 +30,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "audit.h"
 #include "earning.h"
 #include "earning_line.h"
 #include "replica.h"
@@ -437,6 +438,31 @@ result_tuple(FunctionCallInfo fcinfo, const StayResult *r)
 }
 
 /*
+ * audit_earning
+ *		The change record of a stay, checkout or charge that wrote (not a
+ *		replay), in its transaction: purpose service, what was earned as
+ *		detail.
+ */
+static void
+audit_earning(const pg_uuid_t *member_id, const char *action, const char *store,
+			  const StayResult *r)
+{
+	static const char *const keys[6] = {"id", "store_code", "nights", "base_points",
+	"bonus_points", "tier"};
+	static const bool quoted[6] = {true, true, false, false, false, true};
+	const char *values[6];
+
+	values[0] = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&r->id)));
+	values[1] = store;
+	values[2] = psprintf("%d", r->nights);
+	values[3] = psprintf(INT64_FORMAT, r->base_points);
+	values[4] = psprintf(INT64_FORMAT, r->bonus_points);
+	values[5] = r->tier;
+	loyalty_audit_change(member_id, action, "service",
+						 loyalty_audit_detail(6, keys, values, quoted));
+}
+
+/*
  * activity_time
  *		The time of the activity: the argument, else the transaction's.
  */
@@ -660,6 +686,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 	res.base_points = earning_base_points(earned);
 	res.bonus_points = earning_bonus_points(earned);
 	lspi_finish();
+	audit_earning(&member_id, "stay_record", store, &res);
 	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 }
 
@@ -778,6 +805,8 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 	}
 	credit_stay(p, &m, &res.id, store, ci, co, spend, occurred_at, true, earned, &res);
 	replay_lines(&res.id, &res);
+	/* before lspi_finish: store lives in the SPI context */
+	audit_earning(&member_id, "stay_checkout", store, &res);
 	lspi_finish();
 	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 }
@@ -902,5 +931,6 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	res.tier_changed = tier_upgrade_with(&m, p, &after, start, store, "qualified");
 	strlcpy(res.tier, m.tier, sizeof(res.tier));
 	lspi_finish();
+	audit_earning(&member_id, "charge_record", store, &res);
 	PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 }

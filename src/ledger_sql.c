@@ -33,6 +33,7 @@
 
 #include "roles_caller.h"
 #include "ledger.h"
+#include "audit.h"
 #include "ledger_int.h"
 #include "args.h"
 #include "request.h"
@@ -110,8 +111,35 @@ check_rights(uint32 mask, const char *store_code)
 }
 
 /*
+ * audit_ledger
+ *		The change record of a ledger operation that wrote (not a replay),
+ *		in the operation's transaction: action points_<operation>, purpose
+ *		loyalty, the points, entry and balance as detail.
+ */
+static void
+audit_ledger(const LedgerResult *res)
+{
+	static const char *const keys[4] = {"operation", "points", "entry_id", "balance"};
+	static const bool quoted[4] = {true, false, true, false};
+	const char *values[4];
+	char		action[64];
+
+	values[0] = res->operation;
+	values[1] = psprintf(INT64_FORMAT, res->points);
+	values[2] = res->has_entry
+		? DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(&res->entry_id)))
+		: NULL;
+	values[3] = res->has_member ? psprintf(INT64_FORMAT, res->balance) : NULL;
+	snprintf(action, sizeof(action), "points_%s%s", res->operation,
+			 res->has_cash && strcmp(res->operation, "redeem") == 0 ? "_cash" : "");
+	loyalty_audit_change(res->has_member ? &res->member_id : NULL, action, "loyalty",
+						 loyalty_audit_detail(4, keys, values, quoted));
+}
+
+/*
  * result_datum
- *		A LedgerResult as a loyalty.ledger_result row.
+ *		A LedgerResult as a loyalty.ledger_result row; records the change
+ *		(audit_ledger) unless the call was a replay.
  */
 static Datum
 result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
@@ -143,6 +171,8 @@ result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
 	else
 		n[7] = true;
 	v[8] = BoolGetDatum(res->replayed);
+	if (!res->replayed)
+		audit_ledger(res);
 	return HeapTupleGetDatum(heap_form_tuple(tupdesc, v, n));
 }
 

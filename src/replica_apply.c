@@ -13,7 +13,9 @@
  *	  than the subscription delivering them, are rejected: a verdict row,
  *	  and the event is not stored;
  *	- an event already stored (redelivered, replayed after a re-seed, sent
- *	  twice through a hub) only counts a redelivery;
+ *	  twice through a hub) only counts a redelivery; the same id with other
+ *	  content (a store restored from an older backup) is kept in
+ *	  loyalty.outbox_reused with a WARNING, never dropped silently;
  *	- otherwise the event is applied in a subtransaction, through the same
  *	  code an HQ call uses (the ledger's C API for accruals and
  *	  redemptions, loyalty.benefit_use() and loyalty.risk_tag_raise()).  An error (unknown member, a redemption HQ can
@@ -681,6 +683,63 @@ may_send(const char *sender, const char *store)
 }
 
 /*
+ * event_seen
+ *		Whether HQ's outbox already holds an event with this id, and if so
+ *		(*same) whether the row received now says the same: store,
+ *		incarnation, sequence, kind, member, payload, key, time and login.
+ *		Needs an SPI connection.
+ */
+static bool
+event_seen(HeapTuple tup, TupleDesc desc, const char *event_id, bool *same)
+{
+	Oid			types[2] = {TEXTOID, desc->tdtypeid};
+	Datum		values[2];
+	bool		isnull;
+
+	values[0] = CStringGetTextDatum(event_id);
+	values[1] = heap_copy_tuple_as_datum(tup, desc);
+	lspi_exec("SELECT (o.store_code, o.incarnation, o.seq, o.kind, o.member_id, o.payload, "
+			  "o.idem_key, o.recorded_at, o.recorded_by) IS NOT DISTINCT FROM "
+			  "(n.store_code, n.incarnation, n.seq, n.kind, n.member_id, n.payload, "
+			  "n.idem_key, n.recorded_at, n.recorded_by) "
+			  "FROM loyalty.outbox o, (SELECT ($2).*) n WHERE o.event_id = $1",
+			  2, types, values, NULL, true, 0, SPI_OK_SELECT);
+	if (SPI_processed == 0)
+		return false;
+	*same = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
+	return true;
+}
+
+/*
+ * record_reused
+ *		Keep an event whose id HQ has already seen with other content in
+ *		loyalty.outbox_reused, and warn: it is another operation under a
+ *		reused id (a store restored from an older backup), not a
+ *		redelivery.  Needs an SPI connection.
+ */
+static void
+record_reused(HeapTuple tup, TupleDesc desc, const char *store_code, const char *event_id)
+{
+	Oid			types[3] = {TEXTOID, TEXTOID, desc->tdtypeid};
+	Datum		values[3];
+
+	values[0] = CStringGetTextDatum(store_code);
+	values[1] = CStringGetTextDatum(event_id);
+	values[2] = heap_copy_tuple_as_datum(tup, desc);
+	/* once per content: the same reused event may come again */
+	lspi_exec("INSERT INTO loyalty.outbox_reused (store_code, event_id, event) "
+			  "SELECT $1, $2, pg_catalog.to_jsonb($3) WHERE NOT EXISTS ("
+			  "SELECT 1 FROM loyalty.outbox_reused r WHERE r.store_code = $1 "
+			  "AND r.event_id = $2 AND r.event = pg_catalog.to_jsonb($3))",
+			  3, types, values, NULL, false, 0, SPI_OK_INSERT);
+	ereport(WARNING,
+			(errcode(ERRCODE_UNIQUE_VIOLATION),
+			 errmsg("store event id \"%s\" was reused for another operation", event_id),
+			 errdetail("HQ already holds an event with this id and other content; the new one is kept in loyalty.outbox_reused, not applied."),
+			 errhint("The store was probably restored from an older backup: see docs/replication.md, \"Restoring a store\".")));
+}
+
+/*
  * loyalty._outbox_receive() trigger
  *		BEFORE INSERT ON loyalty.outbox, ENABLE ALWAYS.  At a store or hub
  *		the row passes through; at HQ see the file header.
@@ -694,8 +753,7 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 	Verdict		v = {0};
 	const char *sender;
 	char	   *reject;
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
+	bool		same;
 
 	if (!CALLED_AS_TRIGGER(fcinfo) ||
 		!TRIGGER_FIRED_BEFORE(trigdata->tg_event) ||
@@ -748,13 +806,19 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 
-	/* already here: a redelivery, never applied twice */
-	values[0] = CStringGetTextDatum(ev.event_id);
-	lspi_exec("SELECT 1 FROM loyalty.outbox o WHERE o.event_id = $1",
-					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
-	if (SPI_processed > 0)
+	/*
+	 * Already here: a redelivery, never applied twice.  The same id with
+	 * other content (a store restored from an older backup numbers its new
+	 * operations again from where the backup left off) is another
+	 * operation: it is recorded in loyalty.outbox_reused with a WARNING,
+	 * never taken for a redelivery and dropped silently.
+	 */
+	if (event_seen(tup, trigdata->tg_relation->rd_att, ev.event_id, &same))
 	{
-		record_verdict(ev.store_code, ev.event_id, NULL, true);
+		if (same)
+			record_verdict(ev.store_code, ev.event_id, NULL, true);
+		else
+			record_reused(tup, trigdata->tg_relation->rd_att, ev.store_code, ev.event_id);
 		lspi_finish();
 		return PointerGetDatum(NULL);
 	}

@@ -17,8 +17,9 @@
  *	   a previous subscription: the initial copy brings them back);
  *	4. subscribe to loyalty_store_<code> at HQ, using the slot HQ made in
  *	   loyalty.replica_slot_create();
- *	5. record the node (keeping its incarnation if it already was this
- *	   store, so event ids continue).
+ *	5. record the node with a new incarnation (a re-seed starts one too,
+ *	   so that a store restored from an older backup and re-seeded never
+ *	   reuses an event id HQ holds).
  *
  *-------------------------------------------------------------------------
  */
@@ -148,8 +149,14 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 	values[1] = Int64GetDatum((int64) (GetCurrentTimestamp() / USECS_PER_SEC +
 									   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY));
 	values[2] = CStringGetTextDatum(want);
+	/*
+	 * A re-seed starts a new incarnation (later than the last one): a
+	 * store restored from an older backup and re-seeded never numbers an
+	 * operation with an id HQ already holds (issue 14.2).
+	 */
 	lspi_exec("INSERT INTO loyalty.replica_node (node_role, store_code, incarnation) "
-					 "VALUES ($3, $1, $2) ON CONFLICT (singleton) DO NOTHING",
+					 "VALUES ($3, $1, $2) ON CONFLICT (singleton) DO UPDATE SET incarnation = "
+					 "GREATEST(excluded.incarnation, loyalty.replica_node.incarnation + 1)",
 					 3, types, values, NULL, false, 0, SPI_OK_INSERT);
 	/* this server and database are the node from now on */
 	replica_identity_claim(true);

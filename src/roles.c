@@ -35,6 +35,7 @@
 #include "utils/builtins.h"
 #include "utils/syscache.h"
 
+#include "audit.h"
 #include "roles_caller.h"
 #include "policy.h"
 #include "roles.h"
@@ -307,6 +308,14 @@ loyalty_create_store(PG_FUNCTION_ARGS)
 
 	loyalty_create_store_roles(code);
 	lspi_finish();
+	{
+		static const char *const keys[3] = {"store_code", "brand", "time_zone"};
+		static const bool quoted[3] = {true, true, true};
+		const char *vals[3] = {code, brand, tz};
+
+		loyalty_audit_change(NULL, "store_create", "operations",
+							 loyalty_audit_detail(3, keys, vals, quoted));
+	}
 	PG_RETURN_TEXT_P(cstring_to_text(code));
 }
 
@@ -364,6 +373,15 @@ loyalty_create_staff(PG_FUNCTION_ARGS)
 
 	make_role(login, true, password);
 	grant_membership(group, login);
+	{
+		/* never the password */
+		static const char *const keys[3] = {"login", "store_code", "department"};
+		static const bool quoted[3] = {true, true, true};
+		const char *vals[3] = {login, store, dept};
+
+		loyalty_audit_change(NULL, "staff_create", "operations",
+							 loyalty_audit_detail(3, keys, vals, quoted));
+	}
 	PG_RETURN_TEXT_P(cstring_to_text(login));
 }
 

@@ -9,9 +9,10 @@
  * The batch reads the next batch_size active members after a key and all
  * their stays up to the run's date in one query (ordered by member and
  * check-in), computes each member's measures in one pass over the rows,
- * and writes the batch's score rows in one INSERT from arrays.  The bins
- * (r, f, m) and the value level need the whole population and are set by
- * loyalty._score_finish at the end of the run (src/sql/70_score.sql).
+ * and writes the batch's rows in one INSERT from arrays into the unlogged
+ * loyalty.score_stage.  The bins (r, f, m) and the value level need the
+ * whole population: loyalty._score_finish adds them at the end of the run
+ * as it moves the rows into loyalty.member_score (src/sql/70_score.sql).
  *
  * Measures of a member, with D the run's date (as_of in UTC), W the start
  * of the window (D - window_months), H its middle, P = D - potential_days:
@@ -124,7 +125,12 @@ static const LspiQuery score_query_defs[] = {
 		" WHERE r.run_id = $1 AND r.kind = 'score' AND r.state = 'running'",
 		1, {INT8OID}
 	},
-	/* consent once per member (in the LIMITed subquery), not per stay row */
+	/*
+	 * consent once per member (in the LIMITed subquery), not per stay row;
+	 * the stays of each member through the (member_id, check_in) index: a
+	 * LATERAL subquery that is not pulled up (OFFSET 0), so that the saved
+	 * generic plan cannot turn into a hash join over every stay per batch
+	 */
 	[SQ_ROWS] = {
 		"SELECT m.member_id, m.tier = $4, m.consented,"
 		" s.check_in, s.check_out,"
@@ -134,13 +140,14 @@ static const LspiQuery score_query_defs[] = {
 		"        FROM loyalty.member x"
 		"        WHERE x.member_id > $1 AND x.status = 'active'"
 		"        ORDER BY x.member_id LIMIT $2) m"
-		" LEFT JOIN loyalty.stay s ON s.member_id = m.member_id"
-		"  AND s.status <> 'cancelled' AND s.check_in <= $3"
+		" LEFT JOIN LATERAL (SELECT y.check_in, y.check_out, y.room_revenue, y.other_revenue"
+		"        FROM loyalty.stay y WHERE y.member_id = m.member_id"
+		"         AND y.status <> 'cancelled' AND y.check_in <= $3 OFFSET 0) s ON true"
 		" ORDER BY m.member_id, s.check_in",
 		4, {UUIDOID, INT4OID, DATEOID, TEXTOID}
 	},
 	[SQ_INSERT] = {
-		"INSERT INTO loyalty.member_score (run_id, member_id, stays, last_stay,"
+		"INSERT INTO loyalty.score_stage (run_id, member_id, stays, last_stay,"
 		" recency_days, frequency, nights, monetary, realised_value, usual_interval_days,"
 		" recent_stays, prior_stays, churn_overdue, frequency_falling, churn_warning,"
 		" potential_frequent)"

@@ -17,6 +17,7 @@
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
+#include "audit.h"
 #include "roles_caller.h"
 #include "tier.h"
 #include "spi.h"
@@ -98,6 +99,18 @@ loyalty_tier_grant(PG_FUNCTION_ARGS)
 		(t->rank == r && m.has_valid_until && (!has_expiry || expires > m.valid_until)))
 		tier_set(&m, tier, has_expiry, expires, why, NULL, NULL);
 	lspi_finish();
+	{
+		static const char *const keys[4] = {"grant_id", "tier", "reason", "expires_at"};
+		static const bool quoted[4] = {true, true, true, true};
+		const char *vals[4];
+
+		vals[0] = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(grant_id)));
+		vals[1] = tier;
+		vals[2] = reason;
+		vals[3] = has_expiry ? timestamptz_to_str(expires) : NULL;
+		loyalty_audit_change(&member_id, "tier_grant", "crm",
+							 loyalty_audit_detail(4, keys, vals, quoted));
+	}
 	PG_RETURN_UUID_P(grant_id);
 }
 

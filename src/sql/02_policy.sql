@@ -60,6 +60,8 @@ BEGIN
     INSERT INTO loyalty.policy (document, effective_from, note)
         VALUES (policy_set.document, policy_set.effective_from, policy_set.note)
         RETURNING policy_id INTO id;
+    PERFORM loyalty._audit_change(NULL, 'policy_set', 'loyalty',
+        pg_catalog.jsonb_build_object('policy_id', id, 'effective_from', effective_from, 'note', note));
     RETURN id;
 END
 $$;

@@ -206,6 +206,7 @@ BEGIN
     END IF;
     INSERT INTO loyalty.benefit (benefit_code, name, kind, description)
         VALUES (benefit_code, name, kind, description);
+    PERFORM loyalty._audit_change(NULL, 'benefit_define', 'loyalty', pg_catalog.jsonb_build_object('benefit_code', benefit_code));
     PERFORM loyalty._request_end('benefit_define', idempotency_key, req, pg_catalog.to_jsonb(benefit_code));
     RETURN benefit_code;
 END
@@ -342,6 +343,7 @@ BEGIN
         ids := ids || id;
         RETURN NEXT id;
     END LOOP;
+    PERFORM loyalty._audit_change(NULL, 'benefit_grant', 'loyalty', pg_catalog.jsonb_build_object('benefit_code', benefit_code, 'grant_ids', pg_catalog.to_jsonb(ids)));
     PERFORM loyalty._request_end('benefit_grant', idempotency_key, req, pg_catalog.to_jsonb(ids));
 END
 $$;
@@ -378,6 +380,7 @@ BEGIN
                   DETAIL = pg_catalog.format('It is valid from %s until %s.', g.valid_from, g.valid_until);
     END IF;
     UPDATE loyalty.benefit_grant x SET valid_until = at WHERE x.grant_id = benefit_grant_end.grant_id;
+    PERFORM loyalty._audit_change(NULL, 'benefit_grant_end', 'loyalty', pg_catalog.jsonb_build_object('grant_id', grant_id, 'at', at));
     PERFORM loyalty._request_end('benefit_grant_end', idempotency_key, req, 'null'::jsonb);
 END
 $$;

@@ -265,10 +265,21 @@ DECLARE
     n integer := 0;
     fields constant text[] := ARRAY['card_no', 'full_name', 'gender', 'birth_date',
         'nationality', 'phone', 'email', 'address', 'id_number', 'bank_card'];
+    -- the member's consent in effect for a purpose (latest decision)
+    consented constant text := 'coalesce((SELECT k.granted FROM loyalty.member_consent k '
+        'WHERE k.member_id = m.member_id AND k.purpose = %L '
+        'ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false)';
 BEGIN
     FOREACH dept IN ARRAY ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager',
                                 'crm', 'marketing', 'dba'] LOOP
-        SELECT string_agg(pg_catalog.format('%s AS %I',
+        -- marketing sees a contact field only where the member consented
+        -- to that channel (issue 12.5)
+        SELECT string_agg(pg_catalog.format(
+                   CASE WHEN dept = 'marketing' AND f.field IN ('phone', 'email')
+                        THEN 'CASE WHEN ' || pg_catalog.format(consented,
+                                 CASE f.field WHEN 'phone' THEN 'marketing_sms' ELSE 'marketing_email' END)
+                             || ' THEN %s END AS %I'
+                        ELSE '%s AS %I' END,
                    loyalty._field_expr(f.field, coalesce(c.treatment, 'hide')), f.field),
                    ', ' ORDER BY f.ord)
           INTO cols
@@ -288,6 +299,10 @@ BEGIN
                 ' WHERE (loyalty._member_in_reach(m.member_id, m.home_store) OR EXISTS ('
                 'SELECT 1 FROM loyalty.stay s WHERE s.member_id = m.member_id '
                 'AND s.store_code = loyalty.caller_store()))'
+            -- marketing: only members who consented to a marketing channel
+            WHEN dept = 'marketing' THEN
+                ' WHERE (' || pg_catalog.format(consented, 'marketing_email')
+                || ' OR ' || pg_catalog.format(consented, 'marketing_sms') || ')'
             ELSE '' END);
         EXECUTE pg_catalog.format('ALTER VIEW loyalty.%I OWNER TO loyalty_view_owner',
                                   'member_' || dept);
@@ -315,6 +330,16 @@ CREATE TRIGGER field_policy_regenerate
     AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.field_policy
     FOR EACH STATEMENT EXECUTE FUNCTION loyalty._field_policy_changed();
 
+-- _field_treatment_rank(treatment): how much of a field a treatment shows,
+-- to tell widening from narrowing: hide 0, full mask 1, a partial mask 2,
+-- show 3 (NULL, no policy yet: 0).
+CREATE FUNCTION loyalty._field_treatment_rank(treatment text) RETURNS integer
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    SET search_path = pg_catalog, pg_temp
+    RETURN CASE WHEN treatment IS NULL OR treatment = 'hide' THEN 0
+                WHEN treatment = 'full' THEN 1 WHEN treatment = 'show' THEN 3 ELSE 2 END;
+REVOKE ALL ON FUNCTION loyalty._field_treatment_rank(text) FROM PUBLIC;
+
 -- loyalty.field_policy_set(department, field, treatment): change the policy;
 -- the views follow in the same transaction.
 CREATE FUNCTION loyalty.field_policy_set(department text, field text, treatment text)
@@ -322,6 +347,9 @@ CREATE FUNCTION loyalty.field_policy_set(department text, field text, treatment 
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
+DECLARE
+    me record := loyalty.whoami();
+    previous text;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
     IF department IS NULL OR field IS NULL OR treatment IS NULL THEN
@@ -344,12 +372,41 @@ BEGIN
                   DETAIL = pg_catalog.format('Allowed treatments: %s.',
                                pg_catalog.array_to_string(loyalty.field_treatments(field), ', '));
     END IF;
-    INSERT INTO loyalty.field_policy (department, field, treatment)
-        VALUES (field_policy_set.department, field_policy_set.field, field_policy_set.treatment);
+    SELECT c.treatment INTO previous FROM loyalty.field_policy_current c
+     WHERE c.department = field_policy_set.department AND c.field = field_policy_set.field;
+    -- widening (issue 12.4): only HQ CRM, the privacy officer, may show more
+    -- of a field, and never to its own department; DBAs may only narrow.
+    -- Superusers are out of the threat model (they could write the table).
+    IF loyalty._field_treatment_rank(treatment) > loyalty._field_treatment_rank(previous)
+       AND NOT coalesce((SELECT r.rolsuper FROM pg_catalog.pg_roles r WHERE r.rolname = me.role), false)
+       AND (me.department <> 'crm' OR department = me.department) THEN
+        -- a refusal is recorded by an audit writer (loyalty._audit), so that
+        -- it stays on record although this call rolls back
+        PERFORM loyalty._audit(NULL, 'field_policy_refused',
+            ARRAY['department', 'field', 'previous', 'treatment'],
+            pg_catalog.format('privacy: widen %s.%s from %s to %s', department, field,
+                              previous, treatment));
+        RAISE EXCEPTION 'permission denied to widen the field policy of department "%"', department
+            USING ERRCODE = 'insufficient_privilege',
+                  DETAIL = CASE WHEN department = me.department
+                                THEN 'A department cannot widen its own field policy.'
+                                ELSE 'Only HQ CRM may widen a field policy.' END,
+                  HINT = 'Ask HQ CRM (the privacy officer) to make the change; narrowing is always allowed.';
+    END IF;
+    -- set_by: the acting role (whoami), which is the login unless a
+    -- superuser acts through SET ROLE
+    INSERT INTO loyalty.field_policy (department, field, treatment, set_by)
+        VALUES (field_policy_set.department, field_policy_set.field, field_policy_set.treatment,
+                me.role);
+    -- who (the audit record's login and role) and what (the policy row, with
+    -- set_by and set_at, and the detail)
+    PERFORM loyalty._audit_change(NULL, 'field_policy_set', 'privacy',
+        pg_catalog.jsonb_build_object('department', department, 'field', field,
+                                      'treatment', treatment, 'previous', previous));
 END
 $$;
 COMMENT ON FUNCTION loyalty.field_policy_set(text, text, text) IS
-    'Set how a department sees a member field; regenerates the masked views';
+    'Set how a department sees a member field; regenerates the masked views; audited; only HQ CRM widens, never its own department';
 
 REVOKE ALL ON FUNCTION loyalty.views_regenerate(), loyalty._field_policy_changed(),
     loyalty.field_policy_set(text, text, text) FROM PUBLIC;
@@ -506,8 +563,9 @@ CREATE FUNCTION loyalty.preferences(member_id uuid)
 AS $$
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm']);
-    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = preferences.member_id AND m.status <> 'erased') THEN
+    -- a store: only members in reach (enrolled, stayed or booked there, or
+    -- found by this transaction's lookup; issue 12.1)
+    IF NOT loyalty._member_reachable(preferences.member_id) THEN
         PERFORM loyalty._member_not_found();
     END IF;
     RETURN QUERY SELECT p.* FROM loyalty.member_preferences p
@@ -551,8 +609,7 @@ BEGIN
     IF btrim(value) = '' OR length(value) > 200 THEN
         RAISE EXCEPTION 'preference value must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
     END IF;
-    IF NOT EXISTS (SELECT 1 FROM loyalty.member m
-                    WHERE m.member_id = preference_add.member_id AND m.status <> 'erased') THEN
+    IF NOT loyalty._member_reachable(preference_add.member_id) THEN
         PERFORM loyalty._member_not_found();
     END IF;
     IF NOT EXISTS (SELECT 1 FROM loyalty.store s WHERE s.store_code = store) THEN
@@ -803,8 +860,12 @@ BEGIN
                     WHERE m.member_id = consent_record.member_id AND m.status <> 'erased') THEN
         PERFORM loyalty._member_not_found();
     END IF;
-    INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code)
-        VALUES (consent_record.member_id, purpose, granted, notice_version, store)
+    -- the clock, not the transaction's start: a grant and a withdrawal in
+    -- one transaction must stay in order ("latest row wins" decides who is
+    -- in the marketing and BI views)
+    INSERT INTO loyalty.member_consent (member_id, purpose, granted, notice_version, store_code, recorded_at)
+        VALUES (consent_record.member_id, purpose, granted, notice_version, store,
+                pg_catalog.clock_timestamp())
         RETURNING consent_id INTO id;
     PERFORM loyalty._audit(member_id, 'consent_record', ARRAY['consent:' || purpose], notice_version);
     RETURN id;
@@ -824,6 +885,55 @@ ALTER VIEW loyalty.member_consents OWNER TO loyalty_view_owner;
 REVOKE ALL ON loyalty.member_consents FROM PUBLIC;
 GRANT SELECT ON loyalty.member_consents TO loyalty_frontdesk, loyalty_store_manager,
     loyalty_crm, loyalty_marketing;
+
+-- loyalty.marketing_contacts(channel, purpose): the unmasked contact of every
+-- active member whose consent in effect covers the channel (issue 12.5);
+-- each member's read is audited as contact_read with the purpose.
+CREATE FUNCTION loyalty.marketing_contacts(channel text, purpose text)
+    RETURNS TABLE (member_id uuid, full_name text, contact text)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    consent text;
+    field text;
+    r record;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['marketing', 'crm']);
+    IF channel IS NULL OR purpose IS NULL OR btrim(purpose) = '' THEN
+        RAISE EXCEPTION 'channel and purpose must not be empty' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF channel NOT IN ('email', 'sms') THEN
+        RAISE EXCEPTION 'invalid channel "%"', channel
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use "email" or "sms".';
+    END IF;
+    IF length(purpose) > 200 THEN
+        RAISE EXCEPTION 'purpose is longer than 200 characters' USING ERRCODE = 'string_data_right_truncation';
+    END IF;
+    consent := 'marketing_' || channel;
+    field := CASE channel WHEN 'email' THEN 'email' ELSE 'phone' END;
+    FOR r IN
+        SELECT m.member_id, p.full_name,
+               CASE channel WHEN 'email' THEN p.email ELSE p.phone END AS contact
+          FROM loyalty.member m
+          JOIN loyalty.member_profile p ON p.member_id = m.member_id
+          JOIN loyalty.member_consents k ON k.member_id = m.member_id AND k.purpose = consent
+         WHERE m.status = 'active' AND k.granted
+           AND CASE channel WHEN 'email' THEN p.email ELSE p.phone END IS NOT NULL
+         ORDER BY m.member_id
+    LOOP
+        PERFORM loyalty._audit(r.member_id, 'contact_read', ARRAY['full_name', field], purpose);
+        member_id := r.member_id;
+        full_name := r.full_name;
+        contact := r.contact;
+        RETURN NEXT;
+    END LOOP;
+END
+$$;
+COMMENT ON FUNCTION loyalty.marketing_contacts(text, text) IS
+    'Marketing: unmasked email or phone of the members who consented to that channel; each read audited with the purpose';
+REVOKE ALL ON FUNCTION loyalty.marketing_contacts(text, text) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.marketing_contacts(text, text) TO loyalty_marketing, loyalty_crm;
 
 -- loyalty.member_export(member_id): everything held about one member, as
 -- jsonb, for a data subject's access request (HQ CRM only; audited).  The
@@ -1014,7 +1124,9 @@ SELECT loyalty.pseudonym(m.member_id) AS member_key,
        loyalty.mask_month_utc(m.enrolled_at) AS enrolled_month
   FROM loyalty.member m
   LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
- WHERE m.status <> 'erased';
+ WHERE m.status <> 'erased'
+   AND m.member_id IN (SELECT k.member_id FROM loyalty.member_consents k
+                        WHERE k.purpose = 'profiling' AND k.granted);
 COMMENT ON VIEW loyalty.bi_members IS 'Members for BI: pseudonymous key, generalised quasi-identifiers';
 
 -- One row per stay, by month.
@@ -1022,7 +1134,9 @@ CREATE VIEW loyalty.bi_stays WITH (security_barrier) AS
 SELECT loyalty.pseudonym(s.member_id) AS member_key, s.store_code,
        date_trunc('month', s.check_in)::date AS stay_month,
        (s.check_out - s.check_in) AS nights, s.rooms, s.room_revenue, s.other_revenue, s.status
-  FROM loyalty.stay s;
+  FROM loyalty.stay s
+ WHERE s.member_id IN (SELECT k.member_id FROM loyalty.member_consents k
+                       WHERE k.purpose = 'profiling' AND k.granted);
 COMMENT ON VIEW loyalty.bi_stays IS 'Stays for BI by month, with pseudonymous member keys';
 
 -- Member counts by store, tier, gender and decade of birth; groups of fewer
@@ -1033,6 +1147,8 @@ SELECT m.home_store, m.tier, p.gender, loyalty.mask_birth_decade(p.birth_date) A
   FROM loyalty.member m
   LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
  WHERE m.status <> 'erased'
+   AND m.member_id IN (SELECT k.member_id FROM loyalty.member_consents k
+                        WHERE k.purpose = 'profiling' AND k.granted)
  GROUP BY 1, 2, 3, 4
 HAVING count(*) >= loyalty.bi_min_group_size();
 COMMENT ON VIEW loyalty.bi_segments IS 'Member counts per segment; groups smaller than bi_min_group_size() suppressed';

@@ -167,6 +167,68 @@ END;
 COMMENT ON FUNCTION loyalty.audit_role(text, timestamptz) IS
     'What a login or role read or changed, when, where and why';
 
+-- loyalty.audit_retention_purge(dry_run, keep): remove the oldest records
+-- of the log, those older than keep (at least three years), as a prefix of
+-- the chain: every record up to the first one that is still kept.  The
+-- last removed record's id and hash become the chain's anchor
+-- (loyalty.audit_anchor), from which audit_verify() checks the rest and
+-- the writers go on.  Change records not yet chained are never removed.
+-- The log is locked against the writers meanwhile (audited reads wait).
+CREATE FUNCTION loyalty.audit_retention_purge(dry_run boolean DEFAULT true,
+    keep interval DEFAULT '3 years')
+    RETURNS TABLE (records bigint, first_id bigint, last_id bigint, purged_before timestamptz)
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    cutoff timestamptz;
+    last_hash bytea;
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['dba']);
+    IF dry_run IS NULL OR keep IS NULL THEN
+        RAISE EXCEPTION 'dry_run and keep must not be null' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF keep < interval '3 years' THEN
+        RAISE EXCEPTION 'the audit trail is kept at least three years'
+            USING ERRCODE = 'invalid_parameter_value',
+                  DETAIL = pg_catalog.format('keep was %s.', keep);
+    END IF;
+    cutoff := now() - keep;
+    purged_before := cutoff;
+    IF NOT dry_run THEN
+        -- the writers wait; the chain's head cannot move meanwhile
+        LOCK TABLE loyalty.audit_log IN SHARE ROW EXCLUSIVE MODE;
+    END IF;
+    -- the prefix of the chain before the first record still kept
+    SELECT min(a.audit_id), coalesce((SELECT min(k.audit_id) - 1 FROM loyalty.audit_log k WHERE k.at >= cutoff),
+                                     max(a.audit_id))
+      INTO first_id, last_id
+      FROM loyalty.audit_log a;
+    IF first_id IS NULL OR last_id < first_id THEN
+        records := 0; first_id := NULL; last_id := NULL;
+        RETURN NEXT;
+        RETURN;
+    END IF;
+    records := last_id - first_id + 1;
+    RETURN NEXT;
+    IF dry_run THEN
+        RETURN;
+    END IF;
+    SELECT a.hash INTO last_hash FROM loyalty.audit_log a WHERE a.audit_id = last_id;
+    INSERT INTO loyalty.audit_anchor (audit_id, hash, purged_before, records)
+        VALUES (last_id, last_hash, cutoff, records);
+    -- the append-only triggers refuse this to everyone else
+    ALTER TABLE loyalty.audit_log DISABLE TRIGGER audit_log_append_only;
+    DELETE FROM loyalty.audit_log a WHERE a.audit_id <= last_id;
+    ALTER TABLE loyalty.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+END
+$$;
+COMMENT ON FUNCTION loyalty.audit_retention_purge(boolean, interval) IS
+    'Remove audit records older than keep (at least 3 years) and anchor the chain after them';
+
+REVOKE ALL ON FUNCTION loyalty.audit_retention_purge(boolean, interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.audit_retention_purge(boolean, interval) TO loyalty_dba;
+
 REVOKE ALL ON FUNCTION loyalty._audit_hash(bytea, bigint, timestamptz, text, text, text, text, uuid, text, text[], text, jsonb),
     loyalty.audit_verify(), loyalty.audit_member(uuid, timestamptz),
     loyalty.audit_role(text, timestamptz) FROM PUBLIC;

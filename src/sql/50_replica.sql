@@ -248,6 +248,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'store "%" has no replica', store_code USING ERRCODE = 'no_data_found';
     END IF;
+    PERFORM loyalty._audit_change(NULL, 'replica_mode_set', 'operations', pg_catalog.jsonb_build_object('request', req));
     PERFORM loyalty._request_end('replica_mode_set', idempotency_key, req, 'null'::jsonb);
 END
 $$;
@@ -277,6 +278,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'store "%" has no replica', store_code USING ERRCODE = 'no_data_found';
     END IF;
+    PERFORM loyalty._audit_change(NULL, 'replica_offline_cap_set', 'operations', pg_catalog.jsonb_build_object('request', req));
     PERFORM loyalty._request_end('replica_offline_cap_set', idempotency_key, req, 'null'::jsonb);
 END
 $$;
@@ -292,7 +294,7 @@ CREATE FUNCTION loyalty._replica_status(
     OUT outbox_attached boolean, OUT outbox_last_message timestamptz,
     OUT last_event_id text, OUT last_event_at timestamptz,
     OUT events_applied bigint, OUT events_held bigint, OUT conflicts bigint,
-    OUT rejected bigint, OUT redeliveries bigint)
+    OUT rejected bigint, OUT redeliveries bigint, OUT outbox_status text)
     RETURNS SETOF record
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -314,7 +316,12 @@ AS $$
            ss.last_msg_receipt_time,
            e.last_event_id, e.last_event_at,
            coalesce(e.applied, 0), coalesce(e.held, 0), coalesce(e.conflicts, 0),
-           coalesce(e.rejected, 0), coalesce(e.redeliveries, 0)
+           coalesce(e.rejected, 0), coalesce(e.redeliveries, 0),
+           CASE WHEN r.via_hub IS NOT NULL THEN 'via hub'
+                WHEN sub.oid IS NULL THEN 'not attached'
+                WHEN NOT sub.subenabled THEN 'disabled'
+                WHEN ss.pid IS NOT NULL AND ss.last_msg_receipt_time IS NOT NULL THEN 'streaming'
+                ELSE 'disconnected' END
       FROM loyalty.replica_store r
       LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = r.slot_name AND r.via_hub IS NULL
             AND s.database = pg_catalog.current_database()
@@ -636,16 +643,23 @@ CREATE FUNCTION loyalty._store_replica_state(
     OUT store_code text, OUT subscription name, OUT enabled boolean,
     OUT last_message timestamptz, OUT hq_wal_time timestamptz,
     OUT events_pending bigint, OUT oldest_pending timestamptz,
-    OUT events_applied bigint, OUT conflicts bigint, OUT rejected bigint)
+    OUT events_applied bigint, OUT conflicts bigint, OUT rejected bigint,
+    OUT status text, OUT errors bigint)
     RETURNS SETOF record
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT n.store_code, sub.subname, sub.subenabled, ss.last_msg_receipt_time, ss.latest_end_time,
-           e.pending, e.oldest, e.applied, e.conflicts, e.rejected
+           e.pending, e.oldest, e.applied, e.conflicts, e.rejected,
+           CASE WHEN sub.oid IS NULL THEN 'not subscribed'
+                WHEN NOT sub.subenabled THEN 'disabled'
+                WHEN ss.pid IS NOT NULL AND ss.last_msg_receipt_time IS NOT NULL THEN 'streaming'
+                ELSE 'disconnected' END,
+           coalesce(st.apply_error_count + st.sync_error_count, 0)
       FROM loyalty.replica_node n
       LEFT JOIN pg_catalog.pg_subscription sub ON sub.subname = 'loyalty_store_' || n.store_code
       LEFT JOIN pg_catalog.pg_stat_subscription ss ON ss.subid = sub.oid AND ss.relid IS NULL
+      LEFT JOIN pg_catalog.pg_stat_subscription_stats st ON st.subid = sub.oid
       LEFT JOIN LATERAL (
             SELECT pg_catalog.count(*) FILTER (WHERE s.status IN ('pending', 'held')) AS pending,
                    pg_catalog.min(s.recorded_at) FILTER (WHERE s.status IN ('pending', 'held')) AS oldest,
@@ -685,6 +699,7 @@ BEGIN
        AND EXISTS (SELECT 1 FROM loyalty.replica_node n WHERE n.node_role = 'store');
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM pg_catalog.set_config('loyalty.outbox_prune', 'off', true);
+    PERFORM loyalty._audit_change(NULL, 'store_outbox_prune', 'operations', pg_catalog.jsonb_build_object('request', req, 'pruned', n));
     PERFORM loyalty._request_end('store_outbox_prune', idempotency_key, req, pg_catalog.to_jsonb(n));
     RETURN n;
 END

@@ -19,6 +19,23 @@ COMMENT ON TABLE loyalty.replica_identity IS 'The server (system identifier) and
 SELECT pg_catalog.pg_extension_config_dump('loyalty.replica_identity', '');
 GRANT SELECT ON loyalty.replica_identity TO loyalty_dba;
 
+-- HQ: store events whose id HQ had already seen with other content.  A
+-- store restored from an older backup numbers its new operations again
+-- from where the backup left off; such an event is another operation,
+-- not a redelivery: it is kept here (with a WARNING), never applied and
+-- never dropped silently.  Not published.
+CREATE TABLE loyalty.outbox_reused (
+    reuse_id    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    store_code  text NOT NULL,
+    event_id    text NOT NULL,
+    event       jsonb NOT NULL,
+    received_at timestamptz NOT NULL DEFAULT now()
+);
+COMMENT ON TABLE loyalty.outbox_reused IS 'HQ: store events that reused an id HQ had seen with other content (a store restored from an older backup); kept, not applied';
+CREATE INDEX outbox_reused_event_idx ON loyalty.outbox_reused (store_code, event_id);
+SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_reused', '');
+GRANT SELECT ON loyalty.outbox_reused TO loyalty_dba;
+
 CREATE FUNCTION loyalty.replica_adopt() RETURNS text
     LANGUAGE c VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp

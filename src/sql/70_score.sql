@@ -60,9 +60,39 @@ CREATE INDEX segment_run_kind_idx ON loyalty.segment_run (kind, run_id);
 SELECT pg_catalog.pg_extension_config_dump('loyalty.segment_run', '');
 SELECT pg_catalog.pg_extension_config_dump('loyalty.segment_run_run_id_seq', '');
 
--- One row per member and score run.
+-- The measures of a running score run, one row per scored member, written
+-- by the batches (src/segment_score.c) and moved into loyalty.member_score
+-- with their bins by loyalty._score_finish.  Unlogged and without indexes:
+-- a run that does not finish is abandoned, and the next score run clears
+-- the table (one score run at a time).
+CREATE UNLOGGED TABLE loyalty.score_stage (
+    run_id              bigint NOT NULL,
+    member_id           uuid NOT NULL,
+    stays               integer NOT NULL,
+    last_stay           date,
+    recency_days        integer,
+    frequency           integer NOT NULL,
+    nights              integer NOT NULL,
+    monetary            numeric NOT NULL,
+    realised_value      numeric NOT NULL,
+    usual_interval_days numeric,
+    recent_stays        integer NOT NULL,
+    prior_stays         integer NOT NULL,
+    churn_overdue       boolean NOT NULL,
+    frequency_falling   boolean NOT NULL,
+    churn_warning       boolean NOT NULL,
+    potential_frequent  boolean NOT NULL
+);
+COMMENT ON TABLE loyalty.score_stage IS 'Measures of the running score run, before its bins (unlogged, cleared by each run)';
+-- in the dump like every table of the extension (empty between runs)
+SELECT pg_catalog.pg_extension_config_dump('loyalty.score_stage', '');
+
+-- One row per member and score run.  run_id is a loyalty.segment_run, but
+-- without a foreign key: the rows are written in bulk by _score_finish
+-- for its own running run only, and a per-row key check would cost as
+-- much as the rest of the write.
 CREATE TABLE loyalty.member_score (
-    run_id              bigint NOT NULL REFERENCES loyalty.segment_run ON DELETE CASCADE,
+    run_id              bigint NOT NULL,
     member_id           uuid NOT NULL,
     stays               integer NOT NULL,      -- all stays up to as_of
     last_stay           date,                  -- latest check-out (NULL: never stayed)
@@ -186,6 +216,8 @@ BEGIN
             'base_tier', (SELECT t->>'code' FROM jsonb_array_elements(pol->'tiers') t
                            ORDER BY (t->>'rank')::int LIMIT 1));
         n := (SELECT count(*) FROM loyalty.member m WHERE m.status = 'active');
+        -- what an unfinished earlier run left (one score run at a time: the lock is held)
+        TRUNCATE loyalty.score_stage;
     ELSE
         n := (SELECT count(DISTINCT d.code) FROM loyalty.segment_def d);
     END IF;
@@ -215,8 +247,9 @@ BEGIN
 END
 $$;
 
--- loyalty._score_finish(run_id): the bins of a score run over its whole
--- population, in one statement: a member's bin of a measure is 1 +
+-- loyalty._score_finish(run_id): the scores of a run with their bins over
+-- its whole population, moved from loyalty.score_stage into
+-- loyalty.member_score in one statement: a member's bin of a measure is 1 +
 -- floor(bins * (rank - 1) / members), rank ascending with ties sharing the
 -- lowest rank (so members with equal values share a bin, and members
 -- without stays share the lowest); recency ranks the longest ago first.
@@ -232,20 +265,29 @@ DECLARE
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
     SELECT (r.params->>'bins')::int INTO bins FROM loyalty.segment_run r
-     WHERE r.run_id = _score_finish.run_id AND r.kind = 'score';
-    UPDATE loyalty.member_score s
-       SET r = x.r, f = x.f, m = x.m,
-           value_level = CASE WHEN x.r + x.f + x.m >= ceil(0.8 * 3 * bins) THEN 'high'
-                              WHEN x.r + x.f + x.m >= ceil(0.5 * 3 * bins) THEN 'medium'
-                              ELSE 'low' END
-      FROM (SELECT y.member_id,
+     WHERE r.run_id = _score_finish.run_id AND r.kind = 'score' AND r.state = 'running';
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'score run % is not running', run_id
+            USING ERRCODE = 'object_not_in_prerequisite_state';
+    END IF;
+    INSERT INTO loyalty.member_score (run_id, member_id, stays, last_stay, recency_days, frequency,
+        nights, monetary, realised_value, usual_interval_days, recent_stays, prior_stays, r, f, m,
+        value_level, churn_overdue, frequency_falling, churn_warning, potential_frequent)
+    SELECT x.run_id, x.member_id, x.stays, x.last_stay, x.recency_days, x.frequency, x.nights,
+           x.monetary, x.realised_value, x.usual_interval_days, x.recent_stays, x.prior_stays,
+           x.r, x.f, x.m,
+           CASE WHEN x.r + x.f + x.m >= ceil(0.8 * 3 * bins) THEN 'high'
+                WHEN x.r + x.f + x.m >= ceil(0.5 * 3 * bins) THEN 'medium'
+                ELSE 'low' END,
+           x.churn_overdue, x.frequency_falling, x.churn_warning, x.potential_frequent
+      FROM (SELECT y.*,
                    (1 + floor(bins * (rank() OVER (ORDER BY y.recency_days DESC NULLS FIRST) - 1)
                               / count(*) OVER ()))::smallint AS r,
                    (1 + floor(bins * (rank() OVER (ORDER BY y.frequency) - 1) / count(*) OVER ()))::smallint AS f,
                    (1 + floor(bins * (rank() OVER (ORDER BY y.monetary) - 1) / count(*) OVER ()))::smallint AS m
-              FROM loyalty.member_score y WHERE y.run_id = _score_finish.run_id) x
-     WHERE s.run_id = _score_finish.run_id AND s.member_id = x.member_id;
+              FROM loyalty.score_stage y WHERE y.run_id = _score_finish.run_id) x;
     GET DIAGNOSTICS n = ROW_COUNT;
+    TRUNCATE loyalty.score_stage;
     RETURN n;
 END
 $$;
@@ -431,6 +473,7 @@ ALTER VIEW loyalty.segment_run_progress OWNER TO loyalty_view_owner;
 ALTER VIEW loyalty.member_scores OWNER TO loyalty_view_owner;
 ALTER VIEW loyalty.bi_scores OWNER TO loyalty_view_owner;
 GRANT SELECT ON loyalty.segment_run, loyalty.member_score TO loyalty_view_owner;
+REVOKE ALL ON loyalty.score_stage FROM PUBLIC;
 REVOKE ALL ON loyalty.segment_run, loyalty.member_score, loyalty.segment_run_progress,
     loyalty.member_scores, loyalty.bi_scores FROM PUBLIC;
 GRANT SELECT ON loyalty.segment_run_progress TO loyalty_crm, loyalty_marketing, loyalty_dba;

@@ -24,10 +24,14 @@ CREATE TABLE loyalty.segment_def (
 COMMENT ON TABLE loyalty.segment_def IS 'Segment definitions, one row per version of a named segment';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.segment_def', '');
 
--- Membership of every segment in every segment run.
+-- Membership of every segment in every segment run.  run_id is a
+-- loyalty.segment_run and segment_id a loyalty.segment_def, without
+-- foreign keys: the rows are written in bulk by _segment_batch for its own
+-- running run and the definitions it read, and per-row key checks would
+-- double the cost of the write.
 CREATE TABLE loyalty.segment_member (
-    run_id     bigint NOT NULL REFERENCES loyalty.segment_run ON DELETE CASCADE,
-    segment_id uuid NOT NULL REFERENCES loyalty.segment_def,
+    run_id     bigint NOT NULL,
+    segment_id uuid NOT NULL,
     member_id  uuid NOT NULL,
     PRIMARY KEY (run_id, segment_id, member_id)
 );
@@ -55,12 +59,12 @@ BEGIN
         want := CASE
             WHEN k IN ('value_levels', 'tiers', 'tags', 'stayed_at', 'brands', 'home_stores', 'consents') THEN 'array'
             WHEN k IN ('churn_warning', 'potential_frequent', 'birthday_month', 'anniversary_month') THEN 'boolean'
-            WHEN k IN ('r_min', 'f_min', 'm_min') THEN 'number'
+            WHEN k IN ('r_min', 'f_min', 'm_min', 'nights_min', 'new_brand_days') THEN 'number'
             WHEN k = 'preference' THEN 'object'
         END;
         IF want IS NULL THEN
             RAISE EXCEPTION 'unknown segment condition "%"', k USING ERRCODE = 'invalid_parameter_value',
-                HINT = 'Conditions are value_levels, churn_warning, potential_frequent, r_min, f_min, m_min, tiers, tags, preference, stayed_at, brands, home_stores, consents, birthday_month and anniversary_month.';
+                HINT = 'Conditions are value_levels, churn_warning, potential_frequent, r_min, f_min, m_min, nights_min, tiers, tags, preference, stayed_at, brands, new_brand_days, home_stores, consents, birthday_month and anniversary_month.';
         END IF;
         IF t <> want THEN
             RAISE EXCEPTION 'segment condition "%" must be a JSON %', k, want
@@ -71,7 +75,13 @@ BEGIN
             RAISE EXCEPTION 'segment condition "%" must be a non-empty list of strings', k
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
-        IF want = 'number' AND (definition ->> k)::numeric NOT IN (1, 2, 3, 4, 5, 6, 7, 8, 9, 10) THEN
+        IF want = 'number' AND k IN ('nights_min', 'new_brand_days')
+           AND ((definition ->> k)::numeric NOT BETWEEN 1 AND 3650 OR (definition ->> k)::numeric % 1 <> 0) THEN
+            RAISE EXCEPTION 'segment condition "%" must be a whole number from 1 to 3650', k
+                USING ERRCODE = 'invalid_parameter_value';
+        END IF;
+        IF want = 'number' AND k IN ('r_min', 'f_min', 'm_min')
+           AND (definition ->> k)::numeric NOT IN (1, 2, 3, 4, 5, 6, 7, 8, 9, 10) THEN
             RAISE EXCEPTION 'segment condition "%" must be a whole number from 1 to 10', k
                 USING ERRCODE = 'invalid_parameter_value';
         END IF;
@@ -198,6 +208,8 @@ BEGIN
            AND (NOT def ? 'r_min' OR s.r >= (def ->> 'r_min')::int)
            AND (NOT def ? 'f_min' OR s.f >= (def ->> 'f_min')::int)
            AND (NOT def ? 'm_min' OR s.m >= (def ->> 'm_min')::int)
+           -- N nights: nights of the stays in the score run's window
+           AND (NOT def ? 'nights_min' OR s.nights >= (def ->> 'nights_min')::int)
            AND (NOT def ? 'tiers' OR m.tier = ANY (ARRAY(SELECT jsonb_array_elements_text(def -> 'tiers'))))
            AND (NOT def ? 'home_stores' OR m.home_store = ANY (ARRAY(SELECT jsonb_array_elements_text(def -> 'home_stores'))))
            AND (NOT def ? 'tags' OR EXISTS (
@@ -217,6 +229,19 @@ BEGIN
                     SELECT 1 FROM loyalty.stay st JOIN loyalty.store so ON so.store_code = st.store_code
                      WHERE st.member_id = m.member_id AND st.status <> 'cancelled' AND st.check_in <= as_of_date
                        AND so.brand = ANY (ARRAY(SELECT jsonb_array_elements_text(def -> 'brands')))))
+           -- first stay at a new brand: the member's first stay at some
+           -- brand was checked in within the last N days (up to as_of), after
+           -- an earlier stay at another brand
+           AND (NOT def ? 'new_brand_days' OR EXISTS (
+                    SELECT 1
+                      FROM (SELECT min(st.check_in) AS first_in
+                              FROM loyalty.stay st JOIN loyalty.store so ON so.store_code = st.store_code
+                             WHERE st.member_id = m.member_id AND st.status <> 'cancelled'
+                               AND st.check_in <= as_of_date
+                             GROUP BY so.brand) b
+                     WHERE b.first_in > as_of_date - (def ->> 'new_brand_days')::int
+                       AND b.first_in > (SELECT min(st.check_in) FROM loyalty.stay st
+                                          WHERE st.member_id = m.member_id AND st.status <> 'cancelled')))
            AND (NOT def ? 'consents' OR NOT EXISTS (
                     SELECT 1 FROM jsonb_array_elements_text(def -> 'consents') c
                      WHERE NOT loyalty._segment_consent(m.member_id, c)))

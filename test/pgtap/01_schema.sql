@@ -15,6 +15,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'job',
     -- crm (docs/crm.md)
     'crm_request', 'service_case', 'service_interaction', 'member_merge',
+    'member_app_login', 'member_app_request', 'import_member', 'import_stay',
     -- the point ledger (docs/ledger.md)
     'point_balance', 'point_entry', 'point_lot', 'point_draw', 'ledger_request',
     'event_outbox', 'event_consumer',
@@ -27,14 +28,14 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- the audit trail (docs/audit.md)
     'audit_purpose', 'audit_change_staging', 'audit_anchor',
     -- replica guards (issue 14: the node identity)
-    'replica_identity',
+    'replica_identity', 'outbox_reused',
     -- segments: scores, segments, audiences (docs/segments.md)
-    'segment_run', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
+    'segment_run', 'score_stage', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
     'campaign_audience', 'campaign_registration', 'audience_export', 'audience_export_member',
     -- rewards (docs/rewards.md)
     'reward_request', 'store_category', 'reward_season', 'reward', 'reward_store',
     'reward_night_price', 'reward_inventory', 'voucher', 'reward_redemption',
-    'points_sale_rule', 'points_sale_price', 'points_sale']);
+    'points_sale_rule', 'points_sale_price', 'points_sale', 'partner', 'partner_transfer']);
 SELECT col_is_pk('loyalty', 'member', 'member_id', 'member_id is the primary key');
 SELECT col_type_is('loyalty', 'member', 'member_id', 'uuid', 'member ids are UUIDs, not counters');
 SELECT col_not_null('loyalty', 'member_preference', 'store_code', 'every preference names its recording store');

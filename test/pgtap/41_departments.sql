@@ -51,6 +51,9 @@ SELECT loyalty.store_create(gen_random_uuid()::text, 'dpa', 'Dept A', 'bay', 'so
 CREATE TEMP TABLE dm AS
 SELECT (loyalty.member_enroll(gen_random_uuid()::text, 'dpa', '欧阳娜娜', '13812345678', 'nana@example.com', '1990-07-01', 'female', 'CN')).member_id AS m;
 SELECT loyalty.identity_set(m, 'passport', 'E12345678', '6222021234567890') FROM dm;
+-- she agreed to marketing by email and SMS and to profiling (BI)
+SELECT loyalty.consent_record(m, p, true, 'notice-1') FROM dm,
+       unnest(ARRAY['marketing_email', 'marketing_sms', 'profiling']) AS p;
 
 SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
              FROM loyalty.member_frontdesk WHERE member_id = (SELECT m FROM dm)),

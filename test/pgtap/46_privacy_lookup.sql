@@ -2,7 +2,7 @@
 -- details, tried as the hostile logins: the front desk, housekeeping and
 -- F&B of one store, BI, marketing and an HQ DBA.  Each attack must fail.
 BEGIN;
-SELECT plan(43);
+SELECT plan(46);
 
 -- as_role(role, query[, setup]): the query's first column of every row
 -- joined with '|', or 'ERROR <sqlstate>: <message>'.
@@ -71,6 +71,12 @@ SELECT is(pg_temp.as_role('lk_a_desk', 'SELECT count(*) FROM loyalty.member_fron
           '2', 'A lists its own members');
 SELECT is(pg_temp.as_role('lk_b_house', 'SELECT loyalty.housekeeping_profile((SELECT far FROM lk))'),
           'ERROR P0002: member not found', 'housekeeping of B: a profile out of reach is not found');
+SELECT is(pg_temp.as_role('lk_b_fnb', 'SELECT count(*) FROM loyalty.preferences((SELECT far FROM lk))'),
+          'ERROR P0002: member not found', 'F&B of B: preferences of a member out of reach are not found');
+SELECT is(pg_temp.as_role('lk_b_fnb', 'SELECT count(*) FROM loyalty.preferences((SELECT guest FROM lk))'),
+          '0', '... those of the guest with a booking at B are');
+SELECT is(pg_temp.as_role('lk_b_house', $$SELECT loyalty.preference_add((SELECT far FROM lk), 'pillow', 'probe')$$),
+          'ERROR P0002: member not found', 'housekeeping of B cannot record a preference for a member out of reach');
 
 -- 2. lookups: exact card number, or full phone plus surname; audited
 SELECT is(pg_temp.as_role('lk_b_desk', 'SELECT full_name FROM loyalty.frontdesk_lookup((SELECT card_no FROM lk_card))'),

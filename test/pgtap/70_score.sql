@@ -31,18 +31,18 @@
 BEGIN;
 SELECT plan(24);
 
-SELECT loyalty.create_store('sca', 'Score A', 'sbrand', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_staff('sc_crm', NULL, 'crm'), loyalty.create_staff('sc_desk', 'sca', 'frontdesk'),
-       loyalty.create_staff('sc_mkt', NULL, 'marketing');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'sca', 'Score A', 'sbrand', 'r', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'sc_crm', NULL, 'crm'), loyalty.staff_create(gen_random_uuid()::text, 'sc_desk', 'sca', 'frontdesk'),
+       loyalty.staff_create(gen_random_uuid()::text, 'sc_mkt', NULL, 'marketing');
 -- only this test's members are active while it runs
 CREATE TEMP TABLE others AS SELECT member_id FROM loyalty.member WHERE status = 'active';
 UPDATE loyalty.member SET status = 'suspended' WHERE member_id IN (SELECT member_id FROM others);
 CREATE TEMP TABLE p AS
-    SELECT (SELECT member_id FROM loyalty.enroll('sca', 'Score A')) AS a,
-           (SELECT member_id FROM loyalty.enroll('sca', 'Score B')) AS b,
-           (SELECT member_id FROM loyalty.enroll('sca', 'Score C')) AS c,
-           (SELECT member_id FROM loyalty.enroll('sca', 'Score D')) AS d,
-           (SELECT member_id FROM loyalty.enroll('sca', 'Score E')) AS e;
+    SELECT (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'sca', 'Score A')) AS a,
+           (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'sca', 'Score B')) AS b,
+           (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'sca', 'Score C')) AS c,
+           (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'sca', 'Score D')) AS d,
+           (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'sca', 'Score E')) AS e;
 GRANT SELECT ON p TO PUBLIC;
 UPDATE loyalty.member SET tier = 'gold' WHERE member_id = (SELECT e FROM p);
 INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, room_revenue, other_revenue, status)

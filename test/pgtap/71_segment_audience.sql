@@ -13,9 +13,9 @@
 BEGIN;
 SELECT plan(52);
 
-SELECT loyalty.create_store('sga', 'Segment A', 'sgbrand', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_staff('sg_crm', NULL, 'crm'), loyalty.create_staff('sg_mkt', NULL, 'marketing'),
-       loyalty.create_staff('sg_bi', NULL, 'bi'), loyalty.create_staff('sg_desk', 'sga', 'frontdesk');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'sga', 'Segment A', 'sgbrand', 'r', 'Asia/Shanghai');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'sg_crm', NULL, 'crm'), loyalty.staff_create(gen_random_uuid()::text, 'sg_mkt', NULL, 'marketing'),
+       loyalty.staff_create(gen_random_uuid()::text, 'sg_bi', NULL, 'bi'), loyalty.staff_create(gen_random_uuid()::text, 'sg_desk', 'sga', 'frontdesk');
 CREATE TEMP TABLE others AS SELECT member_id FROM loyalty.member WHERE status = 'active';
 UPDATE loyalty.member SET status = 'suspended' WHERE member_id IN (SELECT member_id FROM others);
 
@@ -24,7 +24,7 @@ CREATE TEMP TABLE pop AS
 SELECT ('00000000-0000-4000-8000-0000000071' || lpad(i::text, 2, '0'))::uuid AS id, i, i <= 12 AS lapsing
   FROM generate_series(1, 15) i;
 GRANT SELECT ON pop TO PUBLIC;
-INSERT INTO loyalty.member (member_id, card_no, home_store) SELECT id, loyalty.new_card_number(), 'sga' FROM pop;
+INSERT INTO loyalty.member (member_id, card_no, home_store) SELECT id, loyalty.card_number_new(), 'sga' FROM pop;
 INSERT INTO loyalty.member_profile (member_id, full_name, phone)
 SELECT id, 'Guest ' || i, '1380000' || lpad(i::text, 4, '0') FROM pop;
 INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, room_revenue)
@@ -150,11 +150,11 @@ SET ROLE sg_desk;
 SELECT is((SELECT replayed FROM loyalty.campaign_register('sg-r1', 'sg_winback', (SELECT reg FROM g))), false, 'an audience member registers');
 SELECT is((SELECT replayed FROM loyalty.campaign_register('sg-r1', 'sg_winback', (SELECT reg FROM g))), true, 'registration retried');
 RESET ROLE;
-SELECT is((SELECT bonus_points FROM loyalty.record_stay('sg-s1', 'sga', (SELECT reg FROM g), current_date - 2, current_date - 1, 1, 1000, 0)),
+SELECT is((SELECT bonus_points FROM loyalty.stay_record('sg-s1', 'sga', (SELECT reg FROM g), current_date - 2, current_date - 1, 1, 1000, 0)),
           500::bigint, 'the registered audience member earns the campaign''s 500 points');
-SELECT is((SELECT bonus_points FROM loyalty.record_stay('sg-s2', 'sga', (SELECT unreg FROM g), current_date - 2, current_date - 1, 1, 600, 0)),
+SELECT is((SELECT bonus_points FROM loyalty.stay_record('sg-s2', 'sga', (SELECT unreg FROM g), current_date - 2, current_date - 1, 1, 600, 0)),
           0::bigint, 'an unregistered audience member does not');
-SELECT is((SELECT bonus_points FROM loyalty.record_stay('sg-s3', 'sga', (SELECT ctl FROM g), current_date - 2, current_date - 1, 1, 400, 0)),
+SELECT is((SELECT bonus_points FROM loyalty.stay_record('sg-s3', 'sga', (SELECT ctl FROM g), current_date - 2, current_date - 1, 1, 400, 0)),
           0::bigint, 'a control member does not');
 
 -- export: unmasked phones of consenting audience members, each audited

@@ -7,26 +7,26 @@
 BEGIN;
 SELECT plan(19);
 
-SELECT loyalty.create_store('fna', 'Finance A', 'fbrand_a', 'r', 'Asia/Shanghai');
-SELECT loyalty.create_store('fnb', 'Finance B', 'fbrand_b', 'r', 'Asia/Urumqi');
-SELECT loyalty.create_staff('fn_crm', NULL, 'crm'), loyalty.create_staff('fn_bi', NULL, 'bi'),
-       loyalty.create_staff('fn_desk', 'fna', 'frontdesk'), loyalty.create_staff('fn_mkt', NULL, 'marketing');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'fna', 'Finance A', 'fbrand_a', 'r', 'Asia/Shanghai');
+SELECT loyalty.store_create(gen_random_uuid()::text, 'fnb', 'Finance B', 'fbrand_b', 'r', 'Asia/Urumqi');
+SELECT loyalty.staff_create(gen_random_uuid()::text, 'fn_crm', NULL, 'crm'), loyalty.staff_create(gen_random_uuid()::text, 'fn_bi', NULL, 'bi'),
+       loyalty.staff_create(gen_random_uuid()::text, 'fn_desk', 'fna', 'frontdesk'), loyalty.staff_create(gen_random_uuid()::text, 'fn_mkt', NULL, 'marketing');
 CREATE TEMP TABLE m AS
-    SELECT (SELECT member_id FROM loyalty.enroll('fna', 'Finance One')) AS a,
-           (SELECT member_id FROM loyalty.enroll('fnb', 'Finance Two')) AS b;
+    SELECT (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'fna', 'Finance One')) AS a,
+           (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'fnb', 'Finance Two')) AS b;
 GRANT SELECT ON m TO PUBLIC;
 -- a: 5000 at fna, 3000 at fnb; redeems 2000 at fnb; 1000 moved to b at fnb
-SELECT loyalty.accrue((SELECT a FROM m), 'fna', 5000, 'stay', 'fn-1', occurred_at => '2026-03-10 12:00+08');
-SELECT loyalty.accrue((SELECT a FROM m), 'fnb', 3000, 'stay', 'fn-2', occurred_at => '2026-03-20 12:00+08');
-SELECT loyalty.redeem((SELECT a FROM m), 'fnb', 2000, 'gift', 'fn-3');
-SELECT loyalty.transfer((SELECT a FROM m), (SELECT b FROM m), 'fnb', 1000, 'fn-4');
+SELECT loyalty.points_accrue('fn-1', (SELECT a FROM m), 'fna', 5000, 'stay', occurred_at => '2026-03-10 12:00+08');
+SELECT loyalty.points_accrue('fn-2', (SELECT a FROM m), 'fnb', 3000, 'stay', occurred_at => '2026-03-20 12:00+08');
+SELECT loyalty.points_redeem('fn-3', (SELECT a FROM m), 'fnb', 2000, 'gift');
+SELECT loyalty.points_transfer('fn-4', (SELECT a FROM m), (SELECT b FROM m), 'fnb', 1000);
 -- b: 600 at fna whose lot is due to expire; the expiry of it is history
-SELECT loyalty.accrue((SELECT b FROM m), 'fna', 600, 'adjustment', 'fn-5');
+SELECT loyalty.points_accrue('fn-5', (SELECT b FROM m), 'fna', 600, 'adjustment');
 UPDATE loyalty.point_lot SET expires_at = now() - interval '1 day'
  WHERE member_id = (SELECT b FROM m) AND points = 600;
 UPDATE loyalty.point_balance SET last_activity_at = now() - interval '3 years'
  WHERE member_id = (SELECT b FROM m);
-SELECT loyalty.expire_points('fn-6');
+SELECT loyalty.points_expire('fn-6');
 CREATE TEMP TABLE x AS SELECT sum(balance)::bigint AS total FROM loyalty.point_balance;
 GRANT SELECT ON x TO PUBLIC;
 

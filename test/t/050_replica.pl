@@ -430,6 +430,12 @@ $hq->safe_psql('postgres', qq{
 	VALUES ('$m2', 'smoking', 'non-smoking', 'chain', 'sa')});
 my $e_lost = $store{sb}->safe_psql('postgres',
 	"SELECT loyalty.store_preference_record(gen_random_uuid()::text, '$m2', 'pillow', 'hypoallergenic')");
+# the store's own view while HQ has no slot for it (issue 14.11)
+$store{sb}->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sb ENABLE');
+ok($store{sb}->poll_query_until('postgres', q{SELECT status || '/' || events_pending FROM loyalty.store_replica_state},
+	'disconnected/1'), 'the store shows its subscription disconnected and the event waiting');
+ok($store{sb}->poll_query_until('postgres', q{SELECT errors > 0 FROM loyalty.store_replica_state}),
+	'and counts the refused connections as errors');
 $store{sb}->safe_psql('postgres', 'SELECT loyalty.store_unsubscribe()');
 $hq->safe_psql('postgres', "SELECT loyalty.replica_slot_create('sb')");
 subscribe('sb');

@@ -11,6 +11,7 @@ use Test::More;
 
 my $node = PostgreSQL::Test::Cluster->new('install');
 $node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'loyalty'\n");   # the audit writer pool
 $node->start;
 
 my $db_state = q{SELECT coalesce(datacl::text, 'default') FROM pg_database WHERE datname = current_database()};

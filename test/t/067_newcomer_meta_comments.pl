@@ -38,6 +38,7 @@ is($meta->{'meta-spec'}{version}, '1.0.0', 'meta-spec 1.0.0');
 
 my $node = PostgreSQL::Test::Cluster->new('meta');
 $node->init;
+$node->append_conf('postgresql.conf', "shared_preload_libraries = 'loyalty'\n");   # the audit writer pool
 $node->start;
 $node->safe_psql('postgres', 'CREATE EXTENSION loyalty');
 my $missing = $node->safe_psql('postgres', q{

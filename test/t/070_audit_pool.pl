@@ -107,6 +107,17 @@ is($node->safe_psql('postgres', 'SELECT count(*) FROM loyalty.audit_verify()'), 
 $node->safe_psql('postgres', 'CREATE DATABASE audit_drop');
 $node->safe_psql('audit_drop', q{
     CREATE EXTENSION loyalty;
+    -- three records of four years ago, chained as a writer chains them
+    DO $$
+    DECLARE h bytea; t timestamptz := now() - interval '4 years';
+    BEGIN
+        FOR i IN 1..3 LOOP
+            INSERT INTO loyalty.audit_log (audit_id, at, login, role, action, purpose, prev_hash, hash)
+            VALUES (i, t, 'old', 'old', 'lookup', 'old', h,
+                    loyalty._audit_hash(h, i, t, 'old', 'old', NULL, NULL, NULL, 'lookup', NULL, 'old', NULL))
+            RETURNING hash INTO h;
+        END LOOP;
+    END $$;
     SELECT loyalty.store_create('k1', 'apd', 'Drop', 'bay', 'south', 'Asia/Shanghai');
     SELECT loyalty.staff_create('k2', 'apd_desk', 'apd', 'frontdesk');
     SELECT loyalty.member_enroll('k4', 'apd', '王五', '13833334444');
@@ -115,6 +126,39 @@ $node->safe_psql('audit_drop', q{
 $node->safe_psql('audit_drop',
     q{SELECT count(*) FROM loyalty.frontdesk_lookup('800000000029', 'drop test')},
     extra_params => ['-U', 'apd_desk']);
+
+# retention: the records older than the period go, the chain verifies from
+# its anchor, and the writers go on from it
+is($node->safe_psql('audit_drop', 'SELECT count(*) FROM loyalty.audit_verify()'), '0',
+    'retention: the chain with old records verifies');
+is($node->safe_psql('audit_drop', 'SELECT records, first_id, last_id FROM loyalty.audit_retention_purge(true)'),
+    '3|1|3', 'retention: a dry run counts the three old records');
+is($node->safe_psql('audit_drop', 'SELECT count(*) FROM loyalty.audit_log'),
+    $node->safe_psql('audit_drop', 'SELECT max(audit_id) FROM loyalty.audit_log'), 'retention: a dry run removes nothing');
+my ($rret, $rout, $rerr) = $node->psql('audit_drop', q{SELECT * FROM loyalty.audit_retention_purge(false, '1 year')});
+like($rerr, qr/kept at least three years/, 'retention: less than three years is refused');
+is($node->safe_psql('audit_drop', 'SELECT records FROM loyalty.audit_retention_purge(false)'),
+    '3', 'retention: the purge removes the three old records');
+is($node->safe_psql('audit_drop', q{SELECT audit_id, records FROM loyalty.audit_anchor}),
+    '3|3', 'retention: the chain is anchored at the last record removed');
+is($node->safe_psql('audit_drop', q{SELECT min(audit_id), count(*) FILTER (WHERE login = 'old') FROM loyalty.audit_log}),
+    '4|0', 'retention: only the old records are gone');
+is($node->safe_psql('audit_drop', 'SELECT count(*) FROM loyalty.audit_verify()'), '0',
+    'retention: the chain verifies from its anchor after the purge');
+$node->safe_psql('audit_drop',
+    q{SELECT count(*) FROM loyalty.frontdesk_lookup('800000000029', 'after purge')},
+    extra_params => ['-U', 'apd_desk']);
+is($node->safe_psql('audit_drop', q{SELECT count(*) FROM loyalty.audit_log WHERE purpose = 'after purge'}), '1',
+    'retention: the writers go on after a purge');
+is($node->safe_psql('audit_drop', 'SELECT count(*) FROM loyalty.audit_verify()'), '0',
+    'retention: and the chain still verifies');
+$node->safe_psql('audit_drop', q{SELECT loyalty.staff_create('k5', 'apd_dba', NULL, 'dba')});
+($rret, $rout, $rerr) = $node->psql('audit_drop', q{SELECT * FROM loyalty.audit_retention_purge(true)},
+    extra_params => ['-U', 'apd_desk']);
+like($rerr, qr/permission denied|42501|not allowed|department/i, 'retention: a front desk login cannot purge');
+is($node->safe_psql('audit_drop', q{SELECT records FROM loyalty.audit_retention_purge(true)},
+    extra_params => ['-U', 'apd_dba']), '0', 'retention: a DBA login can, nothing is due');
+
 $node->safe_psql('postgres', 'DROP DATABASE audit_drop');
 pass('a database with running writers can be dropped');
 

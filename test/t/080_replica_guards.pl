@@ -139,6 +139,25 @@ $hq->wait_for_catchup('loyalty_store_sa');
 is($store{sa}->safe_psql('postgres', q{SELECT count(*) FROM loyalty.member_profile WHERE full_name = 'After hq2'}), '1',
 	'store A still receives HQ\'s changes');
 
+# --- 14.11: the status views say disconnected, and what waits -------------
+my $hq_view = q{SELECT slot_status || '/' || outbox_attached || '/' || outbox_status FROM loyalty.replica_status WHERE store_code = 'sb'};
+$hq->poll_query_until('postgres', $hq_view, 'streaming/true/streaming')
+	or diag('HQ view of sb: ' . $hq->safe_psql('postgres', $hq_view));
+is($hq->safe_psql('postgres', $hq_view), 'streaming/true/streaming', 'HQ: store B streams both ways');
+$store{sb}->stop;
+ok($hq->poll_query_until('postgres', $hq_view, 'disconnected/true/disconnected'),
+	'HQ: store B\'s server down shows as disconnected (slot and outbox), the outbox still attached');
+$store{sb}->start;
+ok($hq->poll_query_until('postgres', $hq_view, 'streaming/true/streaming'), 'HQ: store B back: streaming');
+my $st_view = q{SELECT status || '/' || events_pending FROM loyalty.store_replica_state};
+ok($store{sa}->poll_query_until('postgres', $st_view, 'streaming/0'), 'store A: streaming, nothing waiting');
+$hq->stop;
+$store{sa}->safe_psql('postgres', q{SELECT loyalty.store_points_accrue('offline-1', member_id, 50, 'stay', 'room 1') FROM loyalty.member LIMIT 1});
+ok($store{sa}->poll_query_until('postgres', $st_view, 'disconnected/1'),
+	'store A with HQ down: disconnected, one event waiting');
+$hq->start;
+ok($store{sa}->poll_query_until('postgres', $st_view, 'streaming/0'), 'store A: HQ back, streaming, the event decided');
+
 # --- 14.5: DROP EXTENSION and what replication made -------------------------
 ($ret, $out, $err) = $hq->psql('postgres', 'DROP EXTENSION loyalty CASCADE');
 like($err, qr/ERROR:  cannot drop extension loyalty while store replicas are attached/,

@@ -46,6 +46,7 @@ BEGIN
         VALUES (risk_code, name, ARRAY(SELECT DISTINCT f FROM unnest(freezes) f ORDER BY f))
         ON CONFLICT ON CONSTRAINT risk_type_pkey
         DO UPDATE SET name = EXCLUDED.name, freezes = EXCLUDED.freezes;
+    PERFORM loyalty._audit_change(NULL, 'risk_type_set', 'security', pg_catalog.jsonb_build_object('risk_code', risk_code, 'freezes', freezes));
     PERFORM loyalty._request_end('risk_type_set', idempotency_key, req, pg_catalog.to_jsonb(risk_code));
     RETURN risk_code;
 END
@@ -127,6 +128,7 @@ BEGIN
         VALUES (tag, member_id, 'raised', actor.store_code, actor.login, actor.role, actor.department, payload);
     -- the event goes to every store: no note in it
     PERFORM loyalty._event_emit('risk_tag_raised', member_id, actor.store_code, payload);
+    PERFORM loyalty._audit_change(member_id, 'risk_tag_raise', 'security', pg_catalog.jsonb_build_object('tag_id', tag, 'risk_code', risk_code, 'store_code', store_code));
     PERFORM loyalty._request_end('risk_tag_raise', idempotency_key, req, pg_catalog.to_jsonb(tag));
     RETURN tag;
 END
@@ -203,6 +205,7 @@ BEGIN
         VALUES (t.tag_id, t.member_id, 'resolved', actor.store_code, actor.login, actor.role, actor.department,
                 payload || jsonb_build_object('note', note));
     PERFORM loyalty._event_emit('risk_tag_resolved', t.member_id, actor.store_code, payload);
+    PERFORM loyalty._audit_change(t.member_id, 'risk_tag_resolve', 'security', pg_catalog.jsonb_build_object('tag_id', tag_id, 'resolution', resolution));
     PERFORM loyalty._request_end('risk_tag_resolve', idempotency_key, req, 'null'::jsonb);
 END
 $$;

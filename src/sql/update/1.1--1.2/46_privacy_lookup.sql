@@ -25,7 +25,8 @@ GRANT EXECUTE ON FUNCTION loyalty._member_in_reach(uuid, text)
 -- the new lookup concept, written once
 \ir 46_privacy_lookup.sql
 
--- store views: only members in reach
+-- store views: only members in reach; marketing: only members who consented
+-- to a channel, contact fields per channel (41_privacy_consent)
 CREATE OR REPLACE FUNCTION loyalty.views_regenerate() RETURNS integer
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -36,10 +37,21 @@ DECLARE
     n integer := 0;
     fields constant text[] := ARRAY['card_no', 'full_name', 'gender', 'birth_date',
         'nationality', 'phone', 'email', 'address', 'id_number', 'bank_card'];
+    -- the member's consent in effect for a purpose (latest decision)
+    consented constant text := 'coalesce((SELECT k.granted FROM loyalty.member_consent k '
+        'WHERE k.member_id = m.member_id AND k.purpose = %L '
+        'ORDER BY k.recorded_at DESC, k.consent_id LIMIT 1), false)';
 BEGIN
     FOREACH dept IN ARRAY ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager',
                                 'crm', 'marketing', 'dba'] LOOP
-        SELECT string_agg(pg_catalog.format('%s AS %I',
+        -- marketing sees a contact field only where the member consented
+        -- to that channel (issue 12.5)
+        SELECT string_agg(pg_catalog.format(
+                   CASE WHEN dept = 'marketing' AND f.field IN ('phone', 'email')
+                        THEN 'CASE WHEN ' || pg_catalog.format(consented,
+                                 CASE f.field WHEN 'phone' THEN 'marketing_sms' ELSE 'marketing_email' END)
+                             || ' THEN %s END AS %I'
+                        ELSE '%s AS %I' END,
                    loyalty._field_expr(f.field, coalesce(c.treatment, 'hide')), f.field),
                    ', ' ORDER BY f.ord)
           INTO cols
@@ -59,6 +71,10 @@ BEGIN
                 ' WHERE (loyalty._member_in_reach(m.member_id, m.home_store) OR EXISTS ('
                 'SELECT 1 FROM loyalty.stay s WHERE s.member_id = m.member_id '
                 'AND s.store_code = loyalty.caller_store()))'
+            -- marketing: only members who consented to a marketing channel
+            WHEN dept = 'marketing' THEN
+                ' WHERE (' || pg_catalog.format(consented, 'marketing_email')
+                || ' OR ' || pg_catalog.format(consented, 'marketing_sms') || ')'
             ELSE '' END);
         EXECUTE pg_catalog.format('ALTER VIEW loyalty.%I OWNER TO loyalty_view_owner',
                                   'member_' || dept);
@@ -315,9 +331,78 @@ BEGIN
         END LOOP;
         INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender, nationality)
             VALUES (member_id, full_name, phone, email, birth_date, gender, nationality);
+        PERFORM loyalty._audit_change(member_id, 'member_enroll', 'account', pg_catalog.jsonb_build_object('card_no', card_no, 'home_store', home_store));
     END IF;
     PERFORM loyalty._request_end('member_enroll', idempotency_key, req, pg_catalog.jsonb_build_object('member_id', member_id, 'card_no', card_no));
 END
 $$;
 COMMENT ON FUNCTION loyalty.member_enroll(text, text, text, text, text, date, text, text, text) IS
     'Enrol a member at a store; returns the new member id and card number';
+
+-- preferences: only for members in reach
+CREATE OR REPLACE FUNCTION loyalty.preferences(member_id uuid)
+    RETURNS SETOF loyalty.member_preferences
+    LANGUAGE plpgsql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm']);
+    -- a store: only members in reach (enrolled, stayed or booked there, or
+    -- found by this transaction's lookup; issue 12.1)
+    IF NOT loyalty._member_reachable(preferences.member_id) THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    RETURN QUERY SELECT p.* FROM loyalty.member_preferences p
+                  WHERE p.member_id = preferences.member_id
+                  ORDER BY p.category, p.recorded_at;
+END
+$$;
+COMMENT ON FUNCTION loyalty.preferences(uuid) IS
+    'Current preferences of a member: chain-wide ones and the caller''s store''s own';
+
+CREATE OR REPLACE FUNCTION loyalty.preference_add(member_id uuid, category text, value text,
+    scope text DEFAULT 'chain', store_code text DEFAULT NULL)
+    RETURNS uuid
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    store text := coalesce(store_code, loyalty.caller_store());
+    id uuid;
+BEGIN
+    PERFORM loyalty._check_access(store, ARRAY['frontdesk', 'housekeeping', 'fnb', 'store_manager', 'crm']);
+    IF store IS NULL THEN
+        RAISE EXCEPTION 'store_code is required for HQ callers' USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF member_id IS NULL OR category IS NULL OR value IS NULL OR scope IS NULL THEN
+        RAISE EXCEPTION 'member_id, category, value and scope must not be null'
+            USING ERRCODE = 'null_value_not_allowed';
+    END IF;
+    IF scope NOT IN ('chain', 'store') THEN
+        RAISE EXCEPTION 'invalid preference scope "%"', scope
+            USING ERRCODE = 'invalid_parameter_value', HINT = 'Use "chain" or "store".';
+    END IF;
+    IF category NOT IN ('pillow', 'allergy', 'floor', 'lighting', 'bed', 'crib',
+                        'smoking', 'room', 'dining', 'other') THEN
+        RAISE EXCEPTION 'invalid preference category "%"', category
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Categories are pillow, allergy, floor, lighting, bed, crib, smoking, room, dining and other.';
+    END IF;
+    IF btrim(value) = '' OR length(value) > 200 THEN
+        RAISE EXCEPTION 'preference value must be 1 to 200 characters' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    IF NOT loyalty._member_reachable(preference_add.member_id) THEN
+        PERFORM loyalty._member_not_found();
+    END IF;
+    IF NOT EXISTS (SELECT 1 FROM loyalty.store s WHERE s.store_code = store) THEN
+        RAISE EXCEPTION 'store "%" does not exist', store USING ERRCODE = 'no_data_found';
+    END IF;
+    INSERT INTO loyalty.member_preference (member_id, category, value, scope, store_code)
+        VALUES (preference_add.member_id, category, value, scope, store)
+        RETURNING preference_id INTO id;
+    PERFORM loyalty._audit(member_id, 'preference_add', ARRAY['preferences'], category);
+    RETURN id;
+END
+$$;
+COMMENT ON FUNCTION loyalty.preference_add(uuid, text, text, text, text) IS
+    'Record a guest preference, chain-wide or store-only, at the caller''s store; audited';

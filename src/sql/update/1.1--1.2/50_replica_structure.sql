@@ -74,6 +74,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'store "%" has no replica', store_code USING ERRCODE = 'no_data_found';
     END IF;
+    PERFORM loyalty._audit_change(NULL, 'replica_mode_set', 'operations', pg_catalog.jsonb_build_object('request', req));
     PERFORM loyalty._request_end('replica_mode_set', idempotency_key, req, 'null'::jsonb);
 END
 $$;
@@ -103,6 +104,7 @@ BEGIN
     IF NOT FOUND THEN
         RAISE EXCEPTION 'store "%" has no replica', store_code USING ERRCODE = 'no_data_found';
     END IF;
+    PERFORM loyalty._audit_change(NULL, 'replica_offline_cap_set', 'operations', pg_catalog.jsonb_build_object('request', req));
     PERFORM loyalty._request_end('replica_offline_cap_set', idempotency_key, req, 'null'::jsonb);
 END
 $$;
@@ -342,6 +344,7 @@ BEGIN
        AND EXISTS (SELECT 1 FROM loyalty.replica_node n WHERE n.node_role = 'store');
     GET DIAGNOSTICS n = ROW_COUNT;
     PERFORM pg_catalog.set_config('loyalty.outbox_prune', 'off', true);
+    PERFORM loyalty._audit_change(NULL, 'store_outbox_prune', 'operations', pg_catalog.jsonb_build_object('request', req, 'pruned', n));
     PERFORM loyalty._request_end('store_outbox_prune', idempotency_key, req, pg_catalog.to_jsonb(n));
     RETURN n;
 END
