@@ -48,6 +48,23 @@ typedef struct EarnResult
 } EarnResult;
 
 /* earning.c */
+/*
+ * What loyalty.stay_record(), loyalty.stay_checkout() and
+ * loyalty.charge_record() return (src/earning_stay.c); a store replica
+ * answers with provisional figures of the same shape (src/replica_offline.c).
+ */
+typedef struct StayResult
+{
+	pg_uuid_t	id;
+	bool		replayed;
+	int32		nights;
+	int64		base_points;
+	int64		bonus_points;
+	bool		pending;
+	char		tier[LOYALTY_CODE_LEN];
+	bool		tier_changed;
+} StayResult;
+
 extern int64 earning_amount_minor(Datum numeric, int scale, const char *what);
 extern void earning_compute(const EarnInput *in, EarnResult *out);
 extern void earning_milestones(const LoyaltyPolicy *p, int64 nights_before,

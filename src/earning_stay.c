@@ -33,6 +33,7 @@
 #include "audit.h"
 #include "earning.h"
 #include "earning_line.h"
+#include "replica.h"
 #include "roles_caller.h"
 #include "tier.h"
 #include "args.h"
@@ -44,19 +45,6 @@ PG_FUNCTION_INFO_V1(loyalty_record_charge);
 
 #define MAX_STAY_NIGHTS 366
 #define MAX_MONTHS		16
-
-/* what every call returns */
-typedef struct StayResult
-{
-	pg_uuid_t	id;
-	bool		replayed;
-	int32		nights;
-	int64		base_points;
-	int64		bonus_points;
-	bool		pending;
-	char		tier[LOYALTY_CODE_LEN];
-	bool		tier_changed;
-} StayResult;
 
 /* counter changes of one month */
 typedef struct MonthDelta
@@ -569,6 +557,33 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 	lock_member(&member_id, occurred_at, &m);
 	memset(&res, 0, sizeof(res));
 
+	/*
+	 * At a store replica: provisional figures by the replicated policy and
+	 * tier, and a 'stay' event HQ applies through this function
+	 * (src/replica_offline.c).
+	 */
+	if (replica_offline_here())
+	{
+		earned = palloc0(sizeof(EarnResult));
+		in.policy = p;
+		in.member = &m;
+		in.store = store;
+		in.brand = brand;
+		in.eligible_minor = room_minor + other_minor;
+		in.occurred_at = occurred_at;
+		earning_compute(&in, earned);
+		res.nights = checked_out ? co - ci : 0;
+		res.base_points = earning_base_points(earned);
+		res.bonus_points = earning_bonus_points(earned);
+		strlcpy(res.tier, m.tier, sizeof(res.tier));
+		replica_offline_stay(key, &member_id, store, ci, co, rooms,
+							 PG_ARGISNULL(6) ? DirectFunctionCall1(int8_numeric, Int64GetDatum(0)) : PG_GETARG_DATUM(6),
+							 PG_ARGISNULL(7) ? DirectFunctionCall1(int8_numeric, Int64GetDatum(0)) : PG_GETARG_DATUM(7),
+							 checked_out, occurred_at, &res);
+		lspi_finish();
+		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+	}
+
 	/* a retried call returns the first call's result */
 	{
 		Oid			types[1] = {TEXTOID};
@@ -705,6 +720,14 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 	TupleDesc	desc;
 
 	lspi_connect(LSPI_READ_WRITE);
+	/* at a store replica: a 'checkout' event (src/replica_offline.c) */
+	if (replica_offline_here())
+	{
+		memset(&res, 0, sizeof(res));
+		replica_offline_checkout(key, occurred_at, &res);
+		lspi_finish();
+		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+	}
 	values[0] = CStringGetTextDatum(key);
 	if (lspi_run(lspi_plan(&checkout_plan,
 								 "SELECT stay_id, member_id, store_code, check_in, check_out, status, "
@@ -839,6 +862,25 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	store_brand(store, brand, sizeof(brand));
 	lock_member(&member_id, occurred_at, &m);
 	memset(&res, 0, sizeof(res));
+
+	/* at a store replica: provisional figures and a 'charge' event */
+	if (replica_offline_here())
+	{
+		earned = palloc0(sizeof(EarnResult));
+		in.policy = p;
+		in.member = &m;
+		in.store = store;
+		in.brand = brand;
+		in.eligible_minor = amount;
+		in.occurred_at = occurred_at;
+		earning_compute(&in, earned);
+		res.base_points = earning_base_points(earned);
+		res.bonus_points = earning_bonus_points(earned);
+		strlcpy(res.tier, m.tier, sizeof(res.tier));
+		replica_offline_charge(key, &member_id, store, PG_GETARG_DATUM(3), occurred_at, &res);
+		lspi_finish();
+		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
+	}
 
 	values[0] = CStringGetTextDatum(key);
 	values[1] = UUIDPGetDatum(&member_id);

@@ -21,6 +21,9 @@
 #include "postgres.h"
 
 #include "nodes/pg_list.h"
+#include "utils/date.h"
+#include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #define REPLICA_STORE_PREFIX	"loyalty_store_"
 #define REPLICA_HUB_PREFIX		"loyalty_hub_"
@@ -64,6 +67,22 @@ extern char *replica_local_system_id(void);
 extern void replica_check_remote_not_self(const char *conninfo);
 extern ReplicaIdentityState replica_identity_state(void);
 extern void replica_identity_claim(bool adopt);
+
+/* replica_offline.c: stays, check-outs and charges at a store replica */
+struct StayResult;
+extern bool replica_offline_here(void);
+extern void replica_offline_stay(const char *key, const pg_uuid_t *member,
+								 const char *store, DateADT ci, DateADT co,
+								 int32 rooms, Datum room_revenue,
+								 Datum other_revenue, bool checked_out,
+								 TimestampTz occurred_at,
+								 struct StayResult *res);
+extern void replica_offline_charge(const char *key, const pg_uuid_t *member,
+								   const char *store, Datum amount,
+								   TimestampTz occurred_at,
+								   struct StayResult *res);
+extern void replica_offline_checkout(const char *key, TimestampTz occurred_at,
+									 struct StayResult *res);
 
 /* replica_apply.c */
 extern const char *replica_node_role(char *store_code, int64 *incarnation);

@@ -68,6 +68,8 @@ typedef struct OutboxEvent
 	char	   *kind;
 	Datum		member_id;
 	Datum		payload;		/* jsonb */
+	Datum		personal;		/* jsonb: an enrolment's profile fields, or NULL */
+	bool		personal_null;
 	Datum		recorded_at;
 	Datum		recorded_by;
 	bool		member_null;
@@ -81,6 +83,7 @@ typedef struct Verdict
 	char	   *detail;
 	bool		has_balance;
 	int64		balance;		/* the member's balance after a ledger event */
+	char	   *result;			/* HQ's answer to a stay, checkout or charge (jsonb text) */
 } Verdict;
 
 /*
@@ -317,6 +320,119 @@ apply_redemption(const OutboxEvent *ev, Verdict *v)
 }
 
 /*
+ * The answer of loyalty.stay_record(), stay_checkout() and charge_record()
+ * as the verdict's result: the shape of a store's provisional answer
+ * (src/replica_offline.c), with "replayed" telling a stay HQ already had.
+ */
+#define STAY_ANSWER_SQL(id) \
+	"SELECT pg_catalog.jsonb_build_object('id', r." id ", 'replayed', r.replayed, " \
+	"  'nights', r.nights_credited, 'base_points', r.base_points, 'bonus_points', r.bonus_points, " \
+	"  'pending', r.points_pending, 'tier', r.tier, 'tier_changed', r.tier_changed)::text "
+
+/*
+ * apply_stay
+ *		A stay, check-out or charge recorded at the store, through the SQL
+ *		function HQ's own callers use (the C of src/earning_stay.c): the
+ *		same checks, counters, stay merging, earning (base, elite, campaigns,
+ *		milestones), instant upgrade and tier events, as of the time the
+ *		store recorded it (clamped to HQ's clock).  The PMS's idempotency
+ *		key is the function's, so a stay HQ recorded itself (or an event
+ *		seen before) is replayed, never counted twice.  A check-out must be
+ *		of a stay of the sending store.
+ */
+static void
+apply_stay(const OutboxEvent *ev, Verdict *v)
+{
+	Oid			types[3] = {JSONBOID, TEXTOID, UUIDOID};
+	Datum		values[3];
+	int64		ret;
+
+	require_member(ev->member_id);
+	values[0] = ev->payload;
+	values[1] = CStringGetTextDatum(ev->store_code);
+	values[2] = ev->member_id;
+	if (json_text(ev->payload, "key") == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("%s event has no idempotency key", ev->kind)));
+	if (strcmp(ev->kind, "stay") == 0)
+		ret = lspi_exec(STAY_ANSWER_SQL("stay_id")
+						"  FROM loyalty.stay_record($1 ->> 'key', $2, $3, ($1 ->> 'check_in')::date, "
+						"       ($1 ->> 'check_out')::date, ($1 ->> 'rooms')::integer, "
+						"       ($1 ->> 'room_revenue')::numeric, ($1 ->> 'other_revenue')::numeric, "
+						"       ($1 ->> 'checked_out')::boolean, "
+						"       LEAST(($1 ->> 'occurred_at')::timestamptz, pg_catalog.now())) r",
+						3, types, values, NULL, false, 0, SPI_OK_SELECT);
+	else if (strcmp(ev->kind, "charge") == 0)
+		ret = lspi_exec(STAY_ANSWER_SQL("charge_id")
+						"  FROM loyalty.charge_record($1 ->> 'key', $2, $3, ($1 ->> 'amount')::numeric, "
+						"       LEAST(($1 ->> 'occurred_at')::timestamptz, pg_catalog.now())) r",
+						3, types, values, NULL, false, 0, SPI_OK_SELECT);
+	else
+	{
+		lspi_exec("SELECT s.store_code = $2 AND s.member_id = $3 FROM loyalty.stay s "
+				  " WHERE s.idempotency_key = $1 ->> 'key'",
+				  3, types, values, NULL, false, 0, SPI_OK_SELECT);
+		if (SPI_processed > 0 && strcmp(lspi_text(0, 1), "t") != 0)
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("stay \"%s\" is not a stay of this member at store \"%s\"",
+							json_text(ev->payload, "key"), ev->store_code)));
+		ret = lspi_exec(STAY_ANSWER_SQL("stay_id")
+						"  FROM loyalty.stay_checkout($1 ->> 'key', "
+						"       LEAST(($1 ->> 'occurred_at')::timestamptz, pg_catalog.now())) r",
+						3, types, values, NULL, false, 0, SPI_OK_SELECT);
+	}
+	if (ret > 0)
+		v->result = lspi_text(0, 1);
+}
+
+/*
+ * apply_enrol
+ *		A member enrolled at the store, through loyalty.member_enroll() as
+ *		an HQ call (the same checks and rows; the event id is its
+ *		idempotency key), then given the card number the store issued from
+ *		its own block (src/sql/52_replica_offline.sql).  A number outside
+ *		the sending store's block, or one already taken, is a conflict.
+ *		The verdict's result holds HQ's member id and the card.
+ */
+static void
+apply_enrol(const OutboxEvent *ev, Verdict *v)
+{
+	Oid			types[4] = {JSONBOID, TEXTOID, TEXTOID, JSONBOID};
+	Datum		values[4];
+	char	   *card = json_text(ev->payload, "card_no");
+
+	if (ev->personal_null)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("enrolment event has no profile fields")));
+	values[0] = ev->payload;
+	values[1] = CStringGetTextDatum(ev->store_code);
+	values[2] = CStringGetTextDatum(ev->event_id);
+	values[3] = ev->personal;
+	lspi_exec("SELECT 1 FROM loyalty.replica_store r WHERE r.store_code = $2 "
+			  "   AND $1 ->> 'card_no' LIKE '9' || pg_catalog.lpad(r.card_block::text, 3, '0') || '________'",
+			  3, types, values, NULL, false, 0, SPI_OK_SELECT);
+	if (card == NULL || SPI_processed == 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+				 errmsg("card number \"%s\" is not of store \"%s\"'s block",
+						card ? card : "", ev->store_code)));
+	lspi_exec("SELECT e.member_id::text FROM loyalty.member_enroll('replica:' || $3, $2, "
+			  "       $4 ->> 'full_name', $4 ->> 'phone', $4 ->> 'email', ($4 ->> 'birth_date')::date, "
+			  "       $4 ->> 'gender', $4 ->> 'nationality', $1 ->> 'time_zone') e",
+			  4, types, values, NULL, false, 0, SPI_OK_SELECT);
+	values[2] = CStringGetTextDatum(lspi_text(0, 1));
+	lspi_exec("UPDATE loyalty.member m SET card_no = $1 ->> 'card_no' "
+			  " WHERE m.member_id = $3::uuid "
+			  "RETURNING pg_catalog.jsonb_build_object('member_id', m.member_id, 'card_no', m.card_no)::text",
+			  3, types, values, NULL, false, 0, SPI_OK_UPDATE_RETURNING);
+	if (SPI_processed > 0)
+		v->result = lspi_text(0, 1);
+}
+
+/*
  * apply_event
  *		Apply one event, or raise an error (caught by the caller).  Returns
  *		false if no applier for the kind is installed (the event is held).
@@ -340,6 +456,11 @@ apply_event(const OutboxEvent *ev, Verdict *v)
 		apply_redemption(ev, v);
 	else if (strcmp(ev->kind, "benefit_use") == 0)
 		apply_benefit_use(ev);
+	else if (strcmp(ev->kind, "enrol") == 0)
+		apply_enrol(ev, v);
+	else if (strcmp(ev->kind, "stay") == 0 || strcmp(ev->kind, "checkout") == 0 ||
+			 strcmp(ev->kind, "charge") == 0)
+		apply_stay(ev, v);
 	else
 	{
 		AtEOXact_GUC(true, save_nestlevel);
@@ -388,6 +509,7 @@ apply_guarded(const OutboxEvent *ev, Verdict *v)
 		CurrentResourceOwner = oldowner;
 		v->status = "conflict";
 		v->has_balance = false;
+		v->result = NULL;
 		v->sqlstate = pstrdup(unpack_sql_state(edata->sqlerrcode));
 		v->detail = pstrdup(edata->message);
 		FreeErrorData(edata);
@@ -404,9 +526,9 @@ static void
 record_verdict(const char *store_code, const char *event_id, const Verdict *v,
 			   bool redelivery)
 {
-	Oid			types[6] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID};
-	Datum		values[6];
-	char		nulls[6] = "      ";
+	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
+	Datum		values[7];
+	char		nulls[7] = "       ";
 
 	values[0] = CStringGetTextDatum(store_code);
 	values[1] = CStringGetTextDatum(event_id);
@@ -431,13 +553,18 @@ record_verdict(const char *store_code, const char *event_id, const Verdict *v,
 		values[5] = Int64GetDatum(v->balance);
 	else
 		nulls[5] = 'n';
+	if (v->result)
+		values[6] = CStringGetTextDatum(v->result);
+	else
+		nulls[6] = 'n';
 	lspi_exec("INSERT INTO loyalty.outbox_result AS r (store_code, event_id, status, sqlstate, detail, result) "
 					 "VALUES ($1, $2, $3, $4, $5, "
-					 "CASE WHEN $6 IS NOT NULL THEN pg_catalog.jsonb_build_object('balance', $6) END) "
+					 "CASE WHEN $7 IS NOT NULL THEN $7::jsonb "
+					 "WHEN $6 IS NOT NULL THEN pg_catalog.jsonb_build_object('balance', $6) END) "
 					 "ON CONFLICT (store_code, event_id) DO UPDATE SET status = excluded.status, "
 					 "sqlstate = excluded.sqlstate, detail = excluded.detail, result = excluded.result, "
 					 "decided_at = pg_catalog.now()",
-					 6, types, values, nulls, false, 0, SPI_OK_INSERT);
+					 7, types, values, nulls, false, 0, SPI_OK_INSERT);
 }
 
 /*
@@ -463,7 +590,8 @@ static char *
 read_event(HeapTuple tup, TupleDesc desc, OutboxEvent *ev)
 {
 	static const char *const kinds[] = {
-		"accrual", "redemption", "benefit_use", "preference", "risk_tag"
+		"accrual", "redemption", "benefit_use", "preference", "risk_tag",
+		"stay", "checkout", "charge", "enrol"
 	};
 	bool		isnull;
 	Datum		d;
@@ -484,6 +612,11 @@ read_event(HeapTuple tup, TupleDesc desc, OutboxEvent *ev)
 	ev->kind = isnull ? NULL : TextDatumGetCString(d);
 	ev->member_id = column(tup, desc, "member_id", &ev->member_null);
 	ev->payload = column(tup, desc, "payload", &ev->payload_null);
+	/* absent from an older store's outbox */
+	if (SPI_fnumber(desc, "personal") > 0)
+		ev->personal = column(tup, desc, "personal", &ev->personal_null);
+	else
+		ev->personal_null = true;
 	ev->recorded_at = column(tup, desc, "recorded_at", &isnull);
 	if (isnull)
 		ev->recorded_at = TimestampTzGetDatum(GetCurrentTransactionStartTimestamp());

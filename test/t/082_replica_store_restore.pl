@@ -104,10 +104,9 @@ is($hq->safe_psql('postgres', q{SELECT string_agg(event_id || ':' || (event -> '
 	FROM loyalty.outbox_reused WHERE store_code = 'sa'}), "$n2:222,$n3:222",
 	'the two operations under reused ids are kept in outbox_reused, with their content');
 is(balances(), '300,400,500,0,0,222', 'HQ applied the operation under a new id; nothing under a reused id');
-# the copy's rows are decided in the order the store sends them: wait for event 1 too
-$hq->poll_query_until('postgres', "SELECT redeliveries >= 1 FROM loyalty.outbox_result WHERE event_id = '$e1'")
-  or diag('outbox_result: ' . $hq->safe_psql('postgres', 'SELECT string_agg(event_id || \' \' || status || \' \' || redeliveries, \', \') FROM loyalty.outbox_result'));
-cmp_ok($hq->safe_psql('postgres', "SELECT redeliveries FROM loyalty.outbox_result WHERE event_id = '$e1'"), '>=', 1,
+# the new stream may have applied the store's later events before the
+# re-attached subscription's initial copy brings event 1 again: wait for it
+ok($hq->poll_query_until('postgres', "SELECT redeliveries >= 1 FROM loyalty.outbox_result WHERE event_id = '$e1'"),
 	'event 1 came again: a redelivery');
 is($hq->safe_psql('postgres', "SELECT string_agg(redeliveries::text, ',' ORDER BY event_id) FROM loyalty.outbox_result WHERE event_id IN ('$e2', '$e3')"),
 	'0,0', 'the reused ids were not counted as redeliveries');

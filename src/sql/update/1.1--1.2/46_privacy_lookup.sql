@@ -310,21 +310,29 @@ BEGIN
                   HINT = 'Use a time zone name such as "Asia/Shanghai".';
     END IF;
 
-    FOR attempt IN 1..5 LOOP
-        BEGIN
-            INSERT INTO loyalty.member (card_no, home_store, time_zone)
-                VALUES (loyalty.card_number_new(), home_store, time_zone)
-                RETURNING member.member_id, member.card_no INTO member_id, card_no;
-            EXIT;
-        EXCEPTION WHEN unique_violation THEN
-            IF attempt = 5 THEN
-                RAISE;
-            END IF;
-        END;
-    END LOOP;
-    INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender, nationality)
-        VALUES (member_id, full_name, phone, email, birth_date, gender, nationality);
-    PERFORM loyalty._audit_change(member_id, 'member_enroll', 'account', pg_catalog.jsonb_build_object('card_no', card_no, 'home_store', home_store));
+    IF EXISTS (SELECT 1 FROM loyalty.replica_node) THEN
+        -- a store replica: a card of the store's block and an 'enrol' event
+        -- HQ applies with this function (src/sql/52_replica_offline.sql)
+        SELECT e.member_id, e.card_no INTO member_id, card_no
+          FROM loyalty._store_member_enroll(idempotency_key, home_store, full_name, phone, email,
+                                            birth_date, gender, nationality, time_zone) e;
+    ELSE
+        FOR attempt IN 1..5 LOOP
+            BEGIN
+                INSERT INTO loyalty.member (card_no, home_store, time_zone)
+                    VALUES (loyalty.card_number_new(), home_store, time_zone)
+                    RETURNING member.member_id, member.card_no INTO member_id, card_no;
+                EXIT;
+            EXCEPTION WHEN unique_violation THEN
+                IF attempt = 5 THEN
+                    RAISE;
+                END IF;
+            END;
+        END LOOP;
+        INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender, nationality)
+            VALUES (member_id, full_name, phone, email, birth_date, gender, nationality);
+        PERFORM loyalty._audit_change(member_id, 'member_enroll', 'account', pg_catalog.jsonb_build_object('card_no', card_no, 'home_store', home_store));
+    END IF;
     PERFORM loyalty._request_end('member_enroll', idempotency_key, req, pg_catalog.jsonb_build_object('member_id', member_id, 'card_no', card_no));
 END
 $$;
