@@ -513,7 +513,8 @@ BEGIN
                   HINT = 'To find a guest by phone, use loyalty.frontdesk_lookup_phone(phone, surname).';
     END IF;
     PERFORM loyalty._lookup_budget_spend(purpose);
-    SELECT array_agg(m.member_id) INTO ids
+    -- a merged duplicate's card finds the survivor (loyalty.card_resolve)
+    SELECT array_agg(DISTINCT coalesce(m.merged_into, m.member_id)) INTO ids
       FROM loyalty.member m WHERE m.card_no = key AND m.status <> 'erased';
     PERFORM loyalty._lookup_finish(ids, '{card_no}', purpose);
     RETURN QUERY SELECT v.* FROM loyalty.member_frontdesk v WHERE v.member_id = ANY (ids)

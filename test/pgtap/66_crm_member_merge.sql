@@ -3,7 +3,7 @@
 -- tags move; the duplicate is closed and its card resolves to the
 -- survivor), idempotency, bad input and the rights of every department.
 BEGIN;
-SELECT plan(42);
+SELECT plan(43);
 
 CREATE FUNCTION pg_temp.as_role(r text, q text) RETURNS text
     LANGUAGE plpgsql AS $$
@@ -111,6 +111,8 @@ SELECT is((SELECT row(status, merged_into = (SELECT s FROM mp))::text FROM loyal
           '(closed,t)', 'the duplicate is closed and points to the survivor');
 SELECT is(pg_temp.as_role('mg_a_desk', $$SELECT loyalty.card_resolve((SELECT d_card FROM before))::text$$), (SELECT s::text FROM mp),
           'the duplicate''s card resolves to the survivor');
+SELECT is(pg_temp.as_role('mg_a_desk', $$SELECT string_agg(member_id::text, ',') FROM loyalty.frontdesk_lookup((SELECT d_card FROM before))$$),
+          (SELECT s::text FROM mp), 'the front desk''s lookup of the duplicate''s card finds the survivor');
 SELECT is((SELECT email FROM loyalty.member_profile WHERE member_id = (SELECT s FROM mp)), 'lilei@example.com', 'a missing email is filled in');
 SELECT is((SELECT count(*)::int FROM loyalty.event_outbox WHERE kind = 'member_merged'), 2, 'a member_merged event for each');
 SELECT ok((SELECT count(*) FROM (SELECT member_id, action, purpose, at, fields::text AS fields FROM loyalty.audit_log UNION ALL SELECT member_id, action, purpose, at, detail::text FROM loyalty.audit_change_staging) a WHERE action = 'member_merge') = 2, 'audited for both members');
