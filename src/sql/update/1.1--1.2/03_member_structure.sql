@@ -44,34 +44,45 @@ BEGIN
     ELSIF length(full_name) > 100 THEN
         RAISE EXCEPTION 'full_name is longer than 100 characters' USING ERRCODE = 'string_data_right_truncation';
     ELSIF phone IS NOT NULL AND phone !~ '^\+?[0-9]{5,20}$' THEN
-        RAISE EXCEPTION 'invalid phone number "%"', phone
+        -- never echo a rejected personal value: errors reach logs (issue 12.2)
+        RAISE EXCEPTION 'invalid phone number'
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = 'A phone number is 5 to 20 digits with an optional leading +.';
     ELSIF email IS NOT NULL AND (length(email) > 254 OR email !~ '^[^@[:space:]]+@[^@[:space:]]+\.[^@[:space:]]+$') THEN
-        RAISE EXCEPTION 'invalid email address "%"', email USING ERRCODE = 'invalid_parameter_value';
+        RAISE EXCEPTION 'invalid email address' USING ERRCODE = 'invalid_parameter_value',
+              DETAIL = 'An email address is local@domain.tld, at most 254 characters.';
     ELSIF birth_date IS NOT NULL AND (birth_date < DATE '1900-01-01' OR birth_date > current_date) THEN
-        RAISE EXCEPTION 'birth date % is out of range', birth_date USING ERRCODE = 'datetime_field_overflow';
+        RAISE EXCEPTION 'birth date is out of range' USING ERRCODE = 'datetime_field_overflow',
+              DETAIL = 'A birth date is between 1900-01-01 and today.';
     ELSIF time_zone IS NOT NULL AND NOT loyalty._valid_time_zone(time_zone) THEN
         RAISE EXCEPTION 'invalid time zone "%"', time_zone
             USING ERRCODE = 'invalid_parameter_value',
                   HINT = 'Use a time zone name such as "Asia/Shanghai".';
     END IF;
 
-    FOR attempt IN 1..5 LOOP
-        BEGIN
-            INSERT INTO loyalty.member (card_no, home_store, time_zone)
-                VALUES (loyalty.card_number_new(), home_store, time_zone)
-                RETURNING member.member_id, member.card_no INTO member_id, card_no;
-            EXIT;
-        EXCEPTION WHEN unique_violation THEN
-            IF attempt = 5 THEN
-                RAISE;
-            END IF;
-        END;
-    END LOOP;
-    INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender, nationality)
-        VALUES (member_id, full_name, phone, email, birth_date, gender, nationality);
-    PERFORM loyalty._audit_change(member_id, 'member_enroll', 'account', pg_catalog.jsonb_build_object('card_no', card_no, 'home_store', home_store));
+    IF EXISTS (SELECT 1 FROM loyalty.replica_node) THEN
+        -- a store replica: a card of the store's block and an 'enrol' event
+        -- HQ applies with this function (src/sql/52_replica_offline.sql)
+        SELECT e.member_id, e.card_no INTO member_id, card_no
+          FROM loyalty._store_member_enroll(idempotency_key, home_store, full_name, phone, email,
+                                            birth_date, gender, nationality, time_zone) e;
+    ELSE
+        FOR attempt IN 1..5 LOOP
+            BEGIN
+                INSERT INTO loyalty.member (card_no, home_store, time_zone)
+                    VALUES (loyalty.card_number_new(), home_store, time_zone)
+                    RETURNING member.member_id, member.card_no INTO member_id, card_no;
+                EXIT;
+            EXCEPTION WHEN unique_violation THEN
+                IF attempt = 5 THEN
+                    RAISE;
+                END IF;
+            END;
+        END LOOP;
+        INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender, nationality)
+            VALUES (member_id, full_name, phone, email, birth_date, gender, nationality);
+        PERFORM loyalty._audit_change(member_id, 'member_enroll', 'account', pg_catalog.jsonb_build_object('card_no', card_no, 'home_store', home_store));
+    END IF;
     PERFORM loyalty._request_end('member_enroll', idempotency_key, req, pg_catalog.jsonb_build_object('member_id', member_id, 'card_no', card_no));
 END
 $$;
