@@ -10,6 +10,7 @@
 #ifndef LOYALTY_AUDIT_H
 #define LOYALTY_AUDIT_H
 
+#include "access/xlogdefs.h"
 #include "datatype/timestamp.h"
 #include "utils/jsonb.h"
 #include "utils/uuid.h"
@@ -18,6 +19,7 @@
 #define AUDIT_ACTION_MAX	32		/* characters, ^[a-z][a-z_]{0,31}$ */
 #define AUDIT_PURPOSE_MAX	200		/* characters */
 #define AUDIT_FIELDS_MAX	1000	/* bytes of the text[] literal */
+#define AUDIT_HASH_LEN		32		/* SHA-256 */
 
 /* one read record as queued in shared memory (text fields NUL-terminated) */
 typedef struct AuditRead
@@ -54,9 +56,13 @@ extern void loyalty_audit_init(void);
 extern bool loyalty_audit_pool_available(void);
 extern void loyalty_audit_enqueue_and_wait(const AuditRead *rec);
 extern void loyalty_audit_changes_committed(void);
+extern bool loyalty_audit_chain_acquire(Oid relid, int64 *last_id, uint8 *hash, int *hashlen);
+extern void loyalty_audit_chain_release(Oid relid, int64 last_id, const uint8 *hash, int hashlen);
 
 /* src/audit_chain.c: extending the chain (writers only) */
-extern void loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep);
+extern XLogRecPtr loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep,
+									  bool flush);
+extern void loyalty_audit_flush(XLogRecPtr lsn);
 extern bool loyalty_audit_schema_12(void);
 
 /* src/audit_session.c: the session's own writer (not preloaded) */

@@ -21,6 +21,7 @@
 #include "postgres.h"
 
 #include "access/xact.h"
+#include "access/xlog.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
 #include "common/cryptohash.h"
@@ -30,7 +31,9 @@
 #include "mb/pg_wchar.h"
 #include "miscadmin.h"
 #include "pgstat.h"
+#include "replication/syncrep.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/fmgroids.h"
 #include "utils/jsonb.h"
 #include "utils/lsyscache.h"
@@ -320,14 +323,26 @@ insert_chained(const ChainRec *r, int64 audit_id, const uint8 *prev, int prevlen
 
 /*
  * loyalty_audit_chain
- *		In a transaction of its own: lock the log against the other
- *		writers, read the chain's head (or the anchor left by a retention
- *		purge), take the committed staged changes (if sweep), append them
- *		and then the reads, and commit once.  Errors propagate (a writer
- *		then exits and its reads are refused).
+ *		In a transaction of its own: become the one process extending the
+ *		chain, take its head (kept in shared memory; read from the table, or
+ *		the anchor left by a retention purge, after a start or a failure),
+ *		take the committed staged changes (if sweep), append them and then
+ *		the reads, commit once (group commit), give the chain to the next
+ *		writer and return once the commit is durable.  Errors propagate (a
+ *		writer then exits and its reads are refused).
+ *
+ * The commit itself does not wait for the disk: the chain is handed on as
+ * soon as the commit record is written, and the pool's writer goes on with
+ * the next batch while the readers of this one wait for the flush
+ * themselves (loyalty_audit_flush: XLogFlush, then the wait for the
+ * synchronous standbys that synchronous_commit asks for).  A crash can
+ * only lose a suffix of the WAL, so a lost batch never leaves a later one
+ * chained to it; and no read is answered before its record is flushed.
+ * Without the pool (library not preloaded) there is no shared head: the
+ * table lock serialises the session writers and each commit is synchronous.
  */
-void
-loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep)
+XLogRecPtr
+loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep, bool flush)
 {
 	ChainRec   *recs;
 	int			nrecs = 0;
@@ -337,21 +352,38 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep)
 	uint8		prev[PG_SHA256_DIGEST_LENGTH];
 	int			prevlen = 0;
 	bool		v12;
+	bool		pooled = loyalty_audit_pool_available();
+	bool		known = false;
+	Oid			relid = InvalidOid;
+	Oid			nsp;
+	int			save_sync;
+
+	/* the writers' records are durable whatever the server's default */
+	if (synchronous_commit < SYNCHRONOUS_COMMIT_ON)
+		SetConfigOption("synchronous_commit", "on", PGC_SUSET, PGC_S_OVERRIDE);
 
 	SetCurrentStatementStartTimestamp();
 	StartTransactionCommand();
+	pgstat_report_activity(STATE_RUNNING, "loyalty audit append");
+	nsp = get_namespace_oid("loyalty", true);
+	if (OidIsValid(nsp))
+		relid = get_relname_relid("audit_log", nsp);
+	/* before the snapshot: the previous owner's commit must be visible */
+	if (pooled)
+		known = loyalty_audit_chain_acquire(relid, &last_id, prev, &prevlen);
+
 	lspi_connect(LSPI_READ_WRITE);
 	/* a database still at 1.0/1.1: no staging, anchor or detail */
 	v12 = loyalty_audit_schema_12();
 	if (!v12)
 		sweep = false;
 	PushActiveSnapshot(GetTransactionSnapshot());
-	pgstat_report_activity(STATE_RUNNING, "loyalty audit append");
 
-	/* one writer at a time extends the chain; readers are not blocked */
-	lspi_exec("LOCK TABLE loyalty.audit_log IN SHARE ROW EXCLUSIVE MODE",
-			  0, NULL, NULL, NULL, false, 0, SPI_OK_UTILITY);
-	if (!read_head(lspi_exec("SELECT audit_id, hash FROM loyalty.audit_log "
+	if (!pooled)
+		lspi_exec("LOCK TABLE loyalty.audit_log IN SHARE ROW EXCLUSIVE MODE",
+				  0, NULL, NULL, NULL, false, 0, SPI_OK_UTILITY);
+	if (!known &&
+		!read_head(lspi_exec("SELECT audit_id, hash FROM loyalty.audit_log "
 							 "ORDER BY audit_id DESC LIMIT 1",
 							 0, NULL, NULL, NULL, false, 1, SPI_OK_SELECT),
 				   &last_id, prev, &prevlen) && v12)
@@ -390,6 +422,47 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep)
 
 	lspi_finish();
 	PopActiveSnapshot();
-	CommitTransactionCommand();
+	if (!pooled)
+	{
+		CommitTransactionCommand();
+		pgstat_report_activity(STATE_IDLE, NULL);
+		return InvalidXLogRecPtr;
+	}
+
+	/* commit without waiting for the disk, hand the chain on, then wait */
+	save_sync = synchronous_commit;
+	synchronous_commit = SYNCHRONOUS_COMMIT_OFF;
+	PG_TRY();
+	{
+		CommitTransactionCommand();
+	}
+	PG_FINALLY();
+	{
+		synchronous_commit = save_sync;
+	}
+	PG_END_TRY();
+	loyalty_audit_chain_release(relid, last_id, prev, prevlen);
 	pgstat_report_activity(STATE_IDLE, NULL);
+	if (nrecs == 0)
+		return InvalidXLogRecPtr;
+	if (flush)
+		loyalty_audit_flush(XactLastCommitEnd);
+	return XactLastCommitEnd;
+}
+
+/*
+ * loyalty_audit_flush
+ *		Wait until the WAL up to lsn is durable: flushed here, and received
+ *		by the synchronous standbys if synchronous_commit asks for them.
+ *		Many processes waiting for nearby positions share one flush (the
+ *		server's own group commit: whoever gets the WAL write lock flushes
+ *		everything inserted so far).
+ */
+void
+loyalty_audit_flush(XLogRecPtr lsn)
+{
+	if (XLogRecPtrIsInvalid(lsn))
+		return;
+	XLogFlush(lsn);
+	SyncRepWaitForLSN(lsn, true);
 }

@@ -89,6 +89,7 @@ typedef struct AuditSlot
 	pid_t		owner;			/* the waiting backend */
 	bool		abandoned;		/* its backend stopped waiting */
 	int			writer;			/* writer slot that took it */
+	XLogRecPtr	commit_lsn;		/* DONE: its commit ends here in the WAL */
 	ConditionVariable cv;
 	AuditRead	rec;
 } AuditSlot;
@@ -113,6 +114,19 @@ typedef struct AuditDb
 	bool		dropping;		/* DROP DATABASE in progress */
 	bool		changes_pending;	/* staged changes committed */
 	AuditWriterSlot writers[AUDIT_MAX_WRITERS];
+
+	/*
+	 * The chain's head: one process at a time extends the chain of a
+	 * database (chain_owner), from the head kept here (chain_valid) or, at
+	 * the first batch after a start or a failure, read from the table.
+	 */
+	pid_t		chain_owner;	/* 0: nobody is extending the chain */
+	bool		chain_valid;	/* the fields below are the head */
+	Oid			chain_relid;	/* of loyalty.audit_log, as cached */
+	int64		chain_last_id;
+	int			chain_hashlen;
+	uint8		chain_hash[AUDIT_HASH_LEN];
+	ConditionVariable chain_cv; /* chain_owner became 0 */
 } AuditDb;
 
 typedef struct AuditShared
@@ -291,6 +305,8 @@ find_db(Oid dboid, bool create)
 			for (w = 0; w < AUDIT_MAX_WRITERS; w++)
 				if (audit_shared->dbs[d].writers[w].state != WRITER_FREE)
 					empty = false;
+			if (audit_shared->dbs[d].chain_owner != 0)
+				empty = false;
 			if (empty)
 				unused = d;
 		}
@@ -299,6 +315,7 @@ find_db(Oid dboid, bool create)
 		return -1;
 	memset(&audit_shared->dbs[unused], 0, sizeof(AuditDb));
 	audit_shared->dbs[unused].dboid = dboid;
+	ConditionVariableInit(&audit_shared->dbs[unused].chain_cv);
 	return unused;
 }
 
@@ -541,6 +558,7 @@ loyalty_audit_enqueue_and_wait(const AuditRead *rec)
 	{
 		AuditSlotState st;
 		bool		orphan = false;
+		XLogRecPtr	lsn = InvalidXLogRecPtr;
 
 		LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
 		st = s->state;
@@ -553,6 +571,7 @@ loyalty_audit_enqueue_and_wait(const AuditRead *rec)
 		}
 		else if (st == REC_DONE || st == REC_FAILED)
 		{
+			lsn = s->commit_lsn;
 			s->state = REC_FREE;
 			s->owner = 0;
 			ConditionVariableBroadcast(&audit_shared->space_cv);
@@ -566,7 +585,11 @@ loyalty_audit_enqueue_and_wait(const AuditRead *rec)
 			ConditionVariableCancelSleep();
 			pending_slot = -1;
 			if (st == REC_DONE)
+			{
+				/* committed: served once durable (with the others' flush) */
+				loyalty_audit_flush(lsn);
 				return;
+			}
 			ereport(ERROR,
 					(errcode(ERRCODE_SYSTEM_ERROR),
 					 errmsg("could not write the audit record"),
@@ -596,6 +619,120 @@ loyalty_audit_changes_committed(void)
 	{
 		audit_shared->dbs[d].changes_pending = true;
 		wake_writers(&audit_shared->dbs[d]);
+	}
+	LWLockRelease(audit_shared->lock);
+}
+
+/* ---------------------------------------------------------------------
+ * The chain's head
+ * ---------------------------------------------------------------------
+ */
+
+static bool chain_exit_cb_registered = false;
+
+/*
+ * chain_exit_cb
+ *		A process that exits while extending the chain (its transaction
+ *		failed) gives the chain up; the head it held is forgotten, so that
+ *		the next writer reads it from the table.
+ */
+static void
+chain_exit_cb(int code, Datum arg)
+{
+	int			d;
+
+	if (audit_shared == NULL)
+		return;
+	LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+	for (d = 0; d < AUDIT_MAX_DBS; d++)
+	{
+		AuditDb    *db = &audit_shared->dbs[d];
+
+		if (db->chain_owner == MyProcPid)
+		{
+			db->chain_owner = 0;
+			db->chain_valid = false;
+			ConditionVariableBroadcast(&db->chain_cv);
+		}
+	}
+	LWLockRelease(audit_shared->lock);
+}
+
+/*
+ * loyalty_audit_chain_acquire
+ *		Become the one process extending this database's chain, waiting
+ *		while another one does (it holds the chain only until its
+ *		transaction has committed, not until it is durable).  Returns true
+ *		with the head in *last_id, hash and *hashlen if it is known for this
+ *		log (relid), false if the caller must read it from the table.
+ */
+bool
+loyalty_audit_chain_acquire(Oid relid, int64 *last_id, uint8 *hash, int *hashlen)
+{
+	AuditDb    *db;
+	int			d;
+	bool		known;
+
+	if (!chain_exit_cb_registered)
+	{
+		before_shmem_exit(chain_exit_cb, (Datum) 0);
+		chain_exit_cb_registered = true;
+	}
+	for (;;)
+	{
+		LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+		d = find_db(MyDatabaseId, true);
+		if (d < 0)
+		{
+			LWLockRelease(audit_shared->lock);
+			ereport(ERROR,
+					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+					 errmsg("could not write the audit record"),
+					 errdetail("The audit writers serve at most %d databases at a time.",
+							   AUDIT_MAX_DBS)));
+		}
+		db = &audit_shared->dbs[d];
+		if (db->chain_owner == 0)
+			break;
+		LWLockRelease(audit_shared->lock);
+		ConditionVariableSleep(&db->chain_cv, PG_WAIT_EXTENSION);
+	}
+	ConditionVariableCancelSleep();
+	db->chain_owner = MyProcPid;
+	known = db->chain_valid && db->chain_relid == relid;
+	if (known)
+	{
+		*last_id = db->chain_last_id;
+		*hashlen = db->chain_hashlen;
+		memcpy(hash, db->chain_hash, db->chain_hashlen);
+	}
+	LWLockRelease(audit_shared->lock);
+	return known;
+}
+
+/*
+ * loyalty_audit_chain_release
+ *		Give the chain up after the transaction that extended it committed,
+ *		leaving its new head for the next one.
+ */
+void
+loyalty_audit_chain_release(Oid relid, int64 last_id, const uint8 *hash, int hashlen)
+{
+	int			d;
+
+	LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+	d = find_db(MyDatabaseId, false);
+	if (d >= 0 && audit_shared->dbs[d].chain_owner == MyProcPid)
+	{
+		AuditDb    *db = &audit_shared->dbs[d];
+
+		db->chain_valid = OidIsValid(relid);
+		db->chain_relid = relid;
+		db->chain_last_id = last_id;
+		db->chain_hashlen = hashlen;
+		memcpy(db->chain_hash, hash, hashlen);
+		db->chain_owner = 0;
+		ConditionVariableBroadcast(&db->chain_cv);
 	}
 	LWLockRelease(audit_shared->lock);
 }
@@ -684,6 +821,7 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		TimestampTz now;
 		int			me_id = my_db * AUDIT_MAX_WRITERS + my_writer;
 		MemoryContext old;
+		XLogRecPtr	commit_lsn;
 
 		ResetLatch(MyLatch);
 		CHECK_FOR_INTERRUPTS();
@@ -739,14 +877,19 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 			continue;
 		}
 
+		elog(DEBUG1, "loyalty audit writer %d: %d records in one transaction%s",
+			 my_writer + 1, n, sweep ? " (with staged changes)" : "");
 		old = MemoryContextSwitchTo(loop_cxt);
-		loyalty_audit_chain(batch, n, sweep);
+		commit_lsn = loyalty_audit_chain(batch, n, sweep, false);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_cxt);
 		if (sweep)
 			last_sweep = now;
 
-		/* durable: release every waiting backend of the batch */
+		/*
+		 * committed: release every waiting backend of the batch, which waits
+		 * for the flush itself while this writer goes on
+		 */
 		LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
 		for (i = 0; i < n; i++)
 		{
@@ -754,15 +897,21 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 
 			if (s->abandoned)
 			{
+				/* nobody is served: the WAL writer flushes it soon */
 				s->state = REC_FREE;
 				s->owner = 0;
 			}
 			else
+			{
+				s->commit_lsn = commit_lsn;
 				s->state = REC_DONE;
+			}
 			ConditionVariableBroadcast(&s->cv);
 		}
 		if (n > 0)
 			ConditionVariableBroadcast(&audit_shared->space_cv);
 		LWLockRelease(audit_shared->lock);
+		/* the writers' WAL and commits in pg_stat_wal, pg_stat_database */
+		pgstat_report_stat(false);
 	}
 }
