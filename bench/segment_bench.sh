@@ -161,7 +161,7 @@ b AS (
          (1 + floor(5 * (rank() OVER (ORDER BY freq) - 1) / count(*) OVER ()))::smallint AS f,
          (1 + floor(5 * (rank() OVER (ORDER BY mon) - 1) / count(*) OVER ()))::smallint AS m
     FROM sc)
-SELECT 0, member_id, stays, last_stay, rec, freq, nights, mon, real,
+SELECT '00000000-0000-0000-0000-000000000000'::uuid, member_id, stays, last_stay, rec, freq, nights, mon, real,
        round(span::numeric / nullif(stays - 1, 0), 2), recent, prior, r, f, m,
        CASE WHEN r + f + m >= 12 THEN 'high' WHEN r + f + m >= 8 THEN 'medium' ELSE 'low' END,
        overdue, recent < prior, overdue OR recent < prior, base AND pot >= 2
@@ -173,7 +173,7 @@ cat >"$work/segment.sql" <<'EOF2'
 CREATE TEMP VIEW scored AS
 SELECT s.*, m.home_store, m.tier
   FROM loyalty.member_score s JOIN loyalty.member m ON m.member_id = s.member_id
- WHERE s.run_id = :score_run AND m.status = 'active'
+ WHERE s.run_id = :'score_run' AND m.status = 'active'
    AND coalesce((SELECT c.granted FROM loyalty.member_consent c
                   WHERE c.member_id = m.member_id AND c.purpose = 'profiling'
                   ORDER BY c.recorded_at DESC, c.consent_id DESC LIMIT 1), true);
@@ -198,8 +198,8 @@ med() { printf '%s\n' "$@" | sort -n | awk '{ v[NR] = $1 } END { if (NR % 2) pri
 reset() {
     q <<'SQL'
 TRUNCATE loyalty.segment_member, loyalty.member_score, sql_score, sql_segment_member;
-DELETE FROM loyalty.segment_run;
-VACUUM ANALYZE loyalty.segment_run, loyalty.member_score, loyalty.segment_member, sql_score, sql_segment_member;
+DELETE FROM loyalty.job WHERE kind IN ('score', 'segment');
+VACUUM ANALYZE loyalty.job, loyalty.member_score, loyalty.segment_member, sql_score, sql_segment_member;
 CHECKPOINT;
 SQL
 }
@@ -207,10 +207,10 @@ c_score="" s_score="" c_seg="" s_seg="" r_score="" r_seg=""
 for _ in $(seq 1 "$rounds"); do
     reset
     c=$(seconds -c "CALL loyalty.score_refresh(now(), $batch)")
-    as_of=$(q -At -c "SELECT as_of FROM loyalty.segment_run WHERE kind = 'score' ORDER BY run_id DESC LIMIT 1")
-    score_run=$(q -At -c "SELECT run_id FROM loyalty.segment_run WHERE kind = 'score' ORDER BY run_id DESC LIMIT 1")
+    as_of=$(q -At -c "SELECT params->>'as_of' FROM loyalty.job WHERE kind = 'score' ORDER BY started_at DESC LIMIT 1")
+    score_run=$(q -At -c "SELECT job_id FROM loyalty.job WHERE kind = 'score' ORDER BY started_at DESC LIMIT 1")
     progress=$(q -At -c "SELECT done || '/' || total || ' members, ' || percent || '%, ' || rate || ' per second'
-                           FROM loyalty.segment_run_progress WHERE run_id = $score_run")
+                           FROM loyalty.segment_run_progress WHERE run_id = '$score_run'")
     q -c 'CHECKPOINT'
     s=$(seconds -v as_of="$as_of" -f "$work/score.sql")
     cg=$(seconds -c "CALL loyalty.segment_refresh('$as_of')")
@@ -225,7 +225,7 @@ SELECT count(*) FROM (
   (SELECT member_id, stays, last_stay, recency_days, frequency, nights, monetary, realised_value,
           usual_interval_days, recent_stays, prior_stays, r, f, m, value_level, churn_overdue,
           frequency_falling, churn_warning, potential_frequent
-     FROM loyalty.member_score WHERE run_id = :score_run
+     FROM loyalty.member_score WHERE run_id = :'score_run'
    EXCEPT ALL
    SELECT member_id, stays, last_stay, recency_days, frequency, nights, monetary, realised_value,
           usual_interval_days, recent_stays, prior_stays, r, f, m, value_level, churn_overdue,
@@ -238,7 +238,7 @@ SELECT count(*) FROM (
    SELECT member_id, stays, last_stay, recency_days, frequency, nights, monetary, realised_value,
           usual_interval_days, recent_stays, prior_stays, r, f, m, value_level, churn_overdue,
           frequency_falling, churn_warning, potential_frequent
-     FROM loyalty.member_score WHERE run_id = :score_run)) x;
+     FROM loyalty.member_score WHERE run_id = :'score_run')) x;
 SQL
 )
 seg_diff=$(q -At <<'SQL'
@@ -250,7 +250,7 @@ SELECT count(*) FROM (
    EXCEPT SELECT d.code, sm.member_id FROM loyalty.segment_member sm JOIN loyalty.segment_def d USING (segment_id))) x;
 SQL
 )
-scored=$(q -At -c "SELECT count(*) FROM loyalty.member_score WHERE run_id = $score_run")
+scored=$(q -At -c "SELECT count(*) FROM loyalty.member_score WHERE run_id = '$score_run'")
 sizes=$(q -At -c "SELECT string_agg(d.code || '=' || n, ' ' ORDER BY d.code) FROM (SELECT segment_id, count(*) n FROM loyalty.segment_member GROUP BY 1) x JOIN loyalty.segment_def d USING (segment_id)")
 # shellcheck disable=SC2086
 {

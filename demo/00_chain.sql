@@ -4,6 +4,16 @@
 \set QUIET on
 SELECT setseed(0.42) \gset
 
+-- the database's key (ID numbers, bank cards, pseudonyms): the key file that
+-- loyalty.key_file names, outside the data directory (docs/privacy.md)
+DO $$
+BEGIN
+    IF NOT EXISTS (SELECT FROM loyalty.key_fingerprint) THEN
+        PERFORM loyalty.key_create();
+    END IF;
+END
+$$;
+
 SELECT loyalty.store_create(gen_random_uuid()::text, 'szx', 'Shenzhen Bay Hotel', 'bay', 'south', 'Asia/Shanghai'),
        loyalty.store_create(gen_random_uuid()::text, 'sha', 'Shanghai Bund Hotel', 'bay', 'east', 'Asia/Shanghai'),
        loyalty.store_create(gen_random_uuid()::text, 'urc', 'Urumqi Tianshan Hotel', 'tianshan', 'west', 'Asia/Urumqi')

@@ -1,6 +1,9 @@
 -- Sensitive identity data at rest: encrypted, blind index, last four,
 -- verification instead of decryption.
 \set VERBOSITY terse
+-- this database's key: the key file loyalty.key_file names (made once per
+-- server by the first database, taken by the others: docs/privacy.md)
+SELECT loyalty.key_create() IN ('created', 'adopted') AS key_made;
 SELECT loyalty.store_create(gen_random_uuid()::text, 'ida', 'ID A', 'bay', 'south', 'Asia/Shanghai');
 SELECT loyalty.staff_create(gen_random_uuid()::text, 'id_a_desk', 'ida', 'frontdesk'),
        loyalty.staff_create(gen_random_uuid()::text, 'id_a_house', 'ida', 'housekeeping');
@@ -46,7 +49,10 @@ SELECT loyalty._identity_open(:'m', 'id_number', id_number_cipher) AS opened
   FROM loyalty.member_identity WHERE member_id = :'m';
 SELECT loyalty._identity_open(:'m2', 'id_number', id_number_cipher)
   FROM loyalty.member_identity WHERE member_id = :'m';
--- the key is in no setting (the loyalty.* settings hold budgets, no key)
+-- the key is in no setting (the loyalty.* settings hold budgets and the key
+-- file's place, no key material)
 SELECT count(*) AS settings_naming_keys FROM pg_settings
- WHERE (name LIKE '%loyalty%' AND name LIKE '%key%') OR setting LIKE '%loyalty_keys%';
+ WHERE (name LIKE '%loyalty%' AND name LIKE '%key%'
+        AND name NOT IN ('loyalty.key_file', 'loyalty.key_file_in_datadir'))
+    OR setting LIKE '%loyalty_keys%';
 SELECT action, fields FROM loyalty.audit_member(:'m') ORDER BY 1, 2;

@@ -36,6 +36,7 @@ _PG_init(void)
 	loyalty_risk_cache_init();
 	loyalty_privacy_settings_init();
 	loyalty_privacy_guard_init();
+	loyalty_privacy_key_init();
 	loyalty_audit_init();
 	loyalty_audit_xact_init();
 }

@@ -16,4 +16,10 @@ extern int	loyalty_verify_failures;
 extern void loyalty_privacy_settings_init(void);
 extern void loyalty_privacy_guard_init(void);
 
+/* the key material: loyalty.key_file, verified (privacy_key.c) */
+#define LOYALTY_KEY_MATERIAL	64
+extern void loyalty_privacy_key_init(void);
+extern uint32 loyalty_key_generation(void);
+extern void loyalty_key_load(unsigned char *material);
+
 #endif							/* LOYALTY_PRIVACY_H */

@@ -9,20 +9,19 @@
  * Lookup and uniqueness use a keyed blind index, HMAC-SHA256 of the
  * normalised value; BI pseudonyms are HMACs of the member id.
  *
- * The key material lives in the file loyalty_keys in the data directory:
- * 64 random bytes (32 for encryption, 32 for HMACs), created on first use
- * with mode 0600, readable only by the server's OS user.  It never appears
- * in SQL text, in a setting or in a log message: no function returns it,
- * and errors name the file, never its content.  Back it up with the data
- * directory's secrets, separately from database dumps (docs/privacy.md).
+ * The key material is the file named by loyalty.key_file, outside the data
+ * directory: 64 random bytes (32 for encryption, 32 for HMACs), mode 0600,
+ * made only by loyalty.key_create() and checked against the fingerprint the
+ * database records before use (privacy_key.c).  It never appears in SQL
+ * text, in a setting or in a log message: no function returns it, and
+ * errors name the file, never its content.  Back it up with the server's
+ * secrets, separately from database dumps and base backups
+ * (docs/privacy.md).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
-#include <fcntl.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
 /* SHA256_Init() and friends: deprecated in OpenSSL 3, still supported */
 #define OPENSSL_SUPPRESS_DEPRECATED
@@ -31,11 +30,12 @@
 
 #include "fmgr.h"
 #include "mb/pg_wchar.h"
-#include "storage/fd.h"
 #include "miscadmin.h"
 #include "lib/stringinfo.h"
 #include "utils/builtins.h"
 #include "utils/uuid.h"
+
+#include "privacy.h"
 
 PG_FUNCTION_INFO_V1(loyalty_identity_seal);
 PG_FUNCTION_INFO_V1(loyalty_identity_open);
@@ -43,7 +43,6 @@ PG_FUNCTION_INFO_V1(loyalty_blind_index);
 PG_FUNCTION_INFO_V1(loyalty_pseudonym);
 PG_FUNCTION_INFO_V1(loyalty_normalise_identifier);
 
-#define KEY_FILE		"loyalty_keys"
 #define KEY_LEN			32
 #define GCM_IV_LEN		12
 #define GCM_TAG_LEN		16
@@ -51,79 +50,34 @@ PG_FUNCTION_INFO_V1(loyalty_normalise_identifier);
 static unsigned char enc_key[KEY_LEN];
 static unsigned char mac_key[KEY_LEN];
 static bool keys_loaded = false;
+static uint32 keys_generation = 0;
+
+/* HMAC states keyed with mac_key (hmac_prepare) */
+static SHA256_CTX hmac_inner;
+static SHA256_CTX hmac_outer;
+static bool hmac_ready = false;
 
 /*
  * load_keys
- *		Read (or, the first time, create) the key file of the data
- *		directory.
+ *		The key material of loyalty.key_file, verified against the
+ *		fingerprint this database records (privacy_key.c), read once per
+ *		backend and again after a key setting changed.  Never made here.
  */
 static void
 load_keys(void)
 {
-	char		path[MAXPGPATH];
-	unsigned char buf[2 * KEY_LEN];
-	int			fd;
-	ssize_t		n;
+	unsigned char buf[LOYALTY_KEY_MATERIAL];
+	uint32		generation = loyalty_key_generation();
 
-	if (keys_loaded)
+	if (keys_loaded && keys_generation == generation)
 		return;
-	snprintf(path, sizeof(path), "%s/%s", DataDir, KEY_FILE);
-	fd = open(path, O_RDONLY | PG_BINARY, 0);
-	if (fd < 0 && errno == ENOENT)
-	{
-		/*
-		 * First use: create it.  The keys are written to a file of this
-		 * process and then linked to the key file's name, which fails if
-		 * it exists: concurrent creators agree on the first, and nobody
-		 * ever reads a key file that is not yet complete.
-		 */
-		char		tmp[MAXPGPATH];
-
-		if (!pg_strong_random(buf, sizeof(buf)))
-			ereport(ERROR,
-					(errcode(ERRCODE_INTERNAL_ERROR),
-					 errmsg("could not generate the loyalty key material")));
-		snprintf(tmp, sizeof(tmp), "%s.%d.tmp", path, (int) MyProcPid);
-		fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | PG_BINARY, S_IRUSR | S_IWUSR);
-		if (fd < 0)
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create key file \"%s\": %m", tmp)));
-		if (write(fd, buf, sizeof(buf)) != sizeof(buf) || pg_fsync(fd) != 0)
-		{
-			close(fd);
-			unlink(tmp);
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not write key file \"%s\": %m", tmp)));
-		}
-		close(fd);
-		if (link(tmp, path) != 0 && errno != EEXIST)
-		{
-			unlink(tmp);
-			ereport(ERROR,
-					(errcode_for_file_access(),
-					 errmsg("could not create key file \"%s\": %m", path)));
-		}
-		unlink(tmp);
-		explicit_bzero(buf, sizeof(buf));
-		fd = open(path, O_RDONLY | PG_BINARY, 0);
-	}
-	if (fd < 0)
-		ereport(ERROR,
-				(errcode_for_file_access(),
-				 errmsg("could not open key file \"%s\": %m", path)));
-	n = read(fd, buf, sizeof(buf));
-	close(fd);
-	if (n != sizeof(buf))
-		ereport(ERROR,
-				(errcode(ERRCODE_DATA_CORRUPTED),
-				 errmsg("key file \"%s\" is damaged", path),
-				 errdetail("It must hold exactly %d bytes.", (int) sizeof(buf)),
-				 errhint("Restore it from the backup of the server's secrets.")));
+	keys_loaded = false;
+	hmac_ready = false;
+	loyalty_key_load(buf);
 	memcpy(enc_key, buf, KEY_LEN);
 	memcpy(mac_key, buf + KEY_LEN, KEY_LEN);
 	explicit_bzero(buf, sizeof(buf));
+	keys_generation = generation;
 	keys_loaded = true;
 }
 
@@ -140,9 +94,6 @@ load_keys(void)
  * for bit (test/pgtap/43_pseudonym_hmac.sql checks it against pgcrypto's
  * hmac()), so pseudonyms and blind indexes stored before do not change.
  */
-static SHA256_CTX hmac_inner;
-static SHA256_CTX hmac_outer;
-static bool hmac_ready = false;
 
 static void
 hmac_prepare(void)
@@ -151,9 +102,9 @@ hmac_prepare(void)
 	unsigned char opad[64];
 	int			i;
 
+	load_keys();
 	if (hmac_ready)
 		return;
-	load_keys();
 	for (i = 0; i < 64; i++)
 	{
 		unsigned char k = i < KEY_LEN ? mac_key[i] : 0;

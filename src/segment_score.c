@@ -3,7 +3,7 @@
  * segment_score.c
  *	  One batch of a member score run (docs/segments.md, "Scores"):
  *
- *	loyalty._score_batch(run_id int8, after uuid, batch_size int4)
+ *	loyalty._score_batch(run_id uuid, after uuid, batch_size int4)
  *		returns (last_key uuid, processed int4, changed int4)
  *
  * The batch reads the next batch_size active members after a key and all
@@ -121,9 +121,9 @@ static const LspiQuery score_query_defs[] = {
 		" (r.params->>'half_start')::date, (r.params->>'potential_start')::date,"
 		" round((r.params->>'churn_factor')::numeric * 100)::int8,"
 		" (r.params->>'potential_stays')::int4, r.params->>'base_tier'"
-		" FROM loyalty.segment_run r"
-		" WHERE r.run_id = $1 AND r.kind = 'score' AND r.state = 'running'",
-		1, {INT8OID}
+		" FROM loyalty.job r"
+		" WHERE r.job_id = $1 AND r.kind = 'score' AND r.state = 'running'",
+		1, {UUIDOID}
 	},
 	/*
 	 * consent once per member (in the LIMITed subquery), not per stay row;
@@ -159,7 +159,7 @@ static const LspiQuery score_query_defs[] = {
 		" FROM unnest($2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)"
 		" AS u(id, stays, last_stay, recency, freq, nights, mon, real, span, recent,"
 		" prior, overdue, falling, potential)",
-		15, {INT8OID, UUIDARRAYOID, INT4ARRAYOID, DATEARRAYOID,
+		15, {UUIDOID, UUIDARRAYOID, INT4ARRAYOID, DATEARRAYOID,
 			INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, INT8ARRAYOID, INT8ARRAYOID,
 			INT4ARRAYOID, INT4ARRAYOID, INT4ARRAYOID, BOOLARRAYOID, BOOLARRAYOID,
 		BOOLARRAYOID}
@@ -174,9 +174,9 @@ LSPI_QUERY_TABLE("score", score_query_defs, score_plans);
  *		The parameters of a running score run; error if there is none.
  */
 static void
-run_params(int64 run_id, ScoreParams *p)
+run_params(pg_uuid_t *run_id, ScoreParams *p)
 {
-	Datum		v[1] = {Int64GetDatum(run_id)};
+	Datum		v[1] = {UUIDPGetDatum(run_id)};
 	HeapTuple	t;
 	TupleDesc	d;
 	bool		isnull;
@@ -184,7 +184,8 @@ run_params(int64 run_id, ScoreParams *p)
 	if (lspi_query(&score_queries, SQ_PARAMS, v, NULL, true, 1, SPI_OK_SELECT) != 1)
 		ereport(ERROR,
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
-				 errmsg("score run " INT64_FORMAT " is not running", run_id)));
+				 errmsg("score run %s is not running",
+						DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(run_id))))));
 	t = SPI_tuptable->vals[0];
 	d = SPI_tuptable->tupdesc;
 	p->as_of = DatumGetDateADT(SPI_getbinval(t, d, 1, &isnull));
@@ -284,13 +285,13 @@ array_of(Datum *v, bool *nulls, int n, Oid type)
  *		Insert the batch's score rows in one statement.
  */
 static void
-write_scores(int64 run_id, ScoreCols *c)
+write_scores(pg_uuid_t *run_id, ScoreCols *c)
 {
 	Datum		v[15];
 
 	if (c->n == 0)
 		return;
-	v[0] = Int64GetDatum(run_id);
+	v[0] = UUIDPGetDatum(run_id);
 	v[1] = array_of(c->member_id, NULL, c->n, UUIDOID);
 	v[2] = array_of(c->stays, NULL, c->n, INT4OID);
 	v[3] = array_of(c->last_stay, c->last_null, c->n, DATEOID);
@@ -341,7 +342,7 @@ cols_alloc(ScoreCols *c, int n)
 Datum
 loyalty_score_batch(PG_FUNCTION_ARGS)
 {
-	int64		run_id;
+	pg_uuid_t	run_id;
 	pg_uuid_t	after;
 	int			batch_size;
 	ScoreParams p;
@@ -360,7 +361,7 @@ loyalty_score_batch(PG_FUNCTION_ARGS)
 		ereport(ERROR,
 				(errcode(ERRCODE_NULL_VALUE_NOT_ALLOWED),
 				 errmsg("run_id, after and batch_size must not be null")));
-	run_id = PG_GETARG_INT64(0);
+	run_id = *PG_GETARG_UUID_P(0);
 	after = *PG_GETARG_UUID_P(1);
 	batch_size = PG_GETARG_INT32(2);
 	if (batch_size < 1 || batch_size > SCORE_MAX_BATCH)
@@ -370,7 +371,7 @@ loyalty_score_batch(PG_FUNCTION_ARGS)
 				 errdetail("The batch size given was %d.", batch_size)));
 
 	lspi_connect(LSPI_READ_WRITE);
-	run_params(run_id, &p);
+	run_params(&run_id, &p);
 	batch_rows(&p, &after, batch_size);
 	cols_alloc(&c, batch_size);
 	memset(&a, 0, sizeof(a));
@@ -425,7 +426,7 @@ loyalty_score_batch(PG_FUNCTION_ARGS)
 		add_member(&p, &a, &c);
 		*last = a.member_id;
 	}
-	write_scores(run_id, &c);
+	write_scores(&run_id, &c);
 	lspi_finish();
 
 	MemoryContextSwitchTo(outer);

@@ -67,6 +67,9 @@ build_and_stage() {
 }
 
 # start_server DATADIR SOCKDIR PORT [extra postgresql.conf lines]
+# The loyalty key file is DATADIR.loyalty_key, beside the data directory and
+# not in it (loyalty.key_file, docs/privacy.md); a database makes it with
+# SELECT loyalty.key_create().
 start_server() {
     local data=$1 sock=$2 port=$3
     shift 3
@@ -85,6 +88,7 @@ start_server() {
         echo "max_worker_processes = 32"           # pg_cron, audit writer pools, replication
         echo "wal_level = logical"
         echo "max_connections = 100"
+        echo "loyalty.key_file = '$data.loyalty_key'"   # outside the data directory
         for line in "$@"; do echo "$line"; done
     } >>"$data/postgresql.conf"
     "$STAGED_BINDIR/pg_ctl" -D "$data" -l "$data/server.log" -w -t 60 start >/dev/null \

@@ -127,7 +127,7 @@ for suite in $suites; do
         PGOPTIONS='-c client_min_messages=warning' psql -q -X -v ON_ERROR_STOP=1 -c 'DROP DATABASE IF EXISTS loyalty_pgtap' \
             -c 'CREATE DATABASE loyalty_pgtap' >/dev/null
         psql -q -X -v ON_ERROR_STOP=1 -d loyalty_pgtap \
-            -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION loyalty' >/dev/null
+            -c 'CREATE EXTENSION pgtap' -c 'CREATE EXTENSION loyalty' -c 'SELECT loyalty.key_create()' >/dev/null
         mk installcheck-pgtap PGTAP_DB=loyalty_pgtap ${LOYALTY_PGTAP:+PGTAP_FILES="$LOYALTY_PGTAP"} >"$logf" 2>&1 || rc=$?
         read -r p f < <(count_prove "$logf" $rc) ;;
     tap)

@@ -170,7 +170,8 @@ CREATE TABLE loyalty.job (
     job_id       uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     kind         text NOT NULL
         CONSTRAINT job_kind_valid
-        CHECK (kind IN ('requalify', 'downgrade', 'expire', 'activate', 'retention', 'erase')),
+        CHECK (kind IN ('requalify', 'downgrade', 'expire', 'activate', 'retention', 'erase',
+                        'score', 'segment')),
     state        text NOT NULL DEFAULT 'running'
         CONSTRAINT job_state_valid CHECK (state IN ('running', 'done', 'failed', 'abandoned')),
     params       jsonb NOT NULL DEFAULT '{}',
@@ -187,7 +188,7 @@ CREATE TABLE loyalty.job (
     CONSTRAINT job_finished_when_not_running CHECK ((state = 'running') = (finished_at IS NULL))
 );
 COMMENT ON TABLE loyalty.job IS
-    'Long jobs (requalification, downgrade, expiry, activation, retention, erasure) and their progress';
+    'Long jobs (requalification, downgrade, expiry, activation, retention, erasure, scores, segments) and their progress';
 CREATE INDEX job_started_idx ON loyalty.job (started_at);
 CREATE INDEX job_running_idx ON loyalty.job (kind) WHERE state = 'running';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.job', '');
@@ -199,7 +200,8 @@ CREATE FUNCTION loyalty._job_lock_key(kind text) RETURNS integer
     SET search_path = pg_catalog, pg_temp
 AS $$
     SELECT pg_catalog.array_position(
-        ARRAY['requalify', 'downgrade', 'expire', 'activate', 'retention', 'erase'], kind)
+        ARRAY['requalify', 'downgrade', 'expire', 'activate', 'retention', 'erase',
+              'score', 'segment'], kind)
 $$;
 
 -- loyalty._job_alive(kind, pid): does backend pid still hold the kind's
@@ -236,7 +238,7 @@ BEGIN
                                              ELSE ARRAY['crm', 'dba'] END);
     IF kind IS NULL OR loyalty._job_lock_key(kind) IS NULL THEN
         RAISE EXCEPTION 'unknown job kind "%"', kind USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'Kinds are requalify, downgrade, expire, activate, retention and erase.';
+            HINT = 'Kinds are requalify, downgrade, expire, activate, retention, erase, score and segment.';
     END IF;
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 100000 THEN
         RAISE EXCEPTION 'batch_size must be between 1 and 100000'
@@ -244,7 +246,7 @@ BEGIN
                                  ELSE 'invalid_parameter_value' END,
                   DETAIL = format('The batch size given was %s.', coalesce(batch_size::text, 'null'));
     END IF;
-    IF kind IN ('requalify', 'downgrade', 'expire', 'activate', 'retention') THEN
+    IF kind IN ('requalify', 'downgrade', 'expire', 'activate', 'retention', 'score', 'segment') THEN
         as_of := (params->>'as_of')::timestamptz;
         IF as_of IS NULL OR NOT isfinite(as_of) THEN
             RAISE EXCEPTION 'as_of must be a finite time' USING ERRCODE = 'datetime_field_overflow';
@@ -276,6 +278,10 @@ BEGIN
             RAISE EXCEPTION 'member not found' USING ERRCODE = 'no_data_found',
                 DETAIL = format('Member %s does not exist; no member was erased.', id);
         END IF;
+    ELSIF kind IN ('score', 'segment') THEN
+        -- the score parameters checked and completed, a segment job's score
+        -- job found (src/sql/70_score.sql); recorded with the job
+        params := loyalty._segment_job_params(kind, as_of, params);
     END IF;
 
     -- the lock is taken once per session (a CALL that failed at its first
@@ -299,6 +305,10 @@ BEGIN
        SET state = 'abandoned', finished_at = clock_timestamp(),
            error = 'its backend ended before the job finished'
      WHERE j.kind = _job_start.kind AND j.state = 'running';
+    IF kind = 'score' THEN
+        -- what an unfinished earlier score job left (one at a time: the lock is held)
+        TRUNCATE loyalty.score_stage;
+    END IF;
 
     n := CASE kind
         WHEN 'requalify' THEN (SELECT count(*) FROM loyalty.member m WHERE m.status = 'active')
@@ -307,6 +317,8 @@ BEGIN
         WHEN 'activate' THEN loyalty._activate_due_count(as_of)
         WHEN 'retention' THEN loyalty._retention_purge_count(as_of, (params->>'inactive_for')::interval)
         WHEN 'erase' THEN (SELECT count(DISTINCT v) FROM unnest(ids) v)
+        WHEN 'score' THEN (SELECT count(*) FROM loyalty.member m WHERE m.status = 'active')
+        WHEN 'segment' THEN (SELECT count(DISTINCT d.code) FROM loyalty.segment_def d)
     END;
     INSERT INTO loyalty.job (kind, params, batch_size, total)
     VALUES (kind, params, batch_size, n)
@@ -481,6 +493,7 @@ AS $$
 DECLARE
     b record;
     as_of timestamptz := (params->>'as_of')::timestamptz;
+    job uuid;
 BEGIN
     CASE kind
     WHEN 'requalify', 'downgrade' THEN
@@ -500,6 +513,23 @@ BEGIN
         b := loyalty._member_erase_batch(after, batch_size,
                 ARRAY(SELECT pg_catalog.jsonb_array_elements_text(params->'members'))::uuid[],
                 params->>'reason');
+        last_key := b.last_key;
+    WHEN 'score', 'segment' THEN
+        -- the running job of the kind in this session (one at a time: the
+        -- kind's lock); its recorded parameters are read by the batch
+        SELECT j.job_id INTO job FROM loyalty.job j
+         WHERE j.kind = _job_batch.kind AND j.state = 'running'
+           AND j.backend_pid = pg_catalog.pg_backend_pid()
+         ORDER BY j.started_at DESC LIMIT 1;
+        IF kind = 'score' THEN
+            b := loyalty._score_batch(job, after, batch_size);
+            IF b.processed = 0 THEN
+                -- the bins over the whole population, at the end
+                PERFORM loyalty._score_finish(job);
+            END IF;
+        ELSE
+            b := loyalty._segment_batch(job, after, batch_size);
+        END IF;
         last_key := b.last_key;
     END CASE;
     processed := b.processed;

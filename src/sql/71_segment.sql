@@ -25,12 +25,12 @@ COMMENT ON TABLE loyalty.segment_def IS 'Segment definitions, one row per versio
 SELECT pg_catalog.pg_extension_config_dump('loyalty.segment_def', '');
 
 -- Membership of every segment in every segment run.  run_id is a
--- loyalty.segment_run and segment_id a loyalty.segment_def, without
+-- loyalty.job (kind segment) and segment_id a loyalty.segment_def, without
 -- foreign keys: the rows are written in bulk by _segment_batch for its own
 -- running run and the definitions it read, and per-row key checks would
 -- double the cost of the write.
 CREATE TABLE loyalty.segment_member (
-    run_id     bigint NOT NULL,
+    run_id     uuid NOT NULL,
     segment_id uuid NOT NULL,
     member_id  uuid NOT NULL,
     PRIMARY KEY (run_id, segment_id, member_id)
@@ -163,23 +163,25 @@ COMMENT ON VIEW loyalty.segments IS 'The latest version of every segment definit
 
 -- loyalty._segment_batch(run_id, after, batch_size): the members of the
 -- next batch_size segments (by segment_id after a key), each evaluated in
--- one set-based statement over the run's score run.
-CREATE FUNCTION loyalty._segment_batch(run_id bigint, after uuid, batch_size integer,
+-- one set-based statement over the run's score run (its job's score_job).
+CREATE FUNCTION loyalty._segment_batch(run_id uuid, after uuid, batch_size integer,
     OUT last_key uuid, OUT processed integer, OUT changed integer)
     RETURNS record
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    r loyalty.segment_run;
+    r record;
     d record;
     def jsonb;
     n bigint;
     as_of_date date;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
-    SELECT * INTO r FROM loyalty.segment_run x
-     WHERE x.run_id = _segment_batch.run_id AND x.kind = 'segment' AND x.state = 'running';
+    SELECT j.job_id AS run_id, (j.params->>'as_of')::timestamptz AS as_of,
+           (j.params->>'score_job')::uuid AS score_run INTO r
+      FROM loyalty.job j
+     WHERE j.job_id = _segment_batch.run_id AND j.kind = 'segment' AND j.state = 'running';
     IF NOT FOUND THEN
         RAISE EXCEPTION 'segment run % is not running', run_id USING ERRCODE = 'object_not_in_prerequisite_state';
     END IF;
@@ -270,7 +272,8 @@ CREATE PROCEDURE loyalty.segment_refresh(as_of timestamptz DEFAULT NULL, batch_s
     LANGUAGE plpgsql
 AS $$
 BEGIN
-    CALL loyalty._segment_run_loop('segment', coalesce(as_of, pg_catalog.now()), '{}', batch_size);
+    CALL loyalty._job_run('segment', pg_catalog.jsonb_build_object('as_of', coalesce(as_of, pg_catalog.now())),
+        batch_size);
 END
 $$;
 COMMENT ON PROCEDURE loyalty.segment_refresh(timestamptz, integer) IS
@@ -279,25 +282,25 @@ COMMENT ON PROCEDURE loyalty.segment_refresh(timestamptz, integer) IS
 -- loyalty._segment_run_for(code, as_of): the latest finished segment run
 -- at or before as_of that evaluated the segment (a run evaluates the latest
 -- version of every segment defined when it started); NULL if none.
-CREATE FUNCTION loyalty._segment_run_for(code text, as_of timestamptz) RETURNS bigint
+CREATE FUNCTION loyalty._segment_run_for(code text, as_of timestamptz) RETURNS uuid
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT r.run_id FROM loyalty.segment_run r
-     WHERE r.kind = 'segment' AND r.state = 'done' AND r.as_of <= $2
+    SELECT r.job_id FROM loyalty.job r
+     WHERE r.kind = 'segment' AND r.state = 'done' AND (r.params->>'as_of')::timestamptz <= $2
        AND r.started_at >= (SELECT min(d.created_at) FROM loyalty.segment_def d WHERE d.code = $1)
-     ORDER BY r.as_of DESC, r.run_id DESC LIMIT 1
+     ORDER BY (r.params->>'as_of')::timestamptz DESC, r.started_at DESC LIMIT 1
 $$;
 
 -- loyalty.segment_members(code, as_of): the members of a segment in the
 -- latest finished segment run at or before as_of that evaluated it.
 CREATE FUNCTION loyalty.segment_members(code text, as_of timestamptz DEFAULT now())
-    RETURNS TABLE (member_id uuid, run_id bigint, run_as_of timestamptz, version integer)
+    RETURNS TABLE (member_id uuid, run_id uuid, run_as_of timestamptz, version integer)
     LANGUAGE plpgsql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    run loyalty.segment_run;
+    run record;
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);
     IF code IS NULL OR as_of IS NULL THEN
@@ -306,8 +309,8 @@ BEGIN
     IF NOT EXISTS (SELECT 1 FROM loyalty.segment_def d WHERE d.code = segment_members.code) THEN
         RAISE EXCEPTION 'segment "%" not found', code USING ERRCODE = 'no_data_found';
     END IF;
-    SELECT r.* INTO run FROM loyalty.segment_run r
-     WHERE r.run_id = loyalty._segment_run_for(segment_members.code, segment_members.as_of);
+    SELECT r.job_id AS run_id, (r.params->>'as_of')::timestamptz AS as_of INTO run FROM loyalty.job r
+     WHERE r.job_id = loyalty._segment_run_for(segment_members.code, segment_members.as_of);
     RETURN QUERY
         SELECT sm.member_id, run.run_id, run.as_of, d.version
           FROM loyalty.segment_member sm
@@ -324,14 +327,15 @@ COMMENT ON FUNCTION loyalty.segment_members(text, timestamptz) IS
 -- BI: segment sizes per run, home store and brand; groups smaller than
 -- bi_min_group_size() are suppressed.
 CREATE VIEW loyalty.bi_segment_sizes WITH (security_barrier) AS
-SELECT sm.run_id, r.as_of, d.code AS segment, d.version, m.home_store, hs.brand, count(*) AS members
+SELECT sm.run_id, (r.params->>'as_of')::timestamptz AS as_of, d.code AS segment, d.version,
+       m.home_store, hs.brand, count(*) AS members
   FROM loyalty.segment_member sm
-  JOIN loyalty.segment_run r ON r.run_id = sm.run_id AND r.state = 'done'
+  JOIN loyalty.job r ON r.job_id = sm.run_id AND r.kind = 'segment' AND r.state = 'done'
   JOIN loyalty.segment_def d ON d.segment_id = sm.segment_id
   JOIN loyalty.member m ON m.member_id = sm.member_id
   JOIN loyalty.store hs ON hs.store_code = m.home_store
  WHERE m.status <> 'erased' AND loyalty._segment_consent(sm.member_id, 'profiling')
- GROUP BY sm.run_id, r.as_of, d.code, d.version, m.home_store, hs.brand
+ GROUP BY sm.run_id, r.params, d.code, d.version, m.home_store, hs.brand
 HAVING count(*) >= loyalty.bi_min_group_size();
 COMMENT ON VIEW loyalty.bi_segment_sizes IS
     'Segment sizes per run, home store and brand; groups smaller than bi_min_group_size() suppressed';
@@ -345,12 +349,12 @@ GRANT SELECT ON loyalty.segments TO loyalty_crm, loyalty_marketing;
 GRANT SELECT ON loyalty.bi_segment_sizes TO loyalty_bi, loyalty_crm, loyalty_marketing;
 REVOKE ALL ON FUNCTION loyalty._segment_def_check(jsonb),
     loyalty.segment_define(text, text, text, jsonb),
-    loyalty._segment_batch(bigint, uuid, integer), loyalty._segment_run_for(text, timestamptz),
+    loyalty._segment_batch(uuid, uuid, integer), loyalty._segment_run_for(text, timestamptz),
     loyalty.segment_members(text, timestamptz) FROM PUBLIC;
 REVOKE ALL ON PROCEDURE loyalty.segment_refresh(timestamptz, integer) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty._segment_def_check(jsonb)
     TO loyalty_crm, loyalty_marketing, loyalty_frontdesk, loyalty_store_manager;
 GRANT EXECUTE ON FUNCTION loyalty.segment_define(text, text, text, jsonb),
     loyalty.segment_members(text, timestamptz) TO loyalty_crm, loyalty_marketing;
-GRANT EXECUTE ON FUNCTION loyalty._segment_batch(bigint, uuid, integer) TO loyalty_crm, loyalty_dba;
+GRANT EXECUTE ON FUNCTION loyalty._segment_batch(uuid, uuid, integer) TO loyalty_crm, loyalty_dba;
 GRANT EXECUTE ON PROCEDURE loyalty.segment_refresh(timestamptz, integer) TO loyalty_crm, loyalty_dba;

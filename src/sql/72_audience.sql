@@ -25,7 +25,7 @@ GRANT INSERT (registration_required), UPDATE (registration_required)
 CREATE TABLE loyalty.campaign_targeting (
     campaign_id     uuid PRIMARY KEY REFERENCES loyalty.campaign ON DELETE CASCADE,
     segment_id      uuid NOT NULL REFERENCES loyalty.segment_def,
-    segment_run     bigint NOT NULL REFERENCES loyalty.segment_run,
+    segment_run     uuid NOT NULL REFERENCES loyalty.job,
     control_percent integer NOT NULL
         CONSTRAINT campaign_targeting_control_range CHECK (control_percent BETWEEN 0 AND 50),
     audience        bigint NOT NULL,
@@ -127,7 +127,7 @@ $$;
 -- group.  A campaign is targeted once.
 CREATE FUNCTION loyalty.campaign_target(idempotency_key text, campaign text, segment text,
     control_percent integer DEFAULT 10,
-    OUT segment_run bigint, OUT audience bigint, OUT control bigint, OUT replayed boolean)
+    OUT segment_run uuid, OUT audience bigint, OUT control bigint, OUT replayed boolean)
     RETURNS record
     LANGUAGE plpgsql VOLATILE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
@@ -136,7 +136,7 @@ DECLARE
     c loyalty.campaign;
     t loyalty.campaign_targeting;
     seg uuid;
-    run bigint;
+    run uuid;
 BEGIN
     PERFORM loyalty._idempotency_key_check(idempotency_key);
     PERFORM loyalty._check_access(NULL, ARRAY['crm', 'marketing']);

@@ -29,8 +29,10 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'audit_purpose', 'audit_change_staging', 'audit_anchor',
     -- replica guards (issue 14: the node identity)
     'replica_identity', 'outbox_reused',
+    -- the key file's fingerprint (docs/privacy.md, "The key file")
+    'key_fingerprint',
     -- segments: scores, segments, audiences (docs/segments.md)
-    'segment_run', 'score_stage', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
+    'score_stage', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
     'campaign_audience', 'campaign_registration', 'audience_export', 'audience_export_member',
     -- rewards (docs/rewards.md)
     'reward_request', 'store_category', 'reward_season', 'reward', 'reward_store',

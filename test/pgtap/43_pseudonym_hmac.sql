@@ -1,14 +1,14 @@
 -- pgTAP: BI pseudonyms and blind indexes are HMAC-SHA256 with the MAC half
--- of the key file (bytes 33 to 64 of loyalty_keys) over a label, a NUL and
+-- of the key file (bytes 33 to 64 of the file loyalty.key_file names) over a label, a NUL and
 -- the value, bit for bit: checked against pgcrypto's hmac(), so that a
 -- faster implementation (src/privacy_crypto.c) never changes stored keys.
 BEGIN;
 SELECT plan(5);
 CREATE EXTENSION pgcrypto SCHEMA public;
 
--- the key file exists once any keyed function ran
+-- the key file of this database (tools/test.sh ran loyalty.key_create())
 SELECT loyalty.pseudonym(gen_random_uuid()) IS NOT NULL AS keyed;
-CREATE TEMP TABLE k ON COMMIT DROP AS SELECT pg_read_binary_file('loyalty_keys', 32, 32) AS mac_key;
+CREATE TEMP TABLE k ON COMMIT DROP AS SELECT pg_read_binary_file(current_setting('loyalty.key_file'), 32, 32) AS mac_key;
 CREATE TEMP TABLE ids ON COMMIT DROP AS
 SELECT md5(n::text)::uuid AS id FROM generate_series(1, 1000) n
 UNION ALL SELECT '00000000-0000-0000-0000-000000000000'::uuid

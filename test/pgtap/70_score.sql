@@ -4,7 +4,8 @@
 --
 -- The procedure loyalty.score_refresh commits and cannot run inside
 -- pgTAP's transaction; this test runs the same steps its loop runs
--- (_segment_run_start, _score_batch, _score_finish, _segment_run_finish);
+-- (loyalty._job_run: _job_start, _job_batch with _score_batch and at the
+-- end _score_finish, _job_step, _job_finish);
 -- the procedure itself runs in demo/70_segments.sql, the isolation spec
 -- segment_refresh_accrue and bench/segment_bench.sh.
 --
@@ -29,7 +30,7 @@
 --   m: C 1, D 1, A 3, B 4, E 5;  sums A 12 high, B 10 medium, C 4 low,
 --   D 3 low, E 13 high (high >= 12, medium >= 8).
 BEGIN;
-SELECT plan(24);
+SELECT plan(26);
 
 SELECT loyalty.store_create(gen_random_uuid()::text, 'sca', 'Score A', 'sbrand', 'r', 'Asia/Shanghai');
 SELECT loyalty.staff_create(gen_random_uuid()::text, 'sc_crm', NULL, 'crm'), loyalty.staff_create(gen_random_uuid()::text, 'sc_desk', 'sca', 'frontdesk'),
@@ -59,58 +60,61 @@ SELECT x.m, 'sca', x.i::date, x.o::date, x.rev, 0, x.st FROM (VALUES
     ((SELECT e FROM p), '2026-07-05', '2026-07-06', 9999, 'booked')) AS x(m, i, o, rev, st);
 -- A's second stay had 100 of other revenue
 UPDATE loyalty.stay SET other_revenue = 100 WHERE member_id = (SELECT a FROM p) AND check_in = '2026-05-01';
-CREATE TEMP TABLE before AS SELECT (SELECT count(*) FROM loyalty.segment_run) AS runs,
+CREATE TEMP TABLE before AS SELECT (SELECT count(*) FROM loyalty.job WHERE kind = 'score') AS runs,
                                    (SELECT count(*) FROM loyalty.member_score) AS scores;
 GRANT SELECT ON before TO PUBLIC;
 
 -- bad input: clear errors, nothing written
 SET ROLE sc_crm;
-SELECT throws_ok($$SELECT loyalty._segment_run_start('score', now() + interval '1 day', '{}', 100)$$,
+SELECT throws_ok($$SELECT loyalty._job_start('score', jsonb_build_object('as_of', now() + interval '1 day'), 100)$$,
     '22023', 'as_of must not be in the future', 'a future as_of is refused');
-SELECT throws_ok($$SELECT loyalty._segment_run_start('score', 'infinity', '{}', 100)$$,
+SELECT throws_ok($$SELECT loyalty._job_start('score', '{"as_of": "infinity"}', 100)$$,
     '22008', 'as_of must be a finite time', 'as_of infinity');
-SELECT throws_ok($$SELECT loyalty._segment_run_start('score', '2026-06-30', '{}', 0)$$,
+SELECT throws_ok($$SELECT loyalty._job_start('score', '{"as_of": "2026-06-30"}', 0)$$,
     '22023', 'batch_size must be between 1 and 100000', 'batch size 0');
-SELECT throws_ok($$SELECT loyalty._segment_run_start('score', '2026-06-30', '{"bins": 1}', 10)$$,
+SELECT throws_ok($$SELECT loyalty._job_start('score', '{"as_of": "2026-06-30", "bins": 1}', 10)$$,
     '22023', 'score parameters out of range', 'one bin');
-SELECT throws_ok($$SELECT loyalty._segment_run_start('score', '2026-06-30', '{"colour": 1}', 10)$$,
+SELECT throws_ok($$SELECT loyalty._job_start('score', '{"as_of": "2026-06-30", "colour": 1}', 10)$$,
     '22023', 'unknown score parameter "colour"', 'an unknown parameter');
-SELECT throws_ok($$SELECT loyalty._segment_run_start('score', '2026-06-30', '{"bins": "five"}', 10)$$,
+SELECT throws_ok($$SELECT loyalty._job_start('score', '{"as_of": "2026-06-30", "bins": "five"}', 10)$$,
     '22023', 'score parameter "bins" must be a number', 'a parameter that is no number');
-SELECT throws_ok($$SELECT loyalty._segment_run_start('vacuum', '2026-06-30', '{}', 10)$$,
-    '22023', 'unknown run kind "vacuum"', 'an unknown kind');
+SELECT throws_ok($$SELECT loyalty._job_start('vacuum', '{"as_of": "2026-06-30"}', 10)$$,
+    '22023', 'unknown job kind "vacuum"', 'an unknown kind');
+SELECT throws_ok($$SELECT loyalty._job_start('segment', '{"as_of": "2026-06-30", "bins": 5}', 10)$$,
+    '22023', 'a segment job takes no parameters', 'a segment job with score parameters');
 SELECT throws_ok($$SELECT loyalty._score_batch(NULL, '00000000-0000-0000-0000-000000000000', 10)$$,
     '22004', 'run_id, after and batch_size must not be null', 'a null run');
-SELECT throws_ok($$SELECT loyalty._score_batch(-1, '00000000-0000-0000-0000-000000000000', 10)$$,
-    '55000', 'score run -1 is not running', 'a run that does not run');
+SELECT throws_ok($$SELECT loyalty._score_batch('00000000-0000-0000-0000-0000000000ff', '00000000-0000-0000-0000-000000000000', 10)$$,
+    '55000', 'score run 00000000-0000-0000-0000-0000000000ff is not running', 'a run that does not run');
 RESET ROLE;
-SELECT is((SELECT count(*) FROM loyalty.segment_run) - (SELECT runs FROM before), 0::bigint, 'no run was written');
+SELECT is((SELECT count(*) FROM loyalty.job WHERE kind = 'score') - (SELECT runs FROM before), 0::bigint, 'no run was written');
 SET ROLE sc_desk;
-SELECT throws_ok($$SELECT loyalty._segment_run_start('score', '2026-06-30', '{}', 10)$$,
+SELECT throws_ok($$SELECT loyalty._job_start('score', '{"as_of": "2026-06-30"}', 10)$$,
     '42501', NULL, 'a front desk cannot score');
 RESET ROLE;
 
 -- the run, batches of 2 members
-CREATE TEMP TABLE run (id bigint);
+CREATE TEMP TABLE run (id uuid);
 GRANT ALL ON run TO PUBLIC;
 SET ROLE sc_crm;
-INSERT INTO run SELECT loyalty._segment_run_start('score', '2026-06-30 12:00+00', '{}', 2);
+INSERT INTO run SELECT loyalty._job_start('score', '{"as_of": "2026-06-30 12:00+00"}', 2);
 DO $$
 DECLARE
     after uuid := '00000000-0000-0000-0000-000000000000';
     b record;
 BEGIN
     LOOP
-        b := loyalty._score_batch((SELECT id FROM run), after, 2);
+        b := loyalty._job_batch('score', '{"as_of": "2026-06-30 12:00+00"}', after, 2);
         EXIT WHEN b.processed = 0;
-        PERFORM loyalty._segment_run_step((SELECT id FROM run), b.processed, b.changed);
+        PERFORM loyalty._job_step((SELECT id FROM run), b.processed, b.changed);
         after := b.last_key;
     END LOOP;
-    PERFORM loyalty._score_finish((SELECT id FROM run));
-    PERFORM loyalty._segment_run_finish((SELECT id FROM run), NULL, NULL);
+    PERFORM loyalty._job_finish((SELECT id FROM run), NULL, NULL);
 END $$;
 SELECT is((SELECT state || ' ' || done || '/' || total FROM loyalty.segment_run_progress WHERE run_id = (SELECT id FROM run)),
           'done 5/5', 'the run is done with its progress');
+SELECT is((SELECT kind || ' ' || state || ' ' || done || '/' || total FROM loyalty.job_progress WHERE job_id = (SELECT id FROM run)),
+          'score done 5/5', 'the run is a job of loyalty.job_progress');
 RESET ROLE;
 
 CREATE TEMP TABLE got AS

@@ -80,27 +80,26 @@ RESET ROLE;
 SET ROLE sg_crm;
 DO $$
 DECLARE
-    run bigint;
+    run uuid;
     after uuid;
     b record;
     k text;
 BEGIN
+    -- the steps of loyalty._job_run (the score job's last batch adds the bins)
     FOREACH k IN ARRAY ARRAY['score', 'segment'] LOOP
-        run := loyalty._segment_run_start(k, now(), '{}', 5);
+        run := loyalty._job_start(k, jsonb_build_object('as_of', now()), 5);
         after := '00000000-0000-0000-0000-000000000000';
         LOOP
-            b := CASE k WHEN 'score' THEN loyalty._score_batch(run, after, 5)
-                        ELSE loyalty._segment_batch(run, after, 5) END;
+            b := loyalty._job_batch(k, jsonb_build_object('as_of', now()), after, 5);
             EXIT WHEN b.processed = 0;
-            PERFORM loyalty._segment_run_step(run, b.processed, b.changed);
+            PERFORM loyalty._job_step(run, b.processed, b.changed);
             after := b.last_key;
         END LOOP;
-        IF k = 'score' THEN PERFORM loyalty._score_finish(run); END IF;
-        PERFORM loyalty._segment_run_finish(run, NULL, NULL);
+        PERFORM loyalty._job_finish(run, NULL, NULL);
     END LOOP;
 END $$;
-SELECT is((SELECT string_agg(kind || ' ' || state || ' ' || done || '/' || total, ', ' ORDER BY run_id)
-             FROM loyalty.segment_run_progress WHERE run_id > (SELECT coalesce(max(run_id), 0) - 2 FROM loyalty.segment_run_progress)),
+SELECT is((SELECT string_agg(kind || ' ' || state || ' ' || done || '/' || total, ', ' ORDER BY started_at)
+             FROM (SELECT * FROM loyalty.segment_run_progress ORDER BY started_at DESC LIMIT 2) x),
           'score done 15/15, segment done 2/2', 'both runs are done');
 RESET ROLE;
 

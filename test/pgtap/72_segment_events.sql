@@ -48,27 +48,26 @@ RESET ROLE;
 SET ROLE se_crm;
 DO $$
 DECLARE
-    run bigint;
+    run uuid;
     after uuid;
     b record;
     k text;
 BEGIN
+    -- the steps of loyalty._job_run (the score job's last batch adds the bins)
     FOREACH k IN ARRAY ARRAY['score', 'segment'] LOOP
-        run := loyalty._segment_run_start(k, now(), '{}', 100);
+        run := loyalty._job_start(k, jsonb_build_object('as_of', now()), 100);
         after := '00000000-0000-0000-0000-000000000000';
         LOOP
-            b := CASE k WHEN 'score' THEN loyalty._score_batch(run, after, 100)
-                        ELSE loyalty._segment_batch(run, after, 100) END;
+            b := loyalty._job_batch(k, jsonb_build_object('as_of', now()), after, 100);
             EXIT WHEN b.processed = 0;
-            PERFORM loyalty._segment_run_step(run, b.processed, b.changed);
+            PERFORM loyalty._job_step(run, b.processed, b.changed);
             after := b.last_key;
         END LOOP;
-        IF k = 'score' THEN PERFORM loyalty._score_finish(run); END IF;
-        PERFORM loyalty._segment_run_finish(run, NULL, NULL);
+        PERFORM loyalty._job_finish(run, NULL, NULL);
     END LOOP;
 END $$;
 SELECT is((SELECT nights FROM loyalty.member_scores s JOIN pop ON pop.id = s.member_id WHERE pop.name = 'a'
-            ORDER BY run_id DESC LIMIT 1), 3, 'a stayed 3 nights in the window');
+            ORDER BY as_of DESC LIMIT 1), 3, 'a stayed 3 nights in the window');
 RESET ROLE;
 
 SET ROLE se_mkt;

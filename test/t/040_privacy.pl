@@ -13,10 +13,13 @@ use Test::More;
 my $node = PostgreSQL::Test::Cluster->new('privacy');
 $node->init;
 $node->append_conf('postgresql.conf', "shared_preload_libraries = 'loyalty'\n");   # the audit writer pool
+my $keyfile = PostgreSQL::Test::Utils::tempdir() . '/loyalty.key';   # outside the data directory
+$node->append_conf('postgresql.conf', "loyalty.key_file = '$keyfile'\n");
 $node->start;
 
 $node->safe_psql('postgres', q{
     CREATE EXTENSION loyalty;
+    SELECT loyalty.key_create();
     SELECT loyalty.store_create(gen_random_uuid()::text, 'pta', 'A', 'bay', 'south', 'Asia/Shanghai');
     SELECT loyalty.store_create(gen_random_uuid()::text, 'ptb', 'B', 'bay', 'east', 'Asia/Shanghai');
     SELECT loyalty.staff_create(gen_random_uuid()::text, 'pt_a_desk', 'pta', 'frontdesk');
@@ -120,7 +123,7 @@ $node->safe_psql('postgres', "LOAD 'loyalty';\nALTER SYSTEM RESET loyalty.lookup
 $node->safe_psql('postgres', 'SELECT pg_reload_conf()');
 
 # the key file: private to the server, its content nowhere in SQL or logs
-my $keyfile = $node->data_dir . '/loyalty_keys';
+# (test/t/045_privacy_key.pl: outside the data directory, never replaced)
 ok(-f $keyfile, 'the key file exists');
 is((stat($keyfile))[2] & 07777, 0600, 'the key file is readable by the server only');
 open(my $fh, '<:raw', $keyfile) or die;

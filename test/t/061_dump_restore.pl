@@ -6,7 +6,9 @@
 # at each store, the ledger invariant, the audit hash chain, ID
 # verification, grants, staff identity.  (Roles are cluster objects: a
 # restore into another cluster needs pg_dumpall --roles-only first, and the
-# key file of docs/privacy.md; see docs/operations.md.)
+# key file of docs/privacy.md; see docs/operations.md.  The restored
+# database has the recorded key fingerprint of the dump and the same key
+# file, so verification works.)
 use strict;
 use warnings;
 use File::Basename qw(dirname);
@@ -21,6 +23,9 @@ $node->append_conf('postgresql.conf', qq{
 shared_preload_libraries = 'pg_cron,loyalty'
 max_worker_processes = 32
 });
+# the key file, outside the data directory; demo/00_chain.sql makes it
+$node->append_conf('postgresql.conf',
+	"loyalty.key_file = '" . PostgreSQL::Test::Utils::tempdir() . "/loyalty.key'\n");
 $node->start;
 
 $node->safe_psql('postgres', 'CREATE DATABASE hq');
