@@ -665,8 +665,9 @@ GRANT EXECUTE ON FUNCTION loyalty.preferences(uuid), loyalty.preference_add(uuid
 -- Sensitive identity data at rest (docs/privacy.md): ID numbers and bank
 -- cards are stored encrypted (AES-256-GCM), with a keyed blind index for
 -- lookup and uniqueness and the last four characters for display.  The key
--- is in the data directory (file loyalty_keys), never in SQL, settings or
--- logs.  Stores verify ("does this ID match the member") instead of
+-- is the file loyalty.key_file names, outside the data directory, checked
+-- against the fingerprint the database records (43_privacy_key.sql); never
+-- in SQL, settings or logs.  Stores verify ("does this ID match the member") instead of
 -- decrypting; nobody but the export function decrypts.
 
 CREATE FUNCTION loyalty._identity_seal(member_id uuid, kind text, value text) RETURNS bytea

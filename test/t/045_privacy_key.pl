@@ -102,6 +102,9 @@ $node->safe_psql('postgres', q{
       FROM (SELECT gen_random_uuid() AS id) x});
 my $check = q{SELECT loyalty._identity_open(id, 'id_number', s) = 'E12345678' AND loyalty.pseudonym(id) = p FROM sealed};
 is($node->safe_psql('postgres', $check), 't', 'sealed data opens, the pseudonym is stable');
+# a parallel worker reads and checks the key too (BI views run parallel plans)
+is($node->safe_psql('postgres', qq{SET force_parallel_mode = on; SET parallel_setup_cost = 0; $check}), 't',
+	'and so in a parallel worker');
 
 # the fingerprint is not a plain hash of the key
 open(my $fh, '<:raw', $keyfile) or die;
