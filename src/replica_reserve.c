@@ -27,6 +27,8 @@
 /* the local transaction in which the outbox applier applies a store event */
 static LocalTransactionId applying_lxid = InvalidLocalTransactionId;
 
+static SPIPlanPtr reserve_plan = NULL;
+
 /*
  * replica_reserve_applying
  *		The outbox applier marks the events it applies (on) and unmarks them
@@ -54,9 +56,10 @@ replica_reserve_check(int64 balance, int64 points)
 
 	if (applying_lxid != InvalidLocalTransactionId && applying_lxid == MyProc->lxid)
 		return;
-	lspi_exec("SELECT r.points, r.stores FROM loyalty._offline_reserve() r",
-			  0, NULL, NULL, NULL, true, 1, SPI_OK_SELECT);
-	if (SPI_processed == 0)
+	if (lspi_run(lspi_plan(&reserve_plan,
+						   "SELECT r.points, r.stores FROM loyalty._offline_reserve() r",
+						   0, NULL),
+				 NULL, NULL, true, 1, SPI_OK_SELECT) == 0)
 		return;
 	text = lspi_text(0, 1);
 	reserve = text ? pg_strtoint64(text) : 0;

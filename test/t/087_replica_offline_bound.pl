@@ -83,8 +83,9 @@ sub settle
 sub hq_spend
 {
 	my ($sql) = @_;
-	my ($ret, $out, $err) = $hq->psql('postgres', "SELECT ($sql).balance", on_error_stop => 1);
-	return $ret == 0 ? "ok $out" : ($err =~ /ERROR:  (.*)/ ? $1 : $err);
+	my ($ret, $out, $err) = $hq->psql('postgres', "SELECT ($sql).balance", on_error_stop => 1,
+		extra_params => [ '-v', 'VERBOSITY=verbose' ]);
+	return $ret == 0 ? "ok $out" : ($err =~ /ERROR:  (\w{5}): (.*)/ ? "$1 $2" : $err);
 }
 sub redeem_hq { my ($i, $p) = @_; return hq_spend("loyalty.points_redeem(gen_random_uuid()::text, '$m[$i]', 'sa', $p, 'online')"); }
 sub redeem_store
@@ -100,12 +101,12 @@ is(redeem_hq(3, 1000), 'ok 1000', 'HQ spends freely while every store streams');
 # --- member 1: store A offline (k = 1), the member spends online at HQ
 cut('sa');
 is(wait_reserve('3000 sa'), '3000 sa', 'store A offline: HQ holds its cap (3,000) back');
-is(redeem_hq(0, 10000), 'points are held for stores that are offline',
+is(redeem_hq(0, 10000), '23514 points are held for stores that are offline',
 	'HQ refuses to spend the whole balance online (23514)');
-is(redeem_hq(0, 7100), 'points are held for stores that are offline', 'or 100 points more than what is above the reserve');
+is(redeem_hq(0, 7100), '23514 points are held for stores that are offline', 'or 100 points more than what is above the reserve');
 is(redeem_hq(0, 7000), 'ok 3000', 'HQ spends what is above the reserve');
 is(hq_spend("loyalty.points_transfer(gen_random_uuid()::text, '$m[0]', '$m[3]', 'sa', 100)"),
-	'points are held for stores that are offline', 'a transfer out is held to the reserve too');
+	'23514 points are held for stores that are offline', 'a transfer out is held to the reserve too');
 is($hq->safe_psql('postgres', "SELECT (loyalty.points_accrue('earn-1', '$m[0]', 'sa', 1000, 'stay')).balance"), '4000',
 	'earning at HQ is not limited');
 is(redeem_hq(0, 1000), 'ok 3000', 'and what it adds above the reserve can be spent');
@@ -123,9 +124,9 @@ is(balance($m[0]), '0', 'member 1: 11,000 points earned, 8,000 spent at HQ, 3,00
 cut('sa');
 cut('sb');
 is(wait_reserve('5000 sa, sb'), '5000 sa, sb', 'both stores offline: HQ holds 3,000 + 2,000 back');
-is(redeem_hq(1, 5000), 'points are held for stores that are offline', 'member 2: HQ refuses to go below 5,000');
+is(redeem_hq(1, 5000), '23514 points are held for stores that are offline', 'member 2: HQ refuses to go below 5,000');
 is(redeem_hq(1, 4000), 'ok 5000', 'member 2: HQ spends 4,000 of 9,000');
-is(redeem_hq(2, 1000), 'points are held for stores that are offline', 'member 3 (4,000 < 5,000): HQ spends nothing');
+is(redeem_hq(2, 1000), '23514 points are held for stores that are offline', 'member 3 (4,000 < 5,000): HQ spends nothing');
 my @ev2 = (redeem_store('sa', 1, 1000), redeem_store('sa', 1, 2000), redeem_store('sb', 1, 2000));
 my @ev3 = (redeem_store('sa', 2, 3000), redeem_store('sb', 2, 2000));
 mend('sa');
