@@ -22,6 +22,7 @@
 #include "utils/timestamp.h"
 
 #include "ledger_int.h"
+#include "replica_reserve.h"
 #include "risk.h"
 #include "spi.h"
 
@@ -82,6 +83,8 @@ spend_points(LedgerMember *m, const LedgerPolicy *lp, const char *store_code,
 		ledger_check_redemption(lp, points);
 	if (m->balance < points)
 		ledger_insufficient(m, points);
+	/* while stores are offline, HQ leaves them their offline reserve */
+	replica_reserve_check(m->balance, points);
 
 	memset(&e, 0, sizeof(e));
 	e.member_id = m->id;

@@ -54,6 +54,7 @@
 #include "roles_caller.h"
 #include "ledger.h"
 #include "replica.h"
+#include "replica_reserve.h"
 #include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_outbox_receive);
@@ -482,6 +483,8 @@ apply_guarded(const OutboxEvent *ev, Verdict *v)
 
 	BeginInternalSubTransaction(NULL);
 	MemoryContextSwitchTo(oldcontext);
+	/* a store's redemption draws on the offline reserve HQ kept for it */
+	replica_reserve_applying(true);
 	PG_TRY();
 	{
 		bool		applied = apply_event(ev, v);
@@ -515,6 +518,7 @@ apply_guarded(const OutboxEvent *ev, Verdict *v)
 		FreeErrorData(edata);
 	}
 	PG_END_TRY();
+	replica_reserve_applying(false);
 }
 
 /*

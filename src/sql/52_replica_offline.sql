@@ -90,3 +90,34 @@ BEGIN
 END
 $$;
 REVOKE ALL ON FUNCTION loyalty._store_member_enroll(text, text, text, text, text, date, text, text, text) FROM PUBLIC;
+
+-- HQ's offline reserve (issue 14.8, docs/replication.md "Offline limits",
+-- src/replica_reserve.c): the stores HQ counts as offline now, and the sum
+-- of their offline caps, which HQ's own spending leaves to every member.
+-- A store counts when it is linked (its slot or HQ's subscription to its
+-- outbox exists) and not both streaming; a store served through a hub
+-- counts by the hub's links.  Nothing at a store or hub.
+CREATE FUNCTION loyalty._offline_reserve(OUT points bigint, OUT stores text)
+    RETURNS record
+    LANGUAGE sql STABLE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+    SELECT coalesce(pg_catalog.sum(r.offline_redeem_cap), 0)::bigint,
+           pg_catalog.string_agg(r.store_code, ', ' ORDER BY r.store_code)
+      FROM loyalty.replica_store r
+      JOIN loyalty.replica_store l ON l.store_code = coalesce(r.via_hub, r.store_code)
+      LEFT JOIN pg_catalog.pg_replication_slots s
+             ON s.slot_name = l.slot_name AND s.database = pg_catalog.current_database()
+      LEFT JOIN pg_catalog.pg_subscription sub
+             ON sub.subname = 'loyalty_outbox_' || l.store_code
+            AND sub.subdbid = (SELECT d.oid FROM pg_catalog.pg_database d
+                                WHERE d.datname = pg_catalog.current_database())
+      LEFT JOIN pg_catalog.pg_stat_subscription ss ON ss.subid = sub.oid AND ss.relid IS NULL
+     WHERE r.kind = 'store' AND r.offline_redeem_cap > 0
+       AND NOT EXISTS (SELECT 1 FROM loyalty.replica_node)
+       AND (s.slot_name IS NOT NULL OR sub.oid IS NOT NULL)
+       AND NOT (s.active IS TRUE AND s.wal_status IS DISTINCT FROM 'lost'
+                AND sub.subenabled IS TRUE AND ss.pid IS NOT NULL
+                AND ss.last_msg_receipt_time IS NOT NULL)
+$$;
+REVOKE ALL ON FUNCTION loyalty._offline_reserve() FROM PUBLIC;

@@ -6,7 +6,9 @@
 # again), HQ applies the operation under the new id 4, keeps the two under
 # reused ids in loyalty.outbox_reused with their content (never taken for
 # redeliveries, never dropped silently), and counts event 1 as a
-# redelivery.
+# redelivery.  Before it records anything, the restored store's
+# replica_link_check() says it was restored (HQ holds events of its
+# incarnation beyond its own numbering) and that it must be re-seeded.
 use strict;
 use warnings;
 use File::Path ();
@@ -82,6 +84,11 @@ PostgreSQL::Test::RecursiveCopy::copypath($backup, $sa->data_dir);
 chmod 0700, $sa->data_dir;
 $sa->start;
 is($sa->safe_psql('postgres', q{SELECT count(*) FROM loyalty.outbox}), '1', 'the restored store holds event 1 only');
+# the store notices its restore before it records anything: HQ holds
+# events of its incarnation beyond the last number it issued
+like($sa->safe_psql('postgres', q{SELECT status || ': ' || detail FROM loyalty.replica_link_check() WHERE direction = 'to HQ'}),
+	qr/^restored: headquarters holds events of this store up to sa-\d+-3, this store's outbox ends at sa-\d+-1: .*re-seed it/,
+	'the restored store notices it (replica_link_check) and says what to do');
 my $n2 = accrue_at_store('k4', $m[3], 222);
 my $n3 = accrue_at_store('k5', $m[4], 222);
 my $n4 = accrue_at_store('k6', $m[5], 222);
