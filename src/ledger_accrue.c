@@ -174,6 +174,8 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 		return;
 	}
 	ledger_require_status(&m, false);
+	if (req->require_backing)
+		ledger_require_backing(req);
 	ledger_get_policy(now, &lp);
 
 	/* no deficit lot to settle: one statement writes everything */

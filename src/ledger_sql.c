@@ -137,12 +137,12 @@ audit_ledger(const LedgerResult *res)
 }
 
 /*
- * result_datum
+ * ledger_result_datum
  *		A LedgerResult as a loyalty.ledger_result row; records the change
  *		(audit_ledger) unless the call was a replay.
  */
-static Datum
-result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
+Datum
+ledger_result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
 {
 	TupleDesc	tupdesc;
 	Datum		v[9];
@@ -207,8 +207,9 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	if (req.has_activate_at)
 		req.activate_at = PG_GETARG_TIMESTAMPTZ(9);
 	check_rights(RIGHTS_SPEND, req.store_code);
+	ledger_accrue_authority(loyalty_caller(), &req);
 	ledger_accrue(&req, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -228,7 +229,7 @@ loyalty_activate(PG_FUNCTION_ARGS)
 	store = text_or_null(fcinfo, 1);
 	check_rights(RIGHTS_DESK, store);
 	ledger_activate(*PG_GETARG_UUID_P(0), store, text_or_null(fcinfo, 2), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -243,7 +244,7 @@ loyalty_activate_due(PG_FUNCTION_ARGS)
 	arg_required(fcinfo, 1, "as_of");
 	check_rights(RIGHTS_BATCH, NULL);
 	ledger_activate_due(PG_GETARG_TIMESTAMPTZ(1), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -265,7 +266,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 	check_rights(RIGHTS_SPEND, store);
 	ledger_redeem_reward(*PG_GETARG_UUID_P(0), store, PG_GETARG_INT64(2),
 						 text_or_null(fcinfo, 3), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -285,7 +286,7 @@ loyalty_redeem_cash(PG_FUNCTION_ARGS)
 	store = text_or_null(fcinfo, 1);
 	check_rights(RIGHTS_SPEND, store);
 	ledger_redeem_cash(*PG_GETARG_UUID_P(0), store, PG_GETARG_DATUM(2), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -325,7 +326,7 @@ loyalty_reverse(PG_FUNCTION_ARGS)
 	}
 	ledger_reverse(*PG_GETARG_UUID_P(0), store, PG_GETARG_DATUM(2),
 				   PG_GETARG_DATUM(3), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -347,7 +348,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 	check_rights(RIGHTS_DESK, store);
 	ledger_transfer(*PG_GETARG_UUID_P(0), *PG_GETARG_UUID_P(1), store,
 					PG_GETARG_INT64(3), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -362,7 +363,7 @@ loyalty_expire_points(PG_FUNCTION_ARGS)
 	arg_required(fcinfo, 1, "as_of");
 	check_rights(RIGHTS_BATCH, NULL);
 	ledger_expire(PG_GETARG_TIMESTAMPTZ(1), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
