@@ -74,7 +74,6 @@ typedef struct LedgerAccrual
 
 /* ledger_authority.c */
 extern void ledger_authority_init(void);
-extern void ledger_require_backing(const LedgerAccrual *req);
 
 /* ledger_accrue.c */
 extern void ledger_accrue(const LedgerAccrual *req, LedgerResult *res);

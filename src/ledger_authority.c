@@ -9,10 +9,11 @@
  *
  * A store login (front desk, F&B, store manager) earns points for a member
  * only through the stay path (stay_record, charge_record) or with an
- * accrual that names a stay or charge of that member at that store.  A
- * credit with nothing behind it is a manual adjustment: a store manager or
- * an HQ role, a reason code, and the caps below; above them it waits for
- * an HQ approval.
+ * accrual that names a stay or charge of that member at that store
+ * (checked by ledger_accrue.c, asked for by ledger_sql.c).  A credit with
+ * nothing behind it is a manual adjustment: a store manager or an HQ role,
+ * a reason code, and the caps below; above them it waits for an HQ
+ * approval.
  *
  *-------------------------------------------------------------------------
  */
@@ -29,7 +30,6 @@
 
 #include "args.h"
 #include "ledger_int.h"
-#include "roles_caller.h"
 #include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_adjust_caps);
@@ -59,68 +59,6 @@ ledger_authority_init(void)
 							"An adjustment that would exceed it is stored as pending until an HQ role approves it.",
 							&adjust_cap_per_day, 50000, 0, INT_MAX,
 							PGC_SUSET, 0, NULL, NULL, NULL);
-}
-
-/*
- * ledger_accrue_authority
- *		The authority rules of a direct loyalty.points_accrue() call, before
- *		the ledger writes: source "adjustment" only through points_adjust
- *		(a superuser, who can do anything, excepted), and a store login's
- *		accrual needs a stay or charge behind it (checked by ledger_accrue
- *		after the idempotency replay, so that a retry still replays).
- */
-void
-ledger_accrue_authority(const LoyaltyCaller *caller, LedgerAccrual *req)
-{
-	if (req->source != NULL && strcmp(req->source, "adjustment") == 0 &&
-		!caller->is_superuser)
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("points_accrue does not credit manual adjustments"),
-				 errdetail("An adjustment has no stay or charge behind it: it needs a reason code and is capped per call and per day."),
-				 errhint("Use loyalty.points_adjust() as a store manager or an HQ role.")));
-	if (!caller->is_hq)
-		req->require_backing = true;
-}
-
-/*
- * ledger_require_backing
- *		Error (42501) unless the accrual names, as its reference, a stay
- *		(stay_id or the PMS's idempotency key) or a charge (charge_id or
- *		its key) of this member at this store, not cancelled, with source
- *		stay or spend.  Needs the ledger's SPI connection.
- */
-void
-ledger_require_backing(const LedgerAccrual *req)
-{
-	Oid			types[3] = {UUIDOID, TEXTOID, TEXTOID};
-	Datum		values[3];
-	bool		isnull;
-
-	if (req->reference == NULL ||
-		(strcmp(req->source, "stay") != 0 && strcmp(req->source, "spend") != 0))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("a store may credit points only for a stay or a charge"),
-				 errdetail("Store staff accruals need source stay or spend and a reference that names a stay or charge of the member at store \"%s\".",
-						   req->store_code),
-				 errhint("Record the stay with loyalty.stay_record() or the charge with loyalty.charge_record(), which earn the points; a credit without one is a manual adjustment (loyalty.points_adjust()).")));
-	values[0] = UUIDPGetDatum(&req->member_id);
-	values[1] = CStringGetTextDatum(req->store_code);
-	values[2] = CStringGetTextDatum(req->reference);
-	lspi_exec("SELECT EXISTS (SELECT 1 FROM loyalty.stay s "
-			  "  WHERE s.member_id = $1 AND s.store_code = $2 AND s.status <> 'cancelled' "
-			  "    AND (s.idempotency_key = $3 OR s.stay_id::text = $3)) "
-			  "OR EXISTS (SELECT 1 FROM loyalty.charge c "
-			  "  WHERE c.member_id = $1 AND c.store_code = $2 "
-			  "    AND (c.idempotency_key = $3 OR c.charge_id::text = $3))",
-			  3, types, values, NULL, true, 1, SPI_OK_SELECT);
-	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
-		ereport(ERROR,
-				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
-				 errmsg("reference \"%s\" is no stay or charge of this member at store \"%s\"",
-						req->reference, req->store_code),
-				 errhint("Record the stay with loyalty.stay_record() or the charge with loyalty.charge_record(), which earn the points; a credit without one is a manual adjustment (loyalty.points_adjust()).")));
 }
 
 /*

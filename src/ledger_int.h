@@ -151,8 +151,4 @@ extern void ledger_check_as_of(TimestampTz as_of);
 /* ledger_sql.c: a LedgerResult as a loyalty.ledger_result row (records the change) */
 extern Datum ledger_result_datum(FunctionCallInfo fcinfo, const LedgerResult *res);
 
-/* ledger_authority.c: who may credit what (docs/ledger.md, "Authority limits") */
-struct LoyaltyCaller;
-extern void ledger_accrue_authority(const struct LoyaltyCaller *caller, LedgerAccrual *req);
-
 #endif							/* LOYALTY_LEDGER_INT_H */

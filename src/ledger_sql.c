@@ -177,6 +177,30 @@ ledger_result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
 }
 
 /*
+ * accrue_authority
+ *		The authority rules of a direct loyalty.points_accrue() call, before
+ *		the ledger writes (docs/ledger.md, "Authority limits"): a store
+ *		login makes no adjustment here (points_adjust is theirs), and its
+ *		accrual needs a stay or charge behind it (checked by ledger_accrue
+ *		after the idempotency replay, so that a retry still replays).  HQ
+ *		keeps source "adjustment" for bulk loads (the CRM import's opening
+ *		balances).
+ */
+static void
+accrue_authority(const LoyaltyCaller *caller, LedgerAccrual *req)
+{
+	if (req->source != NULL && strcmp(req->source, "adjustment") == 0 &&
+		!caller->is_hq)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("points_accrue does not credit manual adjustments"),
+				 errdetail("An adjustment has no stay or charge behind it: it needs a reason code and is capped per call and per day."),
+				 errhint("A store manager uses loyalty.points_adjust().")));
+	if (!caller->is_hq)
+		req->require_backing = true;
+}
+
+/*
  * 1.1 order, loyalty.accrue(member_id, store_code, points, source, idem_key, rule,
  *				  reference, occurred_at, pending, activate_at)
  */
@@ -207,7 +231,7 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	if (req.has_activate_at)
 		req.activate_at = PG_GETARG_TIMESTAMPTZ(9);
 	check_rights(RIGHTS_SPEND, req.store_code);
-	ledger_accrue_authority(loyalty_caller(), &req);
+	accrue_authority(loyalty_caller(), &req);
 	ledger_accrue(&req, &res);
 	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }

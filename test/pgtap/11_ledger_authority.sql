@@ -59,9 +59,9 @@ SET LOCAL ROLE loyalty_aua_store_manager;
 SELECT throws_ok($$SELECT loyalty.points_accrue('au-7', (SELECT m FROM t), 'aua', 500, 'spend')$$,
                  '42501', NULL, 'a store manager''s accrual needs a stay or charge too');
 RESET ROLE;
-SET LOCAL ROLE loyalty_crm;
+SET LOCAL ROLE loyalty_aua_store_manager;
 SELECT throws_ok($$SELECT loyalty.points_accrue('au-8', (SELECT m FROM t), 'aua', 100000000, 'adjustment')$$,
-                 '42501', 'points_accrue does not credit manual adjustments', 'HQ crm: points_accrue makes no adjustment');
+                 '42501', 'points_accrue does not credit manual adjustments', 'store manager: points_accrue makes no adjustment');
 RESET ROLE;
 SELECT is(pg_temp.written(), (SELECT w FROM before), 'nothing written by the refused accruals');
 
