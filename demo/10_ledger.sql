@@ -8,6 +8,10 @@ SELECT m.member_id AS guest FROM loyalty.member m JOIN loyalty.member_profile p 
 \echo
 \echo '== Story 2: points earned at Shenzhen (szx_desk, checkout of a 480 CNY stay)'
 \set QUIET on
+-- the stay the points are for, as the PMS interface loaded it: a store
+-- login credits points only for a stay or charge of the member at its store
+INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, room_revenue, status, idempotency_key)
+    VALUES (:'guest', 'szx', current_date - 1, current_date + 1, 480, 'in_house', 'demo-stay-1');
 SET ROLE szx_desk;
 \set QUIET off
 SELECT operation, points, balance, lots -> 0 ->> 'state' AS lot_state

@@ -94,9 +94,13 @@ SELECT kind, payload ->> 'points' AS points FROM loyalty.event_read('regress') O
 SELECT loyalty.event_ack('regress', max(event_id)) FROM loyalty.event_read('regress');
 SELECT count(*) AS unread FROM loyalty.event_read('regress');
 
--- caller rights: store staff act for their own store only
+-- caller rights: store staff act for their own store only, and credit
+-- points for a stay or charge of the member at that store
+INSERT INTO loyalty.charge (member_id, store_code, amount, occurred_at, idempotency_key)
+    VALUES (:'ann', 'lsz', 10, now(), 'l-charge-27');
 SET ROLE loyalty_lsz_frontdesk;
-SELECT points FROM loyalty.points_accrue('l-27', :'ann', 'lsz', 100, 'spend');
+SELECT points FROM loyalty.points_accrue('l-27', :'ann', 'lsz', 100, 'spend', reference => 'l-charge-27');
+SELECT points FROM loyalty.points_accrue('l-27b', :'ann', 'lsz', 100, 'spend');
 SELECT points FROM loyalty.points_accrue('l-28', :'ann', 'lsh', 100, 'spend');
 SELECT points FROM loyalty.points_reverse('l-29', :'stay_a', 'lsh', 1, 1000);
 SELECT loyalty.points_balance(:'ann');

@@ -67,7 +67,13 @@ typedef struct LedgerAccrual
 	const char *idem_key;
 	bool		sale;			/* points sold (source "purchase"): only the
 								 * rewards area sets this */
+	bool		require_backing;	/* a store's own call: a stay or charge of
+									 * the member at the store must back it
+									 * (ledger_authority.c) */
 } LedgerAccrual;
+
+/* ledger_authority.c */
+extern void ledger_authority_init(void);
 
 /* ledger_accrue.c */
 extern void ledger_accrue(const LedgerAccrual *req, LedgerResult *res);

@@ -13,6 +13,7 @@
  */
 #include "postgres.h"
 
+#include "catalog/pg_type.h"
 #include "executor/spi.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -44,6 +45,46 @@ check_source(const char *source, bool sale)
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown point source \"%s\"", source),
 			 errhint("Sources are stay, spend, campaign, bonus, milestone and adjustment.")));
+}
+
+/*
+ * require_backing
+ *		Error (42501) unless the accrual names, as its reference, a stay
+ *		(stay_id or the PMS's idempotency key) or a charge (charge_id or
+ *		its key) of this member at this store, not cancelled, with source
+ *		stay or spend.  Needs the ledger's SPI connection.
+ */
+static void
+require_backing(const LedgerAccrual *req)
+{
+	Oid			types[3] = {UUIDOID, TEXTOID, TEXTOID};
+	Datum		values[3];
+	bool		isnull;
+
+	if (req->reference == NULL ||
+		(strcmp(req->source, "stay") != 0 && strcmp(req->source, "spend") != 0))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("a store may credit points only for a stay or a charge"),
+				 errdetail("Store staff accruals need source stay or spend and a reference that names a stay or charge of the member at store \"%s\".",
+						   req->store_code),
+				 errhint("Record the stay with loyalty.stay_record() or the charge with loyalty.charge_record(), which earn the points; a credit without one is a manual adjustment (loyalty.points_adjust()).")));
+	values[0] = UUIDPGetDatum(&req->member_id);
+	values[1] = CStringGetTextDatum(req->store_code);
+	values[2] = CStringGetTextDatum(req->reference);
+	lspi_exec("SELECT EXISTS (SELECT 1 FROM loyalty.stay s "
+			  "  WHERE s.member_id = $1 AND s.store_code = $2 AND s.status <> 'cancelled' "
+			  "    AND (s.idempotency_key = $3 OR s.stay_id::text = $3)) "
+			  "OR EXISTS (SELECT 1 FROM loyalty.charge c "
+			  "  WHERE c.member_id = $1 AND c.store_code = $2 "
+			  "    AND (c.idempotency_key = $3 OR c.charge_id::text = $3))",
+			  3, types, values, NULL, true, 1, SPI_OK_SELECT);
+	if (!DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)))
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("reference \"%s\" is no stay or charge of this member at store \"%s\"",
+						req->reference, req->store_code),
+				 errhint("Record the stay with loyalty.stay_record() or the charge with loyalty.charge_record(), which earn the points; a credit without one is a manual adjustment (loyalty.points_adjust()).")));
 }
 
 /*
@@ -174,6 +215,8 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 		return;
 	}
 	ledger_require_status(&m, false);
+	if (req->require_backing)
+		require_backing(req);
 	ledger_get_policy(now, &lp);
 
 	/* no deficit lot to settle: one statement writes everything */

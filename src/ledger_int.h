@@ -9,6 +9,7 @@
 #ifndef LOYALTY_LEDGER_INT_H
 #define LOYALTY_LEDGER_INT_H
 
+#include "fmgr.h"
 #include "lib/stringinfo.h"
 
 #include "ledger.h"
@@ -146,5 +147,8 @@ extern int64 ledger_amount_to_minor(Datum amount, int scale, const char *what);
 extern void ledger_insufficient(const LedgerMember *m, int64 wanted);
 
 extern void ledger_check_as_of(TimestampTz as_of);
+
+/* ledger_sql.c: a LedgerResult as a loyalty.ledger_result row (records the change) */
+extern Datum ledger_result_datum(FunctionCallInfo fcinfo, const LedgerResult *res);
 
 #endif							/* LOYALTY_LEDGER_INT_H */

@@ -137,12 +137,12 @@ audit_ledger(const LedgerResult *res)
 }
 
 /*
- * result_datum
+ * ledger_result_datum
  *		A LedgerResult as a loyalty.ledger_result row; records the change
  *		(audit_ledger) unless the call was a replay.
  */
-static Datum
-result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
+Datum
+ledger_result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
 {
 	TupleDesc	tupdesc;
 	Datum		v[9];
@@ -177,6 +177,30 @@ result_datum(FunctionCallInfo fcinfo, const LedgerResult *res)
 }
 
 /*
+ * accrue_authority
+ *		The authority rules of a direct loyalty.points_accrue() call, before
+ *		the ledger writes (docs/ledger.md, "Authority limits"): a store
+ *		login makes no adjustment here (points_adjust is theirs), and its
+ *		accrual needs a stay or charge behind it (checked by ledger_accrue
+ *		after the idempotency replay, so that a retry still replays).  HQ
+ *		keeps source "adjustment" for bulk loads (the CRM import's opening
+ *		balances).
+ */
+static void
+accrue_authority(const LoyaltyCaller *caller, LedgerAccrual *req)
+{
+	if (req->source != NULL && strcmp(req->source, "adjustment") == 0 &&
+		!caller->is_hq)
+		ereport(ERROR,
+				(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+				 errmsg("points_accrue does not credit manual adjustments"),
+				 errdetail("An adjustment has no stay or charge behind it: it needs a reason code and is capped per call and per day."),
+				 errhint("A store manager uses loyalty.points_adjust().")));
+	if (!caller->is_hq)
+		req->require_backing = true;
+}
+
+/*
  * 1.1 order, loyalty.accrue(member_id, store_code, points, source, idem_key, rule,
  *				  reference, occurred_at, pending, activate_at)
  */
@@ -207,8 +231,9 @@ loyalty_accrue(PG_FUNCTION_ARGS)
 	if (req.has_activate_at)
 		req.activate_at = PG_GETARG_TIMESTAMPTZ(9);
 	check_rights(RIGHTS_SPEND, req.store_code);
+	accrue_authority(loyalty_caller(), &req);
 	ledger_accrue(&req, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -228,7 +253,7 @@ loyalty_activate(PG_FUNCTION_ARGS)
 	store = text_or_null(fcinfo, 1);
 	check_rights(RIGHTS_DESK, store);
 	ledger_activate(*PG_GETARG_UUID_P(0), store, text_or_null(fcinfo, 2), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -243,7 +268,7 @@ loyalty_activate_due(PG_FUNCTION_ARGS)
 	arg_required(fcinfo, 1, "as_of");
 	check_rights(RIGHTS_BATCH, NULL);
 	ledger_activate_due(PG_GETARG_TIMESTAMPTZ(1), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -265,7 +290,7 @@ loyalty_redeem(PG_FUNCTION_ARGS)
 	check_rights(RIGHTS_SPEND, store);
 	ledger_redeem_reward(*PG_GETARG_UUID_P(0), store, PG_GETARG_INT64(2),
 						 text_or_null(fcinfo, 3), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -285,7 +310,7 @@ loyalty_redeem_cash(PG_FUNCTION_ARGS)
 	store = text_or_null(fcinfo, 1);
 	check_rights(RIGHTS_SPEND, store);
 	ledger_redeem_cash(*PG_GETARG_UUID_P(0), store, PG_GETARG_DATUM(2), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -325,7 +350,7 @@ loyalty_reverse(PG_FUNCTION_ARGS)
 	}
 	ledger_reverse(*PG_GETARG_UUID_P(0), store, PG_GETARG_DATUM(2),
 				   PG_GETARG_DATUM(3), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -347,7 +372,7 @@ loyalty_transfer(PG_FUNCTION_ARGS)
 	check_rights(RIGHTS_DESK, store);
 	ledger_transfer(*PG_GETARG_UUID_P(0), *PG_GETARG_UUID_P(1), store,
 					PG_GETARG_INT64(3), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*
@@ -362,7 +387,7 @@ loyalty_expire_points(PG_FUNCTION_ARGS)
 	arg_required(fcinfo, 1, "as_of");
 	check_rights(RIGHTS_BATCH, NULL);
 	ledger_expire(PG_GETARG_TIMESTAMPTZ(1), key, &res);
-	PG_RETURN_DATUM(result_datum(fcinfo, &res));
+	PG_RETURN_DATUM(ledger_result_datum(fcinfo, &res));
 }
 
 /*

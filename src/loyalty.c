@@ -17,6 +17,8 @@
 #include "roles_caller.h"
 #include "policy.h"
 #include "privacy.h"
+#include "ledger.h"
+#include "replica_verify.h"
 
 PG_MODULE_MAGIC;
 
@@ -35,6 +37,8 @@ _PG_init(void)
 	loyalty_benefit_member_init();
 	loyalty_risk_cache_init();
 	loyalty_privacy_settings_init();
+	ledger_authority_init();
+	replica_verify_init();
 	loyalty_privacy_guard_init();
 	loyalty_privacy_key_init();
 	loyalty_audit_init();

@@ -55,6 +55,7 @@
 #include "ledger.h"
 #include "replica.h"
 #include "replica_reserve.h"
+#include "replica_verify.h"
 #include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_outbox_receive);
@@ -447,6 +448,9 @@ apply_event(const OutboxEvent *ev, Verdict *v)
 	(void) set_config_option("session_replication_role", "origin",
 							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 							 true, 0, false);
+	/* the event's actor, time and source (replica_verify.c) */
+	replica_verify_event(ev->event_id, ev->store_code, ev->kind, ev->incarnation,
+						 ev->member_id, ev->payload, ev->recorded_at, ev->recorded_by);
 	if (strcmp(ev->kind, "preference") == 0)
 		apply_preference(ev);
 	else if (strcmp(ev->kind, "risk_tag") == 0)

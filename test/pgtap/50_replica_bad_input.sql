@@ -66,7 +66,7 @@ CREATE TEMP TABLE ev (id text, kind text, member uuid, payload jsonb);
 INSERT INTO ev VALUES
     ('rpa-1-1', 'preference', (SELECT m FROM t), '{"category": "pillow", "value": "buckwheat-free", "scope": "chain"}'),
     ('rpa-1-2', 'preference', '00000000-0000-0000-0000-000000000000', '{"category": "pillow", "value": "x"}'),
-    ('rpa-1-3', 'accrual', (SELECT m FROM t), '{"points": 1500, "source": "stay"}'),
+    ('rpa-1-3', 'accrual', (SELECT m FROM t), '{"points": 1500, "source": "stay", "reference": "room 101"}'),
     ('rpa-1-4', 'redemption', (SELECT m FROM t), '{"points": 2000, "reward": "spa"}'),
     ('rpa-1-5', 'benefit_use', (SELECT m FROM t), '{"benefit": "late_checkout"}'),
     ('rpa-1-6', 'risk_tag', (SELECT m FROM t), '{"risk_code": "unresolved_violation", "note": "TV damaged", "amount_owed": "800.00"}');

@@ -14,21 +14,21 @@ SELECT (SELECT member_id FROM loyalty.member_enroll(gen_random_uuid()::text, 'rr
 CREATE FUNCTION pg_temp.send(id text, points int, at timestamptz) RETURNS void LANGUAGE sql AS $$
     INSERT INTO loyalty.outbox (event_id, store_code, incarnation, seq, kind, member_id, payload, recorded_at)
     VALUES (id, 'rru', split_part(id, '-', 2)::bigint, split_part(id, '-', 3)::bigint,
-            'accrual', (SELECT m FROM t), jsonb_build_object('points', points, 'source', 'stay'), at)
+            'accrual', (SELECT m FROM t), jsonb_build_object('points', points, 'source', 'stay', 'reference', 'folio ' || id), at)
 $$;
 
-SELECT pg_temp.send('rru-7-1', 300, '2026-11-01 10:00+08');
-SELECT pg_temp.send('rru-7-2', 400, '2026-11-01 11:00+08');
+SELECT pg_temp.send('rru-7-1', 300, now() - interval '2 days');
+SELECT pg_temp.send('rru-7-2', 400, now() - interval '1 day');
 SELECT is(loyalty.points_balance((SELECT m FROM t)), 700::bigint, 'two store accruals applied');
 
 -- the same events again (a re-copied outbox): redeliveries
-SELECT pg_temp.send('rru-7-1', 300, '2026-11-01 10:00+08');
+SELECT pg_temp.send('rru-7-1', 300, now() - interval '2 days');
 SELECT is((SELECT redeliveries FROM loyalty.outbox_result WHERE event_id = 'rru-7-1'), 1, 'the same id and content is a redelivery');
 SELECT is((SELECT count(*) FROM loyalty.outbox_reused), 0::bigint, 'and not a reused id');
 
 -- a store restored from a backup taken after event 1: its next operation is numbered 2 again
 SET LOCAL client_min_messages = error;
-SELECT lives_ok($$SELECT pg_temp.send('rru-7-2', 950, '2026-11-03 09:00+08')$$, 'a reused id does not stop the stream');
+SELECT lives_ok($$SELECT pg_temp.send('rru-7-2', 950, now() - interval '1 hour')$$, 'a reused id does not stop the stream');
 RESET client_min_messages;
 SELECT is(loyalty.points_balance((SELECT m FROM t)), 700::bigint, 'the operation under a reused id is not applied');
 SELECT is((SELECT redeliveries FROM loyalty.outbox_result WHERE event_id = 'rru-7-2'), 0, 'nor counted as a redelivery');

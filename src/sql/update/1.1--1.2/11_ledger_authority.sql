@@ -1,0 +1,1 @@
+\ir 11_ledger_authority.sql
