@@ -224,6 +224,9 @@ BEGIN
     INSERT INTO loyalty.segment_run (kind, as_of, params, score_run, batch_size, total)
     VALUES (kind, as_of, p, scores, batch_size, n)
     RETURNING segment_run.run_id INTO id;
+    -- the run's change record, named after its API procedure
+    PERFORM loyalty._audit_change(NULL, kind || '_refresh', 'marketing',
+        pg_catalog.jsonb_build_object('run_id', id, 'as_of', as_of, 'total', n));
     RETURN id;
 END
 $$;
