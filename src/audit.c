@@ -23,6 +23,9 @@
  * (woken at commit by the transaction callback below, and every few
  * seconds); loyalty.audit_member() and loyalty.audit_role() read both.
  *
+ * The extension's install and update scripts (CREATE and ALTER EXTENSION)
+ * call some API functions (views_regenerate); they record no change.
+ *
  * Both kinds carry the login (session user), the role acting (outer user),
  * its store and department (loyalty_caller_lookup()), the member, the
  * action and a purpose.  Limits are checked up front with 22023, before
@@ -35,6 +38,7 @@
 #include "access/xact.h"
 #include "catalog/namespace.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
 #include "mb/pg_wchar.h"
@@ -261,6 +265,8 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 	check_action(action);
 	if (!loyalty_audit_schema_12())
 		return;					/* a 1.0/1.1 schema has nowhere to put it */
+	if (creating_extension)
+		return;					/* the extension's own script, not an API call */
 	if (purpose == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),

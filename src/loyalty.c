@@ -10,6 +10,7 @@
 #include "fmgr.h"
 
 #include "audit.h"
+#include "audit_read.h"
 #include "benefit.h"
 #include "benefit_catalog.h"
 #include "benefit_member.h"
@@ -43,4 +44,5 @@ _PG_init(void)
 	loyalty_privacy_key_init();
 	loyalty_audit_init();
 	loyalty_audit_xact_init();
+	loyalty_audit_read_init();
 }

@@ -51,6 +51,7 @@
 #include "utils/resowner.h"
 #include "utils/uuid.h"
 
+#include "audit.h"
 #include "roles_caller.h"
 #include "ledger.h"
 #include "replica.h"
@@ -881,5 +882,14 @@ loyalty_replica_retry(PG_FUNCTION_ARGS)
 			applied++;
 	}
 	lspi_finish();
+	{
+		static const char *const keys[3] = {"event_id", "retried", "applied"};
+		static const bool quoted[3] = {true, false, false};
+		const char *vals[3] = {PG_ARGISNULL(0) ? NULL : TextDatumGetCString(PG_GETARG_DATUM(0)),
+			psprintf(UINT64_FORMAT, n), psprintf("%d", applied)};
+
+		loyalty_audit_change(NULL, "replica_retry", "operations",
+							 loyalty_audit_detail(3, keys, vals, quoted));
+	}
 	PG_RETURN_INT32(applied);
 }

@@ -29,6 +29,7 @@
 #include "miscadmin.h"
 #include "utils/builtins.h"
 
+#include "audit.h"
 #include "roles_caller.h"
 #include "replica.h"
 #include "request.h"
@@ -45,6 +46,25 @@ PG_FUNCTION_INFO_V1(loyalty_replica_store_add);
 PG_FUNCTION_INFO_V1(loyalty_replica_hub_add);
 PG_FUNCTION_INFO_V1(loyalty_replica_store_remove);
 PG_FUNCTION_INFO_V1(loyalty_replica_outbox_attach);
+
+/*
+ * audit_admin
+ *		The change record of one replica administration call (purpose
+ *		operations, no member): the action and the store or hub code, with
+ *		a second key and value when given.  Called after lspi_finish(), in
+ *		the call's transaction.
+ */
+static void
+audit_admin(const char *action, const char *code, const char *key2,
+			const char *value2, bool quoted2)
+{
+	const char *keys[2] = {"store_code", key2};
+	const char *values[2] = {code, value2};
+	bool		quoted[2] = {true, quoted2};
+
+	loyalty_audit_change(NULL, action, "operations",
+						 loyalty_audit_detail(key2 ? 2 : 1, keys, values, quoted));
+}
 
 /*
  * code_arg
@@ -212,6 +232,7 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 					 errmsg("store \"%s\" already has a replica", code)));
 		replica_create_store_publication(pubname, code);
 		lspi_finish();
+		audit_admin("replica_store_add", code, "publication", pubname, true);
 		PG_RETURN_TEXT_P(cstring_to_text(pubname));
 	}
 
@@ -262,6 +283,7 @@ loyalty_replica_add_store(PG_FUNCTION_ARGS)
 					 "VALUES ($1, $2, $3, $4, $5)",
 					 5, types, values, nulls, false, 0, SPI_OK_INSERT);
 	lspi_finish();
+	audit_admin("replica_store_add", code, "via_hub", hub, true);
 	PG_RETURN_TEXT_P(cstring_to_text(pubname));
 }
 
@@ -304,6 +326,7 @@ loyalty_replica_add_hub(PG_FUNCTION_ARGS)
 					 "VALUES ($1, 'hub', $2, $3)",
 					 3, types, values, NULL, false, 0, SPI_OK_INSERT);
 	lspi_finish();
+	audit_admin("replica_hub_add", code, NULL, NULL, false);
 	PG_RETURN_TEXT_P(cstring_to_text(pubname));
 }
 
@@ -325,6 +348,8 @@ loyalty_replica_create_slot(PG_FUNCTION_ARGS)
 	replica_drop_slot(row.slot_name, false);
 	replica_create_slot(row.slot_name);
 	lspi_finish();
+	/* after the slot: a slot is made before the transaction's first write */
+	audit_admin("replica_slot_create", code, "slot", row.slot_name, true);
 	PG_RETURN_TEXT_P(cstring_to_text(row.slot_name));
 }
 
@@ -363,6 +388,7 @@ loyalty_replica_attach_outbox(PG_FUNCTION_ARGS)
 	replica_create_subscription(subname, conninfo, REPLICA_OUTBOX_PUB,
 								REPLICA_OUTBOX_SLOT, true);
 	lspi_finish();
+	audit_admin("replica_outbox_attach", code, "subscription", subname, true);
 	PG_RETURN_TEXT_P(cstring_to_text(subname));
 }
 
@@ -415,6 +441,8 @@ loyalty_replica_remove_store(PG_FUNCTION_ARGS)
 	if (at_hq)
 		lspi_exec("DELETE FROM loyalty.replica_store r WHERE r.store_code = $1",
 						 1, types, values, NULL, false, 0, SPI_OK_DELETE);
+	/* recorded before the slot goes: dropping a slot cannot be rolled back */
+	audit_admin("replica_store_remove", code, "force", force ? "true" : "false", false);
 	/* last: dropping a slot cannot be rolled back */
 	replica_drop_slot(name, force);
 	lspi_finish();
@@ -436,7 +464,16 @@ loyalty_replica_adopt(PG_FUNCTION_ARGS)
 	spi_begin();
 	replica_identity_claim(true);
 	lspi_finish();
-	PG_RETURN_TEXT_P(cstring_to_text(psprintf("%s/%u", replica_local_system_id(), MyDatabaseId)));
+	{
+		char	   *identity = psprintf("%s/%u", replica_local_system_id(), MyDatabaseId);
+		static const char *const keys[1] = {"identity"};
+		static const bool quoted[1] = {true};
+		const char *values[1] = {identity};
+
+		loyalty_audit_change(NULL, "replica_adopt", "operations",
+							 loyalty_audit_detail(1, keys, values, quoted));
+		PG_RETURN_TEXT_P(cstring_to_text(identity));
+	}
 }
 
 /*

@@ -31,6 +31,7 @@
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 
+#include "audit.h"
 #include "roles_caller.h"
 #include "replica.h"
 #include "roles.h"
@@ -161,6 +162,14 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 	/* this server and database are the node from now on */
 	replica_identity_claim(true);
 	lspi_finish();
+	{
+		static const char *const keys[2] = {"store_code", "subscription"};
+		static const bool quoted[2] = {true, true};
+		const char *vals[2] = {code, name};
+
+		loyalty_audit_change(NULL, strcmp(want, "hub") == 0 ? "hub_subscribe" : "store_subscribe",
+							 "operations", loyalty_audit_detail(2, keys, vals, quoted));
+	}
 	PG_RETURN_TEXT_P(cstring_to_text(name));
 }
 
@@ -203,6 +212,15 @@ loyalty_store_unsubscribe(PG_FUNCTION_ARGS)
 				(errcode(ERRCODE_OBJECT_NOT_IN_PREREQUISITE_STATE),
 				 errmsg("this server is not a store replica")));
 	replica_drop_subscription(replica_store_object_name(code));
+	{
+		static const char *const keys[2] = {"store_code", "drop_outbox_slot"};
+		static const bool quoted[2] = {true, false};
+		const char *vals[2] = {code, !PG_ARGISNULL(0) && PG_GETARG_BOOL(0) ? "true" : "false"};
+
+		/* before the slot goes: dropping a slot cannot be rolled back */
+		loyalty_audit_change(NULL, "store_unsubscribe", "operations",
+							 loyalty_audit_detail(2, keys, vals, quoted));
+	}
 	if (!PG_ARGISNULL(0) && PG_GETARG_BOOL(0))
 		replica_drop_slot(REPLICA_OUTBOX_SLOT, true);
 	lspi_finish();
@@ -246,5 +264,13 @@ loyalty_store_window_tick(PG_FUNCTION_ARGS)
 	if (replica_subscription_exists(name))
 		replica_set_subscription_enabled(name, want);
 	lspi_finish();
+	{
+		static const char *const keys[2] = {"store_code", "subscription"};
+		static const bool quoted[2] = {true, true};
+		const char *vals[2] = {code, want ? "enabled" : "disabled"};
+
+		loyalty_audit_change(NULL, "store_window_tick", "operations",
+							 loyalty_audit_detail(2, keys, vals, quoted));
+	}
 	PG_RETURN_TEXT_P(cstring_to_text(want ? "enabled" : "disabled"));
 }

@@ -311,6 +311,8 @@ BEGIN
                                   'member_' || dept, 'loyalty_' || dept);
         n := n + 1;
     END LOOP;
+    PERFORM loyalty._audit_change(NULL, 'views_regenerate', 'privacy',
+        pg_catalog.jsonb_build_object('views', n));
     RETURN n;
 END
 $$;
@@ -1081,6 +1083,9 @@ BEGIN
         FOREACH v IN ARRAY victims LOOP
             PERFORM loyalty._member_erase(v, 'retention: inactive for ' || inactive_for::text);
         END LOOP;
+        PERFORM loyalty._audit_change(NULL, 'retention_purge', 'privacy',
+            pg_catalog.jsonb_build_object('inactive_for', inactive_for, 'retired_for', retired_for,
+                                          'members_erased', cardinality(victims)));
     END IF;
 END
 $$;

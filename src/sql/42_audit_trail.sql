@@ -206,6 +206,10 @@ BEGIN
       FROM loyalty.audit_log a;
     IF first_id IS NULL OR last_id < first_id THEN
         records := 0; first_id := NULL; last_id := NULL;
+        IF NOT dry_run THEN
+            PERFORM loyalty._audit_change(NULL, 'audit_retention_purge', 'privacy',
+                pg_catalog.jsonb_build_object('records', 0, 'purged_before', cutoff));
+        END IF;
         RETURN NEXT;
         RETURN;
     END IF;
@@ -221,6 +225,9 @@ BEGIN
     ALTER TABLE loyalty.audit_log DISABLE TRIGGER audit_log_append_only;
     DELETE FROM loyalty.audit_log a WHERE a.audit_id <= last_id;
     ALTER TABLE loyalty.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
+    PERFORM loyalty._audit_change(NULL, 'audit_retention_purge', 'privacy',
+        pg_catalog.jsonb_build_object('first_id', first_id, 'last_id', last_id,
+                                      'records', records, 'purged_before', cutoff));
 END
 $$;
 COMMENT ON FUNCTION loyalty.audit_retention_purge(boolean, interval) IS

@@ -83,6 +83,9 @@ BEGIN
     END LOOP;
     IF prior IS NULL THEN
         PERFORM loyalty._request_end('job_schedule', idempotency_key, req, 'null'::jsonb);
+        PERFORM loyalty._audit_change(NULL, 'job_schedule', 'operations',
+            (SELECT pg_catalog.jsonb_build_object('jobs', pg_catalog.jsonb_agg(d.job_name))
+               FROM loyalty.job_schedule_defaults() d));
     END IF;
 END
 $$;
@@ -135,6 +138,8 @@ BEGIN
         n := n + 1;
     END LOOP;
     PERFORM loyalty._request_end('job_unschedule', idempotency_key, req, pg_catalog.to_jsonb(n));
+    PERFORM loyalty._audit_change(NULL, 'job_unschedule', 'operations',
+        pg_catalog.jsonb_build_object('jobs', n));
     RETURN n;
 END
 $$;
@@ -323,6 +328,15 @@ BEGIN
     INSERT INTO loyalty.job (kind, params, batch_size, total)
     VALUES (kind, params, batch_size, n)
     RETURNING job.job_id INTO id;
+    -- the batch job's change record, named after its API procedure
+    PERFORM loyalty._audit_change(NULL,
+        CASE kind WHEN 'requalify' THEN 'tier_requalify' WHEN 'downgrade' THEN 'tier_downgrade_apply'
+                  WHEN 'expire' THEN 'points_expire_batch' WHEN 'activate' THEN 'points_activate_due_batch'
+                  WHEN 'retention' THEN 'retention_purge_batch' WHEN 'score' THEN 'score_refresh'
+                  WHEN 'segment' THEN 'segment_refresh' ELSE 'member_erase_batch' END,
+        CASE WHEN kind IN ('retention', 'erase') THEN 'privacy'
+             WHEN kind IN ('score', 'segment') THEN 'marketing' ELSE 'loyalty' END,
+        pg_catalog.jsonb_build_object('job_id', id, 'params', params, 'total', n));
     RETURN id;
 END
 $$;

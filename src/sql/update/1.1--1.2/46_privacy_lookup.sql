@@ -83,6 +83,8 @@ BEGIN
                                   'member_' || dept, 'loyalty_' || dept);
         n := n + 1;
     END LOOP;
+    PERFORM loyalty._audit_change(NULL, 'views_regenerate', 'privacy',
+        pg_catalog.jsonb_build_object('views', n));
     RETURN n;
 END
 $$;

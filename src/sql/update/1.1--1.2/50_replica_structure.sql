@@ -159,6 +159,12 @@ BEGIN
             INSERT INTO loyalty.outbox (event_id, store_code, incarnation, seq, kind, member_id, payload, idem_key)
                 VALUES (id, node.store_code, node.incarnation, seq, _outbox_append.kind,
                         _outbox_append.member_id, _outbox_append.payload, _outbox_append.idem_key);
+            -- the store call's change record, named after its API function
+            PERFORM loyalty._audit_change(_outbox_append.member_id,
+                CASE _outbox_append.kind WHEN 'accrual' THEN 'store_points_accrue'
+                    WHEN 'redemption' THEN 'store_points_redeem' WHEN 'benefit_use' THEN 'store_benefit_use'
+                    WHEN 'preference' THEN 'store_preference_record' ELSE 'store_risk_tag_raise' END,
+                'service', pg_catalog.jsonb_build_object('event_id', id, 'kind', _outbox_append.kind));
             RETURN id;
         EXCEPTION WHEN unique_violation THEN
             -- a concurrent call with the same key committed first: return its event

@@ -65,6 +65,9 @@ BEGIN
     END LOOP;
     IF prior IS NULL THEN
         PERFORM loyalty._request_end('job_schedule', idempotency_key, req, 'null'::jsonb);
+        PERFORM loyalty._audit_change(NULL, 'job_schedule', 'operations',
+            (SELECT pg_catalog.jsonb_build_object('jobs', pg_catalog.jsonb_agg(d.job_name))
+               FROM loyalty.job_schedule_defaults() d));
     END IF;
 END
 $$;
@@ -117,6 +120,8 @@ BEGIN
         n := n + 1;
     END LOOP;
     PERFORM loyalty._request_end('job_unschedule', idempotency_key, req, pg_catalog.to_jsonb(n));
+    PERFORM loyalty._audit_change(NULL, 'job_unschedule', 'operations',
+        pg_catalog.jsonb_build_object('jobs', n));
     RETURN n;
 END
 $$;

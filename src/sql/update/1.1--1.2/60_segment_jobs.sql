@@ -120,6 +120,15 @@ BEGIN
     INSERT INTO loyalty.job (kind, params, batch_size, total)
     VALUES (kind, params, batch_size, n)
     RETURNING job.job_id INTO id;
+    -- the batch job's change record, named after its API procedure
+    PERFORM loyalty._audit_change(NULL,
+        CASE kind WHEN 'requalify' THEN 'tier_requalify' WHEN 'downgrade' THEN 'tier_downgrade_apply'
+                  WHEN 'expire' THEN 'points_expire_batch' WHEN 'activate' THEN 'points_activate_due_batch'
+                  WHEN 'retention' THEN 'retention_purge_batch' WHEN 'score' THEN 'score_refresh'
+                  WHEN 'segment' THEN 'segment_refresh' ELSE 'member_erase_batch' END,
+        CASE WHEN kind IN ('retention', 'erase') THEN 'privacy'
+             WHEN kind IN ('score', 'segment') THEN 'marketing' ELSE 'loyalty' END,
+        pg_catalog.jsonb_build_object('job_id', id, 'params', params, 'total', n));
     RETURN id;
 END
 $$;
