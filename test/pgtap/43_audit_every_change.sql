@@ -73,7 +73,9 @@ INSERT INTO exempt VALUES
     ('replica_slot_create', 'must run before the transaction''s first write'),
     ('replica_outbox_attach', 'connects to a store server'),
     ('store_subscribe', 'connects to headquarters'),
-    ('hub_subscribe', 'connects to headquarters');
+    ('hub_subscribe', 'connects to headquarters'),
+    -- reads the state of each replication link (connects to the other end); changes nothing
+    ('replica_link_check', 'reads link states over the network; changes nothing');
 
 -- the deprecated 1.1 names (docs/deprecated.md) call their 1.2 function,
 -- which records: checked below, not called
@@ -129,6 +131,16 @@ SELECT loyalty.points_reverse('ev-p6', (SELECT entry_id FROM loyalty.point_entry
 SELECT loyalty.points_transfer('ev-p7', pg_temp.m('ann'), pg_temp.m('bo'), 'eva', 1000);
 SELECT loyalty.points_expire('ev-p8', now());
 SELECT loyalty.points_activate_due('ev-p9', now());
+-- manual adjustments above the caps wait for another HQ login's decision
+SELECT loyalty.staff_create('ev-st4', 'ev_crm', NULL, 'crm');
+INSERT INTO k SELECT 'adj1', request_id::text
+  FROM loyalty.points_adjust('ev-j1', pg_temp.m('ann'), 'eva', 100000000, 'goodwill');
+INSERT INTO k SELECT 'adj2', request_id::text
+  FROM loyalty.points_adjust('ev-j2', pg_temp.m('ann'), 'eva', 100000000, 'goodwill');
+SET ROLE ev_crm;
+SELECT loyalty.points_adjust_approve('ev-j3', pg_temp.m('adj1'));
+SELECT loyalty.points_adjust_reject('ev-j4', pg_temp.m('adj2'));
+RESET ROLE;
 
 -- stays and charges (service)
 SELECT loyalty.stay_record('ev-y1', 'eva', pg_temp.m('ann'), current_date - 3, current_date - 1, room_revenue => 1000);
