@@ -56,12 +56,24 @@ extern void loyalty_audit_init(void);
 extern bool loyalty_audit_pool_available(void);
 extern void loyalty_audit_enqueue_and_wait(const AuditRead *rec);
 extern void loyalty_audit_changes_committed(void);
-extern bool loyalty_audit_chain_acquire(Oid relid, int64 *last_id, uint8 *hash, int *hashlen);
-extern void loyalty_audit_chain_release(Oid relid, int64 last_id, const uint8 *hash, int hashlen);
+/*
+ * The chain's head kept in shared memory (src/audit_writer.c), handed to
+ * loyalty_audit_chain by the writers: acquire waits until this process is
+ * the one extending the chain and returns the head if it is known; release
+ * leaves the new head after the commit.  NULL ops: no pool (not
+ * preloaded), the table lock serialises the writers instead.
+ */
+typedef struct AuditChainOps
+{
+	bool		(*acquire) (Oid relid, int64 *last_id, uint8 *hash, int *hashlen);
+	void		(*release) (Oid relid, int64 last_id, const uint8 *hash, int hashlen);
+} AuditChainOps;
+
+extern const AuditChainOps *loyalty_audit_chain_ops(void);
 
 /* src/audit_chain.c: extending the chain (writers only) */
 extern XLogRecPtr loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep,
-									  bool flush);
+									  bool flush, const AuditChainOps *ops);
 extern void loyalty_audit_flush(XLogRecPtr lsn);
 extern bool loyalty_audit_schema_12(void);
 

@@ -338,11 +338,13 @@ insert_chained(const ChainRec *r, int64 audit_id, const uint8 *prev, int prevlen
  * synchronous standbys that synchronous_commit asks for).  A crash can
  * only lose a suffix of the WAL, so a lost batch never leaves a later one
  * chained to it; and no read is answered before its record is flushed.
- * Without the pool (library not preloaded) there is no shared head: the
- * table lock serialises the session writers and each commit is synchronous.
+ * Without the pool (ops NULL: library not preloaded) there is no shared
+ * head: the table lock serialises the session writers and each commit is
+ * synchronous.
  */
 XLogRecPtr
-loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep, bool flush)
+loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep, bool flush,
+					const AuditChainOps *ops)
 {
 	ChainRec   *recs;
 	int			nrecs = 0;
@@ -352,7 +354,7 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep, bool flush)
 	uint8		prev[PG_SHA256_DIGEST_LENGTH];
 	int			prevlen = 0;
 	bool		v12;
-	bool		pooled = loyalty_audit_pool_available();
+	bool		pooled = (ops != NULL);
 	bool		known = false;
 	Oid			relid = InvalidOid;
 	Oid			nsp;
@@ -370,7 +372,7 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep, bool flush)
 		relid = get_relname_relid("audit_log", nsp);
 	/* before the snapshot: the previous owner's commit must be visible */
 	if (pooled)
-		known = loyalty_audit_chain_acquire(relid, &last_id, prev, &prevlen);
+		known = ops->acquire(relid, &last_id, prev, &prevlen);
 
 	lspi_connect(LSPI_READ_WRITE);
 	/* a database still at 1.0/1.1: no staging, anchor or detail */
@@ -441,7 +443,7 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep, bool flush)
 		synchronous_commit = save_sync;
 	}
 	PG_END_TRY();
-	loyalty_audit_chain_release(relid, last_id, prev, prevlen);
+	ops->release(relid, last_id, prev, prevlen);
 	pgstat_report_activity(STATE_IDLE, NULL);
 	if (nrecs == 0)
 		return InvalidXLogRecPtr;

@@ -213,7 +213,7 @@ loyalty_audit_session_writer_main(Datum main_arg)
 			elog(FATAL, "malformed audit request");
 		memcpy(&rec, data, sizeof(AuditRead));
 		old = MemoryContextSwitchTo(loop_cxt);
-		(void) loyalty_audit_chain(&rec, 1, true, true);
+		(void) loyalty_audit_chain(&rec, 1, true, true, loyalty_audit_chain_ops());
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_cxt);
 		res = shm_mq_send(reph, 1, "k", false, true);

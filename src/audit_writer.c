@@ -26,13 +26,16 @@
  * record already: the writer still commits it (the answer was not served);
  * the slot is then freed by the writer.
  *
- * A writer takes every QUEUED record of its database at once (a batch), in
- * sequence order, and in one transaction (loyalty_audit_chain,
- * src/audit_chain.c): locks loyalty.audit_log against the other writers,
- * reads the chain's head, moves the committed change records of
- * loyalty.audit_change_staging onto the chain, then the batch's reads, and
- * commits once: group commit.
- * It then marks every record of the batch DONE and wakes their backends.
+ * A writer takes every QUEUED record of its database at once (a batch),
+ * in sequence order, and in one transaction (loyalty_audit_chain,
+ * src/audit_chain.c): becomes the one process extending the chain (the
+ * chain's head is kept here, per database, with no table lock), moves the
+ * committed change records of loyalty.audit_change_staging onto the chain,
+ * then the batch's reads, and commits once: group commit.  The commit does
+ * not wait for the disk; the writer marks every record of the batch DONE
+ * with the commit's WAL position and goes on, and each backend waits for
+ * the WAL flush up to its own record (loyalty_audit_flush) before its read
+ * returns: the flushes of many batches are shared.
  * If the writer fails, its TAKEN records are marked FAILED by its exit
  * callback and their reads are refused; the next record starts a new
  * writer.  With no writer able to run (no worker slot), reads are refused.
@@ -659,15 +662,15 @@ chain_exit_cb(int code, Datum arg)
 }
 
 /*
- * loyalty_audit_chain_acquire
+ * chain_acquire
  *		Become the one process extending this database's chain, waiting
  *		while another one does (it holds the chain only until its
  *		transaction has committed, not until it is durable).  Returns true
  *		with the head in *last_id, hash and *hashlen if it is known for this
  *		log (relid), false if the caller must read it from the table.
  */
-bool
-loyalty_audit_chain_acquire(Oid relid, int64 *last_id, uint8 *hash, int *hashlen)
+static bool
+chain_acquire(Oid relid, int64 *last_id, uint8 *hash, int *hashlen)
 {
 	AuditDb    *db;
 	int			d;
@@ -711,12 +714,12 @@ loyalty_audit_chain_acquire(Oid relid, int64 *last_id, uint8 *hash, int *hashlen
 }
 
 /*
- * loyalty_audit_chain_release
+ * chain_release
  *		Give the chain up after the transaction that extended it committed,
  *		leaving its new head for the next one.
  */
-void
-loyalty_audit_chain_release(Oid relid, int64 last_id, const uint8 *hash, int hashlen)
+static void
+chain_release(Oid relid, int64 last_id, const uint8 *hash, int hashlen)
 {
 	int			d;
 
@@ -735,6 +738,18 @@ loyalty_audit_chain_release(Oid relid, int64 last_id, const uint8 *hash, int has
 		ConditionVariableBroadcast(&db->chain_cv);
 	}
 	LWLockRelease(audit_shared->lock);
+}
+
+static const AuditChainOps pool_chain_ops = {chain_acquire, chain_release};
+
+/*
+ * loyalty_audit_chain_ops
+ *		The shared chain head's operations, NULL without the pool.
+ */
+const AuditChainOps *
+loyalty_audit_chain_ops(void)
+{
+	return audit_shared != NULL ? &pool_chain_ops : NULL;
 }
 
 /* ---------------------------------------------------------------------
@@ -880,7 +895,7 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		elog(DEBUG1, "loyalty audit writer %d: %d records in one transaction%s",
 			 my_writer + 1, n, sweep ? " (with staged changes)" : "");
 		old = MemoryContextSwitchTo(loop_cxt);
-		commit_lsn = loyalty_audit_chain(batch, n, sweep, false);
+		commit_lsn = loyalty_audit_chain(batch, n, sweep, false, &pool_chain_ops);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_cxt);
 		if (sweep)

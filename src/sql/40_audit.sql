@@ -6,8 +6,20 @@
 -- (loyalty._audit_change, src/audit.c) and chained by the writers.
 -- Append-only for everyone, and a hash chain makes any edit detectable.
 
+-- Partitioned by month of "at" (UTC), so that the months past the
+-- retention period are dropped whole (loyalty.audit_retention_purge, in
+-- 42_audit_trail.sql).  The months' partitions, loyalty._audit_log_YYYY_MM,
+-- are created ahead by the audit retention job
+-- (loyalty._audit_partition_ensure): they are not members of the
+-- extension, so pg_dump dumps them (definition and rows) like any table of
+-- the database, and a restore attaches them to the extension's log.  A
+-- record of a month without a partition (the job not scheduled, the 1.1
+-- log after an update) goes to the default partition, a member registered
+-- for the dump; the purge deletes its old rows month by month.  The
+-- writers never create a partition: that needs an exclusive lock on the
+-- log, which readers waiting for their records hold a share of.
 CREATE TABLE loyalty.audit_log (
-    audit_id    bigint PRIMARY KEY,         -- gapless, in chain order
+    audit_id    bigint NOT NULL,            -- gapless, in chain order
     at          timestamptz NOT NULL,
     login       text NOT NULL,
     role        text NOT NULL,
@@ -22,15 +34,23 @@ CREATE TABLE loyalty.audit_log (
     prev_hash   bytea,
     hash        bytea NOT NULL,
     detail      jsonb                       -- changes: what changed (masked)
-);
+) PARTITION BY RANGE (at);
 COMMENT ON TABLE loyalty.audit_log IS
     'Append-only, hash-chained record of sensitive reads and of every change to member data';
-CREATE INDEX audit_log_member_idx ON loyalty.audit_log (member_id, at);
-CREATE INDEX audit_log_login_idx ON loyalty.audit_log (login, at);
-CREATE INDEX audit_log_role_idx ON loyalty.audit_log (role, at);
 SELECT pg_catalog.pg_extension_config_dump('loyalty.audit_log', '');
 ALTER TABLE loyalty.audit_log ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON loyalty.audit_log FROM PUBLIC;
+-- Each partition has its own key and indexes (by id, by member, by login,
+-- by role), none on the log itself: a partition that is not a member is
+-- dumped with its indexes, and attaching it on restore must not create
+-- them a second time from the log's.
+CREATE TABLE loyalty._audit_log_default PARTITION OF loyalty.audit_log DEFAULT;
+ALTER TABLE loyalty._audit_log_default ADD CONSTRAINT _audit_log_default_pkey PRIMARY KEY (audit_id);
+CREATE INDEX _audit_log_default_member_idx ON loyalty._audit_log_default (member_id, at);
+CREATE INDEX _audit_log_default_login_idx ON loyalty._audit_log_default (login, at);
+CREATE INDEX _audit_log_default_role_idx ON loyalty._audit_log_default (role, at);
+SELECT pg_catalog.pg_extension_config_dump('loyalty._audit_log_default', '');
+REVOKE ALL ON loyalty._audit_log_default FROM PUBLIC;
 
 CREATE FUNCTION loyalty._audit(member_id uuid, action text, fields text[], purpose text)
     RETURNS void
@@ -58,6 +78,11 @@ CREATE TRIGGER audit_log_no_truncate
 -- the triggers fire in replica mode too (session_replication_role)
 ALTER TABLE loyalty.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
 ALTER TABLE loyalty.audit_log ENABLE ALWAYS TRIGGER audit_log_no_truncate;
+-- statement triggers are not inherited
+CREATE TRIGGER audit_log_no_truncate
+    BEFORE TRUNCATE ON loyalty._audit_log_default
+    FOR EACH STATEMENT EXECUTE FUNCTION loyalty._audit_append_only();
+ALTER TABLE loyalty._audit_log_default ENABLE ALWAYS TRIGGER audit_log_no_truncate;
 
 -- loyalty.audit_head(): the latest record's id and hash, to be kept outside
 -- the database (anchoring the chain against a rewrite of the whole log).

@@ -167,13 +167,134 @@ END;
 COMMENT ON FUNCTION loyalty.audit_role(text, timestamptz) IS
     'What a login or role read or changed, when, where and why';
 
--- loyalty.audit_retention_purge(dry_run, keep): remove the oldest records
--- of the log, those older than keep (at least three years), as a prefix of
--- the chain: every record up to the first one that is still kept.  The
--- last removed record's id and hash become the chain's anchor
--- (loyalty.audit_anchor), from which audit_verify() checks the rest and
--- the writers go on.  Change records not yet chained are never removed.
--- The log is locked against the writers meanwhile (audited reads wait).
+-- loyalty._audit_partition_ensure(at): the partition of loyalty.audit_log
+-- for the month (UTC) of at, loyalty._audit_log_YYYY_MM, created if missing
+-- (by the retention job, ahead); returns its name, or NULL when it is not
+-- there: the default partition holds records of that month already, or
+-- the log's exclusive lock could not be had within lock_timeout (readers
+-- waiting for their records hold a share of it; the job tries again next
+-- time).  Not an extension member (see 40_audit.sql); with its own
+-- TRUNCATE trigger, since statement triggers are not inherited.
+CREATE FUNCTION loyalty._audit_partition_ensure(at timestamptz) RETURNS text
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET lock_timeout = '2s'
+AS $$
+DECLARE
+    month timestamp;
+    name text;
+BEGIN
+    IF at IS NULL OR NOT pg_catalog.isfinite(at) THEN
+        RAISE EXCEPTION 'at must be a finite time' USING ERRCODE = 'datetime_field_overflow';
+    END IF;
+    month := pg_catalog.date_trunc('month', at AT TIME ZONE 'UTC');
+    name := '_audit_log_' || pg_catalog.to_char(month, 'YYYY_MM');
+    IF pg_catalog.to_regclass('loyalty.' || name) IS NOT NULL THEN
+        RETURN name;
+    END IF;
+    IF EXISTS (SELECT 1 FROM loyalty._audit_log_default d
+                WHERE d.at >= month AT TIME ZONE 'UTC'
+                  AND d.at < (month + interval '1 month') AT TIME ZONE 'UTC') THEN
+        RETURN NULL;
+    END IF;
+    BEGIN
+        EXECUTE pg_catalog.format(
+            'CREATE TABLE loyalty.%I PARTITION OF loyalty.audit_log FOR VALUES FROM (%L) TO (%L)',
+            name, month AT TIME ZONE 'UTC', (month + interval '1 month') AT TIME ZONE 'UTC');
+    EXCEPTION WHEN lock_not_available OR duplicate_table THEN
+        RETURN CASE WHEN pg_catalog.to_regclass('loyalty.' || name) IS NULL THEN NULL ELSE name END;
+    END;
+    EXECUTE pg_catalog.format('REVOKE ALL ON loyalty.%I FROM PUBLIC', name);
+    -- its own key and indexes (see 40_audit.sql)
+    EXECUTE pg_catalog.format('ALTER TABLE loyalty.%I ADD CONSTRAINT %I PRIMARY KEY (audit_id)',
+                              name, name || '_pkey');
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON loyalty.%I (member_id, at)', name || '_member_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON loyalty.%I (login, at)', name || '_login_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON loyalty.%I (role, at)', name || '_role_idx', name);
+    EXECUTE pg_catalog.format('CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON loyalty.%I '
+                              'FOR EACH STATEMENT EXECUTE FUNCTION loyalty._audit_append_only()', name);
+    EXECUTE pg_catalog.format('ALTER TABLE loyalty.%I ENABLE ALWAYS TRIGGER audit_log_no_truncate', name);
+    RETURN name;
+END
+$$;
+
+-- loyalty._audit_purge_month(cutoff, after, dry_run): the oldest month of
+-- the log from after on that ends by cutoff (its partition, or its rows in
+-- the default partition), if the chain before every later record ends in
+-- it (a prefix of the chain: a record chained late, after its month's
+-- end, holds its month back); unless dry_run, its last record becomes the
+-- chain's anchor and the month goes: its partition dropped, its rows in the
+-- default partition deleted.  name NULL when there is no such month.
+-- lock_timeout: the drop needs the log's exclusive lock (see
+-- _audit_partition_ensure); 55P03 when it could not be had.
+CREATE FUNCTION loyalty._audit_purge_month(cutoff timestamptz, after timestamptz, dry_run boolean,
+    OUT name text, OUT records bigint, OUT first_id bigint, OUT last_id bigint,
+    OUT upper_bound timestamptz)
+    RETURNS record
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+    SET lock_timeout = '2s'
+AS $$
+DECLARE
+    lower_bound timestamptz;
+    last_hash bytea;
+BEGIN
+    IF NOT dry_run THEN
+        -- the writers wait; the chain's head cannot move meanwhile
+        LOCK TABLE loyalty.audit_log IN SHARE ROW EXCLUSIVE MODE;
+    END IF;
+    SELECT min(m.lo) INTO lower_bound FROM (
+        SELECT pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 12), 'YYYY_MM')::timestamp
+                   AT TIME ZONE 'UTC' AS lo
+          FROM pg_catalog.pg_inherits i JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+         WHERE i.inhparent = 'loyalty.audit_log'::regclass
+           AND c.relname ~ '^_audit_log_[0-9]{4}_[0-9]{2}$'
+        UNION ALL
+        SELECT pg_catalog.date_trunc('month', min(d.at) AT TIME ZONE 'UTC') AT TIME ZONE 'UTC'
+          FROM loyalty._audit_log_default d WHERE d.at >= after) m
+     WHERE m.lo >= after;
+    upper_bound := ((lower_bound AT TIME ZONE 'UTC') + interval '1 month') AT TIME ZONE 'UTC';
+    IF lower_bound IS NULL OR upper_bound > cutoff THEN
+        RETURN;
+    END IF;
+    name := '_audit_log_' || pg_catalog.to_char(lower_bound AT TIME ZONE 'UTC', 'YYYY_MM');
+    SELECT count(*), min(a.audit_id), max(a.audit_id) INTO records, first_id, last_id
+      FROM loyalty.audit_log a WHERE a.at >= lower_bound AND a.at < upper_bound;
+    IF EXISTS (SELECT 1 FROM loyalty.audit_log a
+                WHERE a.at >= upper_bound AND a.audit_id < last_id) THEN
+        name := NULL;           -- not a prefix of the chain (yet)
+        RETURN;
+    END IF;
+    IF dry_run THEN
+        RETURN;
+    END IF;
+    IF last_id IS NOT NULL THEN
+        SELECT a.hash INTO last_hash FROM loyalty.audit_log a
+         WHERE a.audit_id = last_id AND a.at >= lower_bound AND a.at < upper_bound;
+        INSERT INTO loyalty.audit_anchor (audit_id, hash, purged_before, records)
+            VALUES (last_id, last_hash, upper_bound, records);
+    END IF;
+    IF pg_catalog.to_regclass('loyalty.' || name) IS NOT NULL THEN
+        EXECUTE pg_catalog.format('DROP TABLE loyalty.%I', name);
+    END IF;
+    IF EXISTS (SELECT 1 FROM loyalty._audit_log_default d
+                WHERE d.at >= lower_bound AND d.at < upper_bound) THEN
+        -- the append-only trigger refuses this to everyone else
+        ALTER TABLE loyalty._audit_log_default DISABLE TRIGGER audit_log_append_only;
+        DELETE FROM loyalty._audit_log_default d WHERE d.at >= lower_bound AND d.at < upper_bound;
+        ALTER TABLE loyalty._audit_log_default ENABLE ALWAYS TRIGGER audit_log_append_only;
+    END IF;
+END
+$$;
+
+-- loyalty.audit_retention_purge(dry_run, keep): drop the months of the log
+-- that ended more than keep (at least three years) ago, oldest first, each
+-- after recording its last record as the chain's anchor
+-- (loyalty.audit_anchor), from which audit_verify() checks the rest and the
+-- writers go on.  A month is dropped whole, and only as a prefix of the
+-- chain.  Change records not yet chained are never removed.  The log is
+-- locked against the writers meanwhile (audited reads wait).  Returns the
+-- records (of the months) dropped, or that a dry run would drop.
 CREATE FUNCTION loyalty.audit_retention_purge(dry_run boolean DEFAULT true,
     keep interval DEFAULT '3 years')
     RETURNS TABLE (records bigint, first_id bigint, last_id bigint, purged_before timestamptz)
@@ -182,9 +303,43 @@ CREATE FUNCTION loyalty.audit_retention_purge(dry_run boolean DEFAULT true,
 AS $$
 DECLARE
     cutoff timestamptz;
-    last_hash bytea;
+    m record;
+    after timestamptz := '-infinity';
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['dba']);
+    PERFORM loyalty._audit_keep_check(dry_run, keep);
+    cutoff := now() - keep;
+    IF NOT dry_run THEN
+        -- the writers wait; the chain's head cannot move meanwhile
+        LOCK TABLE loyalty.audit_log IN SHARE ROW EXCLUSIVE MODE;
+    END IF;
+    records := 0;
+    LOOP
+        m := loyalty._audit_purge_month(cutoff, after, dry_run);
+        EXIT WHEN m.name IS NULL;
+        records := records + m.records;
+        first_id := coalesce(first_id, m.first_id);
+        last_id := coalesce(m.last_id, last_id);
+        purged_before := m.upper_bound;
+        after := m.upper_bound;
+    END LOOP;
+    IF NOT dry_run THEN
+        PERFORM loyalty._audit_change(NULL, 'audit_retention_purge', 'privacy',
+            pg_catalog.jsonb_build_object('first_id', first_id, 'last_id', last_id,
+                                          'records', records, 'purged_before', purged_before));
+    END IF;
+    RETURN NEXT;
+END
+$$;
+COMMENT ON FUNCTION loyalty.audit_retention_purge(boolean, interval) IS
+    'Drop the audit log''s months that ended more than keep (at least 3 years) ago and anchor the chain after them';
+
+-- loyalty._audit_keep_check(dry_run, keep): the retention arguments.
+CREATE FUNCTION loyalty._audit_keep_check(dry_run boolean, keep interval) RETURNS void
+    LANGUAGE plpgsql IMMUTABLE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
     IF dry_run IS NULL OR keep IS NULL THEN
         RAISE EXCEPTION 'dry_run and keep must not be null' USING ERRCODE = 'null_value_not_allowed';
     END IF;
@@ -193,48 +348,34 @@ BEGIN
             USING ERRCODE = 'invalid_parameter_value',
                   DETAIL = pg_catalog.format('keep was %s.', keep);
     END IF;
-    cutoff := now() - keep;
-    purged_before := cutoff;
-    IF NOT dry_run THEN
-        -- the writers wait; the chain's head cannot move meanwhile
-        LOCK TABLE loyalty.audit_log IN SHARE ROW EXCLUSIVE MODE;
-    END IF;
-    -- the prefix of the chain before the first record still kept
-    SELECT min(a.audit_id), coalesce((SELECT min(k.audit_id) - 1 FROM loyalty.audit_log k WHERE k.at >= cutoff),
-                                     max(a.audit_id))
-      INTO first_id, last_id
-      FROM loyalty.audit_log a;
-    IF first_id IS NULL OR last_id < first_id THEN
-        records := 0; first_id := NULL; last_id := NULL;
-        IF NOT dry_run THEN
-            PERFORM loyalty._audit_change(NULL, 'audit_retention_purge', 'privacy',
-                pg_catalog.jsonb_build_object('records', 0, 'purged_before', cutoff));
-        END IF;
-        RETURN NEXT;
-        RETURN;
-    END IF;
-    records := last_id - first_id + 1;
-    RETURN NEXT;
-    IF dry_run THEN
-        RETURN;
-    END IF;
-    SELECT a.hash INTO last_hash FROM loyalty.audit_log a WHERE a.audit_id = last_id;
-    INSERT INTO loyalty.audit_anchor (audit_id, hash, purged_before, records)
-        VALUES (last_id, last_hash, cutoff, records);
-    -- the append-only triggers refuse this to everyone else
-    ALTER TABLE loyalty.audit_log DISABLE TRIGGER audit_log_append_only;
-    DELETE FROM loyalty.audit_log a WHERE a.audit_id <= last_id;
-    ALTER TABLE loyalty.audit_log ENABLE ALWAYS TRIGGER audit_log_append_only;
-    PERFORM loyalty._audit_change(NULL, 'audit_retention_purge', 'privacy',
-        pg_catalog.jsonb_build_object('first_id', first_id, 'last_id', last_id,
-                                      'records', records, 'purged_before', cutoff));
 END
 $$;
-COMMENT ON FUNCTION loyalty.audit_retention_purge(boolean, interval) IS
-    'Remove audit records older than keep (at least 3 years) and anchor the chain after them';
 
-REVOKE ALL ON FUNCTION loyalty.audit_retention_purge(boolean, interval) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty.audit_retention_purge(boolean, interval) TO loyalty_dba;
+-- loyalty.audit_retention_purge_batch(keep): the scheduled form (job kind
+-- audit_retention, docs/operations.md): the partitions of this month and
+-- the next two are created ahead, then one month is dropped per committed
+-- batch, with its progress in loyalty.job_progress.
+CREATE PROCEDURE loyalty.audit_retention_purge_batch(keep interval DEFAULT '3 years')
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    CALL loyalty._job_run('audit_retention',
+        pg_catalog.jsonb_build_object('as_of', pg_catalog.now(), 'keep', keep), 1);
+END
+$$;
+COMMENT ON PROCEDURE loyalty.audit_retention_purge_batch(interval) IS
+    'Create the audit log''s coming months and drop those past retention (as audit_retention_purge(false)), one committed month at a time';
+
+REVOKE ALL ON FUNCTION loyalty.audit_retention_purge(boolean, interval),
+    loyalty._audit_partition_ensure(timestamptz),
+    loyalty._audit_purge_month(timestamptz, timestamptz, boolean),
+    loyalty._audit_keep_check(boolean, interval) FROM PUBLIC;
+REVOKE ALL ON PROCEDURE loyalty.audit_retention_purge_batch(interval) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty.audit_retention_purge(boolean, interval),
+    loyalty._audit_partition_ensure(timestamptz),
+    loyalty._audit_purge_month(timestamptz, timestamptz, boolean),
+    loyalty._audit_keep_check(boolean, interval) TO loyalty_dba;
+GRANT EXECUTE ON PROCEDURE loyalty.audit_retention_purge_batch(interval) TO loyalty_dba;
 
 REVOKE ALL ON FUNCTION loyalty._audit_hash(bytea, bigint, timestamptz, text, text, text, text, uuid, text, text[], text, jsonb),
     loyalty.audit_verify(), loyalty.audit_member(uuid, timestamptz),

@@ -27,6 +27,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     'replica_node', 'replica_store', 'outbox', 'outbox_result',
     -- the audit trail (docs/audit.md)
     'audit_purpose', 'audit_change_staging', 'audit_anchor',
+    '_audit_log_default',  -- the log's default partition (months: created by the job)
     -- replica guards (issue 14: the node identity)
     'replica_identity', 'outbox_reused',
     -- the key file's fingerprint (docs/privacy.md, "The key file")

@@ -30,6 +30,9 @@ AS $$
     ('loyalty-segments', '30 17 * * *',
      $c$CALL loyalty.segment_refresh()$c$,
      'materialise every segment over the latest scores (01:30 in China; docs/segments.md)'),
+    ('loyalty-audit-retention', '30 20 * * 0',
+     $c$CALL loyalty.audit_retention_purge_batch()$c$,
+     'create the audit log''s coming months; drop the months past retention after anchoring the chain (Sundays, 04:30 in China; docs/audit.md)'),
     ('loyalty-voucher-expire', '15 19 * * *',
      $c$SELECT * FROM loyalty.voucher_expire('loyalty-voucher-expire ' || now())$c$,
      'expire vouchers and certificates, notices 14 days ahead (03:15 in China)')

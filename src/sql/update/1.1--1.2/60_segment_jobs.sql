@@ -6,7 +6,7 @@
 ALTER TABLE loyalty.job DROP CONSTRAINT job_kind_valid,
     ADD CONSTRAINT job_kind_valid
         CHECK (kind IN ('requalify', 'downgrade', 'expire', 'activate', 'retention', 'erase',
-                        'score', 'segment'));
+                        'score', 'segment', 'audit_retention'));
 COMMENT ON TABLE loyalty.job IS
     'Long jobs (requalification, downgrade, expiry, activation, retention, erasure, scores, segments) and their progress';
 
@@ -16,7 +16,7 @@ CREATE OR REPLACE FUNCTION loyalty._job_lock_key(kind text) RETURNS integer
 AS $$
     SELECT pg_catalog.array_position(
         ARRAY['requalify', 'downgrade', 'expire', 'activate', 'retention', 'erase',
-              'score', 'segment'], kind)
+              'score', 'segment', 'audit_retention'], kind)
 $$;
 
 CREATE OR REPLACE FUNCTION loyalty._job_start(kind text, params jsonb, batch_size integer)
@@ -32,10 +32,11 @@ DECLARE
     other record;
 BEGIN
     PERFORM loyalty._check_access(NULL, CASE WHEN kind = 'erase' THEN ARRAY['crm']
+                                             WHEN kind = 'audit_retention' THEN ARRAY['dba']
                                              ELSE ARRAY['crm', 'dba'] END);
     IF kind IS NULL OR loyalty._job_lock_key(kind) IS NULL THEN
         RAISE EXCEPTION 'unknown job kind "%"', kind USING ERRCODE = 'invalid_parameter_value',
-            HINT = 'Kinds are requalify, downgrade, expire, activate, retention, erase, score and segment.';
+            HINT = 'Kinds are requalify, downgrade, expire, activate, retention, erase, score, segment and audit_retention.';
     END IF;
     IF batch_size IS NULL OR batch_size < 1 OR batch_size > 100000 THEN
         RAISE EXCEPTION 'batch_size must be between 1 and 100000'
@@ -43,7 +44,8 @@ BEGIN
                                  ELSE 'invalid_parameter_value' END,
                   DETAIL = format('The batch size given was %s.', coalesce(batch_size::text, 'null'));
     END IF;
-    IF kind IN ('requalify', 'downgrade', 'expire', 'activate', 'retention', 'score', 'segment') THEN
+    IF kind IN ('requalify', 'downgrade', 'expire', 'activate', 'retention', 'score', 'segment',
+                'audit_retention') THEN
         as_of := (params->>'as_of')::timestamptz;
         IF as_of IS NULL OR NOT isfinite(as_of) THEN
             RAISE EXCEPTION 'as_of must be a finite time' USING ERRCODE = 'datetime_field_overflow';
@@ -60,6 +62,8 @@ BEGIN
                 USING ERRCODE = 'invalid_parameter_value',
                       DETAIL = 'Members are kept at least one year after their last activity.';
         END IF;
+    ELSIF kind = 'audit_retention' THEN
+        PERFORM loyalty._audit_keep_check(false, (params->>'keep')::interval);
     ELSIF kind = 'erase' THEN
         IF params->>'reason' IS NULL OR btrim(params->>'reason') = '' THEN
             RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'null_value_not_allowed';
@@ -116,6 +120,12 @@ BEGIN
         WHEN 'erase' THEN (SELECT count(DISTINCT v) FROM unnest(ids) v)
         WHEN 'score' THEN (SELECT count(*) FROM loyalty.member m WHERE m.status = 'active')
         WHEN 'segment' THEN (SELECT count(DISTINCT d.code) FROM loyalty.segment_def d)
+        WHEN 'audit_retention' THEN (SELECT count(*) FROM pg_catalog.pg_inherits i
+             JOIN pg_catalog.pg_class c ON c.oid = i.inhrelid
+            WHERE i.inhparent = 'loyalty.audit_log'::regclass
+              AND c.relname ~ '^_audit_log_[0-9]{4}_[0-9]{2}$'
+              AND ((pg_catalog.to_timestamp(pg_catalog.substr(c.relname, 12), 'YYYY_MM')::timestamp
+                    + interval '1 month') AT TIME ZONE 'UTC') <= as_of - (params->>'keep')::interval)
     END;
     INSERT INTO loyalty.job (kind, params, batch_size, total)
     VALUES (kind, params, batch_size, n)
@@ -125,8 +135,9 @@ BEGIN
         CASE kind WHEN 'requalify' THEN 'tier_requalify' WHEN 'downgrade' THEN 'tier_downgrade_apply'
                   WHEN 'expire' THEN 'points_expire_batch' WHEN 'activate' THEN 'points_activate_due_batch'
                   WHEN 'retention' THEN 'retention_purge_batch' WHEN 'score' THEN 'score_refresh'
-                  WHEN 'segment' THEN 'segment_refresh' ELSE 'member_erase_batch' END,
-        CASE WHEN kind IN ('retention', 'erase') THEN 'privacy'
+                  WHEN 'segment' THEN 'segment_refresh' WHEN 'audit_retention' THEN 'audit_retention_purge_batch'
+                  ELSE 'member_erase_batch' END,
+        CASE WHEN kind IN ('retention', 'erase', 'audit_retention') THEN 'privacy'
              WHEN kind IN ('score', 'segment') THEN 'marketing' ELSE 'loyalty' END,
         pg_catalog.jsonb_build_object('job_id', id, 'params', params, 'total', n));
     RETURN id;
@@ -158,6 +169,15 @@ BEGIN
         b := loyalty._retention_purge_batch(after, batch_size, as_of,
                 (params->>'inactive_for')::interval, (params->>'retired_for')::interval);
         last_key := b.last_key;
+    WHEN 'audit_retention' THEN
+        -- the coming months first, then one month past retention per batch
+        PERFORM loyalty._audit_partition_ensure(as_of + m * interval '1 month')
+           FROM pg_catalog.generate_series(0, 2) m;
+        b := loyalty._audit_purge_month(as_of - (params->>'keep')::interval, '-infinity', false);
+        last_key := NULL;
+        processed := CASE WHEN b.name IS NULL THEN 0 ELSE 1 END;
+        changed := coalesce(b.records, 0);
+        RETURN;
     WHEN 'erase' THEN
         b := loyalty._member_erase_batch(after, batch_size,
                 ARRAY(SELECT pg_catalog.jsonb_array_elements_text(params->'members'))::uuid[],
