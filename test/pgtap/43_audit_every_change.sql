@@ -63,6 +63,7 @@ INSERT INTO exempt VALUES
     ('points_activate_due_batch', 'commits; recorded by loyalty._job_start (called below)'),
     ('retention_purge_batch', 'commits; recorded by loyalty._job_start (called below)'),
     ('member_erase_batch', 'commits; recorded by loyalty._job_start (called below)'),
+    ('audit_retention_purge_batch', 'commits; recorded by loyalty._job_start (called below)'),
     ('score_refresh', 'commits; recorded by loyalty._job_start (called below)'),
     ('segment_refresh', 'commits; recorded by loyalty._job_start (called below)'),
     ('import_run', 'commits; each batch is an import_step, which is called below'),
@@ -157,7 +158,8 @@ SELECT loyalty._job_start('requalify', jsonb_build_object('as_of', now()), 100),
        loyalty._job_start('expire', jsonb_build_object('as_of', now()), 100),
        loyalty._job_start('activate', jsonb_build_object('as_of', now()), 100),
        loyalty._job_start('retention', jsonb_build_object('as_of', now(), 'inactive_for', '3 years', 'retired_for', '1 year'), 100),
-       loyalty._job_start('erase', jsonb_build_object('members', jsonb_build_array(pg_temp.m('gone')), 'reason', 'audit test'), 100);
+       loyalty._job_start('erase', jsonb_build_object('members', jsonb_build_array(pg_temp.m('gone')), 'reason', 'audit test'), 100),
+       loyalty._job_start('audit_retention', jsonb_build_object('as_of', now(), 'keep', '3 years'), 1);
 
 -- risk (security)
 SELECT loyalty.risk_type_set('ev-r1', 'ev_risk', 'Every risk', ARRAY['gift']);
