@@ -58,6 +58,25 @@ BEGIN
 END
 $$;
 
+-- loyalty._job_schedule_audit(action, detail): the change record of
+-- job_schedule and job_unschedule, which run as their caller (so that the
+-- jobs do) and may not write the staging table themselves; checks the
+-- caller as they do.
+CREATE FUNCTION loyalty._job_schedule_audit(action text, detail jsonb) RETURNS void
+    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty._check_access(NULL, ARRAY['crm', 'dba']);
+    IF action IS NULL OR action NOT IN ('job_schedule', 'job_unschedule') THEN
+        RAISE EXCEPTION 'not a scheduling action' USING ERRCODE = 'invalid_parameter_value';
+    END IF;
+    PERFORM loyalty._audit_change(NULL, action, 'operations', detail);
+END
+$$;
+REVOKE ALL ON FUNCTION loyalty._job_schedule_audit(text, jsonb) FROM PUBLIC;
+GRANT EXECUTE ON FUNCTION loyalty._job_schedule_audit(text, jsonb) TO loyalty_crm, loyalty_dba;
+
 CREATE FUNCTION loyalty.job_schedule(idempotency_key text)
     RETURNS TABLE (job_name text, schedule text, command text, jobid bigint)
     LANGUAGE plpgsql VOLATILE
@@ -86,7 +105,7 @@ BEGIN
     END LOOP;
     IF prior IS NULL THEN
         PERFORM loyalty._request_end('job_schedule', idempotency_key, req, 'null'::jsonb);
-        PERFORM loyalty._audit_change(NULL, 'job_schedule', 'operations',
+        PERFORM loyalty._job_schedule_audit('job_schedule',
             (SELECT pg_catalog.jsonb_build_object('jobs', pg_catalog.jsonb_agg(d.job_name))
                FROM loyalty.job_schedule_defaults() d));
     END IF;
@@ -141,7 +160,7 @@ BEGIN
         n := n + 1;
     END LOOP;
     PERFORM loyalty._request_end('job_unschedule', idempotency_key, req, pg_catalog.to_jsonb(n));
-    PERFORM loyalty._audit_change(NULL, 'job_unschedule', 'operations',
+    PERFORM loyalty._job_schedule_audit('job_unschedule',
         pg_catalog.jsonb_build_object('jobs', n));
     RETURN n;
 END

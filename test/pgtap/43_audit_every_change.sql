@@ -56,7 +56,8 @@ INSERT INTO exempt VALUES
     -- moves an event consumer's cursor; no member or program data changes
     ('event_ack', 'bookkeeping of an event consumer''s position in the outbox'),
     -- procedures that COMMIT cannot run in this transaction: their record is
-    -- written by the function that starts their job, called below
+    -- written by the function that starts their job, called below (and
+    -- test/t/063_schedules.pl runs the scheduled ones and checks their records)
     ('tier_requalify', 'commits; recorded by loyalty._job_start (called below)'),
     ('tier_downgrade_apply', 'commits; recorded by loyalty._job_start (called below)'),
     ('points_expire_batch', 'commits; recorded by loyalty._job_start (called below)'),
@@ -68,13 +69,13 @@ INSERT INTO exempt VALUES
     ('segment_refresh', 'commits; recorded by loyalty._job_start (called below)'),
     ('import_run', 'commits; each batch is an import_step, which is called below'),
     -- need pg_cron in the database (the test database has none)
-    ('job_schedule', 'needs pg_cron in the database'),
-    ('job_unschedule', 'needs pg_cron in the database'),
+    ('job_schedule', 'needs pg_cron in the database: test/t/063_schedules.pl checks its record'),
+    ('job_unschedule', 'needs pg_cron in the database: test/t/063_schedules.pl checks its record'),
     -- need a second server, or must be the first statement of a transaction
-    ('replica_slot_create', 'must run before the transaction''s first write'),
-    ('replica_outbox_attach', 'connects to a store server'),
-    ('store_subscribe', 'connects to headquarters'),
-    ('hub_subscribe', 'connects to headquarters'),
+    ('replica_slot_create', 'must run before the transaction''s first write: test/t/051_replica_hub.pl'),
+    ('replica_outbox_attach', 'connects to a store server: test/t/051_replica_hub.pl'),
+    ('store_subscribe', 'connects to headquarters: test/t/051_replica_hub.pl'),
+    ('hub_subscribe', 'connects to headquarters: test/t/051_replica_hub.pl'),
     -- reads the state of each replication link (connects to the other end); changes nothing
     ('replica_link_check', 'reads link states over the network; changes nothing');
 

@@ -126,5 +126,21 @@ is($hq->safe_psql('postgres', q{SELECT events_applied FROM loyalty.replica_statu
 ($ret, $out, $err) = $hq->psql('postgres', q{SELECT loyalty.replica_store_remove(gen_random_uuid()::text, 'h1')});
 like($err, qr/hub "h1" still serves 2 stores/, 'a hub with stores cannot be removed');
 
+# the replica administration calls above left their change records (issue
+# 13, docs/audit.md), each on the server where it ran
+my %did = (
+	hq => [ $hq, qw(replica_hub_add replica_slot_create replica_outbox_attach) ],
+	hub => [ $hub, qw(hub_subscribe replica_slot_create replica_outbox_attach) ],
+	sc => [ $store{sc}, qw(store_subscribe) ]);
+for my $where (sort keys %did)
+{
+	my ($n, @calls) = @{ $did{$where} };
+	my $actions = ' ' . $n->safe_psql('postgres', q{
+		SELECT string_agg(DISTINCT a.action, ' ' ORDER BY a.action)
+		  FROM (SELECT action FROM loyalty.audit_change_staging
+		        UNION ALL SELECT action FROM loyalty.audit_log) a}) . ' ';
+	like($actions, qr/ \Q$_\E /, "$where: $_ is in the audit trail") for @calls;
+}
+
 $_->stop for ($hq, $hub, values %store);
 done_testing();

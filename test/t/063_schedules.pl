@@ -67,5 +67,16 @@ is($node->safe_psql('postgres', 'SELECT loyalty.job_unschedule(gen_random_uuid()
 is($node->safe_psql('postgres', q{SELECT count(*) FROM cron.job WHERE jobname LIKE 'loyalty-%'}),
 	'0', 'no job left');
 
+# every call above that changes something left its change record (issue 13,
+# docs/audit.md): scheduling, unscheduling, and each batch procedure
+my $actions = ' ' . $node->safe_psql('postgres', q{
+	SELECT string_agg(DISTINCT a.action, ' ' ORDER BY a.action)
+	  FROM (SELECT action FROM loyalty.audit_change_staging
+	        UNION ALL SELECT action FROM loyalty.audit_log) a}) . ' ';
+for my $call ('job_schedule', 'job_unschedule', map { /^CALL loyalty\.(\w+)\(/ ? $1 : () } @commands)
+{
+	like($actions, qr/ \Q$call\E /, "$call is in the audit trail");
+}
+
 $node->stop;
 done_testing();
