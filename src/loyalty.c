@@ -17,6 +17,7 @@
 #include "roles_caller.h"
 #include "policy.h"
 #include "privacy.h"
+#include "replica.h"
 
 PG_MODULE_MAGIC;
 
@@ -38,4 +39,5 @@ _PG_init(void)
 	loyalty_privacy_guard_init();
 	loyalty_audit_init();
 	loyalty_audit_xact_init();
+	loyalty_replica_apply_init();
 }
