@@ -249,7 +249,7 @@ for r in $(seq 1 "$rounds"); do
     else f=$(catch_up floor); l=$(catch_up loyalty); fi
     ratio=$(awk -v a="$l" -v b="$f" 'BEGIN {printf "%.3f", a / b}')
     ratios+=("$ratio")
-    echo "round $r: loyalty ${l} events/s, floor ${f} rows/s, ratio $ratio (load $(uptime | sed 's/.*load average: //'))"
+    echo "round $r: loyalty ${l} events/s, floor ${f} rows/s, loyalty/floor $ratio (load $(uptime | sed 's/.*load average: //'))"
 done
 printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {printf "store catch-up ratio loyalty/floor (median of %d rounds, min %s max %s): %s\n", NR, a[1], a[NR], a[int((NR + 1) / 2)]}'
 hq -At -c "SELECT status, count(*) FROM loyalty.outbox_result WHERE store_code = 'ba' GROUP BY 1"

@@ -30,7 +30,7 @@
  * progress, so a restart neither loses nor repeats an event.  The
  * database's replica applier (a background worker, one per database,
  * started and woken when a receiving transaction commits) then applies
- * the queue in batches of up to REPLICA_APPLY_BATCH events, in queue
+ * the queue in batches of up to REPLICA_APPLY_BATCH (50) events, in queue
  * order, one transaction per batch: each event in its subtransaction,
  * its verdict, and its queue row's deletion commit together, so an event
  * is applied exactly once whatever crashes.  A redelivered event (queued
@@ -90,8 +90,13 @@ PG_FUNCTION_INFO_V1(loyalty_replica_retry);
 
 PGDLLEXPORT void loyalty_replica_applier_main(Datum main_arg);
 
-/* events applied per transaction by the replica applier */
-#define REPLICA_APPLY_BATCH		500
+/*
+ * Events applied per transaction by the replica applier: under 64, so
+ * that the batch's subtransactions (one per event) stay in the process's
+ * subtransaction cache and other sessions' snapshots never overflow to
+ * pg_subtrans.
+ */
+#define REPLICA_APPLY_BATCH		50
 /* an idle applier exits after this long (dropdb waits for it otherwise) */
 #define REPLICA_APPLIER_IDLE_MS	1000
 /* databases with a replica applier at once */
@@ -1221,6 +1226,14 @@ loyalty_replica_applier_main(Datum main_arg)
 
 	BackgroundWorkerInitializeConnectionByOid(extra[0], extra[1], 0);
 	pgstat_report_appname("loyalty replica applier");
+
+	/*
+	 * A batch's commit need not wait for its flush, as the apply worker's
+	 * does not (a subscription's default): a batch lost in a crash comes
+	 * back with its queue rows, which it deleted, and is applied again;
+	 * WAL order keeps a later commit from surviving an earlier lost one.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
 	for (;;)
 	{
