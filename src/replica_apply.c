@@ -39,9 +39,10 @@
  * keeps its saved plans (the apply worker's switches of
  * session_replication_role reset the plan cache at every event).
  * Without shared_preload_libraries = 'loyalty' (no shared memory to find
- * the applier) the trigger applies each event itself, as before.
- * loyalty.replica_retry() applies what is left queued (a server restarted
- * before its applier ran) and re-applies held and conflicting events.
+ * the applier) the trigger applies each event itself, as before.  At
+ * server start a launcher starts every database's applier, for events
+ * queued before a stop or crash; loyalty.replica_retry() applies what is
+ * left queued and re-applies held and conflicting events.
  *
  * The apply worker runs with session_replication_role = replica, in which
  * ordinary triggers (foreign keys, the ledger's own) do not fire: when it
@@ -53,8 +54,14 @@
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
@@ -89,6 +96,7 @@ PG_FUNCTION_INFO_V1(loyalty_outbox_receive);
 PG_FUNCTION_INFO_V1(loyalty_replica_retry);
 
 PGDLLEXPORT void loyalty_replica_applier_main(Datum main_arg);
+PGDLLEXPORT void loyalty_replica_launcher_main(Datum main_arg);
 
 /*
  * Events applied per transaction by the replica applier: under 64, so
@@ -1059,12 +1067,12 @@ applier_starting(const ReplicaApplier *a)
 }
 
 /*
- * start_applier
- *		Register this database's replica applier, connecting as role;
+ * start_applier_for
+ *		Register the replica applier of database dboid, connecting as role;
  *		false if no background worker slot is free.
  */
 static bool
-start_applier(Oid role)
+start_applier_for(Oid dboid, Oid role)
 {
 	BackgroundWorker worker;
 	BackgroundWorkerHandle *handle;
@@ -1076,13 +1084,23 @@ start_applier(Oid role)
 	worker.bgw_restart_time = BGW_NEVER_RESTART;
 	snprintf(worker.bgw_library_name, BGW_MAXLEN, "loyalty");
 	snprintf(worker.bgw_function_name, BGW_MAXLEN, "loyalty_replica_applier_main");
-	snprintf(worker.bgw_name, BGW_MAXLEN, "loyalty replica applier for database %u", MyDatabaseId);
+	snprintf(worker.bgw_name, BGW_MAXLEN, "loyalty replica applier for database %u", dboid);
 	snprintf(worker.bgw_type, BGW_MAXLEN, "loyalty replica applier");
-	extra[0] = MyDatabaseId;
+	extra[0] = dboid;
 	extra[1] = role;
 	memcpy(worker.bgw_extra, extra, sizeof(extra));
 	worker.bgw_notify_pid = 0;
 	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+/*
+ * start_applier
+ *		Register this database's replica applier, connecting as role.
+ */
+static bool
+start_applier(Oid role)
+{
+	return start_applier_for(MyDatabaseId, role);
 }
 
 /*
@@ -1235,6 +1253,15 @@ loyalty_replica_applier_main(Datum main_arg)
 	 */
 	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
 
+	/* started for every database at server start: most have no loyalty */
+	StartTransactionCommand();
+	if (!OidIsValid(get_extension_oid("loyalty", true)))
+	{
+		CommitTransactionCommand();
+		proc_exit(0);
+	}
+	CommitTransactionCommand();
+
 	for (;;)
 	{
 		uint64		taken;
@@ -1285,6 +1312,61 @@ loyalty_replica_applier_main(Datum main_arg)
 }
 
 /*
+ * loyalty_replica_launcher_main
+ *		At server start (preloaded): start the replica applier of every
+ *		database that accepts connections, so that events queued before a
+ *		stop or crash are applied without waiting for the next delivery.
+ *		Each applier exits at once where loyalty is not installed or
+ *		nothing is queued.
+ */
+void
+loyalty_replica_launcher_main(Datum main_arg)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	List	   *dbs = NIL;
+	ListCell   *lc;
+
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	StartTransactionCommand();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (db->datallowconn && !db->datistemplate)
+			dbs = lappend_oid(dbs, db->oid);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	foreach(lc, dbs)
+	{
+		ReplicaApplier *a;
+		bool		start = false;
+
+		SpinLockAcquire(&apply_shared->mutex);
+		a = applier_slot(lfirst_oid(lc), true);
+		if (a != NULL && a->pid == 0 && !applier_starting(a))
+		{
+			start = a->starting = true;
+			a->requested_at = GetCurrentTimestamp();
+		}
+		SpinLockRelease(&apply_shared->mutex);
+		if (start && !start_applier_for(lfirst_oid(lc), BOOTSTRAP_SUPERUSERID))
+		{
+			SpinLockAcquire(&apply_shared->mutex);
+			a->starting = false;
+			SpinLockRelease(&apply_shared->mutex);
+		}
+	}
+	proc_exit(0);
+}
+
+/*
  * loyalty_replica_apply_init
  *		When preloaded, reserve the appliers' shared area; in every
  *		backend, the callback that wakes the applier (from _PG_init).
@@ -1292,6 +1374,8 @@ loyalty_replica_applier_main(Datum main_arg)
 void
 loyalty_replica_apply_init(void)
 {
+	BackgroundWorker worker;
+
 	if (!wake_registered)
 	{
 		RegisterXactCallback(wake_applier_callback, NULL);
@@ -1303,6 +1387,17 @@ loyalty_replica_apply_init(void)
 	shmem_request_hook = replica_apply_shmem_request;
 	prev_shmem_startup_hook = shmem_startup_hook;
 	shmem_startup_hook = replica_apply_shmem_startup;
+
+	/* the launcher, once per server start (and after a crash) */
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "loyalty");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "loyalty_replica_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "loyalty replica launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "loyalty replica launcher");
+	RegisterBackgroundWorker(&worker);
 }
 
 /*

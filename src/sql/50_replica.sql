@@ -93,14 +93,16 @@ SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_result', '');
 -- applier applies them (a batch per transaction; src/replica_apply.c).
 -- Never published; a row leaves in the transaction that records the
 -- event's verdict.
+CREATE SEQUENCE loyalty.outbox_queue_seq;
 CREATE TABLE loyalty.outbox_queue (
-    position     bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    position     bigint PRIMARY KEY DEFAULT nextval('loyalty.outbox_queue_seq'),
     event_id     text NOT NULL UNIQUE,
     queued_at    timestamptz NOT NULL DEFAULT now(),
     redeliveries integer NOT NULL DEFAULT 0
 );
 COMMENT ON TABLE loyalty.outbox_queue IS 'HQ: store events received and waiting for the replica applier, in apply order';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_queue_seq', '');
 
 -- Store-scoped tables are published with row filters on store_code; PG15
 -- requires the filter's columns to be in the replica identity, or UPDATE
