@@ -44,7 +44,8 @@ $hq->wait_for_subscription_sync;
 
 # the backlog: HQ's outbox subscription is off while the store records
 # 600 accruals (100 per member, 1 to 100 points) and one accrual for a
-# member HQ does not know, in one store transaction
+# member HQ does not know (written into the outbox directly: the store's
+# function refuses it), in one store transaction
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa DISABLE');
 $hq->poll_query_until('postgres',
 	q{SELECT pid IS NULL FROM pg_stat_subscription WHERE subname = 'loyalty_outbox_sa'})
@@ -53,7 +54,10 @@ $sa->safe_psql('postgres', q{
 	BEGIN;
 	SELECT count(loyalty.store_points_accrue('acc-' || m.member_id || '-' || i, m.member_id, i, 'stay'))
 	  FROM loyalty.member m, generate_series(1, 100) i;
-	SELECT loyalty.store_points_accrue('acc-unknown', '00000000-0000-4000-8000-000000000001', 5, 'stay');
+	INSERT INTO loyalty.outbox (event_id, store_code, incarnation, seq, kind, member_id, payload, idem_key)
+	SELECT 'sa-' || n.incarnation || '-' || s.v, 'sa', n.incarnation, s.v, 'accrual',
+	       '00000000-0000-4000-8000-000000000001', '{"points": 5, "source": "stay"}', 'acc-unknown'
+	  FROM loyalty.replica_node n, (SELECT nextval('loyalty.outbox_seq') AS v) s;
 	COMMIT;
 });
 my $events = $sa->safe_psql('postgres', 'SELECT count(*) FROM loyalty.outbox');
