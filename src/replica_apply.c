@@ -990,9 +990,8 @@ apply_queue(int limit, int *applied)
 }
 
 /*
- * replica_apply_shmem_size, replica_apply_shmem_request,
- * replica_apply_shmem_startup
- *		The appliers' shared area (shmem_request_hook, shmem_startup_hook).
+ * replica_apply_shmem_size
+ *		Size of the appliers' shared area.
  */
 static Size
 replica_apply_shmem_size(void)
@@ -1000,6 +999,10 @@ replica_apply_shmem_size(void)
 	return sizeof(ReplicaApplyShared);
 }
 
+/*
+ * replica_apply_shmem_request
+ *		Reserve the appliers' shared area (shmem_request_hook).
+ */
 static void
 replica_apply_shmem_request(void)
 {
@@ -1008,6 +1011,10 @@ replica_apply_shmem_request(void)
 	RequestAddinShmemSpace(replica_apply_shmem_size());
 }
 
+/*
+ * replica_apply_shmem_startup
+ *		Create or attach the appliers' shared area (shmem_startup_hook).
+ */
 static void
 replica_apply_shmem_startup(void)
 {
