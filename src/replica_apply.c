@@ -1488,8 +1488,12 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 		return PointerGetDatum(NULL);
 	}
 
-	/* queued for the replica applier, or applied here without one */
-	if (applier_available())
+	/*
+	 * Delivered by a subscription: queued for the replica applier.  A row
+	 * inserted by a session (a DBA replaying an event by hand), or with no
+	 * applier to run, is applied here and now.
+	 */
+	if (MySubscription != NULL && applier_available())
 	{
 		enqueue_event(ev.event_id);
 		lspi_finish();
