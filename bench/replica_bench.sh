@@ -15,19 +15,31 @@
 #      per second of the latency phase, against a walsender whose
 #      publication holds only the plain table (the pure decoding cost: a
 #      walsender decodes all of the database's WAL whatever it publishes).
+#   4. store catch-up at HQ (issue 19): HQ's subscription to store ba's
+#      outbox is disabled, the store records a backlog of offline accruals
+#      (loyalty.store_points_accrue, one transaction each), the subscription
+#      is enabled: events per second until HQ has decided every one (a row
+#      in loyalty.outbox_result), against a plain insert-only subscription
+#      at HQ of the same number of rows of the outbox's shape, one
+#      transaction each (the floor).  BENCH_ROUNDS rounds, alternating
+#      which goes first; the ratio is the median of the rounds' ratios.
 #
 #   bench/replica_bench.sh                (as root or an unprivileged user)
 #   BENCH_SECONDS=20 BENCH_RATE=300 BENCH_BACKLOG=5000 bench/replica_bench.sh
+#   BENCH_PHASES=4 BENCH_OUTBOX=20000 BENCH_ROUNDS=5 bench/replica_bench.sh
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
 . "$here/tools/lib.sh"
 
-as_unprivileged_copy "BENCH_SECONDS BENCH_RATE BENCH_BACKLOG" bench/replica_bench.sh
+as_unprivileged_copy "BENCH_SECONDS BENCH_RATE BENCH_BACKLOG BENCH_PHASES BENCH_OUTBOX BENCH_ROUNDS BENCH_PERF" bench/replica_bench.sh
 
 secs=${BENCH_SECONDS:-10}
 rate=${BENCH_RATE:-200}
 backlog=${BENCH_BACKLOG:-10000}
+phases=${BENCH_PHASES:-1 2 4}
+outbox=${BENCH_OUTBOX:-10000}
+rounds=${BENCH_ROUNDS:-5}
 work=$(mktemp -d /tmp/loyalty-benchrun.XXXXXX)
 sock=$work/sock
 cleanup() { for n in hq ba bb; do stop_server "$work/$n"; done; rm -rf "$work"; }
@@ -121,6 +133,7 @@ total() {
 }
 tps_of() { sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$1" | head -1; }
 
+if [[ " $phases " == *" 1 "* ]]; then
 echo "== 1. HQ commit -> applied at the store, steady load of $rate tps for ${secs}s, 2 clients"
 for kind in loyalty floor; do
     for p in 54382 54383; do st $p -c 'TRUNCATE lat'; done
@@ -143,6 +156,8 @@ done
 awk -v a="$loyalty_p50" -v b="$floor_p50" -v c="$loyalty_p95" -v d="$floor_p95" \
     'BEGIN {printf "latency ratio loyalty/floor: p50 %.2f, p95 %.2f\n", a / b, c / d}'
 
+fi
+if [[ " $phases " == *" 2 "* ]]; then
 echo "== 2. catch-up after a backlog of $backlog transactions"
 for kind in loyalty floor; do
     sub=loyalty_store_ba; [ $kind = floor ] && sub=floor_ba
@@ -161,3 +176,81 @@ for kind in loyalty floor; do
     eval "${kind}_rate=$r"
 done
 awk -v a="$loyalty_rate" -v b="$floor_rate" 'BEGIN {printf "catch-up ratio loyalty/floor: %.2f\n", a / b}'
+fi
+
+if [[ " $phases " == *" 4 "* ]]; then
+echo "== 4. store catch-up at HQ: $outbox queued outbox events of store ba, $rounds alternating rounds"
+# HQ subscribes to ba's outbox, and (the floor) to a plain insert-only
+# publication of a plain table of the outbox's shape at the store
+st 54382 >/dev/null <<'SQL'
+CREATE TABLE floor_event (LIKE loyalty.outbox);
+ALTER TABLE floor_event ADD PRIMARY KEY (event_id);
+CREATE SEQUENCE floor_event_seq;
+CREATE PUBLICATION floor_out FOR TABLE floor_event WITH (publish = 'insert');
+SQL
+hq >/dev/null <<'SQL'
+CREATE TABLE floor_event (LIKE loyalty.outbox);
+ALTER TABLE floor_event ADD PRIMARY KEY (event_id);
+SQL
+hq -c "SELECT loyalty.replica_outbox_attach(gen_random_uuid()::text, 'ba', 'host=$sock port=54382 dbname=bench user=postgres')" >/dev/null
+hq -c "SET client_min_messages = warning" -c "CREATE SUBSCRIPTION floor_out_ba CONNECTION 'host=$sock port=54382 dbname=bench user=postgres' PUBLICATION floor_out"
+wait_hq() {
+    local i
+    for i in $(seq 1 12000); do
+        [ "$(hq -At -c "$1")" = t ] && return 0
+        sleep 0.02
+    done
+    die "timed out at HQ: $1"
+}
+wait_hq "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate NOT IN ('r', 's')"
+# the store's members: those HQ replicated to it
+st 54382 -c "CREATE TABLE bench_member AS SELECT row_number() OVER (ORDER BY member_id) AS i, member_id FROM loyalty.member" >/dev/null
+cat >"$work/store_accrue.sql" <<'SQL'
+\set m random(1, 1000)
+SELECT loyalty.store_points_accrue(gen_random_uuid()::text, member_id, 10, 'stay') FROM bench_member WHERE i = :m;
+SQL
+cat >"$work/store_floor.sql" <<'SQL'
+\set m random(1, 1000)
+INSERT INTO floor_event SELECT 'ba-1-' || nextval('floor_event_seq'), 'ba', 1, currval('floor_event_seq'), 'accrual', member_id,
+       pg_catalog.jsonb_build_object('points', 10, 'source', 'stay'), gen_random_uuid()::text, now(), session_user
+  FROM bench_member WHERE i = :m;
+SQL
+# catch_up KIND: queue a backlog with HQ's subscription off, enable it, print events/s
+catch_up() {
+    local kind=$1 sub count script target start end
+    sub=loyalty_outbox_ba count="SELECT count(*) FROM loyalty.outbox_result WHERE store_code = 'ba'" script=$work/store_accrue.sql
+    [ "$kind" = floor ] && sub=floor_out_ba count="SELECT count(*) FROM floor_event" script=$work/store_floor.sql
+    hq -c "ALTER SUBSCRIPTION $sub DISABLE"
+    wait_hq "SELECT pid IS NULL FROM pg_stat_subscription WHERE subname = '$sub'"
+    target=$(( $(hq -At -c "$count") + outbox ))
+    pgbench -n -p 54382 -c 2 -j 2 -t $((outbox / 2)) -f "$script" bench >"$work/$kind.outbox" 2>&1 \
+        || { cat "$work/$kind.outbox" >&2; die "pgbench failed"; }
+    hq -c CHECKPOINT
+    start=$(date +%s.%N)
+    hq -c "ALTER SUBSCRIPTION $sub ENABLE"
+    if [ -n "${BENCH_PERF:-}" ] && [ "$kind" = loyalty ]; then
+        sleep 0.5
+        # the apply worker (receiving) and the replica applier (applying)
+        pid=$(hq -At -c "SELECT string_agg(pid::text, ',') FROM pg_stat_activity
+                          WHERE pid IN (SELECT pid FROM pg_stat_subscription WHERE subname = '$sub')
+                             OR backend_type = 'loyalty replica applier'")
+        perf record -g -p "$pid" -o "$BENCH_PERF" -- sleep 2 >/dev/null 2>&1 || true
+        # symbols now, while the staged binaries exist
+        perf report -i "$BENCH_PERF" --no-children --sort pid,dso,sym --stdio >"$BENCH_PERF.self.txt" 2>&1 || true
+        perf report -i "$BENCH_PERF" --children --sort pid,sym --stdio -g none >"$BENCH_PERF.children.txt" 2>&1 || true
+    fi
+    wait_hq "SELECT ($count) >= $target"
+    end=$(date +%s.%N)
+    awk -v n="$outbox" -v a="$start" -v b="$end" 'BEGIN {printf "%.0f", n / (b - a)}'
+}
+ratios=()
+for r in $(seq 1 "$rounds"); do
+    if [ $((r % 2)) -eq 1 ]; then l=$(catch_up loyalty); f=$(catch_up floor)
+    else f=$(catch_up floor); l=$(catch_up loyalty); fi
+    ratio=$(awk -v a="$l" -v b="$f" 'BEGIN {printf "%.3f", a / b}')
+    ratios+=("$ratio")
+    echo "round $r: loyalty ${l} events/s, floor ${f} rows/s, loyalty/floor $ratio (load $(uptime | sed 's/.*load average: //'))"
+done
+printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {printf "store catch-up ratio loyalty/floor (median of %d rounds, min %s max %s): %s\n", NR, a[1], a[NR], a[int((NR + 1) / 2)]}'
+hq -At -c "SELECT status, count(*) FROM loyalty.outbox_result WHERE store_code = 'ba' GROUP BY 1"
+fi

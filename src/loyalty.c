@@ -20,6 +20,7 @@
 #include "privacy.h"
 #include "ledger.h"
 #include "replica_verify.h"
+#include "replica.h"
 
 PG_MODULE_MAGIC;
 
@@ -45,4 +46,5 @@ _PG_init(void)
 	loyalty_audit_init();
 	loyalty_audit_xact_init();
 	loyalty_audit_read_init();
+	loyalty_replica_apply_init();
 }

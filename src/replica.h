@@ -87,4 +87,7 @@ extern void replica_offline_checkout(const char *key, TimestampTz occurred_at,
 /* replica_apply.c */
 extern const char *replica_node_role(char *store_code, int64 *incarnation);
 
+/* replica_apply.c: the replica applier's shared area and wake-up */
+extern void loyalty_replica_apply_init(void);
+
 #endif							/* LOYALTY_REPLICA_H */

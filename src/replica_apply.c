@@ -23,31 +23,67 @@
  *	  'conflict' verdict: the stream never stalls and nothing is half
  *	  written.  Kinds whose applier is not installed yet are 'held'.
  *
- * The event row and its verdict commit with the apply worker's
- * transaction, together with the replication origin's progress, so a
- * restart neither loses nor repeats an event.  loyalty.replica_retry()
- * re-applies held and conflicting events.
+ * Receiving and applying are two stages.  The trigger receives: it
+ * checks the event (receive_check: the one per-event verification call
+ * point), stores the row and queues it in loyalty.outbox_queue, in the
+ * apply worker's transaction, together with the replication origin's
+ * progress, so a restart neither loses nor repeats an event.  The
+ * database's replica applier (a background worker, one per database,
+ * started and woken when a receiving transaction commits) then applies
+ * the queue in batches of up to REPLICA_APPLY_BATCH (50) events, in queue
+ * order, one transaction per batch: each event in its subtransaction,
+ * its verdict, and its queue row's deletion commit together, so an event
+ * is applied exactly once whatever crashes.  A redelivered event (queued
+ * or decided) only counts a redelivery.  Catching up on a backlog thus
+ * costs one commit per batch instead of one per event, and the applier
+ * keeps its saved plans (the apply worker's switches of
+ * session_replication_role reset the plan cache at every event).
+ * Without shared_preload_libraries = 'loyalty' (no shared memory to find
+ * the applier) the trigger applies each event itself, as before.  At
+ * server start a launcher starts every database's applier, for events
+ * queued before a stop or crash; loyalty.replica_retry() applies what is
+ * left queued and re-applies held and conflicting events.
  *
  * The apply worker runs with session_replication_role = replica, in which
- * ordinary triggers (foreign keys, the ledger's own) do not fire: the
- * applier switches to origin for the duration of each event.
+ * ordinary triggers (foreign keys, the ledger's own) do not fire: when it
+ * applies an event itself, it switches to origin for the duration of the
+ * event (the replica applier runs in origin already).
  *
  *-------------------------------------------------------------------------
  */
 #include "postgres.h"
 
 #include "access/htup_details.h"
+#include "access/heapam.h"
+#include "access/table.h"
+#include "access/tableam.h"
 #include "access/xact.h"
+#include "catalog/pg_authid.h"
+#include "catalog/pg_database.h"
 #include "catalog/pg_type.h"
+#include "commands/extension.h"
 #include "commands/trigger.h"
 #include "executor/spi.h"
 #include "funcapi.h"
 #include "miscadmin.h"
+#include "pgstat.h"
+#include "postmaster/bgworker.h"
+#include "postmaster/interrupt.h"
 #include "replication/worker_internal.h"
+#include "storage/ipc.h"
+#include "storage/latch.h"
+#include "storage/proc.h"
+#include "storage/shmem.h"
+#include "storage/spin.h"
+#include "tcop/tcopprot.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
+#include "utils/snapmgr.h"
+#include "utils/timestamp.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
 #include "utils/memutils.h"
+#include "utils/numeric.h"
 #include "utils/resowner.h"
 #include "utils/uuid.h"
 
@@ -61,6 +97,48 @@
 
 PG_FUNCTION_INFO_V1(loyalty_outbox_receive);
 PG_FUNCTION_INFO_V1(loyalty_replica_retry);
+
+PGDLLEXPORT void loyalty_replica_applier_main(Datum main_arg);
+PGDLLEXPORT void loyalty_replica_launcher_main(Datum main_arg);
+
+/*
+ * Events applied per transaction by the replica applier: under 64, so
+ * that the batch's subtransactions (one per event) stay in the process's
+ * subtransaction cache and other sessions' snapshots never overflow to
+ * pg_subtrans.
+ */
+#define REPLICA_APPLY_BATCH		50
+/* an idle applier exits after this long (dropdb waits for it otherwise) */
+#define REPLICA_APPLIER_IDLE_MS	1000
+/* databases with a replica applier at once */
+#define REPLICA_APPLIER_MAX_DBS	16
+
+/*
+ * The appliers' shared area (only when preloaded): per database, the pid
+ * and latch of its running applier, or a start requested.
+ */
+typedef struct ReplicaApplier
+{
+	Oid			dboid;			/* InvalidOid: free */
+	pid_t		pid;			/* 0: not running */
+	Latch	   *latch;
+	bool		starting;		/* registered, not yet running */
+	TimestampTz requested_at;	/* when it was registered */
+	bool		wake;			/* events were queued since it last looked */
+} ReplicaApplier;
+
+typedef struct ReplicaApplyShared
+{
+	slock_t		mutex;
+	ReplicaApplier appliers[REPLICA_APPLIER_MAX_DBS];
+} ReplicaApplyShared;
+
+static ReplicaApplyShared *apply_shared = NULL;
+static shmem_request_hook_type prev_shmem_request_hook = NULL;
+static shmem_startup_hook_type prev_shmem_startup_hook = NULL;
+static bool wake_registered = false;	/* the xact callback is registered */
+static bool wake_at_commit = false;		/* this transaction queued events */
+static Oid	wake_owner = InvalidOid;	/* the subscription owner who queued */
 
 typedef struct OutboxEvent
 {
@@ -98,11 +176,14 @@ typedef struct Verdict
 const char *
 replica_node_role(char *store_code, int64 *incarnation)
 {
+	static SPIPlanPtr plan = NULL;
 	bool		isnull;
 	char	   *role;
 
-	lspi_exec("SELECT n.node_role, n.store_code, n.incarnation FROM loyalty.replica_node n",
-					 0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
+	/* saved: HQ asks at every store event it receives */
+	lspi_run(lspi_plan(&plan, "SELECT n.node_role, n.store_code, n.incarnation FROM loyalty.replica_node n",
+					   0, NULL),
+			 NULL, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return "hq";
 	role = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);
@@ -122,16 +203,31 @@ replica_node_role(char *store_code, int64 *incarnation)
 static char *
 json_text(Datum payload, const char *key)
 {
-	Oid			types[2] = {JSONBOID, TEXTOID};
-	Datum		values[2];
-	bool		isnull;
-	Datum		d;
+	Jsonb	   *jb = DatumGetJsonbP(payload);
+	JsonbValue	vbuf;
+	JsonbValue *v;
 
-	values[0] = payload;
-	values[1] = CStringGetTextDatum(key);
-	lspi_exec("SELECT $1 ->> $2", 2, types, values, NULL, false, 0, SPI_OK_SELECT);
-	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull);
-	return isnull ? NULL : TextDatumGetCString(d);
+	/* what ->> answers, without a statement per field */
+	if (!JB_ROOT_IS_OBJECT(jb))
+		return NULL;
+	v = getKeyJsonValueFromContainer(&jb->root, key, strlen(key), &vbuf);
+	if (v == NULL || v->type == jbvNull)
+		return NULL;
+	switch (v->type)
+	{
+		case jbvString:
+			return pnstrdup(v->val.string.val, v->val.string.len);
+		case jbvBool:
+			return pstrdup(v->val.boolean ? "true" : "false");
+		case jbvNumeric:
+			return DatumGetCString(DirectFunctionCall1(numeric_out,
+													   NumericGetDatum(v->val.numeric)));
+		case jbvBinary:
+			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
+		default:
+			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
+	}
+	return NULL;
 }
 
 /*
@@ -142,12 +238,14 @@ json_text(Datum payload, const char *key)
 static void
 require_member(Datum member_id)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {UUIDOID};
 	Datum		values[1];
 
 	values[0] = member_id;
-	lspi_exec("SELECT 1 FROM loyalty.member m WHERE m.member_id = $1 FOR KEY SHARE",
-					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
+	lspi_run(lspi_plan(&plan, "SELECT 1 FROM loyalty.member m WHERE m.member_id = $1 FOR KEY SHARE",
+					   1, types),
+			 values, NULL, false, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
@@ -445,10 +543,16 @@ apply_event(const OutboxEvent *ev, Verdict *v)
 {
 	int			save_nestlevel = NewGUCNestLevel();
 
-	/* foreign keys and other areas' triggers fire as for a direct call */
-	(void) set_config_option("session_replication_role", "origin",
-							 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
-							 true, 0, false);
+	/*
+	 * Foreign keys and other areas' triggers fire as for a direct call.
+	 * Only the apply worker runs in replica mode; a change of the setting
+	 * resets the plan cache, so the replica applier (in origin already)
+	 * does not touch it.
+	 */
+	if (SessionReplicationRole != SESSION_REPLICATION_ROLE_ORIGIN)
+		(void) set_config_option("session_replication_role", "origin",
+								 PGC_SUSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 	/* the event's actor, time and source (replica_verify.c) */
 	replica_verify_event(ev->event_id, ev->store_code, ev->kind, ev->incarnation,
 						 ev->member_id, ev->payload, ev->recorded_at, ev->recorded_by);
@@ -533,11 +637,12 @@ apply_guarded(const OutboxEvent *ev, Verdict *v)
  */
 static void
 record_verdict(const char *store_code, const char *event_id, const Verdict *v,
-			   bool redelivery)
+			   bool redelivery, int32 redeliveries)
 {
-	Oid			types[7] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID};
-	Datum		values[7];
-	char		nulls[7] = "       ";
+	static SPIPlanPtr plan = NULL;
+	Oid			types[8] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, INT8OID, TEXTOID, INT4OID};
+	Datum		values[8];
+	char		nulls[8] = "        ";
 
 	values[0] = CStringGetTextDatum(store_code);
 	values[1] = CStringGetTextDatum(event_id);
@@ -566,14 +671,19 @@ record_verdict(const char *store_code, const char *event_id, const Verdict *v,
 		values[6] = CStringGetTextDatum(v->result);
 	else
 		nulls[6] = 'n';
-	lspi_exec("INSERT INTO loyalty.outbox_result AS r (store_code, event_id, status, sqlstate, detail, result) "
-					 "VALUES ($1, $2, $3, $4, $5, "
-					 "CASE WHEN $7 IS NOT NULL THEN $7::jsonb "
-					 "WHEN $6 IS NOT NULL THEN pg_catalog.jsonb_build_object('balance', $6) END) "
-					 "ON CONFLICT (store_code, event_id) DO UPDATE SET status = excluded.status, "
-					 "sqlstate = excluded.sqlstate, detail = excluded.detail, result = excluded.result, "
-					 "decided_at = pg_catalog.now()",
-					 7, types, values, nulls, false, 0, SPI_OK_INSERT);
+	values[7] = Int32GetDatum(redeliveries);
+	/* saved: the replica applier records one verdict per event of a batch */
+	lspi_run(lspi_plan(&plan,
+					   "INSERT INTO loyalty.outbox_result AS r "
+					   "(store_code, event_id, status, sqlstate, detail, result, redeliveries) "
+					   "VALUES ($1, $2, $3, $4, $5, "
+					   "CASE WHEN $7 IS NOT NULL THEN $7::jsonb "
+					   "WHEN $6 IS NOT NULL THEN pg_catalog.jsonb_build_object('balance', $6) END, $8) "
+					   "ON CONFLICT (store_code, event_id) DO UPDATE SET status = excluded.status, "
+					   "sqlstate = excluded.sqlstate, detail = excluded.detail, result = excluded.result, "
+					   "decided_at = pg_catalog.now(), redeliveries = r.redeliveries + excluded.redeliveries",
+					   8, types),
+			 values, nulls, false, 0, SPI_OK_INSERT);
 }
 
 /*
@@ -701,18 +811,29 @@ may_send(const char *sender, const char *store)
 static bool
 event_seen(HeapTuple tup, TupleDesc desc, const char *event_id, bool *same)
 {
+	static SPIPlanPtr plan = NULL;
+	static Oid	plan_rowtype = InvalidOid;
 	Oid			types[2] = {TEXTOID, desc->tdtypeid};
 	Datum		values[2];
 	bool		isnull;
 
+	/* saved, for the row type it was made for (a new extension: another) */
+	if (plan != NULL && plan_rowtype != desc->tdtypeid)
+	{
+		SPI_freeplan(plan);
+		plan = NULL;
+	}
+	plan_rowtype = desc->tdtypeid;
 	values[0] = CStringGetTextDatum(event_id);
 	values[1] = heap_copy_tuple_as_datum(tup, desc);
-	lspi_exec("SELECT (o.store_code, o.incarnation, o.seq, o.kind, o.member_id, o.payload, "
-			  "o.idem_key, o.recorded_at, o.recorded_by) IS NOT DISTINCT FROM "
-			  "(n.store_code, n.incarnation, n.seq, n.kind, n.member_id, n.payload, "
-			  "n.idem_key, n.recorded_at, n.recorded_by) "
-			  "FROM loyalty.outbox o, (SELECT ($2).*) n WHERE o.event_id = $1",
-			  2, types, values, NULL, true, 0, SPI_OK_SELECT);
+	lspi_run(lspi_plan(&plan,
+					   "SELECT (o.store_code, o.incarnation, o.seq, o.kind, o.member_id, o.payload, "
+					   "o.idem_key, o.recorded_at, o.recorded_by) IS NOT DISTINCT FROM "
+					   "(n.store_code, n.incarnation, n.seq, n.kind, n.member_id, n.payload, "
+					   "n.idem_key, n.recorded_at, n.recorded_by) "
+					   "FROM loyalty.outbox o, (SELECT ($2).*) n WHERE o.event_id = $1",
+					   2, types),
+			 values, NULL, true, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	*same = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -746,6 +867,553 @@ record_reused(HeapTuple tup, TupleDesc desc, const char *store_code, const char 
 			 errmsg("store event id \"%s\" was reused for another operation", event_id),
 			 errdetail("HQ already holds an event with this id and other content; the new one is kept in loyalty.outbox_reused, not applied."),
 			 errhint("The store was probably restored from an older backup: see docs/replication.md, \"Restoring a store\".")));
+}
+
+/*
+ * receive_check
+ *		The per-event verification of an event being received, before it
+ *		is stored or queued: well-formed (read_event, which fills ev), and
+ *		sent by its store or the store's hub.  Returns a rejection reason,
+ *		or NULL.  This is the one call point for checks of each event:
+ *		what it rejects is never stored, queued or applied.
+ */
+static char *
+receive_check(HeapTuple tup, TupleDesc desc, const char *sender, OutboxEvent *ev)
+{
+	char	   *reject = read_event(tup, desc, ev);
+
+	if (reject == NULL && sender != NULL && !may_send(sender, ev->store_code))
+		reject = psprintf("store \"%s\" may not send events of store \"%s\"",
+						  sender, ev->store_code);
+	return reject;
+}
+
+/*
+ * count_redelivery
+ *		An event HQ already holds came again: one more redelivery on its
+ *		queue row if it is still queued, else on its verdict.
+ */
+static void
+count_redelivery(const char *store_code, const char *event_id)
+{
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(event_id);
+	if (lspi_exec("UPDATE loyalty.outbox_queue q SET redeliveries = q.redeliveries + 1 "
+				  " WHERE q.event_id = $1",
+				  1, types, values, NULL, false, 0, SPI_OK_UPDATE) > 0)
+		return;
+	record_verdict(store_code, event_id, NULL, true, 0);
+}
+
+/*
+ * enqueue_event
+ *		Queue a received event for the replica applier and have it woken
+ *		when this transaction commits.  Needs an SPI connection.
+ */
+static void
+enqueue_event(const char *event_id)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	values[0] = CStringGetTextDatum(event_id);
+	lspi_run(lspi_plan(&plan, "INSERT INTO loyalty.outbox_queue (event_id) VALUES ($1)",
+					   1, types),
+			 values, NULL, false, 0, SPI_OK_INSERT);
+	wake_at_commit = true;
+	wake_owner = GetUserId();
+}
+
+/*
+ * apply_queue
+ *		Apply up to limit queued events, in queue order, in the current
+ *		transaction: each in its subtransaction (an error is its
+ *		'conflict'), its verdict carrying the redeliveries counted while
+ *		it was queued, then the batch's queue rows deleted.  Adds the
+ *		events applied to *applied; returns how many were taken (0: the
+ *		queue is empty, or this database may not apply: not HQ, or a
+ *		restored copy not adopted).  Needs an SPI connection.
+ */
+static uint64
+apply_queue(int limit, int *applied)
+{
+	static SPIPlanPtr take_plan = NULL;
+	static SPIPlanPtr done_plan = NULL;
+	Oid			take_types[1] = {INT4OID};
+	Oid			done_types[1] = {INT8ARRAYOID};
+	Datum		values[1];
+	SPITupleTable *events;
+	Datum	   *positions;
+	uint64		n;
+	uint64		i;
+
+	if (strcmp(replica_node_role(NULL, NULL), "hq") != 0 ||
+		replica_identity_state() != REPLICA_IDENTITY_THIS)
+		return 0;
+	values[0] = Int32GetDatum(limit);
+	lspi_run(lspi_plan(&take_plan,
+					   "SELECT q.position, q.redeliveries, o.* "
+					   "  FROM loyalty.outbox_queue q JOIN loyalty.outbox o USING (event_id) "
+					   " ORDER BY q.position LIMIT $1 FOR UPDATE OF q",
+					   1, take_types),
+			 values, NULL, false, 0, SPI_OK_SELECT);
+	events = SPI_tuptable;
+	n = SPI_processed;
+	if (n == 0)
+		return 0;
+	positions = palloc(sizeof(Datum) * n);
+	for (i = 0; i < n; i++)
+	{
+		HeapTuple	tup = events->vals[i];
+		OutboxEvent ev;
+		Verdict		v = {0};
+		bool		isnull;
+		int32		redeliveries;
+
+		positions[i] = SPI_getbinval(tup, events->tupdesc, 1, &isnull);
+		redeliveries = DatumGetInt32(SPI_getbinval(tup, events->tupdesc, 2, &isnull));
+		/* checked when received (receive_check); this only reads it */
+		if (read_event(tup, events->tupdesc, &ev) != NULL)
+		{
+			v.status = "rejected";
+			v.sqlstate = "22023";
+			v.detail = "the queued event is malformed";
+		}
+		else
+			apply_guarded(&ev, &v);
+		record_verdict(ev.store_code ? ev.store_code : "?", ev.event_id ? ev.event_id : "?",
+					   &v, false, redeliveries);
+		if (strcmp(v.status, "applied") == 0)
+			(*applied)++;
+	}
+	values[0] = PointerGetDatum(construct_array(positions, (int) n, INT8OID, 8,
+												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
+	lspi_run(lspi_plan(&done_plan,
+					   "DELETE FROM loyalty.outbox_queue q WHERE q.position = ANY ($1)",
+					   1, done_types),
+			 values, NULL, false, 0, SPI_OK_DELETE);
+	return n;
+}
+
+/*
+ * replica_apply_shmem_size
+ *		Size of the appliers' shared area.
+ */
+static Size
+replica_apply_shmem_size(void)
+{
+	return sizeof(ReplicaApplyShared);
+}
+
+/*
+ * replica_apply_shmem_request
+ *		Reserve the appliers' shared area (shmem_request_hook).
+ */
+static void
+replica_apply_shmem_request(void)
+{
+	if (prev_shmem_request_hook)
+		prev_shmem_request_hook();
+	RequestAddinShmemSpace(replica_apply_shmem_size());
+}
+
+/*
+ * replica_apply_shmem_startup
+ *		Create or attach the appliers' shared area (shmem_startup_hook).
+ */
+static void
+replica_apply_shmem_startup(void)
+{
+	bool		found;
+
+	if (prev_shmem_startup_hook)
+		prev_shmem_startup_hook();
+	LWLockAcquire(AddinShmemInitLock, LW_EXCLUSIVE);
+	apply_shared = ShmemInitStruct("loyalty replica appliers", replica_apply_shmem_size(), &found);
+	if (!found)
+	{
+		memset(apply_shared, 0, replica_apply_shmem_size());
+		SpinLockInit(&apply_shared->mutex);
+	}
+	LWLockRelease(AddinShmemInitLock);
+}
+
+/*
+ * applier_slot
+ *		The entry of dboid, taken if create and free; NULL if none.  Spin
+ *		lock held.
+ */
+static ReplicaApplier *
+applier_slot(Oid dboid, bool create)
+{
+	int			i;
+	ReplicaApplier *free_slot = NULL;
+
+	for (i = 0; i < REPLICA_APPLIER_MAX_DBS; i++)
+	{
+		ReplicaApplier *a = &apply_shared->appliers[i];
+
+		if (a->dboid == dboid)
+			return a;
+		if (free_slot == NULL && a->dboid == InvalidOid)
+			free_slot = a;
+	}
+	if (create && free_slot != NULL)
+	{
+		memset(free_slot, 0, sizeof(*free_slot));
+		free_slot->dboid = dboid;
+	}
+	return create ? free_slot : NULL;
+}
+
+/*
+ * applier_starting
+ *		Whether an applier was registered and may still come up (one that
+ *		did not within 10 s never will: another may be started).  Spin
+ *		lock held.
+ */
+static bool
+applier_starting(const ReplicaApplier *a)
+{
+	return a->starting &&
+		!TimestampDifferenceExceeds(a->requested_at, GetCurrentTimestamp(), 10000);
+}
+
+/*
+ * start_applier_for
+ *		Register the replica applier of database dboid, connecting as role;
+ *		false if no background worker slot is free.
+ */
+static bool
+start_applier_for(Oid dboid, Oid role)
+{
+	BackgroundWorker worker;
+	BackgroundWorkerHandle *handle;
+	Oid			extra[2];
+
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "loyalty");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "loyalty_replica_applier_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "loyalty replica applier for database %u", dboid);
+	snprintf(worker.bgw_type, BGW_MAXLEN, "loyalty replica applier");
+	extra[0] = dboid;
+	extra[1] = role;
+	memcpy(worker.bgw_extra, extra, sizeof(extra));
+	worker.bgw_notify_pid = 0;
+	return RegisterDynamicBackgroundWorker(&worker, &handle);
+}
+
+/*
+ * start_applier
+ *		Register this database's replica applier, connecting as role.
+ */
+static bool
+start_applier(Oid role)
+{
+	return start_applier_for(MyDatabaseId, role);
+}
+
+/*
+ * applier_available
+ *		Whether events received now may be queued: the library is
+ *		preloaded and this database has an applier running, starting, or
+ *		startable now (a background worker slot was free).  Otherwise the
+ *		trigger applies the event itself: nothing waits on a worker that
+ *		cannot run.
+ */
+static bool
+applier_available(void)
+{
+	ReplicaApplier *a;
+	bool		running;
+
+	if (apply_shared == NULL)
+		return false;
+	SpinLockAcquire(&apply_shared->mutex);
+	a = applier_slot(MyDatabaseId, true);
+	if (a == NULL)
+	{
+		SpinLockRelease(&apply_shared->mutex);
+		return false;
+	}
+	running = a->pid != 0 || applier_starting(a);
+	if (!running)
+	{
+		a->starting = true;
+		a->requested_at = GetCurrentTimestamp();
+	}
+	SpinLockRelease(&apply_shared->mutex);
+	if (running)
+		return true;
+	if (start_applier(GetUserId()))
+		return true;
+	SpinLockAcquire(&apply_shared->mutex);
+	a->starting = false;
+	SpinLockRelease(&apply_shared->mutex);
+	return false;
+}
+
+/*
+ * wake_applier_callback
+ *		After a transaction that queued events commits, wake the
+ *		database's applier, or start one if it exited meanwhile.  Never
+ *		raises an error (the transaction is committed): if no applier can
+ *		start, the events wait for the next delivery or
+ *		loyalty.replica_retry().
+ */
+static void
+wake_applier_callback(XactEvent event, void *arg)
+{
+	ReplicaApplier *a;
+	bool		start = false;
+
+	if (event != XACT_EVENT_COMMIT && event != XACT_EVENT_ABORT &&
+		event != XACT_EVENT_PARALLEL_COMMIT && event != XACT_EVENT_PARALLEL_ABORT)
+		return;
+	if (!wake_at_commit)
+		return;
+	wake_at_commit = false;
+	if (event != XACT_EVENT_COMMIT || apply_shared == NULL)
+		return;
+	SpinLockAcquire(&apply_shared->mutex);
+	a = applier_slot(MyDatabaseId, true);
+	if (a != NULL)
+	{
+		a->wake = true;
+		if (a->pid != 0 && a->latch != NULL)
+			SetLatch(a->latch);
+		else if (!applier_starting(a))
+		{
+			start = a->starting = true;
+			a->requested_at = GetCurrentTimestamp();
+		}
+	}
+	SpinLockRelease(&apply_shared->mutex);
+	if (start && !start_applier(wake_owner))
+	{
+		SpinLockAcquire(&apply_shared->mutex);
+		a->starting = false;
+		SpinLockRelease(&apply_shared->mutex);
+	}
+}
+
+/*
+ * applier_exit
+ *		Free the applier's entry (on_shmem_exit).
+ */
+static void
+applier_exit(int code, Datum arg)
+{
+	ReplicaApplier *a = (ReplicaApplier *) DatumGetPointer(arg);
+
+	SpinLockAcquire(&apply_shared->mutex);
+	if (a->pid == MyProcPid)
+	{
+		a->pid = 0;
+		a->latch = NULL;
+	}
+	SpinLockRelease(&apply_shared->mutex);
+}
+
+/*
+ * loyalty_replica_applier_main
+ *		The replica applier of one database (bgw_extra: the database and
+ *		the role to connect as, the subscription owner who queued): apply
+ *		the queue a batch per transaction until it is empty, sleep until
+ *		woken, exit after REPLICA_APPLIER_IDLE_MS without work.  An error
+ *		outside an event's subtransaction ends the process; the batch
+ *		rolls back whole and its events stay queued for the next applier.
+ */
+void
+loyalty_replica_applier_main(Datum main_arg)
+{
+	Oid			extra[2];
+	ReplicaApplier *a;
+
+	pqsignal(SIGTERM, SignalHandlerForShutdownRequest);
+	pqsignal(SIGHUP, SignalHandlerForConfigReload);
+	BackgroundWorkerUnblockSignals();
+	memcpy(extra, MyBgworkerEntry->bgw_extra, sizeof(extra));
+	if (apply_shared == NULL)
+		proc_exit(0);
+	SpinLockAcquire(&apply_shared->mutex);
+	a = applier_slot(extra[0], true);
+	if (a == NULL || a->pid != 0)
+	{
+		/* another applier runs for this database */
+		if (a != NULL && a->starting && a->pid != 0)
+			a->starting = false;
+		SpinLockRelease(&apply_shared->mutex);
+		proc_exit(0);
+	}
+	a->pid = MyProcPid;
+	a->latch = MyLatch;
+	a->starting = false;
+	SpinLockRelease(&apply_shared->mutex);
+	before_shmem_exit(applier_exit, PointerGetDatum(a));
+
+	BackgroundWorkerInitializeConnectionByOid(extra[0], extra[1], 0);
+	pgstat_report_appname("loyalty replica applier");
+
+	/*
+	 * A batch's commit need not wait for its flush, as the apply worker's
+	 * does not (a subscription's default): a batch lost in a crash comes
+	 * back with its queue rows, which it deleted, and is applied again;
+	 * WAL order keeps a later commit from surviving an earlier lost one.
+	 */
+	SetConfigOption("synchronous_commit", "off", PGC_SUSET, PGC_S_OVERRIDE);
+
+	/* started for every database at server start: most have no loyalty */
+	StartTransactionCommand();
+	if (!OidIsValid(get_extension_oid("loyalty", true)))
+	{
+		CommitTransactionCommand();
+		proc_exit(0);
+	}
+	CommitTransactionCommand();
+
+	for (;;)
+	{
+		uint64		taken;
+		int			applied = 0;
+
+		ResetLatch(MyLatch);
+		CHECK_FOR_INTERRUPTS();
+		if (ShutdownRequestPending)
+			break;
+		SpinLockAcquire(&apply_shared->mutex);
+		a->wake = false;
+		SpinLockRelease(&apply_shared->mutex);
+
+		SetCurrentStatementStartTimestamp();
+		StartTransactionCommand();
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pgstat_report_activity(STATE_RUNNING, "applying store events");
+		lspi_connect(LSPI_READ_WRITE);
+		taken = apply_queue(REPLICA_APPLY_BATCH, &applied);
+		lspi_finish();
+		PopActiveSnapshot();
+		CommitTransactionCommand();
+		pgstat_report_stat(false);
+		pgstat_report_activity(STATE_IDLE, NULL);
+		if (taken > 0)
+			continue;
+
+		/* idle: sleep until woken; exit when nothing came */
+		if (WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
+					  REPLICA_APPLIER_IDLE_MS, PG_WAIT_EXTENSION) & WL_TIMEOUT)
+		{
+			bool		woken;
+
+			SpinLockAcquire(&apply_shared->mutex);
+			woken = a->wake;
+			if (!woken)
+			{
+				/* from here a committing receiver starts a new applier */
+				a->pid = 0;
+				a->latch = NULL;
+			}
+			SpinLockRelease(&apply_shared->mutex);
+			if (!woken)
+				break;
+		}
+	}
+	proc_exit(0);
+}
+
+/*
+ * loyalty_replica_launcher_main
+ *		At server start (preloaded): start the replica applier of every
+ *		database that accepts connections, so that events queued before a
+ *		stop or crash are applied without waiting for the next delivery.
+ *		Each applier exits at once where loyalty is not installed or
+ *		nothing is queued.
+ */
+void
+loyalty_replica_launcher_main(Datum main_arg)
+{
+	Relation	rel;
+	TableScanDesc scan;
+	HeapTuple	tup;
+	List	   *dbs = NIL;
+	ListCell   *lc;
+
+	BackgroundWorkerUnblockSignals();
+	BackgroundWorkerInitializeConnection(NULL, NULL, 0);
+	StartTransactionCommand();
+	rel = table_open(DatabaseRelationId, AccessShareLock);
+	scan = table_beginscan_catalog(rel, 0, NULL);
+	while ((tup = heap_getnext(scan, ForwardScanDirection)) != NULL)
+	{
+		Form_pg_database db = (Form_pg_database) GETSTRUCT(tup);
+
+		if (db->datallowconn && !db->datistemplate)
+			dbs = lappend_oid(dbs, db->oid);
+	}
+	table_endscan(scan);
+	table_close(rel, AccessShareLock);
+	CommitTransactionCommand();
+	foreach(lc, dbs)
+	{
+		ReplicaApplier *a;
+		bool		start = false;
+
+		SpinLockAcquire(&apply_shared->mutex);
+		a = applier_slot(lfirst_oid(lc), true);
+		if (a != NULL && a->pid == 0 && !applier_starting(a))
+		{
+			start = a->starting = true;
+			a->requested_at = GetCurrentTimestamp();
+		}
+		SpinLockRelease(&apply_shared->mutex);
+		if (start && !start_applier_for(lfirst_oid(lc), BOOTSTRAP_SUPERUSERID))
+		{
+			SpinLockAcquire(&apply_shared->mutex);
+			a->starting = false;
+			SpinLockRelease(&apply_shared->mutex);
+		}
+	}
+	proc_exit(0);
+}
+
+/*
+ * loyalty_replica_apply_init
+ *		When preloaded, reserve the appliers' shared area; in every
+ *		backend, the callback that wakes the applier (from _PG_init).
+ */
+void
+loyalty_replica_apply_init(void)
+{
+	BackgroundWorker worker;
+
+	if (!wake_registered)
+	{
+		RegisterXactCallback(wake_applier_callback, NULL);
+		wake_registered = true;
+	}
+	if (!process_shared_preload_libraries_in_progress)
+		return;
+	prev_shmem_request_hook = shmem_request_hook;
+	shmem_request_hook = replica_apply_shmem_request;
+	prev_shmem_startup_hook = shmem_startup_hook;
+	shmem_startup_hook = replica_apply_shmem_startup;
+
+	/* the launcher, once per server start (and after a crash) */
+	memset(&worker, 0, sizeof(worker));
+	worker.bgw_flags = BGWORKER_SHMEM_ACCESS | BGWORKER_BACKEND_DATABASE_CONNECTION;
+	worker.bgw_start_time = BgWorkerStart_RecoveryFinished;
+	worker.bgw_restart_time = BGW_NEVER_RESTART;
+	snprintf(worker.bgw_library_name, BGW_MAXLEN, "loyalty");
+	snprintf(worker.bgw_function_name, BGW_MAXLEN, "loyalty_replica_launcher_main");
+	snprintf(worker.bgw_name, BGW_MAXLEN, "loyalty replica launcher");
+	snprintf(worker.bgw_type, BGW_MAXLEN, "loyalty replica launcher");
+	RegisterBackgroundWorker(&worker);
 }
 
 /*
@@ -796,17 +1464,14 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 	}
 
 	sender = sender_store();
-	reject = read_event(tup, trigdata->tg_relation->rd_att, &ev);
-	if (reject == NULL && sender != NULL && !may_send(sender, ev.store_code))
-		reject = psprintf("store \"%s\" may not send events of store \"%s\"",
-						  sender, ev.store_code);
+	reject = receive_check(tup, trigdata->tg_relation->rd_att, sender, &ev);
 	if (reject != NULL)
 	{
 		v.status = "rejected";
 		v.sqlstate = "22023";
 		v.detail = reject;
 		record_verdict(sender ? sender : (ev.store_code ? ev.store_code : "?"),
-					   ev.event_id ? ev.event_id : "?", &v, false);
+					   ev.event_id ? ev.event_id : "?", &v, false, 0);
 		ereport(WARNING,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("store event \"%s\" rejected: %s",
@@ -825,15 +1490,26 @@ loyalty_outbox_receive(PG_FUNCTION_ARGS)
 	if (event_seen(tup, trigdata->tg_relation->rd_att, ev.event_id, &same))
 	{
 		if (same)
-			record_verdict(ev.store_code, ev.event_id, NULL, true);
+			count_redelivery(ev.store_code, ev.event_id);
 		else
 			record_reused(tup, trigdata->tg_relation->rd_att, ev.store_code, ev.event_id);
 		lspi_finish();
 		return PointerGetDatum(NULL);
 	}
 
+	/*
+	 * Delivered by a subscription: queued for the replica applier.  A row
+	 * inserted by a session (a DBA replaying an event by hand), or with no
+	 * applier to run, is applied here and now.
+	 */
+	if (MySubscription != NULL && applier_available())
+	{
+		enqueue_event(ev.event_id);
+		lspi_finish();
+		return PointerGetDatum(tup);
+	}
 	apply_guarded(&ev, &v);
-	record_verdict(ev.store_code, ev.event_id, &v, false);
+	record_verdict(ev.store_code, ev.event_id, &v, false, 0);
 	lspi_finish();
 	return PointerGetDatum(tup);
 }
@@ -877,9 +1553,17 @@ loyalty_replica_retry(PG_FUNCTION_ARGS)
 		if (read_event(events->vals[i], events->tupdesc, &ev) != NULL)
 			continue;
 		apply_guarded(&ev, &v);
-		record_verdict(ev.store_code, ev.event_id, &v, false);
+		record_verdict(ev.store_code, ev.event_id, &v, false, 0);
 		if (strcmp(v.status, "applied") == 0)
 			applied++;
+	}
+	/* what is still queued (no applier ran since a restart), all of it */
+	if (PG_ARGISNULL(0))
+	{
+		uint64		batch;
+
+		while ((batch = apply_queue(REPLICA_APPLY_BATCH, &applied)) > 0)
+			;
 	}
 	lspi_finish();
 	{

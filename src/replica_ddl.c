@@ -639,12 +639,14 @@ replica_check_remote_not_self(const char *conninfo)
 ReplicaIdentityState
 replica_identity_state(void)
 {
+	static SPIPlanPtr plan = NULL;
 	char	   *sysid;
 	char	   *dboid;
 
-	lspi_exec("SELECT i.system_identifier, i.database_oid::pg_catalog.text "
-					 "FROM loyalty.replica_identity i",
-					 0, NULL, NULL, NULL, true, 0, SPI_OK_SELECT);
+	/* saved: HQ asks at every store event it receives */
+	lspi_run(lspi_plan(&plan, "SELECT i.system_identifier, i.database_oid::pg_catalog.text "
+					   "FROM loyalty.replica_identity i", 0, NULL),
+			 NULL, NULL, true, 0, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return REPLICA_IDENTITY_NONE;
 	sysid = SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1);

@@ -89,6 +89,21 @@ COMMENT ON TABLE loyalty.outbox_result IS 'HQ''s verdict on each store event: ap
 CREATE INDEX outbox_result_status_idx ON loyalty.outbox_result (status) WHERE status <> 'applied';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_result', '');
 
+-- HQ: store events received and not yet applied, in the order the replica
+-- applier applies them (a batch per transaction; src/replica_apply.c).
+-- Never published; a row leaves in the transaction that records the
+-- event's verdict.
+CREATE SEQUENCE loyalty.outbox_queue_seq;
+CREATE TABLE loyalty.outbox_queue (
+    position     bigint PRIMARY KEY DEFAULT nextval('loyalty.outbox_queue_seq'),
+    event_id     text NOT NULL UNIQUE,
+    queued_at    timestamptz NOT NULL DEFAULT now(),
+    redeliveries integer NOT NULL DEFAULT 0
+);
+COMMENT ON TABLE loyalty.outbox_queue IS 'HQ: store events received and waiting for the replica applier, in apply order';
+SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_queue', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_queue_seq', '');
+
 -- Store-scoped tables are published with row filters on store_code; PG15
 -- requires the filter's columns to be in the replica identity, or UPDATE
 -- and DELETE fail at HQ.  The primary key stays as it is; the replica
@@ -749,7 +764,7 @@ GRANT SELECT ON loyalty.replica_status TO loyalty_dba;
 GRANT SELECT ON loyalty.store_replica_state TO loyalty_dba, loyalty_store_manager;
 GRANT SELECT ON loyalty.store_outbox_status, loyalty.store_member_preferences
     TO loyalty_frontdesk, loyalty_housekeeping, loyalty_fnb, loyalty_store_manager, loyalty_dba;
-GRANT SELECT ON loyalty.replica_store, loyalty.outbox_result TO loyalty_dba;
+GRANT SELECT ON loyalty.replica_store, loyalty.outbox_result, loyalty.outbox_queue TO loyalty_dba;
 
 -- At a store replica, its department roles appear with its store row
 -- (src/replica_store_roles.c).

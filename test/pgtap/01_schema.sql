@@ -24,7 +24,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- benefits and risk tags (docs/benefits.md)
     'risk_type', 'risk_tag', 'risk_tag_event', 'benefit', 'benefit_grant', 'benefit_use',
     -- store replicas (docs/replication.md)
-    'replica_node', 'replica_store', 'outbox', 'outbox_result',
+    'replica_node', 'replica_store', 'outbox', 'outbox_result', 'outbox_queue',
     -- the audit trail (docs/audit.md)
     'audit_purpose', 'audit_change_staging', 'audit_anchor',
     '_audit_log_default',  -- the log's default partition (months: created by the job)

@@ -267,8 +267,9 @@ exactly_once('sb', 'after an HQ restart');
 
 # --- HQ crashing in the middle of applying a store transaction ----------
 # The store records three events in one transaction.  At HQ a session
-# holds the lock on one member's balance, so the apply worker stops inside
-# that transaction, after applying the first event; HQ then crashes
+# holds the lock on one member's balance, so the replica applier stops
+# inside the batch of that transaction's events, after applying the first
+# event (the apply worker without a preloaded library); HQ then crashes
 # (immediate stop) and restarts.  Every event is applied once.
 my $m4 = member(4);
 $hq->safe_psql('postgres', "SELECT loyalty.points_accrue('seed-m4', '$m4', 'sa', 100, 'stay')");
@@ -284,8 +285,8 @@ $store{sa}->safe_psql('postgres', qq{
 });
 $hq->poll_query_until('postgres', q{
 	SELECT count(*) > 0 FROM pg_locks l JOIN pg_stat_activity a USING (pid)
-	 WHERE NOT l.granted AND a.backend_type = 'logical replication worker'})
-  or die 'the apply worker never waited';
+	 WHERE NOT l.granted AND a.backend_type IN ('logical replication worker', 'loyalty replica applier')})
+  or die 'the applier never waited';
 is($hq->safe_psql('postgres', "SELECT count(*) FROM loyalty.member_preference WHERE value = 'low floor'"),
 	'0', 'mid-apply: nothing of the store transaction is visible at HQ yet');
 $hq->stop('immediate');
