@@ -71,7 +71,7 @@ COMMENT ON FUNCTION loyalty.replica_login_revoke(text, name) IS
 -- every store.  Derived from member_profile at HQ (never dumped: a restore
 -- rebuilds it from the profiles through the trigger).
 CREATE TABLE loyalty.replica_member_contact (
-    member_id       uuid PRIMARY KEY,
+    member          uuid PRIMARY KEY,  -- the member's id; not named member_id, which member_merge would move
     full_name       text NOT NULL,
     gender          text,
     nationality     text,
@@ -111,16 +111,16 @@ CREATE FUNCTION loyalty._replica_contact_sync() RETURNS trigger
 AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        DELETE FROM loyalty.replica_member_contact c WHERE c.member_id = OLD.member_id;
+        DELETE FROM loyalty.replica_member_contact c WHERE c.member = OLD.member_id;
         RETURN NULL;
     END IF;
     INSERT INTO loyalty.replica_member_contact AS c
-           (member_id, full_name, gender, nationality, phone_masked, email_masked, phone_hash, birth_month_day)
+           (member, full_name, gender, nationality, phone_masked, email_masked, phone_hash, birth_month_day)
     VALUES (NEW.member_id, NEW.full_name, NEW.gender, NEW.nationality,
             loyalty.mask_phone(NEW.phone), loyalty.mask_email(NEW.email),
             loyalty._blind_index('phone', NEW.phone),
             pg_catalog.to_char(NEW.birth_date, 'MM-DD'))
-    ON CONFLICT (member_id) DO UPDATE
+    ON CONFLICT (member) DO UPDATE
        SET full_name = excluded.full_name, gender = excluded.gender, nationality = excluded.nationality,
            phone_masked = excluded.phone_masked, email_masked = excluded.email_masked,
            phone_hash = excluded.phone_hash, birth_month_day = excluded.birth_month_day
@@ -162,7 +162,7 @@ CREATE TRIGGER replica_risk_note_sync
 -- The rows of an HQ that already has profiles and risk tags (an update from
 -- 1.1, or a database restored before these tables existed).
 INSERT INTO loyalty.replica_member_contact
-       (member_id, full_name, gender, nationality, phone_masked, email_masked, phone_hash, birth_month_day)
+       (member, full_name, gender, nationality, phone_masked, email_masked, phone_hash, birth_month_day)
 SELECT p.member_id, p.full_name, p.gender, p.nationality, loyalty.mask_phone(p.phone),
        loyalty.mask_email(p.email), loyalty._blind_index('phone', p.phone), pg_catalog.to_char(p.birth_date, 'MM-DD')
   FROM loyalty.member_profile p
@@ -181,11 +181,11 @@ CREATE FUNCTION loyalty._replica_contact_arrived() RETURNS trigger
 AS $$
 BEGIN
     IF TG_OP = 'DELETE' THEN
-        DELETE FROM loyalty.member_profile p WHERE p.member_id = OLD.member_id;
+        DELETE FROM loyalty.member_profile p WHERE p.member_id = OLD.member;
         RETURN NULL;
     END IF;
     INSERT INTO loyalty.member_profile AS p (member_id, full_name, gender, nationality)
-    VALUES (NEW.member_id, NEW.full_name, NEW.gender, NEW.nationality)
+    VALUES (NEW.member, NEW.full_name, NEW.gender, NEW.nationality)
     ON CONFLICT (member_id) DO UPDATE
        SET full_name = excluded.full_name, gender = excluded.gender, nationality = excluded.nationality;
     RETURN NULL;
@@ -268,9 +268,9 @@ BEGIN
                   HINT = 'Give 5 to 20 digits, optionally after a +.';
     END IF;
     FOR r IN
-        SELECT c.member_id, m.card_no, c.full_name, c.phone_masked
+        SELECT c.member AS member_id, m.card_no, c.full_name, c.phone_masked
           FROM loyalty.replica_member_contact c
-          JOIN loyalty.member m USING (member_id)
+          JOIN loyalty.member m ON m.member_id = c.member
          WHERE c.phone_hash = loyalty._blind_index('phone', store_member_find.phone)
     LOOP
         found_any := true;
@@ -288,7 +288,7 @@ COMMENT ON FUNCTION loyalty.store_member_find(text) IS
 
 -- Store departments read masked contact data through a view.
 CREATE VIEW loyalty.store_member_contacts WITH (security_barrier) AS
-SELECT c.member_id, c.phone_masked, c.email_masked, c.birth_month_day
+SELECT c.member AS member_id, c.phone_masked, c.email_masked, c.birth_month_day
   FROM loyalty.replica_member_contact c;
 COMMENT ON VIEW loyalty.store_member_contacts IS
     'Store: masked phone and email and birth month-day of members, as the store replica holds them';

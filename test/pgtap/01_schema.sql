@@ -28,7 +28,7 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     -- the audit trail (docs/audit.md)
     'audit_purpose', 'audit_change_staging', 'audit_anchor',
     -- replica guards (issue 14: the node identity)
-    'replica_identity', 'outbox_reused',
+    'replica_identity', 'outbox_reused', 'replica_login', 'replica_member_contact', 'replica_risk_note',
     -- segments: scores, segments, audiences (docs/segments.md)
     'segment_run', 'score_stage', 'member_score', 'segment_def', 'segment_member', 'campaign_targeting',
     'campaign_audience', 'campaign_registration', 'audience_export', 'audience_export_member',

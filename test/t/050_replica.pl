@@ -62,7 +62,7 @@ sub digest
 	return $node->safe_psql('postgres', qq{
 		SELECT md5(concat_ws('|',
 		  (SELECT string_agg(member_id || tier || status, ',' ORDER BY member_id) FROM loyalty.member),
-		  (SELECT string_agg(member_id || full_name || coalesce(phone_masked, ''), ',' ORDER BY member_id)
+		  (SELECT string_agg(member || full_name || coalesce(phone_masked, ''), ',' ORDER BY member)
 		     FROM loyalty.replica_member_contact),
 		  (SELECT string_agg(member_id || full_name, ',' ORDER BY member_id) FROM loyalty.member_profile),
 		  (SELECT string_agg(preference_id || category || value || scope || store_code, ','
