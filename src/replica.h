@@ -30,6 +30,7 @@
 #define REPLICA_OUTBOX_PREFIX	"loyalty_outbox_"
 #define REPLICA_OUTBOX_PUB		"loyalty_outbox"
 #define REPLICA_OUTBOX_SLOT		"loyalty_outbox"
+#define REPLICA_LOGIN_GROUP		"loyalty_replication"
 
 /* replica_ddl.c */
 extern char *replica_store_object_name(const char *code);
@@ -39,6 +40,7 @@ extern void replica_create_store_publication(const char *pubname,
 											 const char *store_code);
 extern void replica_drop_publication(const char *pubname);
 extern bool replica_publication_exists(const char *pubname);
+extern void replica_grant_replication_group(const char *login, bool grant);
 extern void replica_create_subscription(const char *subname,
 										const char *conninfo,
 										const char *pubname,

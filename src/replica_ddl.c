@@ -9,10 +9,11 @@
  * string and the store code are node fields, not SQL.
  *
  * What a store may hold is decided here, table by table (see
- * docs/replication.md): what a store may never hold (member_identity,
- * member_consent, staff logins) lives in tables that are never published,
- * because PG15 publications have no ACL and column lists are no security
- * boundary.  Store-scoped rows are row-filtered on store_code; those
+ * docs/replication.md): what a store may never hold (full contact data,
+ * member_identity, member_consent, staff logins, other stores' notes and
+ * tags) lives in tables or columns that are never published, because PG15
+ * publications have no ACL and column lists are no security boundary;
+ * stores get derived tables instead (src/sql/53_replica_store_data.sql).  Store-scoped rows are row-filtered on store_code; those
  * tables carry a replica identity that includes the filter columns
  * (src/sql/50_replica.sql).  TRUNCATE is not published: it ignores row
  * filters.
@@ -59,33 +60,41 @@ typedef struct PublishedTable
 	bool		optional;		/* another area's table, published if present */
 } PublishedTable;
 
-/* member_profile without the postal address: a store does not need it */
-static const char *const profile_columns[] = {
-	"member_id", "full_name", "gender", "birth_date", "nationality",
-	"phone", "email", NULL
+/*
+ * risk_tag without its notes: a store gets the notes of its own tags from
+ * replica_risk_note (src/sql/53_replica_store_data.sql)
+ */
+static const char *const risk_tag_columns[] = {
+	"tag_id", "member_id", "risk_code", "store_code", "amount_owed",
+	"raised_at", "raised_by", "resolved_at", "resolved_by", "resolved_store",
+	"resolution", NULL
 };
 
 /*
- * What a store's publication holds.  Never here: member_identity (ID
- * numbers, bank cards), member_consent, staff_role (role OIDs are local to
- * a server), other stores' stays and store-only preferences.
+ * What a store's publication holds.  Never here: member_profile (stores get
+ * replica_member_contact: masked phone and email, a keyed phone hash, birth
+ * month-day), member_identity (ID numbers, bank cards), member_consent,
+ * staff_role (role OIDs are local to a server), other stores' stays,
+ * store-only preferences, behaviour tags and risk-tag notes.
  */
 static const PublishedTable store_tables[] = {
 	{"store", FILTER_NONE, NULL, false},
 	{"member", FILTER_NONE, NULL, false},
-	{"member_profile", FILTER_NONE, profile_columns, false},
+	{"replica_member_contact", FILTER_NONE, NULL, false},
 	{"member_preference", FILTER_CHAIN_OR_STORE, NULL, false},
-	{"member_tag", FILTER_NONE, NULL, false},
+	{"member_tag", FILTER_STORE, NULL, false},
 	{"stay", FILTER_STORE, NULL, false},
 	{"policy", FILTER_NONE, NULL, false},
 	{"replica_store", FILTER_STORE, NULL, false},
 	{"outbox_result", FILTER_STORE, NULL, false},
 	/* the point ledger's balances (lots and entries stay at HQ) */
 	{"point_balance", FILTER_NONE, NULL, true},
-	/* risk tags (chain-wide freezes) and benefits: the catalogue, chain
-	 * grants and this store's own, every use (limits count them all) */
+	/* risk tags (chain-wide freezes, without notes; the store's own notes)
+	 * and benefits: the catalogue, chain grants and this store's own, every
+	 * use (limits count them all) */
 	{"risk_type", FILTER_NONE, NULL, true},
-	{"risk_tag", FILTER_NONE, NULL, true},
+	{"risk_tag", FILTER_NONE, risk_tag_columns, true},
+	{"replica_risk_note", FILTER_STORE, NULL, false},
 	{"benefit", FILTER_NONE, NULL, true},
 	{"benefit_grant", FILTER_GRANT, NULL, true},
 	{"benefit_use", FILTER_NONE, NULL, true},
@@ -246,6 +255,30 @@ replica_create_store_publication(const char *pubname, const char *store_code)
 		stmt->pubobjects = lappend(stmt->pubobjects, obj);
 	}
 	run_utility((Node *) stmt, "CREATE PUBLICATION (loyalty store replica)");
+}
+
+/*
+ * replica_grant_replication_group
+ *		GRANT (or REVOKE) loyalty_replication TO login, from parse nodes.
+ */
+void
+replica_grant_replication_group(const char *login, bool grant)
+{
+	GrantRoleStmt *stmt = makeNode(GrantRoleStmt);
+	AccessPriv *priv = makeNode(AccessPriv);
+	RoleSpec   *grantee = makeNode(RoleSpec);
+
+	priv->priv_name = pstrdup(REPLICA_LOGIN_GROUP);
+	grantee->roletype = ROLESPEC_CSTRING;
+	grantee->rolename = pstrdup(login);
+	grantee->location = -1;
+	stmt->granted_roles = list_make1(priv);
+	stmt->grantee_roles = list_make1(grantee);
+	stmt->is_grant = grant;
+	stmt->admin_opt = false;
+	stmt->grantor = NULL;
+	stmt->behavior = DROP_RESTRICT;
+	run_utility((Node *) stmt, grant ? "GRANT loyalty_replication" : "REVOKE loyalty_replication");
 }
 
 /*

@@ -130,6 +130,7 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 
 	/* 3: the initial copy brings every published row back */
 	lspi_exec("TRUNCATE loyalty.store, loyalty.member, loyalty.member_profile, "
+					 "loyalty.replica_member_contact, loyalty.replica_risk_note, "
 					 "loyalty.member_preference, loyalty.member_tag, loyalty.stay, "
 					 "loyalty.policy, loyalty.replica_store, loyalty.outbox_result, "
 					 "loyalty.risk_type, loyalty.risk_tag, loyalty.benefit, "

@@ -8,7 +8,7 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
                   AND has_table_privilege('loyalty_frontdesk', c.oid, 'SELECT')$$,
     ARRAY['member_frontdesk', 'member_preferences', 'member_tags', 'stays', 'member_consents', 'store',
-          'store_outbox_status', 'store_member_preferences',
+          'store_outbox_status', 'store_member_preferences', 'store_member_contacts',
           'service_cases', 'service_interactions'],
     'front desk reads its views (and the store-mode views, docs/replication.md)');
 SELECT set_eq($$SELECT c.relname::text FROM pg_class c
@@ -27,7 +27,7 @@ SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')
                   AND has_table_privilege('loyalty_store_manager', c.oid, 'SELECT')$$,
     ARRAY['member_store_manager', 'member_preferences', 'member_tags', 'stays', 'member_consents',
-          'field_policy_current', 'store', 'store_outbox_status', 'store_member_preferences',
+          'field_policy_current', 'store', 'store_outbox_status', 'store_member_preferences', 'store_member_contacts',
           'store_replica_state', 'service_cases', 'service_interactions'], 'store manager reads its views');
 SELECT set_eq($$SELECT c.relname::text FROM pg_class c
                 WHERE c.relnamespace = 'loyalty'::regnamespace AND c.relkind IN ('r', 'v')

@@ -25,8 +25,16 @@ SELECT throws_ok($$SELECT loyalty.replica_store_add(gen_random_uuid()::text, 'rp
 SELECT is((SELECT count(*) FROM pg_publication_tables WHERE pubname = 'loyalty_store_rpa'
             AND tablename IN ('member_identity', 'member_consent', 'staff_role', 'outbox', 'point_entry', 'point_lot')),
           0::bigint, 'identity data, consents, the role map, ledger lots and the outbox are never published');
-SELECT ok((SELECT NOT ('address' = ANY (attnames)) AND 'phone' = ANY (attnames) FROM pg_publication_tables
-            WHERE pubname = 'loyalty_store_rpa' AND tablename = 'member_profile'), 'the profile is published without the address');
+SELECT ok((SELECT count(*) FROM pg_publication_tables WHERE pubname = 'loyalty_store_rpa' AND tablename = 'member_profile') = 0
+          AND (SELECT 'phone_masked' = ANY (attnames) AND 'phone_hash' = ANY (attnames) FROM pg_publication_tables
+                WHERE pubname = 'loyalty_store_rpa' AND tablename = 'replica_member_contact')
+          AND (SELECT NOT ('note' = ANY (attnames)) AND NOT ('resolution_note' = ANY (attnames)) FROM pg_publication_tables
+                WHERE pubname = 'loyalty_store_rpa' AND tablename = 'risk_tag')
+          AND (SELECT rowfilter = '(store_code = ''rpa''::text)' FROM pg_publication_tables
+                WHERE pubname = 'loyalty_store_rpa' AND tablename = 'member_tag')
+          AND (SELECT rowfilter = '(store_code = ''rpa''::text)' FROM pg_publication_tables
+                WHERE pubname = 'loyalty_store_rpa' AND tablename = 'replica_risk_note'),
+          'no profile (masked contact rows instead), no risk-tag notes but the store''s own, only the store''s own behaviour tags');
 SELECT is((SELECT rowfilter FROM pg_publication_tables WHERE pubname = 'loyalty_store_rpa' AND tablename = 'stay'),
           '(store_code = ''rpa''::text)', 'stays are filtered to the store');
 SELECT is((SELECT rowfilter FROM pg_publication_tables WHERE pubname = 'loyalty_store_rpa' AND tablename = 'member_preference'),

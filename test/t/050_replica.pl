@@ -62,13 +62,14 @@ sub digest
 	return $node->safe_psql('postgres', qq{
 		SELECT md5(concat_ws('|',
 		  (SELECT string_agg(member_id || tier || status, ',' ORDER BY member_id) FROM loyalty.member),
-		  (SELECT string_agg(member_id || full_name || coalesce(phone, ''), ',' ORDER BY member_id)
-		     FROM loyalty.member_profile),
+		  (SELECT string_agg(member || full_name || coalesce(phone_masked, ''), ',' ORDER BY member)
+		     FROM loyalty.replica_member_contact),
+		  (SELECT string_agg(member_id || full_name, ',' ORDER BY member_id) FROM loyalty.member_profile),
 		  (SELECT string_agg(preference_id || category || value || scope || store_code, ','
 		                     ORDER BY preference_id)
 		     FROM loyalty.member_preference WHERE scope = 'chain' OR store_code = '$code'),
 		  (SELECT string_agg(tag_id || code || coalesce(store_code, ''), ',' ORDER BY tag_id)
-		     FROM loyalty.member_tag),
+		     FROM loyalty.member_tag WHERE store_code = '$code'),
 		  (SELECT string_agg(tag_id || risk_code || coalesce(store_code, '') || (resolved_at IS NULL), ','
 		                     ORDER BY tag_id) FROM loyalty.risk_tag),
 		  (SELECT string_agg(event_id || status || redeliveries, ',' ORDER BY event_id)
