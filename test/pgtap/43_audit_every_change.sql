@@ -280,6 +280,11 @@ SELECT loyalty.replica_mode_set('ev-x3', 'evb', 'streaming');
 SELECT loyalty.replica_hub_add('ev-x4', 'evhub');
 SELECT loyalty.replica_store_remove('ev-x5', 'evhub');
 SELECT loyalty.replica_retry();
+CREATE ROLE ev_repl LOGIN REPLICATION;
+SELECT loyalty.replica_login_grant('ev-x7', 'evb', 'ev_repl');
+SELECT loyalty.replica_login_revoke('ev-x8', 'ev_repl');
+-- a store's exact phone lookup over the contact rows (a read record)
+SELECT count(*) FROM loyalty.store_member_find('13900007777');
 SELECT loyalty.replica_adopt();
 -- store mode: this database plays store eva from here on
 SELECT loyalty.replica_store_add('ev-x6', 'eva');
