@@ -20,7 +20,7 @@ COMMENT ON FUNCTION loyalty._reach_grant(uuid[]) IS
 COMMENT ON FUNCTION loyalty._audit_recent(text, uuid, text[], interval) IS
     'Audit records of the given actions within an interval, counted with the latest snapshot';
 COMMENT ON FUNCTION loyalty._privacy_setting(text) IS
-    'The value of an integer privacy setting (loyalty.lookup_budget, loyalty.verify_failures)';
+    'The value of an integer privacy setting (loyalty.lookup_budget, loyalty.verify_failures, loyalty.bi_k_anonymity)';
 -- the budget counts a login's lookups of the last hour (audit_log.role is
 -- the login whoami() reports) through audit_log_role_idx (40_audit.sql);
 -- the per-member count uses audit_log_member_idx
@@ -45,8 +45,20 @@ AS $$
 DECLARE
     used bigint;
     budget integer := loyalty._privacy_setting('lookup_budget');
+    login text := (loyalty.whoami()).role;
 BEGIN
-    used := loyalty._audit_recent((loyalty.whoami()).role, NULL,
+    -- the purpose goes to the audit trail, which erasure cannot rewrite:
+    -- no personal data in it (48_privacy_erasure.sql), checked before
+    -- anything is written
+    PERFORM loyalty._audit_free_text(NULL, purpose);
+    -- atomic: the count and the caller's audit record of this lookup (made
+    -- before the caller's transaction ends, by the audit writer) are not
+    -- interleaved with another session of the same login, which waits here
+    -- until this transaction ends and then counts this lookup too
+    -- (test/isolation/specs/privacy_lookup_budget.spec)
+    PERFORM pg_catalog.pg_advisory_xact_lock(pg_catalog.hashtext('loyalty.lookup_budget'),
+                                             pg_catalog.hashtext(login));
+    used := loyalty._audit_recent(login, NULL,
                 '{lookup,lookup_miss,verify_id,verify_id_miss}', interval '1 hour');
     IF used >= budget THEN
         PERFORM loyalty._audit(NULL, 'lookup_refused', NULL, left(purpose, 200));
