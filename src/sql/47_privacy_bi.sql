@@ -49,11 +49,13 @@ REVOKE ALL ON FUNCTION loyalty._pseudonym_seed_new() FROM PUBLIC;
 CREATE TRIGGER member_pseudonym_seed AFTER INSERT ON loyalty.member
     FOR EACH ROW EXECUTE FUNCTION loyalty._pseudonym_seed_new();
 
--- The HMAC itself (32 hex digits, unchanged since 1.0), of a seed.
+-- The HMAC itself (32 hex digits, unchanged since 1.0), of a seed.  The BI
+-- views call it, and a view's functions are called with the privileges of
+-- the user of the view: granted to BI, which sees no member id or seed.
 CREATE FUNCTION loyalty._pseudonym_hmac(seed uuid) RETURNS text
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_pseudonym';
 REVOKE ALL ON FUNCTION loyalty._pseudonym_hmac(uuid) FROM PUBLIC;
-GRANT EXECUTE ON FUNCTION loyalty._pseudonym_hmac(uuid) TO loyalty_view_owner;
+GRANT EXECUTE ON FUNCTION loyalty._pseudonym_hmac(uuid) TO loyalty_bi, loyalty_view_owner;
 
 -- loyalty.pseudonym(member_id): the member's current BI key (C until 1.1).
 CREATE OR REPLACE FUNCTION loyalty.pseudonym(member_id uuid) RETURNS text

@@ -60,7 +60,6 @@ CREATE OR REPLACE FUNCTION loyalty._member_erase(member_id uuid, reason text)
     SET search_path = pg_catalog, pg_temp
 AS $$
 DECLARE
-    why text;
     new_card text;
 BEGIN
     IF reason IS NULL OR btrim(reason) = '' THEN
@@ -71,9 +70,10 @@ BEGIN
     IF NOT FOUND THEN
         PERFORM loyalty._member_not_found();
     END IF;
-    why := loyalty._audit_free_text(member_id, reason);
     -- the record first: an erasure that fails is still on record as tried
-    PERFORM loyalty._audit(member_id, 'erase', ARRAY['*'], why);
+    -- (the reason is checked by member_erase(); the retention purge's is
+    -- the extension's own text)
+    PERFORM loyalty._audit(member_id, 'erase', ARRAY['*'], left(reason, 200));
     DELETE FROM loyalty.member_profile p WHERE p.member_id = _member_erase.member_id;
     DELETE FROM loyalty.member_identity i WHERE i.member_id = _member_erase.member_id;
     DELETE FROM loyalty.member_preference x WHERE x.member_id = _member_erase.member_id;
@@ -124,6 +124,11 @@ CREATE OR REPLACE FUNCTION loyalty.member_erase(member_id uuid, reason text)
 AS $$
 BEGIN
     PERFORM loyalty._check_access(NULL, ARRAY['crm']);
+    -- no personal data in the reason, which stays in the audit trail
+    IF reason IS NOT NULL AND btrim(reason) <> '' AND EXISTS (SELECT 1 FROM loyalty.member m
+            WHERE m.member_id = member_erase.member_id AND m.status <> 'erased') THEN
+        PERFORM loyalty._audit_free_text(member_id, reason);
+    END IF;
     PERFORM loyalty._member_erase(member_id, reason);
 END
 $$;

@@ -64,6 +64,8 @@ SELECT is((SELECT balanced::text || members_out_of_balance FROM loyalty.finance_
           'a stored balance that differs from its entries is found');
 UPDATE loyalty.point_balance SET balance = balance - 1 WHERE member_id = (SELECT a FROM m);
 
+-- k = 1: one member's rows (k-anonymity is test/pgtap/48_privacy_kanon.sql)
+SET LOCAL loyalty.bi_k_anonymity = 1;
 SET ROLE fn_bi;
 SELECT is((SELECT count(*)::int FROM loyalty.bi_points WHERE store_code IN ('fna', 'fnb')
              AND member_key = loyalty.pseudonym((SELECT a FROM m))), 4,
