@@ -49,6 +49,22 @@ REVOKE ALL ON FUNCTION loyalty._pseudonym_seed_new() FROM PUBLIC;
 CREATE TRIGGER member_pseudonym_seed AFTER INSERT ON loyalty.member
     FOR EACH ROW EXECUTE FUNCTION loyalty._pseudonym_seed_new();
 
+-- a seed written for a member replaces the one the member has: pg_restore
+-- loads loyalty.member (whose trigger draws new seeds) before the dumped
+-- seeds, which must win
+CREATE FUNCTION loyalty._pseudonym_seed_replace() RETURNS trigger
+    LANGUAGE plpgsql SECURITY DEFINER
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    DELETE FROM loyalty.member_pseudonym_key k WHERE k.member_id = NEW.member_id;
+    RETURN NEW;
+END
+$$;
+REVOKE ALL ON FUNCTION loyalty._pseudonym_seed_replace() FROM PUBLIC;
+CREATE TRIGGER member_pseudonym_key_replace BEFORE INSERT ON loyalty.member_pseudonym_key
+    FOR EACH ROW EXECUTE FUNCTION loyalty._pseudonym_seed_replace();
+
 -- The HMAC itself (32 hex digits, unchanged since 1.0), of a seed.  The BI
 -- views call it, and a view's functions are called with the privileges of
 -- the user of the view: granted to BI, which sees no member id or seed.

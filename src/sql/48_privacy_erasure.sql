@@ -99,10 +99,9 @@ BEGIN
            nationality = NULL, external_ref = 'erased-' || i.row_no
      WHERE i.member_id = _member_erase.member_id;
     -- a new random pseudonym seed: the old BI key cannot be recomputed
-    INSERT INTO loyalty.member_pseudonym_key AS k (member_id, seed)
-        VALUES (_member_erase.member_id, pg_catalog.gen_random_uuid())
-        ON CONFLICT ON CONSTRAINT member_pseudonym_key_pkey
-        DO UPDATE SET seed = EXCLUDED.seed, rekeyed_at = now();
+    -- (the insert replaces the member's seed row, see 47_privacy_bi.sql)
+    INSERT INTO loyalty.member_pseudonym_key (member_id, seed)
+        VALUES (_member_erase.member_id, pg_catalog.gen_random_uuid());
     UPDATE loyalty.member m
        SET status = 'erased', card_no = loyalty.card_number_new(), time_zone = NULL,
            updated_at = now()
