@@ -93,7 +93,7 @@ scan_once() {  # user query: wall time in s
     { /usr/bin/time -f '%e' psql -X -q -U "$1" -c "$2" >/dev/null; } 2>&1
 }
 raw_q="SELECT count(m.member_id), count(m.home_store), count(m.tier), count(p.gender), count(p.birth_date), count(m.enrolled_at) FROM loyalty.member m LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id WHERE m.status <> 'erased'"
-bi_q="SELECT count(member_key), count(home_store), count(tier), count(gender), count(birth_decade), count(enrolled_month) FROM loyalty.bi_members"
+bi_q="SELECT count(member_key), count(home_store), count(tier), count(gender), count(birth_decade), count(enrolled_year) FROM loyalty.bi_members"
 # SCAN_ROUNDS rounds of the raw scan then the BI scan, one right after the
 # other; each round's ratio is BI time over raw time; the result is the
 # median time of each and the median ratio, with the lowest and highest

@@ -64,7 +64,7 @@ RESET ROLE;
 SET ROLE hq_bi;
 \set QUIET off
 \echo '== BI (hq_bi): a pseudonymous key, decade of birth, no contact data; small groups suppressed'
-SELECT b.member_key, b.home_store, b.tier, b.gender, b.birth_decade, b.enrolled_month
+SELECT b.member_key, b.home_store, b.tier, b.gender, b.birth_decade, b.enrolled_year
   FROM loyalty.bi_members b WHERE b.member_key = loyalty.pseudonym(:'demo_member');
 SELECT home_store, tier, gender, birth_decade, members FROM loyalty.bi_segments
  ORDER BY members DESC LIMIT 5;

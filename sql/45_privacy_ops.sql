@@ -48,6 +48,8 @@ SELECT a.action, a.purpose, v.problem
   FROM loyalty.audit_verify() v JOIN loyalty.audit_log a USING (audit_id);
 
 -- BI: pseudonymous keys, generalised quasi-identifiers, small groups hidden
+-- (k = 1 here: the k-anonymity of the row views is test/pgtap/48_privacy_kanon.sql)
+SET loyalty.bi_k_anonymity = 1;
 SET ROLE pv_bi;
 SELECT length(member_key) AS key_length, home_store, birth_decade, gender, count(*)
   FROM loyalty.bi_members WHERE home_store = 'pva' GROUP BY 1, 2, 3, 4 ORDER BY 3;
@@ -58,3 +60,4 @@ SELECT count(*) FROM loyalty.member_crm;
 SELECT count(*) FROM loyalty.member;
 SELECT loyalty.frontdesk_lookup('13600001111');
 RESET ROLE;
+RESET loyalty.bi_k_anonymity;

@@ -174,6 +174,7 @@ static const char *const merge_special_tables[] = {
 	"point_balance", "tier_counter", "tier_history", "ledger_request",
 	"crm_request", "member_merge", "event_outbox", "outbox", "outbox_result",
 	"risk_tag_event",			/* append-only trail, kept with its id */
+	"member_pseudonym_key",		/* each member keeps its own BI key */
 	NULL
 };
 

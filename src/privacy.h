@@ -12,6 +12,7 @@
 /* settings (privacy_lookup.c) */
 extern int	loyalty_lookup_budget;
 extern int	loyalty_verify_failures;
+extern int	loyalty_bi_k_anonymity;
 
 extern void loyalty_privacy_settings_init(void);
 extern void loyalty_privacy_guard_init(void);

@@ -45,6 +45,7 @@ PG_FUNCTION_INFO_V1(loyalty_privacy_setting);
 
 int			loyalty_lookup_budget = 60;
 int			loyalty_verify_failures = 3;
+int			loyalty_bi_k_anonymity = 5;
 
 /*
  * Members found by this transaction's lookups (TopTransactionContext), each
@@ -95,6 +96,11 @@ loyalty_privacy_settings_init(void)
 							"Failed ID verifications of one member, in 24 hours, after which verification is refused.",
 							NULL,
 							&loyalty_verify_failures, 3, 1, 1000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+	DefineCustomIntVariable("loyalty.bi_k_anonymity",
+							"Smallest number of members that share every combination of quasi-identifiers the BI row views publish (k).",
+							"Rows of smaller groups are left out of loyalty.bi_members, bi_stays and bi_points.",
+							&loyalty_bi_k_anonymity, 5, 1, 1000000,
 							PGC_SUSET, 0, NULL, NULL, NULL);
 	RegisterXactCallback(reach_xact_cb, NULL);
 }
@@ -231,6 +237,8 @@ loyalty_privacy_setting(PG_FUNCTION_ARGS)
 		PG_RETURN_INT32(loyalty_lookup_budget);
 	if (strcmp(name, "verify_failures") == 0)
 		PG_RETURN_INT32(loyalty_verify_failures);
+	if (strcmp(name, "bi_k_anonymity") == 0)
+		PG_RETURN_INT32(loyalty_bi_k_anonymity);
 	ereport(ERROR,
 			(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 			 errmsg("unknown privacy setting \"%s\"", name)));

@@ -200,7 +200,7 @@ BEGIN
         END LOOP;
         INSERT INTO loyalty.member_profile (member_id, full_name, phone, email, birth_date, gender, nationality)
             VALUES (member_id, full_name, phone, email, birth_date, gender, nationality);
-        PERFORM loyalty._audit_change(member_id, 'member_enroll', 'account', pg_catalog.jsonb_build_object('card_no', card_no, 'home_store', home_store));
+        PERFORM loyalty._audit_change(member_id, 'member_enroll', 'account', pg_catalog.jsonb_build_object('home_store', home_store));
     END IF;
     PERFORM loyalty._request_end('member_enroll', idempotency_key, req, pg_catalog.jsonb_build_object('member_id', member_id, 'card_no', card_no));
 END

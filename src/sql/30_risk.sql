@@ -92,12 +92,21 @@ CREATE INDEX risk_tag_event_tag_idx ON loyalty.risk_tag_event (tag_id, at);
 SELECT pg_catalog.pg_extension_config_dump('loyalty.risk_tag_event', '');
 
 -- The audit trail is append-only: nobody, not even the owner through the API,
--- changes or deletes a step.
+-- changes or deletes a step.  One change is allowed (since 1.2): erasure
+-- (loyalty._member_erase) removes the free-text note from a step's detail
+-- and changes nothing else.
 CREATE FUNCTION loyalty._risk_event_append_only() RETURNS trigger
     LANGUAGE plpgsql
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
+    IF TG_OP = 'UPDATE' AND NEW.detail = OLD.detail - 'note'
+       AND (NEW.event_id, NEW.tag_id, NEW.member_id, NEW.action, NEW.store_code, NEW.login,
+            NEW.role, NEW.department, NEW.at)
+           IS NOT DISTINCT FROM (OLD.event_id, OLD.tag_id, OLD.member_id, OLD.action, OLD.store_code,
+                                 OLD.login, OLD.role, OLD.department, OLD.at) THEN
+        RETURN NEW;
+    END IF;
     RAISE EXCEPTION 'the risk tag audit trail is append-only'
         USING ERRCODE = 'insufficient_privilege',
               DETAIL = 'Steps of loyalty.risk_tag_event are never updated or deleted.';

@@ -680,10 +680,8 @@ CREATE FUNCTION loyalty._blind_index(kind text, value text) RETURNS bytea
     LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_blind_index';
 CREATE FUNCTION loyalty._normalise_identifier(value text) RETURNS text
     LANGUAGE c IMMUTABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_normalise_identifier';
-CREATE FUNCTION loyalty.pseudonym(member_id uuid) RETURNS text
-    LANGUAGE c STABLE STRICT PARALLEL SAFE AS 'MODULE_PATHNAME', 'loyalty_pseudonym';
-COMMENT ON FUNCTION loyalty.pseudonym(uuid) IS
-    'Keyed pseudonymous member key for BI (HMAC of the member id)';
+-- loyalty.pseudonym(member_id), the BI key, is in 47_privacy_bi.sql (since
+-- 1.2 it is re-keyed by erasure).
 
 -- Lookup by blind index.  Not unique (since 1.2): a store storing an ID
 -- number or bank card that another member already has is not told so (that
@@ -817,6 +815,9 @@ BEGIN
     matched := coalesce(stored = loyalty._blind_index('id_number', id_number), false);
     PERFORM loyalty._audit(member_id, CASE WHEN matched THEN 'verify_id' ELSE 'verify_id_miss' END,
                            '{id_number}', left(purpose, 200));
+    -- this verification counted: refused if another session spent the
+    -- last unit first (46_privacy_lookup.sql)
+    PERFORM loyalty._lookup_budget_settle(purpose);
     RETURN matched;
 END
 $$;
@@ -824,7 +825,7 @@ COMMENT ON FUNCTION loyalty.identity_matches(uuid, text, text) IS
     'Verify that an ID number belongs to a member, without revealing it; audited';
 
 REVOKE ALL ON FUNCTION loyalty._identity_seal(uuid, text, text), loyalty._identity_open(uuid, text, bytea),
-    loyalty._blind_index(text, text), loyalty._normalise_identifier(text), loyalty.pseudonym(uuid),
+    loyalty._blind_index(text, text), loyalty._normalise_identifier(text),
     loyalty.identity_set(uuid, text, text, text), loyalty.identity_matches(uuid, text, text)
     FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.identity_set(uuid, text, text, text),
@@ -989,59 +990,9 @@ $$;
 COMMENT ON FUNCTION loyalty.member_export(uuid, text) IS
     'Everything held about one member (subject access request); HQ CRM only; audited';
 
--- loyalty.member_erase(member_id, reason): erasure by pseudonymisation.  The
--- member id stays (so the point ledger, stays and the audit trail keep their
--- sums and history), but nothing links it to a person any more: profile,
--- identity, preferences and consents are deleted, tag notes cleared, the
--- card number replaced.
--- lead: a retention purge (scheduled as an HQ DBA or CRM, docs/operations.md)
--- erases members through the same code as loyalty.member_erase() but not
--- through its CRM-only check, which made a DBA's retention job fail as soon
--- as a member was due.  loyalty._member_erase() is that code, granted to
--- nobody; member_erase() checks the caller and calls it.
-CREATE FUNCTION loyalty._member_erase(member_id uuid, reason text)
-    RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    IF reason IS NULL OR btrim(reason) = '' THEN
-        RAISE EXCEPTION 'an erasure needs a reason' USING ERRCODE = 'null_value_not_allowed';
-    END IF;
-    PERFORM 1 FROM loyalty.member m
-      WHERE m.member_id = _member_erase.member_id AND m.status <> 'erased' FOR UPDATE;
-    IF NOT FOUND THEN
-        PERFORM loyalty._member_not_found();
-    END IF;
-    -- the record first: an erasure that fails is still on record as tried
-    PERFORM loyalty._audit(member_id, 'erase', ARRAY['*'], left(reason, 200));
-    DELETE FROM loyalty.member_profile p WHERE p.member_id = _member_erase.member_id;
-    DELETE FROM loyalty.member_identity i WHERE i.member_id = _member_erase.member_id;
-    DELETE FROM loyalty.member_preference x WHERE x.member_id = _member_erase.member_id;
-    DELETE FROM loyalty.member_consent x WHERE x.member_id = _member_erase.member_id;
-    UPDATE loyalty.member_tag t SET note = NULL WHERE t.member_id = _member_erase.member_id;
-    -- risk tags stay (an amount owed is the chain's record), their notes go
-    UPDATE loyalty.risk_tag t SET note = '[erased]' WHERE t.member_id = _member_erase.member_id;
-    UPDATE loyalty.member m
-       SET status = 'erased', card_no = loyalty.card_number_new(), time_zone = NULL,
-           updated_at = now()
-     WHERE m.member_id = _member_erase.member_id;
-END
-$$;
-REVOKE ALL ON FUNCTION loyalty._member_erase(uuid, text) FROM PUBLIC;
-
-CREATE FUNCTION loyalty.member_erase(member_id uuid, reason text)
-    RETURNS void
-    LANGUAGE plpgsql VOLATILE SECURITY DEFINER
-    SET search_path = pg_catalog, pg_temp
-AS $$
-BEGIN
-    PERFORM loyalty._check_access(NULL, ARRAY['crm']);
-    PERFORM loyalty._member_erase(member_id, reason);
-END
-$$;
-COMMENT ON FUNCTION loyalty.member_erase(uuid, text) IS
-    'Erase a member by pseudonymisation, keeping ledger sums and the audit trail; HQ CRM only; audited';
+-- loyalty.member_erase(member_id, reason) and loyalty._member_erase(), which
+-- retention_purge() calls, are in 48_privacy_erasure.sql (since 1.2 erasure
+-- also scrubs event texts and request records and re-keys the pseudonym).
 
 -- loyalty.retention_purge(dry_run, inactive_for, retired_for): what the
 -- retention rules remove; with dry_run (the default) nothing is changed.
@@ -1093,12 +1044,11 @@ COMMENT ON FUNCTION loyalty.retention_purge(boolean, interval, interval) IS
     'Apply the retention rules; dry_run (default) only reports what would be removed';
 
 REVOKE ALL ON FUNCTION loyalty.consent_record(uuid, text, boolean, text, text),
-    loyalty.member_export(uuid, text), loyalty.member_erase(uuid, text),
+    loyalty.member_export(uuid, text),
     loyalty.retention_purge(boolean, interval, interval) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.consent_record(uuid, text, boolean, text, text)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;
-GRANT EXECUTE ON FUNCTION loyalty.member_export(uuid, text), loyalty.member_erase(uuid, text)
-    TO loyalty_crm;
+GRANT EXECUTE ON FUNCTION loyalty.member_export(uuid, text) TO loyalty_crm;
 GRANT EXECUTE ON FUNCTION loyalty.retention_purge(boolean, interval, interval) TO loyalty_crm, loyalty_dba;
 -- perf: loyalty.bi_members generalises enrolled_at to its UTC month with a C
 -- function that gives the same text as to_char(... AT TIME ZONE 'UTC',
@@ -1122,29 +1072,8 @@ CREATE FUNCTION loyalty.bi_min_group_size() RETURNS integer
 COMMENT ON FUNCTION loyalty.bi_min_group_size() IS
     'Smallest group an aggregate BI view shows (k); smaller groups are suppressed';
 
--- One row per member: keyed pseudonym, store, tier, gender, decade of birth,
--- month of enrolment.  Erased members are left out.
-CREATE VIEW loyalty.bi_members WITH (security_barrier) AS
-SELECT loyalty.pseudonym(m.member_id) AS member_key,
-       m.home_store, m.tier, m.status, p.gender,
-       loyalty.mask_birth_decade(p.birth_date) AS birth_decade,
-       loyalty.mask_month_utc(m.enrolled_at) AS enrolled_month
-  FROM loyalty.member m
-  LEFT JOIN loyalty.member_profile p ON p.member_id = m.member_id
- WHERE m.status <> 'erased'
-   AND m.member_id IN (SELECT k.member_id FROM loyalty.member_consents k
-                        WHERE k.purpose = 'profiling' AND k.granted);
-COMMENT ON VIEW loyalty.bi_members IS 'Members for BI: pseudonymous key, generalised quasi-identifiers';
-
--- One row per stay, by month.
-CREATE VIEW loyalty.bi_stays WITH (security_barrier) AS
-SELECT loyalty.pseudonym(s.member_id) AS member_key, s.store_code,
-       date_trunc('month', s.check_in)::date AS stay_month,
-       (s.check_out - s.check_in) AS nights, s.rooms, s.room_revenue, s.other_revenue, s.status
-  FROM loyalty.stay s
- WHERE s.member_id IN (SELECT k.member_id FROM loyalty.member_consents k
-                       WHERE k.purpose = 'profiling' AND k.granted);
-COMMENT ON VIEW loyalty.bi_stays IS 'Stays for BI by month, with pseudonymous member keys';
+-- The row-level BI views loyalty.bi_members and loyalty.bi_stays are in
+-- 47_privacy_bi.sql (since 1.2 k-anonymous).
 
 -- Member counts by store, tier, gender and decade of birth; groups of fewer
 -- than k members are not shown.
@@ -1160,14 +1089,11 @@ SELECT m.home_store, m.tier, p.gender, loyalty.mask_birth_decade(p.birth_date) A
 HAVING count(*) >= loyalty.bi_min_group_size();
 COMMENT ON VIEW loyalty.bi_segments IS 'Member counts per segment; groups smaller than bi_min_group_size() suppressed';
 
-ALTER VIEW loyalty.bi_members OWNER TO loyalty_view_owner;
-ALTER VIEW loyalty.bi_stays OWNER TO loyalty_view_owner;
 ALTER VIEW loyalty.bi_segments OWNER TO loyalty_view_owner;
-REVOKE ALL ON loyalty.bi_members, loyalty.bi_stays, loyalty.bi_segments FROM PUBLIC;
+REVOKE ALL ON loyalty.bi_segments FROM PUBLIC;
 REVOKE ALL ON FUNCTION loyalty.bi_min_group_size() FROM PUBLIC;
-GRANT SELECT ON loyalty.bi_members, loyalty.bi_stays, loyalty.bi_segments TO loyalty_bi;
-GRANT EXECUTE ON FUNCTION loyalty.pseudonym(uuid), loyalty.bi_min_group_size()
-    TO loyalty_bi, loyalty_view_owner;
+GRANT SELECT ON loyalty.bi_segments TO loyalty_bi;
+GRANT EXECUTE ON FUNCTION loyalty.bi_min_group_size() TO loyalty_bi, loyalty_view_owner;
 -- Row level security for the store-scoped tables of other areas, following
 -- the pattern of docs/privacy.md ("Row level security per store"): the
 -- extension's SECURITY DEFINER functions run as the extension owner, so

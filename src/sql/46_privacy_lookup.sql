@@ -20,7 +20,7 @@ COMMENT ON FUNCTION loyalty._reach_grant(uuid[]) IS
 COMMENT ON FUNCTION loyalty._audit_recent(text, uuid, text[], interval) IS
     'Audit records of the given actions within an interval, counted with the latest snapshot';
 COMMENT ON FUNCTION loyalty._privacy_setting(text) IS
-    'The value of an integer privacy setting (loyalty.lookup_budget, loyalty.verify_failures)';
+    'The value of an integer privacy setting (loyalty.lookup_budget, loyalty.verify_failures, loyalty.bi_k_anonymity)';
 -- the budget counts a login's lookups of the last hour (audit_log.role is
 -- the login whoami() reports) through audit_log_role_idx (40_audit.sql);
 -- the per-member count uses audit_log_member_idx
@@ -37,7 +37,9 @@ REVOKE ALL ON FUNCTION loyalty._reach_grant(uuid[]),
 -- rollback does not undo); beyond it lookups are refused, the refusal is
 -- audited and the first refusal of the hour raises an alert event.
 
--- _lookup_budget_spend(purpose): refuse when the caller's budget is spent.
+-- _lookup_budget_spend(purpose): refuse when the caller's budget is spent,
+-- before the lookup searches.  Two sessions of one login may both pass it
+-- for the last unit; _lookup_budget_settle() decides between them.
 CREATE FUNCTION loyalty._lookup_budget_spend(purpose text) RETURNS void
     LANGUAGE plpgsql VOLATILE
     SET search_path = pg_catalog, pg_temp
@@ -46,15 +48,53 @@ DECLARE
     used bigint;
     budget integer := loyalty._privacy_setting('lookup_budget');
 BEGIN
+    -- the purpose goes to the audit trail, which erasure cannot rewrite:
+    -- no personal data in it (48_privacy_erasure.sql), checked before
+    -- anything is written
+    PERFORM loyalty._audit_free_text(NULL, purpose);
     used := loyalty._audit_recent((loyalty.whoami()).role, NULL,
                 '{lookup,lookup_miss,verify_id,verify_id_miss}', interval '1 hour');
     IF used >= budget THEN
-        PERFORM loyalty._audit(NULL, 'lookup_refused', NULL, left(purpose, 200));
-        RAISE EXCEPTION 'lookup budget exceeded'
-            USING ERRCODE = 'program_limit_exceeded',
-                  DETAIL = pg_catalog.format('A login may make %s lookups and ID verifications per hour.', budget),
-                  HINT = 'Ask HQ to raise loyalty.lookup_budget if the desk really needs more.';
+        PERFORM loyalty._lookup_refuse(purpose, budget);
     END IF;
+END
+$$;
+
+-- _lookup_budget_settle(purpose): after the lookup's own audit record is
+-- committed (the audit writer commits it before _audit returns), count
+-- again, this record included: more than the budget means another session
+-- of the login spent the last unit first, and this lookup is refused
+-- before it answers.  Increment, then check: records are committed one
+-- after the other, so the later of two racing lookups always counts the
+-- earlier one and never both pass (the earlier may be refused too, which
+-- errs on the safe side).  No lock is held, so a login's sessions never
+-- wait for each other (test/isolation/specs/privacy_lookup_budget.spec).
+CREATE FUNCTION loyalty._lookup_budget_settle(purpose text) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+DECLARE
+    budget integer := loyalty._privacy_setting('lookup_budget');
+BEGIN
+    IF loyalty._audit_recent((loyalty.whoami()).role, NULL,
+           '{lookup,lookup_miss,verify_id,verify_id_miss}', interval '1 hour') > budget THEN
+        PERFORM loyalty._lookup_refuse(purpose, budget);
+    END IF;
+END
+$$;
+
+-- _lookup_refuse(purpose, budget): audit the refusal (the alert trigger
+-- below raises the event) and raise the error.
+CREATE FUNCTION loyalty._lookup_refuse(purpose text, budget integer) RETURNS void
+    LANGUAGE plpgsql VOLATILE
+    SET search_path = pg_catalog, pg_temp
+AS $$
+BEGIN
+    PERFORM loyalty._audit(NULL, 'lookup_refused', NULL, left(purpose, 200));
+    RAISE EXCEPTION 'lookup budget exceeded'
+        USING ERRCODE = 'program_limit_exceeded',
+              DETAIL = pg_catalog.format('A login may make %s lookups and ID verifications per hour.', budget),
+              HINT = 'Ask HQ to raise loyalty.lookup_budget if the desk really needs more.';
 END
 $$;
 
@@ -71,11 +111,13 @@ BEGIN
     IF ids IS NULL OR cardinality(ids) = 0 THEN
         -- the keys' names, never their values
         PERFORM loyalty._audit(NULL, 'lookup_miss', keys, left(purpose, 200));
+        PERFORM loyalty._lookup_budget_settle(purpose);
         PERFORM loyalty._member_not_found();
     END IF;
     FOREACH id IN ARRAY ids LOOP
         PERFORM loyalty._audit(id, 'lookup', fields, left(purpose, 200));
     END LOOP;
+    PERFORM loyalty._lookup_budget_settle(purpose);
     PERFORM loyalty._reach_grant(ids);
 END
 $$;
@@ -152,7 +194,8 @@ CREATE TRIGGER audit_log_lookup_alert AFTER INSERT ON loyalty.audit_log
     FOR EACH ROW WHEN (NEW.action = 'lookup_refused')
     EXECUTE FUNCTION loyalty._lookup_alert();
 
-REVOKE ALL ON FUNCTION loyalty._lookup_budget_spend(text), loyalty._lookup_finish(uuid[], text[], text),
+REVOKE ALL ON FUNCTION loyalty._lookup_budget_spend(text), loyalty._lookup_budget_settle(text),
+    loyalty._lookup_refuse(text, integer), loyalty._lookup_finish(uuid[], text[], text),
     loyalty.frontdesk_lookup_phone(text, text, text) FROM PUBLIC;
 GRANT EXECUTE ON FUNCTION loyalty.frontdesk_lookup_phone(text, text, text)
     TO loyalty_frontdesk, loyalty_store_manager, loyalty_crm;

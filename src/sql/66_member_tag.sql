@@ -28,10 +28,19 @@ CREATE OR REPLACE VIEW loyalty.member_tags WITH (security_barrier) AS
 SELECT tag_id, member_id, code, store_code,
        CASE WHEN loyalty.store_visible(store_code) THEN note END AS note,
        tagged_at, retired_at, scope, tentative, confirmed_at
-  FROM loyalty.member_tag
- WHERE scope = 'chain' OR loyalty.store_visible(store_code);
+  FROM loyalty.member_tag t
+ WHERE (t.scope = 'chain' OR loyalty.store_visible(t.store_code))
+   -- a store sees the tags of the members in its reach only, as in the
+   -- member views (issue 12.1): enrolled, stayed or booked there, or found
+   -- by a lookup of this transaction
+   AND EXISTS (SELECT 1 FROM loyalty.member m
+                WHERE m.member_id = t.member_id
+                  AND (loyalty._member_in_reach(m.member_id, m.home_store)
+                       OR EXISTS (SELECT 1 FROM loyalty.stay s
+                                   WHERE s.member_id = m.member_id
+                                     AND s.store_code = loyalty.caller_store())));
 COMMENT ON VIEW loyalty.member_tags IS
-    'Behaviour tags: chain-wide ones, and store-only ones of the caller''s store; notes only at the tagging store and at HQ';
+    'Behaviour tags of the members in the caller''s reach: chain-wide ones, and store-only ones of the caller''s store; notes only at the tagging store and at HQ';
 
 CREATE OR REPLACE VIEW loyalty.member_preferences WITH (security_barrier) AS
 SELECT preference_id, member_id, category, value, scope, store_code, recorded_at, tentative

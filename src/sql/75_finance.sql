@@ -142,21 +142,30 @@ COMMENT ON VIEW loyalty.finance_reconciliation IS
     'Sum of ledger entries vs sum of stored balances vs sum of active lots, and members out of balance';
 
 -- Points for BI: per pseudonymous member, store, brand, month and kind, no
--- personal data; members who withdrew profiling consent and erased members
--- are left out.
+-- personal data; only members loyalty.bi_members shows (not erased,
+-- profiling consent in effect, in a group of at least k), and only rows
+-- whose combination with the member's published values at least k members
+-- share (k-anonymity, 47_privacy_bi.sql).
 CREATE VIEW loyalty.bi_points WITH (security_barrier) AS
-SELECT loyalty.pseudonym(e.member_id) AS member_key, e.store_code, s.brand,
-       date_trunc('month', e.occurred_at AT TIME ZONE s.time_zone)::date AS month,
-       e.kind, sum(e.points)::bigint AS points, sum(e.pending_points)::bigint AS pending_points,
-       count(*) AS entries
-  FROM loyalty.point_entry e
-  JOIN loyalty.store s ON s.store_code = e.store_code
-  JOIN loyalty.member m ON m.member_id = e.member_id
- WHERE m.status <> 'erased' AND loyalty._segment_consent(e.member_id, 'profiling')
- GROUP BY e.member_id, e.store_code, s.brand,
-          date_trunc('month', e.occurred_at AT TIME ZONE s.time_zone), e.kind;
+SELECT r.member_key, r.store_code, r.brand, r.month, r.kind, r.points, r.pending_points, r.entries
+  FROM (SELECT g.*,
+               -- one row per member and group: the count is of members
+               count(*) OVER (PARTITION BY g.home_store, g.tier, g.member_status, g.gender,
+                   g.birth_decade, g.enrolled_year, g.store_code, g.brand, g.month, g.kind) AS members
+          FROM (SELECT b.member_key, b.home_store, b.tier, b.status AS member_status, b.gender,
+                       b.birth_decade, b.enrolled_year, e.store_code, s.brand,
+                       date_trunc('month', e.occurred_at AT TIME ZONE s.time_zone)::date AS month,
+                       e.kind, sum(e.points)::bigint AS points,
+                       sum(e.pending_points)::bigint AS pending_points, count(*) AS entries
+                  FROM loyalty.point_entry e
+                  JOIN loyalty.store s ON s.store_code = e.store_code
+                  JOIN loyalty._bi_member_qi b ON b.member_id = e.member_id
+                 GROUP BY b.member_id, b.member_key, b.home_store, b.tier, b.status, b.gender,
+                          b.birth_decade, b.enrolled_year, e.store_code, s.brand,
+                          date_trunc('month', e.occurred_at AT TIME ZONE s.time_zone), e.kind) g) r
+ WHERE r.members >= loyalty.bi_k();
 COMMENT ON VIEW loyalty.bi_points IS
-    'Points per pseudonymous member, store, brand, month and kind for BI; no personal data, profiling withdrawals left out';
+    'Points per pseudonymous member, store, brand, month and kind for BI; no personal data, profiling withdrawals and groups smaller than bi_k() left out';
 
 GRANT SELECT ON loyalty.point_entry, loyalty.point_lot, loyalty.point_balance TO loyalty_view_owner;
 ALTER VIEW loyalty.finance_points_monthly OWNER TO loyalty_view_owner;

@@ -4,7 +4,7 @@ SELECT plan(24);
 
 SELECT has_schema('loyalty');
 SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_identity',
-    'member_preference', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
+    'member_preference', 'member_pseudonym_key', 'member_tag', 'member_consent', 'stay', 'staff_role', 'policy',
     -- privacy (docs/privacy.md)
     'field_policy', 'audit_log', 'adjust_reason', 'adjust_request',
     'identity_conflict',   -- privacy 1.2: ID clashes for HQ (issue 12.1)

@@ -76,6 +76,9 @@ SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, 
 SELECT is((SELECT row(full_name, phone, email, birth_date, gender, nationality, address, id_number, bank_card)::text
              FROM loyalty.member_dba WHERE member_id = (SELECT m FROM dm)),
           '(****,****,****,,,,,,)', 'DBA');
+-- k-anonymity (issue 12.6, test/pgtap/48_privacy_kanon.sql) would leave this
+-- one member out: k = 1 shows what the BI view publishes of a row
+SET LOCAL loyalty.bi_k_anonymity = 1;
 SELECT is((SELECT row(length(member_key), birth_decade, gender)::text
              FROM loyalty.bi_members WHERE member_key = loyalty.pseudonym((SELECT m FROM dm))),
           '(32,1990s,female)', 'BI');

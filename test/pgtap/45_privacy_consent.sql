@@ -73,7 +73,8 @@ SELECT is(pg_temp.as_role('cs_desk', $$SELECT count(*) FROM loyalty.marketing_co
 SELECT is(pg_temp.as_role('cs_bi', $$SELECT count(*) FROM loyalty.marketing_contacts('email', 'x')$$),
           'ERROR 42501', 'nor does BI');
 
--- BI
+-- BI (k = 1: single members; k-anonymity is test/pgtap/48_privacy_kanon.sql)
+SET LOCAL loyalty.bi_k_anonymity = 1;
 SELECT is(pg_temp.as_role('cs_bi', $$SELECT count(*) FROM loyalty.bi_members WHERE home_store = 'csa'$$),
           '1', 'bi_members: only the member with a profiling consent in effect');
 SELECT is(pg_temp.as_role('cs_bi', 'SELECT count(*) FROM loyalty.bi_members WHERE member_key IN (SELECT loyalty.pseudonym(gone) FROM cs UNION ALL SELECT loyalty.pseudonym(never) FROM cs UNION ALL SELECT loyalty.pseudonym(mail) FROM cs)'),

@@ -3,7 +3,7 @@
 -- shown as such at another store, bad input with its SQLSTATE and nothing
 -- written, and the rights of every department.
 BEGIN;
-SELECT plan(44);
+SELECT plan(45);
 
 CREATE FUNCTION pg_temp.as_role(r text, q text) RETURNS text
     LANGUAGE plpgsql AS $$
@@ -63,6 +63,12 @@ SELECT is((SELECT count(*)::int FROM (SELECT member_id, action FROM loyalty.audi
             SELECT member_id, action FROM loyalty.audit_change_staging) a WHERE member_id = (SELECT m FROM tm) AND action = 'tag_add'), 2,
           'every add is audited');
 
+-- reach (issue 12.1): store B lists no tag of A's member until the member
+-- has a booking at B
+SELECT is(pg_temp.as_role('tg_b_desk', $$SELECT count(*)::text FROM loyalty.member_tags WHERE member_id = (SELECT m FROM tm)$$),
+          '0', 'store B: no tag of a member out of its reach');
+INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, status)
+SELECT m, 'tgb', current_date + 30, current_date + 31, 'booked' FROM tm;
 -- visibility: store B sees the chain tag as tentative, without the note, and not the store-only tag
 SELECT is(pg_temp.as_role('tg_b_desk', $$SELECT string_agg(code || ':' || tentative || ':' || coalesce(note, '-'), ',')
             FROM loyalty.member_tags WHERE member_id = (SELECT m FROM tm)$$), 'quiet_room:true:-',

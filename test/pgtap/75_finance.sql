@@ -64,6 +64,10 @@ SELECT is((SELECT balanced::text || members_out_of_balance FROM loyalty.finance_
           'a stored balance that differs from its entries is found');
 UPDATE loyalty.point_balance SET balance = balance - 1 WHERE member_id = (SELECT a FROM m);
 
+-- k = 1: one member's rows (k-anonymity is test/pgtap/48_privacy_kanon.sql)
+SET LOCAL loyalty.bi_k_anonymity = 1;
+-- since 1.2 bi_points shows the members bi_members shows: profiling consent given
+SELECT loyalty.consent_record((SELECT a FROM m), 'profiling', true, 'v1', 'fna');
 SET ROLE fn_bi;
 SELECT is((SELECT count(*)::int FROM loyalty.bi_points WHERE store_code IN ('fna', 'fnb')
              AND member_key = loyalty.pseudonym((SELECT a FROM m))), 4,

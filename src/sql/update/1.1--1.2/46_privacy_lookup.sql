@@ -248,6 +248,9 @@ BEGIN
     matched := coalesce(stored = loyalty._blind_index('id_number', id_number), false);
     PERFORM loyalty._audit(member_id, CASE WHEN matched THEN 'verify_id' ELSE 'verify_id_miss' END,
                            '{id_number}', left(purpose, 200));
+    -- this verification counted: refused if another session spent the
+    -- last unit first (46_privacy_lookup.sql)
+    PERFORM loyalty._lookup_budget_settle(purpose);
     RETURN matched;
 END
 $$;
