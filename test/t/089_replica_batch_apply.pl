@@ -43,7 +43,8 @@ $hq->safe_psql('postgres', "SELECT loyalty.replica_outbox_attach(gen_random_uuid
 $hq->wait_for_subscription_sync;
 
 # the backlog: HQ's outbox subscription is off while the store records
-# 600 accruals (100 per member, 1 to 100 points) and one accrual for a
+# 600 accruals (100 per member, 1 to 100 points, each for a folio: HQ
+# verifies that a store's accrual names what it is for) and one accrual for a
 # member HQ does not know (written into the outbox directly: the store's
 # function refuses it), in one store transaction
 $hq->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_outbox_sa DISABLE');
@@ -52,11 +53,12 @@ $hq->poll_query_until('postgres',
   or die 'the outbox subscription did not stop';
 $sa->safe_psql('postgres', q{
 	BEGIN;
-	SELECT count(loyalty.store_points_accrue('acc-' || m.member_id || '-' || i, m.member_id, i, 'stay'))
+	SELECT count(loyalty.store_points_accrue('acc-' || m.member_id || '-' || i, m.member_id, i, 'stay',
+	                                         'folio-' || m.member_id || '-' || i))
 	  FROM loyalty.member m, generate_series(1, 100) i;
 	INSERT INTO loyalty.outbox (event_id, store_code, incarnation, seq, kind, member_id, payload, idem_key)
 	SELECT 'sa-' || n.incarnation || '-' || s.v, 'sa', n.incarnation, s.v, 'accrual',
-	       '00000000-0000-4000-8000-000000000001', '{"points": 5, "source": "stay"}', 'acc-unknown'
+	       '00000000-0000-4000-8000-000000000001', '{"points": 5, "source": "stay", "reference": "folio-unknown"}', 'acc-unknown'
 	  FROM loyalty.replica_node n, (SELECT nextval('loyalty.outbox_seq') AS v) s;
 	COMMIT;
 });
