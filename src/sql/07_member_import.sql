@@ -36,6 +36,8 @@ COMMENT ON TABLE loyalty.import_member IS
     'Staging for the bulk import of members and their opening balances (COPY into it, then loyalty.import_run)';
 CREATE INDEX import_member_pending_idx ON loyalty.import_member (batch, row_no) WHERE status = 'pending';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.import_member', '');
+-- its identity's sequence too: a restore goes on from the last id dumped
+SELECT pg_catalog.pg_extension_config_dump('loyalty.import_member_row_no_seq', '');
 
 CREATE TABLE loyalty.import_stay (
     batch           text NOT NULL
@@ -61,6 +63,7 @@ COMMENT ON TABLE loyalty.import_stay IS
     'Staging for the bulk import of historical stays (member by import reference or card number)';
 CREATE INDEX import_stay_pending_idx ON loyalty.import_stay (batch, row_no) WHERE status = 'pending';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.import_stay', '');
+SELECT pg_catalog.pg_extension_config_dump('loyalty.import_stay_row_no_seq', '');
 
 REVOKE ALL ON loyalty.import_member, loyalty.import_stay FROM PUBLIC;
 GRANT SELECT, INSERT, DELETE ON loyalty.import_member, loyalty.import_stay TO loyalty_crm, loyalty_dba;

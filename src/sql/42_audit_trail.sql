@@ -62,6 +62,8 @@ COMMENT ON TABLE loyalty.audit_change_staging IS
 CREATE INDEX audit_change_staging_member_idx ON loyalty.audit_change_staging (member_id);
 CREATE INDEX audit_change_staging_login_idx ON loyalty.audit_change_staging (login);
 SELECT pg_catalog.pg_extension_config_dump('loyalty.audit_change_staging', '');
+-- its identity's sequence too: a restore goes on from the last id dumped
+SELECT pg_catalog.pg_extension_config_dump('loyalty.audit_change_staging_staged_id_seq', '');
 ALTER TABLE loyalty.audit_change_staging ENABLE ROW LEVEL SECURITY, FORCE ROW LEVEL SECURITY;
 REVOKE ALL ON loyalty.audit_change_staging FROM PUBLIC;
 

@@ -216,6 +216,8 @@ CREATE TABLE loyalty.identity_conflict (
 COMMENT ON TABLE loyalty.identity_conflict IS
     'ID numbers or bank cards stored for a member that another member already had; HQ CRM resolves them';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.identity_conflict', '');
+-- its identity's sequence too: a restore goes on from the last id dumped
+SELECT pg_catalog.pg_extension_config_dump('loyalty.identity_conflict_conflict_id_seq', '');
 REVOKE ALL ON loyalty.identity_conflict FROM PUBLIC;
 GRANT SELECT ON loyalty.identity_conflict TO loyalty_crm;
 

@@ -34,6 +34,8 @@ CREATE TABLE loyalty.outbox_reused (
 COMMENT ON TABLE loyalty.outbox_reused IS 'HQ: store events that reused an id HQ had seen with other content (a store restored from an older backup); kept, not applied';
 CREATE INDEX outbox_reused_event_idx ON loyalty.outbox_reused (store_code, event_id);
 SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_reused', '');
+-- its identity's sequence too: a restore goes on from the last id dumped
+SELECT pg_catalog.pg_extension_config_dump('loyalty.outbox_reused_reuse_id_seq', '');
 GRANT SELECT ON loyalty.outbox_reused TO loyalty_dba;
 
 CREATE FUNCTION loyalty.replica_adopt() RETURNS text

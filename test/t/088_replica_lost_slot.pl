@@ -78,7 +78,7 @@ sub lose_slot
 sub accrue
 {
 	my ($i, $p) = @_;
-	return $sa->safe_psql('postgres', "SELECT loyalty.store_points_accrue(gen_random_uuid()::text, '$m[$i]', $p, 'stay')");
+	return $sa->safe_psql('postgres', "SELECT loyalty.store_points_accrue(gen_random_uuid()::text, '$m[$i]', $p, 'stay', 'folio-' || gen_random_uuid())");
 }
 
 is(wait_links($hq, 'from store streaming 0, to store streaming -'), 'from store streaming 0, to store streaming -',
