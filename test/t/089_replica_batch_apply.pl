@@ -117,7 +117,8 @@ is($hq->safe_psql('postgres', q{
 	'601/1', 'each redelivered event counts one redelivery');
 # a later event is applied after the redelivered ones: they are all decided
 my $after = $sa->safe_psql('postgres', q{
-	SELECT loyalty.store_points_accrue('acc-after', (SELECT member_id FROM loyalty.member ORDER BY member_id LIMIT 1), 7, 'stay')});
+	SELECT loyalty.store_points_accrue('acc-after', (SELECT member_id FROM loyalty.member ORDER BY member_id LIMIT 1), 7, 'stay',
+	                                  'folio-after')});
 $hq->poll_query_until('postgres', "SELECT status = 'applied' FROM loyalty.outbox_result WHERE event_id = '$after'")
   or die 'the event after the redelivery was not applied';
 is($hq->safe_psql('postgres', $entries), '601', 'no redelivered event was applied again');
