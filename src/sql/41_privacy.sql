@@ -311,8 +311,13 @@ BEGIN
                                   'member_' || dept, 'loyalty_' || dept);
         n := n + 1;
     END LOOP;
-    PERFORM loyalty._audit_change(NULL, 'views_regenerate', 'privacy',
-        pg_catalog.jsonb_build_object('views', n));
+    -- a call of its own is recorded; the rebuild the field policy's trigger
+    -- runs is not (the change that fired it is: field_policy_set; and a
+    -- restore's COPY into field_policy is data, not a change)
+    IF pg_catalog.pg_trigger_depth() = 0 THEN
+        PERFORM loyalty._audit_change(NULL, 'views_regenerate', 'privacy',
+            pg_catalog.jsonb_build_object('views', n));
+    END IF;
     RETURN n;
 END
 $$;

@@ -122,7 +122,8 @@ CREATE FUNCTION loyalty._replica_contact_rekey() RETURNS trigger
     SET search_path = pg_catalog, pg_temp
 AS $$
 BEGIN
-    IF NOT EXISTS (SELECT 1 FROM loyalty.replica_node) THEN
+    IF NOT EXISTS (SELECT 1 FROM loyalty.replica_node)
+       AND EXISTS (SELECT 1 FROM loyalty.key_fingerprint) THEN
         UPDATE loyalty.replica_member_contact c
            SET phone_hash = loyalty._blind_index('phone', p.phone)
           FROM loyalty.member_profile p
