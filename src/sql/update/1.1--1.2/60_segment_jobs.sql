@@ -1,8 +1,12 @@
 -- job: the score and segment runs are jobs of the job framework (kinds
 -- score and segment of loyalty.job, run by _job_run, progress in
 -- loyalty.job_progress, ended by _job_finish), not a registry of their own
--- (src/sql/70_score.sql, 71_segment.sql).  The 1.1 job objects that know
--- the kinds, as in src/sql/60_job.sql.
+-- (src/sql/70_score.sql, 71_segment.sql); the audit log's monthly
+-- partitions are kept by the kind audit_retention (created ahead, dropped
+-- past retention after anchoring the chain; audit_retention_purge_batch in
+-- 42_audit_trail.sql); every job writes its change record when it starts
+-- (issue 13).  The 1.1 job objects that know the kinds, in their 1.2 form,
+-- as in src/sql/60_job.sql.
 ALTER TABLE loyalty.job DROP CONSTRAINT job_kind_valid,
     ADD CONSTRAINT job_kind_valid
         CHECK (kind IN ('requalify', 'downgrade', 'expire', 'activate', 'retention', 'erase',
