@@ -207,7 +207,7 @@ wait_hq "SELECT count(*) = 0 FROM pg_subscription_rel WHERE srsubstate NOT IN ('
 st 54382 -c "CREATE TABLE bench_member AS SELECT row_number() OVER (ORDER BY member_id) AS i, member_id FROM loyalty.member" >/dev/null
 cat >"$work/store_accrue.sql" <<'SQL'
 \set m random(1, 1000)
-SELECT loyalty.store_points_accrue(gen_random_uuid()::text, member_id, 10, 'stay') FROM bench_member WHERE i = :m;
+SELECT loyalty.store_points_accrue(gen_random_uuid()::text, member_id, 10, 'stay', 'folio-' || gen_random_uuid()) FROM bench_member WHERE i = :m;
 SQL
 cat >"$work/store_floor.sql" <<'SQL'
 \set m random(1, 1000)
