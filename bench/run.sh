@@ -20,7 +20,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 size=${BENCH_SIZE:-small}
-scripts=${BENCH_SCRIPTS:-ledger_compare ledger_bench benefit_bench privacy tier_bench segment_bench replica_bench}
+scripts=${BENCH_SCRIPTS:-ledger_compare ledger_bench benefit_bench privacy tier_bench segment_bench replica_bench audit_bench audit_change_bench}
 out=${BENCH_OUT:-/tmp/loyalty-bench/$(date -u +%Y%m%dT%H%M)-$size}
 tsv="$here/bench/figures.tsv"
 mkdir -p "$out"
