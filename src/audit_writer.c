@@ -323,6 +323,31 @@ find_db(Oid dboid, bool create)
 }
 
 /*
+ * lock_own_db
+ *		Take the queue's lock and this database's entry, made if new; the
+ *		lock stays held.  Error (lock released) when every entry serves
+ *		another database.
+ */
+static int
+lock_own_db(void)
+{
+	int			d;
+
+	LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+	d = find_db(MyDatabaseId, true);
+	if (d < 0)
+	{
+		LWLockRelease(audit_shared->lock);
+		ereport(ERROR,
+				(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
+				 errmsg("could not write the audit record"),
+				 errdetail("The audit writers serve at most %d databases at a time, so the access is refused.",
+						   AUDIT_MAX_DBS)));
+	}
+	return d;
+}
+
+/*
  * wake_writers
  *		Set the latch of every running writer of a database (lock held).
  */
@@ -486,17 +511,7 @@ loyalty_audit_enqueue_and_wait(const AuditRead *rec)
 	/* a free slot, waiting for one if the queue is full */
 	for (;;)
 	{
-		LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
-		d = find_db(MyDatabaseId, true);
-		if (d < 0)
-		{
-			LWLockRelease(audit_shared->lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("could not write the audit record"),
-					 errdetail("The audit writers serve at most %d databases at a time, so the access is refused.",
-							   AUDIT_MAX_DBS)));
-		}
+		d = lock_own_db();
 		for (i = 0; i < audit_shared->nslots; i++)
 			if (audit_shared->slots[i].state == REC_FREE)
 				break;
@@ -683,17 +698,7 @@ chain_acquire(Oid relid, int64 *last_id, uint8 *hash, int *hashlen)
 	}
 	for (;;)
 	{
-		LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
-		d = find_db(MyDatabaseId, true);
-		if (d < 0)
-		{
-			LWLockRelease(audit_shared->lock);
-			ereport(ERROR,
-					(errcode(ERRCODE_CONFIGURATION_LIMIT_EXCEEDED),
-					 errmsg("could not write the audit record"),
-					 errdetail("The audit writers serve at most %d databases at a time.",
-							   AUDIT_MAX_DBS)));
-		}
+		d = lock_own_db();
 		db = &audit_shared->dbs[d];
 		if (db->chain_owner == 0)
 			break;

@@ -88,6 +88,34 @@ require_backing(const LedgerAccrual *req)
 }
 
 /*
+ * accrue_result
+ *		The result of an accrual: its entry and its one lot, the member's
+ *		balance after it (both paths of ledger_accrue).
+ */
+static void
+accrue_result(const LedgerAccrual *req, pg_uuid_t entry_id, pg_uuid_t lot_id,
+			  pg_uuid_t member_id, int64 balance, LedgerResult *res)
+{
+	StringInfoData lots;
+
+	memset(res, 0, sizeof(*res));
+	res->operation = "accrue";
+	res->has_entry = true;
+	res->entry_id = entry_id;
+	res->has_lot = true;
+	res->lot_id = lot_id;
+	res->has_member = true;
+	res->member_id = member_id;
+	res->points = req->points;
+	res->balance = balance;
+	initStringInfo(&lots);
+	appendStringInfo(&lots, "[{\"lot_id\": \"%s\", \"points\": " INT64_FORMAT ", \"state\": \"%s\"}]",
+					 ledger_uuid_text(&lot_id), req->points,
+					 req->pending ? "pending" : "active");
+	res->lots_json = lots.data;
+}
+
+/*
  * accrue_in_one
  *		The accrual of a locked member who owes no deficit lot: entry, lot,
  *		balance and idempotency record written by one statement (the same
@@ -105,28 +133,13 @@ accrue_in_one(const LedgerAccrual *req, LedgerMember *m, const LedgerPolicy *lp,
 	int64		entry_points = req->pending ? 0 : req->points;
 	TimestampTz expires_at;
 	bool		has_expiry = false;
-	StringInfoData lots;
 
 	Assert(req->pending || m->balance >= 0);
 	if (!req->pending)
 		has_expiry = ledger_lot_expiry(lp, m, occurred_at, &expires_at);
 	m->balance += entry_points;
 
-	memset(res, 0, sizeof(*res));
-	res->operation = "accrue";
-	res->has_entry = true;
-	res->entry_id = entry_id;
-	res->has_lot = true;
-	res->lot_id = lot_id;
-	res->has_member = true;
-	res->member_id = m->id;
-	res->points = req->points;
-	res->balance = m->balance;
-	initStringInfo(&lots);
-	appendStringInfo(&lots, "[{\"lot_id\": \"%s\", \"points\": " INT64_FORMAT ", \"state\": \"%s\"}]",
-					 ledger_uuid_text(&lot_id), req->points,
-					 req->pending ? "pending" : "active");
-	res->lots_json = lots.data;
+	accrue_result(req, entry_id, lot_id, m->id, m->balance, res);
 
 	memset(n, ' ', sizeof(n));
 	v[0] = UUIDPGetDatum(&res->entry_id);
@@ -176,7 +189,6 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 	int64		settled;
 	TimestampTz expires_at;
 	bool		has_expiry = false;
-	StringInfoData lots;
 
 	TimestampTz occurred_at = req->has_occurred_at ? req->occurred_at : now;
 
@@ -258,21 +270,7 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 	m.balance = e.balance_after;
 	ledger_set_balance(&m, true, occurred_at);
 
-	memset(res, 0, sizeof(*res));
-	res->operation = "accrue";
-	res->has_entry = true;
-	res->entry_id = entry_id;
-	res->has_lot = true;
-	res->lot_id = lot_id;
-	res->has_member = true;
-	res->member_id = m.id;
-	res->points = req->points;
-	res->balance = m.balance;
-	initStringInfo(&lots);
-	appendStringInfo(&lots, "[{\"lot_id\": \"%s\", \"points\": " INT64_FORMAT ", \"state\": \"%s\"}]",
-					 ledger_uuid_text(&lot_id), req->points,
-					 req->pending ? "pending" : "active");
-	res->lots_json = lots.data;
+	accrue_result(req, entry_id, lot_id, m.id, m.balance, res);
 	ledger_idem_record(req->idem_key, "accrue", args, res);
 	ledger_export(res, outer);
 	lspi_finish();
