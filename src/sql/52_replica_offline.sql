@@ -118,6 +118,6 @@ AS $$
        AND (s.slot_name IS NOT NULL OR sub.oid IS NOT NULL)
        AND NOT (s.active IS TRUE AND s.wal_status IS DISTINCT FROM 'lost'
                 AND sub.subenabled IS TRUE AND ss.pid IS NOT NULL
-                AND ss.last_msg_receipt_time IS NOT NULL)
+                AND coalesce(pg_catalog.isfinite(ss.last_msg_receipt_time), false))
 $$;
 REVOKE ALL ON FUNCTION loyalty._offline_reserve() FROM PUBLIC;

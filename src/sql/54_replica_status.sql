@@ -47,7 +47,7 @@ DECLARE
     s record;
     p record;
 BEGIN
-    SELECT x.oid, x.subenabled, (st.pid IS NOT NULL AND st.last_msg_receipt_time IS NOT NULL) AS streaming
+    SELECT x.oid, x.subenabled, (st.pid IS NOT NULL AND coalesce(pg_catalog.isfinite(st.last_msg_receipt_time), false)) AS streaming
       INTO s
       FROM pg_catalog.pg_subscription x
       LEFT JOIN pg_catalog.pg_stat_subscription st ON st.subid = x.oid AND st.relid IS NULL

@@ -35,14 +35,14 @@ AS $$
                          THEN interval '0' END),
            w.reply_time,
            sub.oid IS NOT NULL,
-           ss.last_msg_receipt_time,
+           CASE WHEN pg_catalog.isfinite(ss.last_msg_receipt_time) THEN ss.last_msg_receipt_time END,
            e.last_event_id, e.last_event_at,
            coalesce(e.applied, 0), coalesce(e.held, 0), coalesce(e.conflicts, 0),
            coalesce(e.rejected, 0), coalesce(e.redeliveries, 0),
            CASE WHEN r.via_hub IS NOT NULL THEN 'via hub'
                 WHEN sub.oid IS NULL THEN 'not attached'
                 WHEN NOT sub.subenabled THEN 'disabled'
-                WHEN ss.pid IS NOT NULL AND ss.last_msg_receipt_time IS NOT NULL THEN 'streaming'
+                WHEN ss.pid IS NOT NULL AND coalesce(pg_catalog.isfinite(ss.last_msg_receipt_time), false) THEN 'streaming'
                 ELSE 'disconnected' END
       FROM loyalty.replica_store r
       LEFT JOIN pg_catalog.pg_replication_slots s ON s.slot_name = r.slot_name AND r.via_hub IS NULL
@@ -81,11 +81,11 @@ CREATE FUNCTION loyalty._store_replica_state(
     LANGUAGE sql STABLE SECURITY DEFINER
     SET search_path = pg_catalog, pg_temp
 AS $$
-    SELECT n.store_code, sub.subname, sub.subenabled, ss.last_msg_receipt_time, ss.latest_end_time,
+    SELECT n.store_code, sub.subname, sub.subenabled, CASE WHEN pg_catalog.isfinite(ss.last_msg_receipt_time) THEN ss.last_msg_receipt_time END, ss.latest_end_time,
            e.pending, e.oldest, e.applied, e.conflicts, e.rejected,
            CASE WHEN sub.oid IS NULL THEN 'not subscribed'
                 WHEN NOT sub.subenabled THEN 'disabled'
-                WHEN ss.pid IS NOT NULL AND ss.last_msg_receipt_time IS NOT NULL THEN 'streaming'
+                WHEN ss.pid IS NOT NULL AND coalesce(pg_catalog.isfinite(ss.last_msg_receipt_time), false) THEN 'streaming'
                 ELSE 'disconnected' END,
            coalesce(st.apply_error_count + st.sync_error_count, 0)
       FROM loyalty.replica_node n
