@@ -516,7 +516,14 @@ BEGIN
     IF source IS NULL OR source NOT IN ('stay', 'spend') THEN
         RAISE EXCEPTION 'invalid accrual source "%"', source
             USING ERRCODE = 'invalid_parameter_value', HINT = 'A store records stay or spend accruals.';
-    ELSIF reference IS NOT NULL AND length(reference) > 200 THEN
+    ELSIF reference IS NULL OR pg_catalog.btrim(reference) = '' THEN
+        -- HQ applies no accrual without a stay or charge behind it (issue
+        -- 14.10); refusing it here keeps the guest's points from showing as
+        -- provisional at the desk and then vanishing as a conflict
+        RAISE EXCEPTION 'a store accrual needs a reference'
+            USING ERRCODE = 'invalid_parameter_value',
+                  HINT = 'Name the stay or charge behind the points: its id, its PMS key or the folio number.';
+    ELSIF length(reference) > 200 THEN
         RAISE EXCEPTION 'reference is longer than 200 characters' USING ERRCODE = 'string_data_right_truncation';
     END IF;
     RETURN loyalty._outbox_append('accrual', member_id,

@@ -4,7 +4,7 @@
 -- records conflicts and rejects malformed events without raising; store
 -- mode's application functions check their input and the offline limit.
 BEGIN;
-SELECT plan(70);
+SELECT plan(72);
 
 SELECT loyalty.store_create(gen_random_uuid()::text, 'rpa', 'Replica A', 'bay', 'r', 'Asia/Shanghai'),
        loyalty.store_create(gen_random_uuid()::text, 'rpb', 'Replica B', 'bay', 'r', 'Asia/Shanghai');
@@ -141,6 +141,10 @@ SELECT throws_ok($$SELECT loyalty.store_preference_record(gen_random_uuid()::tex
 SELECT throws_ok(format($$SELECT loyalty.store_preference_record(gen_random_uuid()::text, %L, 'mood', 'happy')$$, (SELECT m FROM t)),
                  '22023', 'invalid preference category "mood"', 'unknown preference category');
 SELECT throws_ok(format($$SELECT loyalty.store_points_accrue(gen_random_uuid()::text, %L, 0)$$, (SELECT m FROM t)), '22023', NULL, 'zero points');
+SELECT throws_ok(format($$SELECT loyalty.store_points_accrue(gen_random_uuid()::text, %L, 500)$$, (SELECT m FROM t)),
+                 '22023', 'a store accrual needs a reference', 'a store accrual without a reference (issue 14.10)');
+SELECT throws_ok(format($$SELECT loyalty.store_points_accrue(gen_random_uuid()::text, %L, 500, 'stay', '  ')$$, (SELECT m FROM t)),
+                 '22023', 'a store accrual needs a reference', 'a blank reference');
 SELECT throws_ok(format($$SELECT loyalty.store_points_redeem(gen_random_uuid()::text, %L, 150, 'x')$$, (SELECT m FROM t)), '22023', NULL, 'below the redemption minimum');
 SELECT throws_ok(format($$SELECT loyalty.store_points_redeem(gen_random_uuid()::text, %L, 1000, 'x')$$, (SELECT m FROM t)), 'LY001',
                  'redemption is frozen for this member by unresolved risk tag "unresolved_violation"',
