@@ -132,6 +132,70 @@ like($err, qr/permission denied for (schema loyalty|table stay)/, 'revoked: noth
 ($ret, $out, $err) = $hq->psql('postgres', q{SELECT loyalty.replica_login_revoke('revoke-sc-2', 'repl_nosuch')});
 like($err, qr/"repl_nosuch" is not a replication login/, 'revoking an unknown login is refused');
 
+# --- HQ confines each login to its own publication ----------------------
+# output_plugin_libraries = 'loyalty': slots decode only through the
+# loyalty plugin (pgoutput that checks the login), and the store makes
+# its initial copy itself (PG15's own makes pgoutput slots)
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_login_grant('login-sc-2', 'sc', 'repl_sc')});
+$hq->safe_psql('postgres', q{ALTER SYSTEM SET output_plugin_libraries = 'loyalty'});
+$hq->reload;
+$sa->safe_psql('postgres', q{SELECT loyalty.store_unsubscribe()});
+$hq->poll_query_until('postgres', q{SELECT NOT active FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'})
+  or die 'the slot of store sa stays active';
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_slot_create('sa')});
+is($hq->safe_psql('postgres', q{SELECT plugin FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'}),
+	'loyalty', 'confined HQ: the store\'s slot decodes with the loyalty plugin');
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.stay_record('stay-a2', 'sa', (SELECT member_id FROM m WHERE who = 'a'), '2026-10-10', '2026-10-11');});
+$sa->safe_psql('postgres', "SELECT loyalty.store_subscribe(\$\$$conn_sa\$\$, 'sa')");
+$sa->poll_query_until('postgres', q{SELECT status = 'streaming' FROM loyalty.store_replica_state})
+  or die 'store sa does not stream';
+is($sa->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM loyalty.stay) || '/' || (SELECT count(*) FROM loyalty.member_tag) || '/' ||
+	       (SELECT count(*) FROM loyalty.replica_risk_note) || '/' ||
+	       (SELECT count(*) FROM loyalty.member_preference WHERE scope = 'store') || '/' ||
+	       (SELECT count(*) FROM loyalty.member_profile) || '/' ||
+	       (SELECT count(*) FROM loyalty.risk_tag WHERE note = 'sa secret risk note') || '/' ||
+	       (SELECT count(*) FROM loyalty.policy)}),
+	'2/1/1/1/2/1/1', 'confined HQ: the store\'s own copy holds its rows, profiles and notes');
+is($sa->safe_psql('postgres', q{SELECT count(*) FROM pg_roles WHERE rolname = 'loyalty_sa_frontdesk'}),
+	'1', 'confined HQ: the store\'s roles came with its copied store row');
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.stay_record('stay-a3', 'sa', (SELECT member_id FROM m WHERE who = 'a'), '2026-10-12', '2026-10-13');});
+$sa->poll_query_until('postgres', q{SELECT count(*) = 3 FROM loyalty.stay})
+  or die 'the new stay did not reach store sa';
+pass('confined HQ: changes stream to the store after its own copy');
+
+($ret, $out, $err) = $sc->psql('postgres',
+	"CREATE SUBSCRIPTION steal2 CONNECTION \$\$$conn_sc\$\$ PUBLICATION loyalty_store_sa WITH (copy_data = false)");
+like($err, qr/library "pgoutput" may not be used as an output plugin/,
+	'confined HQ: sc\'s login cannot make a pgoutput slot');
+$hq->safe_psql('postgres', q{SELECT pg_create_logical_replication_slot('steal3', 'loyalty')},
+	extra_params => ['-U', 'repl_sc']);
+($ret, $out, $err) = $hq->psql('postgres',
+	q{SELECT count(*) FROM pg_logical_slot_peek_binary_changes('steal3', NULL, NULL, 'proto_version', '1', 'publication_names', 'loyalty_store_sa')},
+	extra_params => ['-U', 'repl_sc']);
+like($err, qr/login "repl_sc" may not stream publication "loyalty_store_sa"/,
+	'confined HQ: sc\'s login cannot decode sa\'s publication from a slot of its own');
+is($hq->safe_psql('postgres',
+	q{SELECT count(*) >= 0 FROM pg_logical_slot_peek_binary_changes('steal3', NULL, NULL, 'proto_version', '1', 'publication_names', 'loyalty_store_sc')},
+	extra_params => ['-U', 'repl_sc']),
+	't', 'confined HQ: sc\'s login decodes its own publication');
+# over the walsender, as a subscription would
+my $log_offset = -s $hq->logfile;
+$sc->safe_psql('postgres',
+	"CREATE SUBSCRIPTION steal4 CONNECTION \$\$$conn_sc\$\$ PUBLICATION loyalty_store_sa WITH (create_slot = false, slot_name = 'steal3', copy_data = false)");
+$hq->wait_for_log(qr/login "repl_sc" may not stream publication "loyalty_store_sa"/, $log_offset);
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.stay_record('stay-a4', 'sa', (SELECT member_id FROM m WHERE who = 'a'), '2026-10-14', '2026-10-15');});
+$sa->poll_query_until('postgres', q{SELECT count(*) = 4 FROM loyalty.stay})
+  or die 'the new stay did not reach store sa';
+is($sc->safe_psql('postgres', q{SELECT count(*) FROM loyalty.stay}), '0',
+	'confined HQ: sc\'s subscription to sa\'s publication gets none of sa\'s new stays');
+$sc->safe_psql('postgres', 'ALTER SUBSCRIPTION steal4 DISABLE');
+$sc->safe_psql('postgres', 'ALTER SUBSCRIPTION steal4 SET (slot_name = NONE)');
+$sc->safe_psql('postgres', 'DROP SUBSCRIPTION steal4');
+
 $sc->stop;
 $sa->stop;
 $hq->stop;
