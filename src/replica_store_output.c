@@ -14,6 +14,8 @@
  *	  store or hub;
  *	- any other publication only if it may SELECT every table in it (a
  *	  FOR ALL TABLES or TABLES IN SCHEMA publication: never).
+ * A store's or hub's slot is decoded only by the login mapped to it
+ * (decoding consumes the slot).
  * It confines the stream only where the server trusts no other plugin:
  * output_plugin_libraries = 'loyalty' at HQ (docs/operations.md).
  *
@@ -31,6 +33,7 @@
 #include "replication/logical.h"
 #include "replication/output_plugin.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/resowner.h"
 #include "utils/snapmgr.h"
@@ -88,6 +91,11 @@ may_stream(Oid login, const char *pubname)
 	values[1] = ObjectIdGetDatum(login);
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	/*
+	 * A store's or hub's publication: the mapped login only.  Another
+	 * publication: every table readable by the login and none under row
+	 * level security (pgoutput would stream every row, ignoring it).
+	 */
 	lspi_exec("SELECT CASE "
 			  "WHEN $1 LIKE 'loyalty\\_store\\_%' OR $1 LIKE 'loyalty\\_hub\\_%' THEN "
 			  "  EXISTS (SELECT 1 FROM loyalty.replica_login l "
@@ -97,8 +105,10 @@ may_stream(Oid login, const char *pubname)
 			  "ELSE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication p "
 			  "                 WHERE p.pubname = $1 AND (p.puballtables OR EXISTS "
 			  "                       (SELECT 1 FROM pg_catalog.pg_publication_namespace n WHERE n.pnpubid = p.oid) "
-			  "                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel r WHERE r.prpubid = p.oid "
-			  "                                AND NOT pg_catalog.has_table_privilege($2, r.prrelid, 'SELECT')))) "
+			  "                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel r "
+			  "                               JOIN pg_catalog.pg_class c ON c.oid = r.prrelid "
+			  "                               WHERE r.prpubid = p.oid AND (c.relrowsecurity "
+			  "                                 OR NOT pg_catalog.has_table_privilege($2, r.prrelid, 'SELECT'))))) "
 			  "END",
 			  2, types, values, NULL, true, 1, SPI_OK_SELECT);
 	ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
@@ -107,13 +117,47 @@ may_stream(Oid login, const char *pubname)
 }
 
 /*
+ * may_decode_slot
+ *		Whether the login may decode (and so consume, advancing it) the
+ *		slot: a store's or hub's slot (loyalty.replica_store.slot_name)
+ *		only for the login mapped to that store or hub; any other slot
+ *		(one the login made itself) yes.  Same context as may_stream.
+ */
+static bool
+may_decode_slot(Oid login, const char *slotname)
+{
+	Oid			types[2] = {TEXTOID, OIDOID};
+	Datum		values[2];
+	bool		isnull;
+	bool		ok;
+	Oid			save_userid;
+	int			save_sec;
+
+	values[0] = CStringGetTextDatum(slotname);
+	values[1] = ObjectIdGetDatum(login);
+	GetUserIdAndSecContext(&save_userid, &save_sec);
+	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	lspi_exec("SELECT NOT EXISTS (SELECT 1 FROM loyalty.replica_store r WHERE r.slot_name = $1::pg_catalog.name) "
+			  "OR EXISTS (SELECT 1 FROM loyalty.replica_login l "
+			  "           JOIN loyalty.replica_store r USING (store_code) "
+			  "           JOIN pg_catalog.pg_roles a ON a.rolname = l.login "
+			  "          WHERE a.oid = $2 AND r.slot_name = $1::pg_catalog.name)",
+			  2, types, values, NULL, true, 1, SPI_OK_SELECT);
+	ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return ok;
+}
+
+/*
  * check_publications
- *		Refuse (42501) a publication the login may not stream.  Runs in a
- *		transaction of its own when decoding starts in a walsender (which
- *		has none then), in the caller's for the SQL slot functions.
+ *		Refuse (42501) a publication the login may not stream, or another
+ *		store's slot (decoding it would consume it: that store would miss
+ *		the changes).  Runs in a transaction of its own when decoding
+ *		starts in a walsender (which has none then), in the caller's for
+ *		the SQL slot functions.
  */
 static void
-check_publications(List *names)
+check_publications(const char *slotname, List *names)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -127,7 +171,22 @@ check_publications(List *names)
 	}
 	if (!superuser())
 	{
+		/*
+		 * The checks run as a superuser: never with the login's own
+		 * search_path (which it sets itself), restored when they end
+		 */
+		int			save_nestlevel = NewGUCNestLevel();
+
+		(void) set_config_option("search_path", "pg_catalog, pg_temp",
+								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
+								 true, 0, false);
 		lspi_connect(LSPI_READ_ONLY);
+		if (!may_decode_slot(GetSessionUserId(), slotname))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("login \"%s\" may not decode replication slot \"%s\"",
+							GetUserNameFromId(GetSessionUserId(), false), slotname),
+					 errdetail("A store's slot is decoded only by that store's replication login.")));
 		foreach(lc, names)
 		{
 			const char *pubname = (const char *) lfirst(lc);
@@ -141,6 +200,7 @@ check_publications(List *names)
 						 errhint("Map the login to its store with loyalty.replica_login_grant() (docs/operations.md).")));
 		}
 		lspi_finish();
+		AtEOXact_GUC(true, save_nestlevel);
 	}
 	if (own_xact)
 	{
@@ -161,7 +221,8 @@ loyalty_output_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 					   bool is_init)
 {
 	if (!is_init)
-		check_publications(publication_names(ctx->output_plugin_options));
+		check_publications(NameStr(ctx->slot->data.name),
+						   publication_names(ctx->output_plugin_options));
 	pgoutput_startup(ctx, opt, is_init);
 }
 
