@@ -29,6 +29,7 @@
 #include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
 #include "replication/walreceiver.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
@@ -120,10 +121,13 @@ remote_command(WalReceiverConn *wrconn, const char *sql, int nretcols,
  *		security applies: the login's own store's rows), and load the rows
  *		here as the apply worker would (session_replication_role =
  *		replica: the ENABLE REPLICA and ALWAYS triggers fire, foreign keys
- *		are not checked).  The subscription then streams from the slot's
- *		start, so nothing is missed or applied twice.  Needs an SPI
- *		connection.
+ *		are not checked), in batches of SEED_BATCH_ROWS rows (a cursor at
+ *		HQ).  The subscription then streams from the slot's start, so
+ *		nothing is missed or applied twice.  Needs an SPI connection.
  */
+/* rows per batch of the store's own initial copy */
+#define SEED_BATCH_ROWS 10000
+
 static void
 seed_from_slot(WalReceiverConn *wrconn, const char *slotname, const char *code)
 {
@@ -153,17 +157,52 @@ seed_from_slot(WalReceiverConn *wrconn, const char *slotname, const char *code)
 			  0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
 	for (i = 0; (select = replica_published_select(i, code, &relname)) != NULL; i++)
 	{
-		char	   *rows;
+		char	   *insert;
 
 		if (*select == '\0')
 			continue;
-		rows = remote_text(wrconn, psprintf("SELECT COALESCE(pg_catalog.json_agg(r.row_to_json::pg_catalog.json)::pg_catalog.text, '[]') "
-											"FROM (%s) r", select));
-		values[0] = CStringGetTextDatum(rows);
-		lspi_exec(psprintf("INSERT INTO loyalty.%s OVERRIDING SYSTEM VALUE "
-						   "SELECT * FROM pg_catalog.json_populate_recordset(NULL::loyalty.%s, $1::pg_catalog.json)",
-						   quote_identifier(relname), quote_identifier(relname)),
-				  1, types, values, NULL, false, 0, SPI_OK_INSERT);
+		insert = psprintf("INSERT INTO loyalty.%s OVERRIDING SYSTEM VALUE "
+						  "SELECT * FROM pg_catalog.json_populate_recordset(NULL::loyalty.%s, $1::pg_catalog.json)",
+						  quote_identifier(relname), quote_identifier(relname));
+		/* in batches: no table is ever one value in memory, at HQ or here */
+		remote_command(wrconn, psprintf("DECLARE loyalty_seed NO SCROLL CURSOR FOR %s", select),
+					   0, WALRCV_OK_COMMAND);
+		for (;;)
+		{
+			StringInfoData rows;
+			WalRcvExecResult *res;
+			TupleTableSlot *slot;
+			int			n = 0;
+			bool		isnull;
+
+			res = walrcv_exec(wrconn, "FETCH " CppAsString2(SEED_BATCH_ROWS) " FROM loyalty_seed", 1, types);
+			if (res->status != WALRCV_OK_TUPLES)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not read from headquarters: %s", res->err)));
+			initStringInfo(&rows);
+			appendStringInfoChar(&rows, '[');
+			slot = MakeSingleTupleTableSlot(res->tupledesc, &TTSOpsMinimalTuple);
+			while (tuplestore_gettupleslot(res->tuplestore, true, false, slot))
+			{
+				Datum		d = slot_getattr(slot, 1, &isnull);
+
+				if (n++ > 0)
+					appendStringInfoChar(&rows, ',');
+				appendStringInfoString(&rows, TextDatumGetCString(d));
+			}
+			appendStringInfoChar(&rows, ']');
+			ExecDropSingleTupleTableSlot(slot);
+			walrcv_clear_result(res);
+			if (n == 0)
+				break;
+			values[0] = CStringGetTextDatum(rows.data);
+			lspi_exec(insert, 1, types, values, NULL, false, 0, SPI_OK_INSERT);
+			pfree(rows.data);
+			if (n < SEED_BATCH_ROWS)
+				break;
+		}
+		remote_command(wrconn, "CLOSE loyalty_seed", 0, WALRCV_OK_COMMAND);
 	}
 	lspi_exec("SELECT pg_catalog.set_config('session_replication_role', 'origin', true)",
 			  0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
