@@ -31,6 +31,7 @@
 #define REPLICA_OUTBOX_PUB		"loyalty_outbox"
 #define REPLICA_OUTBOX_SLOT		"loyalty_outbox"
 #define REPLICA_LOGIN_GROUP		"loyalty_replication"
+#define REPLICA_OUTPUT_PLUGIN	"loyalty"
 
 /* replica_ddl.c */
 extern char *replica_store_object_name(const char *code);
@@ -40,6 +41,8 @@ extern void replica_create_store_publication(const char *pubname,
 											 const char *store_code);
 extern void replica_drop_publication(const char *pubname);
 extern bool replica_publication_exists(const char *pubname);
+extern char *replica_published_select(int i, const char *store_code,
+									  const char **relname);
 extern void replica_grant_replication_group(const char *login, bool grant);
 extern void replica_create_subscription(const char *subname,
 										const char *conninfo,
@@ -53,6 +56,7 @@ extern void replica_set_subscription_enabled(const char *subname,
 extern bool replica_slot_exists(const char *slotname, bool *active);
 extern char *replica_slot_elsewhere(const char *slotname);
 extern void replica_create_slot(const char *slotname);
+extern const char *replica_slot_plugin(void);
 extern void replica_drop_slot(const char *slotname, bool force);
 extern bool replica_ensure_remote_slot(const char *conninfo,
 									   const char *appname);

@@ -29,6 +29,7 @@
 #include "catalog/pg_type.h"
 #include "executor/executor.h"
 #include "executor/spi.h"
+#include "lib/stringinfo.h"
 #include "miscadmin.h"
 #include "nodes/makefuncs.h"
 #include "nodes/parsenodes.h"
@@ -37,7 +38,9 @@
 #include "tcop/dest.h"
 #include "tcop/utility.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/tuplestore.h"
+#include "utils/varlena.h"
 
 #include "cache.h"
 #include "replica.h"
@@ -282,6 +285,60 @@ replica_grant_replication_group(const char *login, bool grant)
 }
 
 /*
+ * replica_published_select
+ *		For a store's own initial copy (src/replica_store.c): the SQL that
+ *		reads, at HQ, the i-th published table as the store's publication
+ *		holds it (its columns, its row filter), one JSON text per row; its
+ *		table name in *relname.  NULL past the last table, "" for another
+ *		area's table that is not installed.  store_code NULL: a hub's
+ *		(no row filter).  The store code was checked against
+ *		^[a-z][a-z0-9_]{0,15}$ and is quoted as a literal.
+ */
+char *
+replica_published_select(int i, const char *store_code, const char **relname)
+{
+	const PublishedTable *t;
+	StringInfoData sql;
+	const char *lit;
+
+	if (i >= lengthof(store_tables))
+		return NULL;
+	t = &store_tables[i];
+	*relname = t->relname;
+	if (t->optional && !OidIsValid(loyalty_relid(t->relname)))
+		return "";
+	initStringInfo(&sql);
+	appendStringInfoString(&sql, "SELECT pg_catalog.row_to_json(t)::pg_catalog.text FROM (SELECT ");
+	if (t->columns == NULL)
+		appendStringInfoString(&sql, "*");
+	else
+	{
+		const char *const *col;
+
+		for (col = t->columns; *col; col++)
+			appendStringInfo(&sql, "%s%s", col == t->columns ? "" : ", ", quote_identifier(*col));
+	}
+	appendStringInfo(&sql, " FROM ONLY loyalty.%s", quote_identifier(t->relname));
+	lit = store_code == NULL ? NULL : quote_literal_cstr(store_code);
+	switch (store_code == NULL ? FILTER_NONE : t->filter)
+	{
+		case FILTER_NONE:
+			break;
+		case FILTER_STORE:
+			appendStringInfo(&sql, " WHERE store_code = %s", lit);
+			break;
+		case FILTER_CHAIN_OR_STORE:
+			appendStringInfo(&sql, " WHERE scope = 'chain' OR store_code = %s", lit);
+			break;
+		case FILTER_GRANT:
+			appendStringInfo(&sql, " WHERE source <> 'store' OR store_code = %s", lit);
+			break;
+	}
+	appendStringInfoString(&sql, ") t");
+	return sql.data;
+}
+
+/*
  * replica_publication_exists
  */
 bool
@@ -449,8 +506,8 @@ replica_slot_elsewhere(const char *slotname)
 void
 replica_create_slot(const char *slotname)
 {
-	Oid			types[1] = {TEXTOID};
-	Datum		values[1];
+	Oid			types[2] = {TEXTOID, TEXTOID};
+	Datum		values[2];
 	char	   *elsewhere;
 
 	if (GetTopTransactionIdIfAny() != InvalidTransactionId)
@@ -466,9 +523,33 @@ replica_create_slot(const char *slotname)
 				 errdetail("Replication slot names are per server, and that database's store replica uses this one."),
 				 errhint("Serve this store code from one database per server: remove its replica in database \"%s\" first, or use another server.", elsewhere)));
 	values[0] = CStringGetTextDatum(slotname);
-	lspi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, 'pgoutput')",
-					 1, types, values, NULL, false, 0, SPI_OK_SELECT);
+	values[1] = CStringGetTextDatum(replica_slot_plugin());
+	lspi_exec("SELECT pg_catalog.pg_create_logical_replication_slot($1::pg_catalog.name, $2::pg_catalog.name)",
+					 2, types, values, NULL, false, 0, SPI_OK_SELECT);
 }
+
+/*
+ * replica_slot_plugin
+ *		The output plugin of a store's slot: "loyalty" (pgoutput confined
+ *		to the login's own publication, src/replica_store_output.c) where
+ *		this server trusts it (output_plugin_libraries names it), else
+ *		"pgoutput".
+ */
+const char *
+replica_slot_plugin(void)
+{
+	const char *libs = GetConfigOption("output_plugin_libraries", true, false);
+	List	   *names = NIL;
+	ListCell   *lc;
+
+	if (libs == NULL || !SplitIdentifierString(pstrdup(libs), ',', &names))
+		return "pgoutput";
+	foreach(lc, names)
+		if (strcmp((const char *) lfirst(lc), REPLICA_OUTPUT_PLUGIN) == 0)
+			return REPLICA_OUTPUT_PLUGIN;
+	return "pgoutput";
+}
+
 
 /*
  * replica_drop_slot

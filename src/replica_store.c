@@ -26,10 +26,14 @@
 #include "postgres.h"
 
 #include "catalog/pg_type.h"
+#include "executor/executor.h"
 #include "executor/spi.h"
 #include "fmgr.h"
+#include "lib/stringinfo.h"
+#include "replication/walreceiver.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
+#include "utils/tuplestore.h"
 
 #include "audit.h"
 #include "roles_caller.h"
@@ -55,6 +59,157 @@ spi_begin(void)
 }
 
 /*
+ * remote_text
+ *		The first column of the first row of a query run over a
+ *		replication connection, as text, or NULL (no row, or NULL).
+ */
+static char *
+remote_text(WalReceiverConn *wrconn, const char *sql)
+{
+	Oid			types[1] = {TEXTOID};
+	WalRcvExecResult *res;
+	TupleTableSlot *slot;
+	char	   *value = NULL;
+	bool		isnull;
+
+	res = walrcv_exec(wrconn, sql, 1, types);
+	if (res->status != WALRCV_OK_TUPLES)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not read from headquarters: %s", res->err)));
+	slot = MakeSingleTupleTableSlot(res->tupledesc, &TTSOpsMinimalTuple);
+	if (tuplestore_gettupleslot(res->tuplestore, true, false, slot))
+	{
+		Datum		d = slot_getattr(slot, 1, &isnull);
+
+		if (!isnull)
+			value = TextDatumGetCString(d);
+	}
+	ExecDropSingleTupleTableSlot(slot);
+	walrcv_clear_result(res);
+	return value;
+}
+
+/*
+ * remote_command
+ *		Run a command over a replication connection; an error unless it
+ *		succeeds with the expected status.
+ */
+static void
+remote_command(WalReceiverConn *wrconn, const char *sql, int nretcols,
+			   WalRcvExecStatus expected)
+{
+	Oid			types[4] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID};
+	WalRcvExecResult *res = walrcv_exec(wrconn, sql, nretcols, types);
+
+	if (res->status != expected)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("headquarters refused the initial copy: %s", res->err ? res->err : "unexpected result")));
+	walrcv_clear_result(res);
+}
+
+/*
+ * seed_from_slot
+ *		The initial copy, made by the store itself, when HQ made the
+ *		store's slot with the loyalty output plugin (it trusts that plugin,
+ *		typically alone: output_plugin_libraries = 'loyalty'): PG15's own
+ *		initial copy makes pgoutput slots, which such an HQ refuses.  Over one replication connection with the
+ *		store's login: drop the (inactive) slot HQ made, make it again with
+ *		the loyalty plugin and SNAPSHOT 'use', read every published table
+ *		as the publication holds it in that very snapshot (row level
+ *		security applies: the login's own store's rows), and load the rows
+ *		here as the apply worker would (session_replication_role =
+ *		replica: the ENABLE REPLICA and ALWAYS triggers fire, foreign keys
+ *		are not checked), in batches of SEED_BATCH_ROWS rows (a cursor at
+ *		HQ).  The subscription then streams from the slot's start, so
+ *		nothing is missed or applied twice.  Needs an SPI connection.
+ */
+/* rows per batch of the store's own initial copy */
+#define SEED_BATCH_ROWS 10000
+
+static void
+seed_from_slot(WalReceiverConn *wrconn, const char *slotname, const char *code)
+{
+	const char *relname;
+	char	   *select;
+	char	   *where;
+	int			i;
+	Oid			types[1] = {TEXTOID};
+	Datum		values[1];
+
+	where = remote_text(wrconn, psprintf("SELECT CASE WHEN s.database = pg_catalog.current_database() THEN 'here' "
+										 "ELSE COALESCE(s.database::pg_catalog.text, '(physical)') END "
+										 "FROM pg_catalog.pg_replication_slots s WHERE s.slot_name = %s",
+										 quote_literal_cstr(slotname)));
+	if (where != NULL && strcmp(where, "here") != 0)
+		ereport(ERROR,
+				(errcode(ERRCODE_DUPLICATE_OBJECT),
+				 errmsg("replication slot \"%s\" belongs to database \"%s\"", slotname, where)));
+	if (where != NULL)
+		remote_command(wrconn, psprintf("DROP_REPLICATION_SLOT %s", quote_identifier(slotname)),
+					   0, WALRCV_OK_COMMAND);
+	remote_command(wrconn, "BEGIN READ ONLY ISOLATION LEVEL REPEATABLE READ", 0, WALRCV_OK_COMMAND);
+	remote_command(wrconn, psprintf("CREATE_REPLICATION_SLOT %s LOGICAL %s (SNAPSHOT 'use')",
+									quote_identifier(slotname), REPLICA_OUTPUT_PLUGIN),
+				   4, WALRCV_OK_TUPLES);
+	lspi_exec("SELECT pg_catalog.set_config('session_replication_role', 'replica', true)",
+			  0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
+	for (i = 0; (select = replica_published_select(i, code, &relname)) != NULL; i++)
+	{
+		char	   *insert;
+
+		if (*select == '\0')
+			continue;
+		insert = psprintf("INSERT INTO loyalty.%s OVERRIDING SYSTEM VALUE "
+						  "SELECT * FROM pg_catalog.json_populate_recordset(NULL::loyalty.%s, $1::pg_catalog.json)",
+						  quote_identifier(relname), quote_identifier(relname));
+		/* in batches: no table is ever one value in memory, at HQ or here */
+		remote_command(wrconn, psprintf("DECLARE loyalty_seed NO SCROLL CURSOR FOR %s", select),
+					   0, WALRCV_OK_COMMAND);
+		for (;;)
+		{
+			StringInfoData rows;
+			WalRcvExecResult *res;
+			TupleTableSlot *slot;
+			int			n = 0;
+			bool		isnull;
+
+			res = walrcv_exec(wrconn, "FETCH " CppAsString2(SEED_BATCH_ROWS) " FROM loyalty_seed", 1, types);
+			if (res->status != WALRCV_OK_TUPLES)
+				ereport(ERROR,
+						(errcode(ERRCODE_CONNECTION_FAILURE),
+						 errmsg("could not read from headquarters: %s", res->err)));
+			initStringInfo(&rows);
+			appendStringInfoChar(&rows, '[');
+			slot = MakeSingleTupleTableSlot(res->tupledesc, &TTSOpsMinimalTuple);
+			while (tuplestore_gettupleslot(res->tuplestore, true, false, slot))
+			{
+				Datum		d = slot_getattr(slot, 1, &isnull);
+
+				if (n++ > 0)
+					appendStringInfoChar(&rows, ',');
+				appendStringInfoString(&rows, TextDatumGetCString(d));
+			}
+			appendStringInfoChar(&rows, ']');
+			ExecDropSingleTupleTableSlot(slot);
+			walrcv_clear_result(res);
+			if (n == 0)
+				break;
+			values[0] = CStringGetTextDatum(rows.data);
+			lspi_exec(insert, 1, types, values, NULL, false, 0, SPI_OK_INSERT);
+			pfree(rows.data);
+			if (n < SEED_BATCH_ROWS)
+				break;
+		}
+		remote_command(wrconn, "CLOSE loyalty_seed", 0, WALRCV_OK_COMMAND);
+	}
+	lspi_exec("SELECT pg_catalog.set_config('session_replication_role', 'origin', true)",
+			  0, NULL, NULL, NULL, false, 0, SPI_OK_SELECT);
+	remote_command(wrconn, "COMMIT", 0, WALRCV_OK_COMMAND);
+}
+
+/*
  * subscribe_node
  *		loyalty.store_subscribe and loyalty.hub_subscribe: make this server
  *		the replica of one store (want "store") or a regional hub (want
@@ -70,6 +225,9 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 	const char *role;
 	Oid			types[3] = {TEXTOID, INT8OID, TEXTOID};
 	Datum		values[3];
+	WalReceiverConn *wrconn;
+	char	   *err = NULL;
+	bool		confined = false;
 
 	if (PG_ARGISNULL(0) || PG_ARGISNULL(1))
 		ereport(ERROR,
@@ -143,10 +301,7 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 					 "ON CONFLICT DO NOTHING",
 					 0, NULL, NULL, NULL, false, 0, SPI_OK_INSERT);
 
-	/* 4 */
-	replica_create_subscription(name, conninfo, name, name, true);
-
-	/* 5 */
+	/* 5 (before the copy: the store's own row makes its roles on arrival) */
 	values[0] = CStringGetTextDatum(code);
 	values[1] = Int64GetDatum((int64) (GetCurrentTimestamp() / USECS_PER_SEC +
 									   (POSTGRES_EPOCH_JDATE - UNIX_EPOCH_JDATE) * SECS_PER_DAY));
@@ -162,6 +317,35 @@ subscribe_node(FunctionCallInfo fcinfo, const char *want)
 					 3, types, values, NULL, false, 0, SPI_OK_INSERT);
 	/* this server and database are the node from now on */
 	replica_identity_claim(true);
+
+	/*
+	 * 4: HQ made the store's slot with the loyalty plugin (it trusts that
+	 * plugin, and maybe no other: PG15's own initial copy would need
+	 * pgoutput), so the store copies the data itself
+	 */
+	load_file("libpqwalreceiver", false);
+	wrconn = walrcv_connect(conninfo, true, name, &err);
+	if (wrconn == NULL)
+		ereport(ERROR,
+				(errcode(ERRCODE_CONNECTION_FAILURE),
+				 errmsg("could not connect to headquarters: %s", err)));
+	PG_TRY();
+	{
+		char	   *plugin;
+
+		plugin = remote_text(wrconn, psprintf("SELECT s.plugin::pg_catalog.text FROM pg_catalog.pg_replication_slots s "
+											  "WHERE s.slot_name = %s AND s.database = pg_catalog.current_database()",
+											  quote_literal_cstr(name)));
+		confined = plugin != NULL && strcmp(plugin, REPLICA_OUTPUT_PLUGIN) == 0;
+		if (confined)
+			seed_from_slot(wrconn, name, strcmp(want, "hub") == 0 ? NULL : code);
+	}
+	PG_FINALLY();
+	{
+		walrcv_disconnect(wrconn);
+	}
+	PG_END_TRY();
+	replica_create_subscription(name, conninfo, name, name, !confined);
 	lspi_finish();
 	{
 		static const char *const keys[2] = {"store_code", "subscription"};

@@ -3,9 +3,13 @@
 # sc, whose login tries to get store sa's data: by subscribing to sa's
 # publication (the initial copy brings none of sa's store-scoped rows), by
 # SQL over its connection (row level security and grants), with another
-# output plugin (not trusted at HQ) and with a base backup (pg_hba).  What
-# is not closed in PG15 (sc's login streaming sa's future changes through
-# a slot of its own) is in docs/threat-model.md.
+# output plugin (not trusted at HQ) and with a base backup (pg_hba).  Then
+# HQ confines logins (output_plugin_libraries = 'loyalty'): store sa
+# re-seeds with its own copy, and sc's login can neither make a pgoutput
+# slot (by name, path or the replication protocol) nor stream sa's
+# publication or sa's slot (SQL, replication protocol, subscription).
+# What PG15 leaves open (dropping another store's slot) is in
+# docs/threat-model.md.
 use strict;
 use warnings;
 use PostgreSQL::Test::Cluster;
@@ -131,6 +135,109 @@ is($hq->safe_psql('postgres', q{SELECT pg_has_role('repl_sc', 'loyalty_replicati
 like($err, qr/permission denied for (schema loyalty|table stay)/, 'revoked: nothing to copy');
 ($ret, $out, $err) = $hq->psql('postgres', q{SELECT loyalty.replica_login_revoke('revoke-sc-2', 'repl_nosuch')});
 like($err, qr/"repl_nosuch" is not a replication login/, 'revoking an unknown login is refused');
+
+# --- HQ confines each login to its own publication ----------------------
+# output_plugin_libraries = 'loyalty': slots decode only through the
+# loyalty plugin (pgoutput that checks the login), and the store makes
+# its initial copy itself (PG15's own makes pgoutput slots)
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_login_grant('login-sc-2', 'sc', 'repl_sc')});
+$hq->safe_psql('postgres', q{ALTER SYSTEM SET output_plugin_libraries = 'loyalty'});
+$hq->reload;
+$sa->safe_psql('postgres', q{SELECT loyalty.store_unsubscribe()});
+$hq->poll_query_until('postgres', q{SELECT NOT active FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'})
+  or die 'the slot of store sa stays active';
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_slot_create('sa')});
+is($hq->safe_psql('postgres', q{SELECT plugin FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'}),
+	'loyalty', 'confined HQ: the store\'s slot decodes with the loyalty plugin');
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.stay_record('stay-a2', 'sa', (SELECT member_id FROM m WHERE who = 'a'), '2026-10-10', '2026-10-11');});
+$sa->safe_psql('postgres', "SELECT loyalty.store_subscribe(\$\$$conn_sa\$\$, 'sa')");
+$sa->poll_query_until('postgres', q{SELECT status = 'streaming' FROM loyalty.store_replica_state})
+  or die 'store sa does not stream';
+is($sa->safe_psql('postgres', q{
+	SELECT (SELECT count(*) FROM loyalty.stay) || '/' || (SELECT count(*) FROM loyalty.member_tag) || '/' ||
+	       (SELECT count(*) FROM loyalty.replica_risk_note) || '/' ||
+	       (SELECT count(*) FROM loyalty.member_preference WHERE scope = 'store') || '/' ||
+	       (SELECT count(*) FROM loyalty.member_profile) || '/' ||
+	       (SELECT count(*) FROM loyalty.risk_tag WHERE note = 'sa secret risk note') || '/' ||
+	       (SELECT count(*) FROM loyalty.policy)}),
+	'2/1/1/1/2/1/1', 'confined HQ: the store\'s own copy holds its rows, profiles and notes');
+is($sa->safe_psql('postgres', q{SELECT count(*) FROM pg_roles WHERE rolname = 'loyalty_sa_frontdesk'}),
+	'1', 'confined HQ: the store\'s roles came with its copied store row');
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.stay_record('stay-a3', 'sa', (SELECT member_id FROM m WHERE who = 'a'), '2026-10-12', '2026-10-13');});
+$sa->poll_query_until('postgres', q{SELECT count(*) = 3 FROM loyalty.stay})
+  or die 'the new stay did not reach store sa';
+pass('confined HQ: changes stream to the store after its own copy');
+
+($ret, $out, $err) = $sc->psql('postgres',
+	"CREATE SUBSCRIPTION steal2 CONNECTION \$\$$conn_sc\$\$ PUBLICATION loyalty_store_sa WITH (copy_data = false)");
+like($err, qr/library "pgoutput" may not be used as an output plugin/,
+	'confined HQ: sc\'s login cannot make a pgoutput slot');
+$hq->safe_psql('postgres', q{SELECT pg_create_logical_replication_slot('steal3', 'loyalty')},
+	extra_params => ['-U', 'repl_sc']);
+($ret, $out, $err) = $hq->psql('postgres',
+	q{SELECT count(*) FROM pg_logical_slot_peek_binary_changes('steal3', NULL, NULL, 'proto_version', '1', 'publication_names', 'loyalty_store_sa')},
+	extra_params => ['-U', 'repl_sc']);
+like($err, qr/login "repl_sc" may not stream publication "loyalty_store_sa"/,
+	'confined HQ: sc\'s login cannot decode sa\'s publication from a slot of its own');
+is($hq->safe_psql('postgres',
+	q{SELECT count(*) >= 0 FROM pg_logical_slot_peek_binary_changes('steal3', NULL, NULL, 'proto_version', '1', 'publication_names', 'loyalty_store_sc')},
+	extra_params => ['-U', 'repl_sc']),
+	't', 'confined HQ: sc\'s login decodes its own publication');
+# a hostile login: other spellings of pgoutput, the replication protocol,
+# and store sa's own slot (decoding it would consume it)
+($ret, $out, $err) = $hq->psql('postgres', q{SELECT pg_create_logical_replication_slot('steal5', '$libdir/pgoutput')},
+	extra_params => ['-U', 'repl_sc']);
+like($err, qr/library "\$libdir\/pgoutput" may not be used as an output plugin/,
+	'confined HQ: sc\'s login cannot make a slot with pgoutput by its path');
+# a replication command as sc's login (a walsender of HQ's database); its stderr
+sub as_repl_sc
+{
+	my ($cmd) = @_;
+	my ($o, $e) = ('', '');
+	IPC::Run::run(['psql', '-X', '-d', $hq->connstr('postgres') . ' replication=database user=repl_sc', '-c', $cmd],
+		'>', \$o, '2>', \$e, IPC::Run::timeout(120));
+	return $e;
+}
+$err = as_repl_sc('CREATE_REPLICATION_SLOT steal6 LOGICAL pgoutput');
+like($err, qr/library "pgoutput" may not be used as an output plugin/,
+	'confined HQ: sc\'s login cannot make a pgoutput slot over the replication protocol');
+# sa's slot idle (its subscription paused), with a change sa has not received yet
+$sa->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sa DISABLE');
+$hq->poll_query_until('postgres', q{SELECT NOT active FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'})
+  or die 'the slot of store sa stays active';
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.stay_record('stay-a5', 'sa', (SELECT member_id FROM m WHERE who = 'a'), '2026-10-16', '2026-10-17');});
+$err = as_repl_sc(
+	q{START_REPLICATION SLOT "loyalty_store_sa" LOGICAL 0/0 ("proto_version" '1', "publication_names" 'loyalty_store_sa')});
+like($err, qr/login "repl_sc" may not (decode replication slot|stream publication) "loyalty_store_sa"/,
+	'confined HQ: sc\'s login cannot stream sa\'s slot over the replication protocol');
+($ret, $out, $err) = $hq->psql('postgres',
+	q{SELECT count(*) FROM pg_logical_slot_get_binary_changes('loyalty_store_sa', NULL, NULL, 'proto_version', '1', 'publication_names', 'loyalty_store_sc')},
+	extra_params => ['-U', 'repl_sc']);
+like($err, qr/login "repl_sc" may not decode replication slot "loyalty_store_sa"/,
+	'confined HQ: sc\'s login cannot consume sa\'s slot through its own publication');
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('steal5', 'steal6')}),
+	'0', 'confined HQ: none of those slots exists');
+$sa->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sa ENABLE');
+$sa->poll_query_until('postgres', q{SELECT count(*) = 4 FROM loyalty.stay})
+  or die 'the stay made while sc\'s login tried sa\'s slot did not reach store sa';
+pass('confined HQ: sa\'s slot was not consumed: sa receives the stay made meanwhile');
+# over the walsender, as a subscription would
+my $log_offset = -s $hq->logfile;
+$sc->safe_psql('postgres',
+	"CREATE SUBSCRIPTION steal4 CONNECTION \$\$$conn_sc\$\$ PUBLICATION loyalty_store_sa WITH (create_slot = false, slot_name = 'steal3', copy_data = false)");
+$hq->wait_for_log(qr/login "repl_sc" may not stream publication "loyalty_store_sa"/, $log_offset);
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.stay_record('stay-a4', 'sa', (SELECT member_id FROM m WHERE who = 'a'), '2026-10-14', '2026-10-15');});
+$sa->poll_query_until('postgres', q{SELECT count(*) = 5 FROM loyalty.stay})
+  or die 'the new stay did not reach store sa';
+is($sc->safe_psql('postgres', q{SELECT count(*) FROM loyalty.stay}), '0',
+	'confined HQ: sc\'s subscription to sa\'s publication gets none of sa\'s new stays');
+$sc->safe_psql('postgres', 'ALTER SUBSCRIPTION steal4 DISABLE');
+$sc->safe_psql('postgres', 'ALTER SUBSCRIPTION steal4 SET (slot_name = NONE)');
+$sc->safe_psql('postgres', 'DROP SUBSCRIPTION steal4');
 
 $sc->stop;
 $sa->stop;
