@@ -87,7 +87,11 @@ extern void replica_offline_checkout(const char *key, TimestampTz occurred_at,
 									 struct StayResult *res);
 
 /* replica_apply.c */
+struct _SPI_plan;
 extern const char *replica_node_role(char *store_code, int64 *incarnation);
+extern char *replica_json_text(Datum payload, const char *key);
+extern uint64 replica_run_keyed(struct _SPI_plan *plan, const Datum *values,
+								const char *nulls, int expected);
 
 /* replica_apply.c: the replica applier's shared area and wake-up */
 extern void loyalty_replica_apply_init(void);

@@ -197,11 +197,39 @@ replica_node_role(char *store_code, int64 *incarnation)
 }
 
 /*
- * json_text
+ * replica_run_keyed
+ *		Execute a saved plan that finds rows by key in a table a backlog
+ *		makes grow (loyalty.outbox, outbox_result, outbox_queue), planned
+ *		with sequential scans off.  A saved plan is replanned only when its
+ *		tables are analyzed: one made while the table was empty (a new HQ,
+ *		the first events of a catch-up) scanned the whole table for every
+ *		later event.  JIT is off too: a scan that must stay sequential (a
+ *		stay looked up by its id as text) costs more than jit_above_cost
+ *		with sequential scans off, and would be compiled at every event.
+ *		Returns SPI_processed.
+ */
+uint64
+replica_run_keyed(SPIPlanPtr plan, const Datum *values, const char *nulls,
+				  int expected)
+{
+	int			save_nestlevel = NewGUCNestLevel();
+	uint64		n;
+
+	(void) set_config_option("enable_seqscan", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	(void) set_config_option("jit", "off", PGC_USERSET, PGC_S_SESSION,
+							 GUC_ACTION_SAVE, true, 0, false);
+	n = lspi_run(plan, values, nulls, false, 0, expected);
+	AtEOXact_GUC(true, save_nestlevel);
+	return n;
+}
+
+/*
+ * replica_json_text
  *		payload->>key as a C string, or NULL.
  */
-static char *
-json_text(Datum payload, const char *key)
+char *
+replica_json_text(Datum payload, const char *key)
 {
 	Jsonb	   *jb = DatumGetJsonbP(payload);
 	JsonbValue	vbuf;
@@ -266,9 +294,9 @@ apply_preference(const OutboxEvent *ev)
 	TIMESTAMPTZOID, NAMEOID};
 	Datum		values[7];
 	char		nulls[7] = "       ";
-	char	   *category = json_text(ev->payload, "category");
-	char	   *value = json_text(ev->payload, "value");
-	char	   *scope = json_text(ev->payload, "scope");
+	char	   *category = replica_json_text(ev->payload, "category");
+	char	   *value = replica_json_text(ev->payload, "value");
+	char	   *scope = replica_json_text(ev->payload, "scope");
 
 	if (category == NULL || value == NULL)
 		ereport(ERROR,
@@ -301,9 +329,9 @@ apply_risk_tag(const OutboxEvent *ev)
 	Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, TEXTOID};
 	Datum		values[6];
 	char		nulls[6] = "      ";
-	char	   *code = json_text(ev->payload, "risk_code");
-	char	   *note = json_text(ev->payload, "note");
-	char	   *owed = json_text(ev->payload, "amount_owed");
+	char	   *code = replica_json_text(ev->payload, "risk_code");
+	char	   *note = replica_json_text(ev->payload, "note");
+	char	   *owed = replica_json_text(ev->payload, "amount_owed");
 
 	values[0] = ev->member_id;
 	values[1] = CStringGetTextDatum(ev->store_code);
@@ -338,7 +366,7 @@ apply_benefit_use(const OutboxEvent *ev)
 	Oid			types[4] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[4];
 	char		nulls[4] = "    ";
-	char	   *benefit = json_text(ev->payload, "benefit");
+	char	   *benefit = replica_json_text(ev->payload, "benefit");
 
 	values[0] = ev->member_id;
 	values[1] = CStringGetTextDatum(ev->store_code);
@@ -358,7 +386,7 @@ apply_benefit_use(const OutboxEvent *ev)
 static int64
 json_points(Datum payload)
 {
-	char	   *text = json_text(payload, "points");
+	char	   *text = replica_json_text(payload, "points");
 	int64		points = text ? pg_strtoint64(text) : 0;
 
 	if (points <= 0 || points > LEDGER_MAX_POINTS)
@@ -382,14 +410,14 @@ apply_accrual(const OutboxEvent *ev, Verdict *v)
 	LedgerResult res = {0};
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz at = DatumGetTimestampTz(ev->recorded_at);
-	char	   *source = json_text(ev->payload, "source");
+	char	   *source = replica_json_text(ev->payload, "source");
 
 	require_member(ev->member_id);
 	memcpy(&req.member_id, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
 	req.store_code = ev->store_code;
 	req.points = json_points(ev->payload);
 	req.source = source ? source : "stay";
-	req.reference = json_text(ev->payload, "reference");
+	req.reference = replica_json_text(ev->payload, "reference");
 	req.has_occurred_at = true;
 	req.occurred_at = at < now ? at : now;
 	req.pending = false;
@@ -410,7 +438,7 @@ apply_redemption(const OutboxEvent *ev, Verdict *v)
 {
 	LedgerResult res = {0};
 	pg_uuid_t	member;
-	char	   *reward = json_text(ev->payload, "reward");
+	char	   *reward = replica_json_text(ev->payload, "reward");
 
 	require_member(ev->member_id);
 	memcpy(&member, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
@@ -452,7 +480,7 @@ apply_stay(const OutboxEvent *ev, Verdict *v)
 	values[0] = ev->payload;
 	values[1] = CStringGetTextDatum(ev->store_code);
 	values[2] = ev->member_id;
-	if (json_text(ev->payload, "key") == NULL)
+	if (replica_json_text(ev->payload, "key") == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s event has no idempotency key", ev->kind)));
@@ -478,7 +506,7 @@ apply_stay(const OutboxEvent *ev, Verdict *v)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("stay \"%s\" is not a stay of this member at store \"%s\"",
-							json_text(ev->payload, "key"), ev->store_code)));
+							replica_json_text(ev->payload, "key"), ev->store_code)));
 		ret = lspi_exec(STAY_ANSWER_SQL("stay_id")
 						"  FROM loyalty.stay_checkout($1 ->> 'key', "
 						"       LEAST(($1 ->> 'occurred_at')::timestamptz, pg_catalog.now())) r",
@@ -502,7 +530,7 @@ apply_enrol(const OutboxEvent *ev, Verdict *v)
 {
 	Oid			types[4] = {JSONBOID, TEXTOID, TEXTOID, JSONBOID};
 	Datum		values[4];
-	char	   *card = json_text(ev->payload, "card_no");
+	char	   *card = replica_json_text(ev->payload, "card_no");
 
 	if (ev->personal_null)
 		ereport(ERROR,
@@ -826,14 +854,15 @@ event_seen(HeapTuple tup, TupleDesc desc, const char *event_id, bool *same)
 	plan_rowtype = desc->tdtypeid;
 	values[0] = CStringGetTextDatum(event_id);
 	values[1] = heap_copy_tuple_as_datum(tup, desc);
-	lspi_run(lspi_plan(&plan,
-					   "SELECT (o.store_code, o.incarnation, o.seq, o.kind, o.member_id, o.payload, "
-					   "o.idem_key, o.recorded_at, o.recorded_by) IS NOT DISTINCT FROM "
-					   "(n.store_code, n.incarnation, n.seq, n.kind, n.member_id, n.payload, "
-					   "n.idem_key, n.recorded_at, n.recorded_by) "
-					   "FROM loyalty.outbox o, (SELECT ($2).*) n WHERE o.event_id = $1",
-					   2, types),
-			 values, NULL, true, 0, SPI_OK_SELECT);
+	/* keyed: the outbox grows with every event this checks */
+	replica_run_keyed(lspi_plan(&plan,
+								"SELECT (o.store_code, o.incarnation, o.seq, o.kind, o.member_id, o.payload, "
+								"o.idem_key, o.recorded_at, o.recorded_by) IS NOT DISTINCT FROM "
+								"(n.store_code, n.incarnation, n.seq, n.kind, n.member_id, n.payload, "
+								"n.idem_key, n.recorded_at, n.recorded_by) "
+								"FROM loyalty.outbox o, (SELECT ($2).*) n WHERE o.event_id = $1",
+								2, types),
+					  values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	*same = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -954,12 +983,12 @@ apply_queue(int limit, int *applied)
 		replica_identity_state() != REPLICA_IDENTITY_THIS)
 		return 0;
 	values[0] = Int32GetDatum(limit);
-	lspi_run(lspi_plan(&take_plan,
-					   "SELECT q.position, q.redeliveries, o.* "
-					   "  FROM loyalty.outbox_queue q JOIN loyalty.outbox o USING (event_id) "
-					   " ORDER BY q.position LIMIT $1 FOR UPDATE OF q",
-					   1, take_types),
-			 values, NULL, false, 0, SPI_OK_SELECT);
+	replica_run_keyed(lspi_plan(&take_plan,
+								"SELECT q.position, q.redeliveries, o.* "
+								"  FROM loyalty.outbox_queue q JOIN loyalty.outbox o USING (event_id) "
+								" ORDER BY q.position LIMIT $1 FOR UPDATE OF q",
+								1, take_types),
+					  values, NULL, SPI_OK_SELECT);
 	events = SPI_tuptable;
 	n = SPI_processed;
 	if (n == 0)
