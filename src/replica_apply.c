@@ -82,6 +82,7 @@
 #include "utils/timestamp.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/resowner.h"
@@ -91,6 +92,7 @@
 #include "roles_caller.h"
 #include "ledger.h"
 #include "replica.h"
+#include "replica_apply_batch.h"
 #include "replica_reserve.h"
 #include "replica_verify.h"
 #include "spi.h"
@@ -957,11 +959,305 @@ enqueue_event(const char *event_id)
 }
 
 /*
+ * The verdicts of a batch, written by one statement at its end
+ * (record_verdicts) instead of one per event: what each event's
+ * record_verdict() would have written, in the same transaction.
+ */
+typedef struct VerdictBatch
+{
+	int			n;
+	Datum	   *store_code;
+	Datum	   *event_id;
+	Datum	   *status;
+	Datum	   *sqlstate;
+	Datum	   *detail;
+	Datum	   *balance;
+	Datum	   *result;
+	Datum	   *redeliveries;
+	bool	   *sqlstate_null;
+	bool	   *detail_null;
+	bool	   *balance_null;
+	bool	   *result_null;
+} VerdictBatch;
+
+/*
+ * verdicts_init
+ *		An empty batch of up to max verdicts.
+ */
+static void
+verdicts_init(VerdictBatch *b, int max)
+{
+	b->n = 0;
+	b->store_code = palloc(sizeof(Datum) * max);
+	b->event_id = palloc(sizeof(Datum) * max);
+	b->status = palloc(sizeof(Datum) * max);
+	b->sqlstate = palloc0(sizeof(Datum) * max);
+	b->detail = palloc0(sizeof(Datum) * max);
+	b->balance = palloc0(sizeof(Datum) * max);
+	b->result = palloc0(sizeof(Datum) * max);
+	b->redeliveries = palloc(sizeof(Datum) * max);
+	b->sqlstate_null = palloc(sizeof(bool) * max);
+	b->detail_null = palloc(sizeof(bool) * max);
+	b->balance_null = palloc(sizeof(bool) * max);
+	b->result_null = palloc(sizeof(bool) * max);
+}
+
+/*
+ * verdicts_add
+ *		Add the verdict of a well-formed event (a distinct store and id:
+ *		the queue holds each event once).
+ */
+static void
+verdicts_add(VerdictBatch *b, const char *store_code, const char *event_id,
+			 const Verdict *v, int32 redeliveries)
+{
+	int			i = b->n++;
+
+	b->store_code[i] = CStringGetTextDatum(store_code);
+	b->event_id[i] = CStringGetTextDatum(event_id);
+	b->status[i] = CStringGetTextDatum(v->status);
+	b->sqlstate_null[i] = v->sqlstate == NULL;
+	if (v->sqlstate)
+		b->sqlstate[i] = CStringGetTextDatum(v->sqlstate);
+	b->detail_null[i] = v->detail == NULL;
+	if (v->detail)
+		b->detail[i] = CStringGetTextDatum(v->detail);
+	b->balance_null[i] = !v->has_balance;
+	if (v->has_balance)
+		b->balance[i] = Int64GetDatum(v->balance);
+	b->result_null[i] = v->result == NULL;
+	if (v->result)
+		b->result[i] = CStringGetTextDatum(v->result);
+	b->redeliveries[i] = Int32GetDatum(redeliveries);
+}
+
+/*
+ * verdicts_array
+ *		A one-dimensional array of n values of type elemtype (NULLs where
+ *		nulls says so).
+ */
+static Datum
+verdicts_array(Datum *values, bool *nulls, int n, Oid elemtype)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, elemtype,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * record_verdicts
+ *		Write a batch's verdicts in one statement: record_verdict()'s
+ *		insert or update of each (store, event), from arrays.
+ */
+static void
+record_verdicts(VerdictBatch *b)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[8] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
+	Datum		values[8];
+
+	if (b->n == 0)
+		return;
+	values[0] = verdicts_array(b->store_code, NULL, b->n, TEXTOID);
+	values[1] = verdicts_array(b->event_id, NULL, b->n, TEXTOID);
+	values[2] = verdicts_array(b->status, NULL, b->n, TEXTOID);
+	values[3] = verdicts_array(b->sqlstate, b->sqlstate_null, b->n, TEXTOID);
+	values[4] = verdicts_array(b->detail, b->detail_null, b->n, TEXTOID);
+	values[5] = verdicts_array(b->balance, b->balance_null, b->n, INT8OID);
+	values[6] = verdicts_array(b->result, b->result_null, b->n, TEXTOID);
+	values[7] = verdicts_array(b->redeliveries, NULL, b->n, INT4OID);
+	lspi_run(lspi_plan(&plan,
+					   "INSERT INTO loyalty.outbox_result AS r "
+					   "(store_code, event_id, status, sqlstate, detail, result, redeliveries) "
+					   "SELECT u.store_code, u.event_id, u.status, u.sqlstate, u.detail, "
+					   "CASE WHEN u.result IS NOT NULL THEN u.result::jsonb "
+					   "WHEN u.balance IS NOT NULL THEN pg_catalog.jsonb_build_object('balance', u.balance) END, "
+					   "u.redeliveries "
+					   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+					   "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+					   "pg_catalog.unnest($7), pg_catalog.unnest($8)) WITH ORDINALITY "
+					   "AS u (store_code, event_id, status, sqlstate, detail, balance, result, redeliveries, i) "
+					   "ORDER BY u.i "
+					   "ON CONFLICT (store_code, event_id) DO UPDATE SET status = excluded.status, "
+					   "sqlstate = excluded.sqlstate, detail = excluded.detail, result = excluded.result, "
+					   "decided_at = pg_catalog.now(), redeliveries = r.redeliveries + excluded.redeliveries",
+					   8, types),
+			 values, NULL, false, 0, SPI_OK_INSERT);
+	b->n = 0;
+}
+
+/*
+ * Subtransactions one batch may begin (each event's, a run's): under 64,
+ * the process's cache (see REPLICA_APPLY_BATCH).  Events left when it is
+ * spent stay queued for the next batch.
+ */
+#define REPLICA_APPLY_SUBXACTS	60
+
+/*
+ * A run of accrual events of distinct members, prepared one by one
+ * (prepare_accrual) and written by one statement (flush_run).
+ */
+typedef struct AccrualRun
+{
+	int			n;
+	ReplicaBatchAccrual *items;
+	const char **store_code;
+	const char **event_id;
+	int32	   *redeliveries;
+	OutboxEvent *events;
+} AccrualRun;
+
+/*
+ * run_has_member
+ *		Whether the run holds an accrual of this member already.
+ */
+static bool
+run_has_member(const AccrualRun *run, Datum member_id)
+{
+	int			i;
+
+	for (i = 0; i < run->n; i++)
+		if (memcmp(&run->items[i].req.member_id, DatumGetUUIDP(member_id),
+				   sizeof(pg_uuid_t)) == 0)
+			return true;
+	return false;
+}
+
+/*
+ * prepare_accrual
+ *		In a subtransaction, what apply_event() does for an accrual before
+ *		the ledger writes: verification, the member check, the request
+ *		(as apply_accrual builds it) and ledger_accrue's checks
+ *		(replica_batch_accrual_prepare).  True: the accrual is prepared
+ *		into *a, its locks kept.  False (another path of the ledger, or an
+ *		error): nothing of it is kept, and the caller applies the event
+ *		through apply_guarded(), which gives it today's verdict.
+ */
+static bool
+prepare_accrual(const OutboxEvent *ev, ReplicaBatchAccrual *a)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		TimestampTz now = GetCurrentTransactionStartTimestamp();
+		TimestampTz at = DatumGetTimestampTz(ev->recorded_at);
+		char	   *source;
+
+		memset(a, 0, sizeof(*a));
+		replica_verify_event(ev->event_id, ev->store_code, ev->kind, ev->incarnation,
+							 ev->member_id, ev->payload, ev->recorded_at, ev->recorded_by);
+		require_member(ev->member_id);
+		source = replica_json_text(ev->payload, "source");
+		memcpy(&a->req.member_id, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
+		a->req.store_code = ev->store_code;
+		a->req.points = json_points(ev->payload);
+		a->req.source = source ? source : "stay";
+		a->req.reference = replica_json_text(ev->payload, "reference");
+		a->req.has_occurred_at = true;
+		a->req.occurred_at = at < now ? at : now;
+		a->req.pending = false;
+		a->req.idem_key = ev->event_id;
+		ok = replica_batch_accrual_prepare(a);
+		if (ok)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * flush_run
+ *		Write the run's accruals in one statement, in a subtransaction,
+ *		and add their verdicts ('applied', the balance after).  If the
+ *		statement fails, it is rolled back and each accrual of the run is
+ *		applied as any event is (apply_guarded).  Returns the
+ *		subtransactions begun.
+ */
+static int
+flush_run(AccrualRun *run, VerdictBatch *verdicts, int *applied)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		written = false;
+	int			subxacts = 1;
+	int			i;
+
+	if (run->n == 0)
+		return 0;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		replica_batch_accrual_write(run->items, run->n);
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		written = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	for (i = 0; i < run->n; i++)
+	{
+		Verdict		v = {0};
+
+		if (written)
+		{
+			v.status = "applied";
+			v.has_balance = true;
+			v.balance = run->items[i].balance;
+		}
+		else
+		{
+			apply_guarded(&run->events[i], &v);
+			subxacts++;
+		}
+		verdicts_add(verdicts, run->store_code[i], run->event_id[i], &v, run->redeliveries[i]);
+		if (strcmp(v.status, "applied") == 0)
+			(*applied)++;
+	}
+	run->n = 0;
+	return subxacts;
+}
+
+/*
  * apply_queue
  *		Apply up to limit queued events, in queue order, in the current
  *		transaction: each in its subtransaction (an error is its
- *		'conflict'), its verdict carrying the redeliveries counted while
- *		it was queued, then the batch's queue rows deleted.  Adds the
+ *		'conflict'), then the batch's verdicts in one statement (each
+ *		carrying the redeliveries counted while it was queued) and the
+ *		deletion of its queue rows.  Adds the
  *		events applied to *applied; returns how many were taken (0: the
  *		queue is empty, or this database may not apply: not HQ, or a
  *		restored copy not adopted).  Needs an SPI connection.
@@ -976,6 +1272,10 @@ apply_queue(int limit, int *applied)
 	Datum		values[1];
 	SPITupleTable *events;
 	Datum	   *positions;
+	VerdictBatch verdicts;
+	AccrualRun	run;
+	int			subxacts = 0;
+	int			done = 0;
 	uint64		n;
 	uint64		i;
 
@@ -994,6 +1294,13 @@ apply_queue(int limit, int *applied)
 	if (n == 0)
 		return 0;
 	positions = palloc(sizeof(Datum) * n);
+	verdicts_init(&verdicts, (int) n);
+	run.n = 0;
+	run.items = palloc(sizeof(ReplicaBatchAccrual) * n);
+	run.store_code = palloc(sizeof(char *) * n);
+	run.event_id = palloc(sizeof(char *) * n);
+	run.redeliveries = palloc(sizeof(int32) * n);
+	run.events = palloc(sizeof(OutboxEvent) * n);
 	for (i = 0; i < n; i++)
 	{
 		HeapTuple	tup = events->vals[i];
@@ -1002,7 +1309,14 @@ apply_queue(int limit, int *applied)
 		bool		isnull;
 		int32		redeliveries;
 
-		positions[i] = SPI_getbinval(tup, events->tupdesc, 1, &isnull);
+		/*
+		 * The rest waits for the next batch.  Each event takes one
+		 * subtransaction, a run's write one more; only a run whose write
+		 * fails (its accruals then applied one by one) takes more.
+		 */
+		if (subxacts + 3 > REPLICA_APPLY_SUBXACTS)
+			break;
+		positions[done++] = SPI_getbinval(tup, events->tupdesc, 1, &isnull);
 		redeliveries = DatumGetInt32(SPI_getbinval(tup, events->tupdesc, 2, &isnull));
 		/* checked when received (receive_check); this only reads it */
 		if (read_event(tup, events->tupdesc, &ev) != NULL)
@@ -1010,21 +1324,49 @@ apply_queue(int limit, int *applied)
 			v.status = "rejected";
 			v.sqlstate = "22023";
 			v.detail = "the queued event is malformed";
+			/* at once: two malformed events may share the key "?" */
+			record_verdict(ev.store_code ? ev.store_code : "?", ev.event_id ? ev.event_id : "?",
+						   &v, false, redeliveries);
+			continue;
 		}
-		else
-			apply_guarded(&ev, &v);
-		record_verdict(ev.store_code ? ev.store_code : "?", ev.event_id ? ev.event_id : "?",
-					   &v, false, redeliveries);
+
+		/*
+		 * An accrual joins the run of accruals of distinct members (its
+		 * member's earlier accrual is written first); anything else is
+		 * applied alone, after the run is written.
+		 */
+		if (strcmp(ev.kind, "accrual") == 0 &&
+			SessionReplicationRole == SESSION_REPLICATION_ROLE_ORIGIN)
+		{
+			if (run_has_member(&run, ev.member_id))
+				subxacts += flush_run(&run, &verdicts, applied);
+			subxacts++;
+			if (prepare_accrual(&ev, &run.items[run.n]))
+			{
+				run.store_code[run.n] = ev.store_code;
+				run.event_id[run.n] = ev.event_id;
+				run.redeliveries[run.n] = redeliveries;
+				run.events[run.n] = ev;
+				run.n++;
+				continue;
+			}
+		}
+		subxacts += flush_run(&run, &verdicts, applied);
+		apply_guarded(&ev, &v);
+		subxacts++;
+		verdicts_add(&verdicts, ev.store_code, ev.event_id, &v, redeliveries);
 		if (strcmp(v.status, "applied") == 0)
 			(*applied)++;
 	}
-	values[0] = PointerGetDatum(construct_array(positions, (int) n, INT8OID, 8,
+	(void) flush_run(&run, &verdicts, applied);
+	record_verdicts(&verdicts);
+	values[0] = PointerGetDatum(construct_array(positions, done, INT8OID, 8,
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	lspi_run(lspi_plan(&done_plan,
 					   "DELETE FROM loyalty.outbox_queue q WHERE q.position = ANY ($1)",
 					   1, done_types),
 			 values, NULL, false, 0, SPI_OK_DELETE);
-	return n;
+	return done;
 }
 
 /*
