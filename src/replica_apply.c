@@ -1101,8 +1101,9 @@ record_verdicts(VerdictBatch *b)
 #define REPLICA_APPLY_SUBXACTS	60
 
 /*
- * A run of accrual events of distinct members, prepared one by one
- * (prepare_accrual) and written by one statement (flush_run).
+ * A run of accrual events, prepared one by one (prepare_accrual, a
+ * member's later accrual from the balance its earlier one leaves) and
+ * written by one statement (flush_run).
  */
 typedef struct AccrualRun
 {
@@ -1115,19 +1116,43 @@ typedef struct AccrualRun
 } AccrualRun;
 
 /*
- * run_has_member
- *		Whether the run holds an accrual of this member already.
+ * run_member_balance
+ *		The balance after the run's last accrual of this member, or NULL
+ *		if the run holds none.
  */
-static bool
-run_has_member(const AccrualRun *run, Datum member_id)
+static const int64 *
+run_member_balance(const AccrualRun *run, Datum member_id)
 {
 	int			i;
 
-	for (i = 0; i < run->n; i++)
+	for (i = run->n - 1; i >= 0; i--)
 		if (memcmp(&run->items[i].req.member_id, DatumGetUUIDP(member_id),
 				   sizeof(pg_uuid_t)) == 0)
-			return true;
-	return false;
+			return &run->items[i].balance;
+	return NULL;
+}
+
+/*
+ * run_members
+ *		The distinct members of the run.
+ */
+static int
+run_members(const AccrualRun *run)
+{
+	int			i;
+	int			k;
+	int			members = 0;
+
+	for (i = 0; i < run->n; i++)
+	{
+		for (k = 0; k < i; k++)
+			if (memcmp(&run->items[k].req.member_id, &run->items[i].req.member_id,
+					   sizeof(pg_uuid_t)) == 0)
+				break;
+		if (k == i)
+			members++;
+	}
+	return members;
 }
 
 /*
@@ -1141,7 +1166,7 @@ run_has_member(const AccrualRun *run, Datum member_id)
  *		through apply_guarded(), which gives it today's verdict.
  */
 static bool
-prepare_accrual(const OutboxEvent *ev, ReplicaBatchAccrual *a)
+prepare_accrual(const OutboxEvent *ev, ReplicaBatchAccrual *a, const int64 *balance_before)
 {
 	MemoryContext oldcontext = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
@@ -1169,7 +1194,7 @@ prepare_accrual(const OutboxEvent *ev, ReplicaBatchAccrual *a)
 		a->req.occurred_at = at < now ? at : now;
 		a->req.pending = false;
 		a->req.idem_key = ev->event_id;
-		ok = replica_batch_accrual_prepare(a);
+		ok = replica_batch_accrual_prepare(a, balance_before);
 		if (ok)
 			ReleaseCurrentSubTransaction();
 		else
@@ -1213,7 +1238,7 @@ flush_run(AccrualRun *run, VerdictBatch *verdicts, int *applied)
 	MemoryContextSwitchTo(oldcontext);
 	PG_TRY();
 	{
-		replica_batch_accrual_write(run->items, run->n);
+		replica_batch_accrual_write(run->items, run->n, run_members(run));
 		ReleaseCurrentSubTransaction();
 		MemoryContextSwitchTo(oldcontext);
 		CurrentResourceOwner = oldowner;
@@ -1331,17 +1356,15 @@ apply_queue(int limit, int *applied)
 		}
 
 		/*
-		 * An accrual joins the run of accruals of distinct members (its
-		 * member's earlier accrual is written first); anything else is
-		 * applied alone, after the run is written.
+		 * An accrual joins the run of accruals; anything else (and an
+		 * accrual the ledger takes another path for) is applied alone,
+		 * after the run is written.
 		 */
 		if (strcmp(ev.kind, "accrual") == 0 &&
 			SessionReplicationRole == SESSION_REPLICATION_ROLE_ORIGIN)
 		{
-			if (run_has_member(&run, ev.member_id))
-				subxacts += flush_run(&run, &verdicts, applied);
 			subxacts++;
-			if (prepare_accrual(&ev, &run.items[run.n]))
+			if (prepare_accrual(&ev, &run.items[run.n], run_member_balance(&run, ev.member_id)))
 			{
 				run.store_code[run.n] = ev.store_code;
 				run.event_id[run.n] = ev.event_id;

@@ -46,11 +46,14 @@
  *		checks (errors raised as it raises them), the member locked, and
  *		the rows of the write computed into *a.  False if ledger_accrue
  *		would take another path (the caller applies the event through it).
- *		Needs an SPI connection; the caller's subtransaction undoes what a
- *		false or an error leaves.
+ *		balance_before, if not NULL, is the member's balance after the
+ *		run's earlier accruals of the same member (not yet written: the
+ *		balance row still holds the balance before them).  Needs an SPI
+ *		connection; the caller's subtransaction undoes what a false or an
+ *		error leaves.
  */
 bool
-replica_batch_accrual_prepare(ReplicaBatchAccrual *a)
+replica_batch_accrual_prepare(ReplicaBatchAccrual *a, const int64 *balance_before)
 {
 	MemoryContext outer = CurrentMemoryContext;
 	const LedgerAccrual *req = &a->req;
@@ -87,6 +90,8 @@ replica_batch_accrual_prepare(ReplicaBatchAccrual *a)
 	}
 	ledger_require_status(&m, false);
 	ledger_get_policy(now, &lp);
+	if (balance_before)
+		m.balance = *balance_before;
 	if (m.balance < 0)
 	{
 		/* a deficit lot to settle: ledger_accrue's general path */
@@ -127,14 +132,16 @@ batch_array(Datum *values, bool *nulls, int n, Oid elemtype)
 
 /*
  * replica_batch_accrual_write
- *		Write a run of prepared accruals (distinct members, each locked) in
- *		one statement: per accrual the rows LQ_ACCRUE writes (entry, lot,
- *		idempotency record, balance).  Raises an error if a balance row
- *		was not updated (the caller's subtransaction rolls the run back).
+ *		Write a run of prepared accruals (their members locked) in one
+ *		statement: per accrual the rows LQ_ACCRUE writes (entry, lot,
+ *		idempotency record), and per member its balance after its last
+ *		accrual of the run, its activity clock moved to the latest.
+ *		Raises an error if a balance row was not updated (the caller's
+ *		subtransaction rolls the run back).
  *		Needs an SPI connection.
  */
 void
-replica_batch_accrual_write(ReplicaBatchAccrual *items, int n)
+replica_batch_accrual_write(ReplicaBatchAccrual *items, int n, int members)
 {
 	static SPIPlanPtr plan = NULL;
 	Oid			types[13] = {UUIDARRAYOID, UUIDARRAYOID, TEXTARRAYOID, INT8ARRAYOID,
@@ -208,12 +215,15 @@ replica_batch_accrual_write(ReplicaBatchAccrual *items, int n)
 						   "  lot_id, member_id, points, balance, lots) "
 						   "  SELECT u.idem_key, 'accrue', u.args, u.entry_id, u.lot_id, u.member_id, "
 						   "         u.points, u.balance, u.lots::jsonb FROM u ORDER BY u.i) "
-						   "UPDATE loyalty.point_balance b SET balance = u.balance, "
-						   "last_activity_at = GREATEST(b.last_activity_at, u.occurred_at), "
+						   "UPDATE loyalty.point_balance b SET balance = x.balance, "
+						   "last_activity_at = GREATEST(b.last_activity_at, x.occurred_at), "
 						   "updated_at = pg_catalog.now() "
-						   "FROM u WHERE b.member_id = u.member_id",
+						   "FROM (SELECT u.member_id, (pg_catalog.array_agg(u.balance ORDER BY u.i DESC))[1] AS balance, "
+						   "             pg_catalog.max(u.occurred_at) AS occurred_at "
+						   "        FROM u GROUP BY u.member_id) x "
+						   "WHERE b.member_id = x.member_id",
 						   13, types),
-				 values, NULL, false, 0, SPI_OK_UPDATE) != (uint64) n)
+				 values, NULL, false, 0, SPI_OK_UPDATE) != (uint64) members)
 		ereport(ERROR,
 				(errcode(ERRCODE_INTERNAL_ERROR),
 				 errmsg("balance rows of a run of %d accruals not all updated", n)));

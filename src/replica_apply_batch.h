@@ -27,7 +27,9 @@ typedef struct ReplicaBatchAccrual
 	char	   *lots_json;		/* its lots, as ledger_accrue answers them */
 } ReplicaBatchAccrual;
 
-extern bool replica_batch_accrual_prepare(ReplicaBatchAccrual *a);
-extern void replica_batch_accrual_write(ReplicaBatchAccrual *items, int n);
+extern bool replica_batch_accrual_prepare(ReplicaBatchAccrual *a,
+										  const int64 *balance_before);
+extern void replica_batch_accrual_write(ReplicaBatchAccrual *items, int n,
+										int members);
 
 #endif							/* LOYALTY_REPLICA_APPLY_BATCH_H */
