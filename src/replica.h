@@ -87,8 +87,10 @@ extern void replica_offline_checkout(const char *key, TimestampTz occurred_at,
 									 struct StayResult *res);
 
 /* replica_apply.c */
-struct _SPI_plan;
 extern const char *replica_node_role(char *store_code, int64 *incarnation);
+
+/* replica_event.c */
+struct _SPI_plan;
 extern char *replica_json_text(Datum payload, const char *key);
 extern uint64 replica_run_keyed(struct _SPI_plan *plan, const Datum *values,
 								const char *nulls, int expected);
