@@ -42,6 +42,7 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
 #include "replica.h"
 #include "replica_verify.h"
@@ -195,6 +196,31 @@ verify_time(const char *event_id, const char *what, TimestampTz at,
 }
 
 /*
+ * uuid_text
+ *		Whether s is a uuid as uuid_out writes it (lowercase, hyphenated):
+ *		exactly the texts that equal some id's ::text.
+ */
+static bool
+uuid_text(const char *s)
+{
+	int			i;
+
+	if (strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (s[i] != '-')
+				return false;
+		}
+		else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+/*
  * verify_accrual
  *		Source stay or spend, a reference, and what stands behind it.
  */
@@ -203,8 +229,9 @@ verify_accrual(const char *event_id, const char *store_code, Datum member_id,
 			   Datum payload)
 {
 	static SPIPlanPtr plan = NULL;
-	Oid			types[3] = {TEXTOID, TEXTOID, UUIDOID};
-	Datum		values[3];
+	Oid			types[4] = {TEXTOID, TEXTOID, UUIDOID, UUIDOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
 	char	   *source = replica_json_text(payload, "source");
 	char	   *reference = replica_json_text(payload, "reference");
 	char	   *points = replica_json_text(payload, "points");
@@ -219,28 +246,33 @@ verify_accrual(const char *event_id, const char *store_code, Datum member_id,
 
 	/*
 	 * own: a stay or charge of this member at this store, at HQ or in its
-	 * outbox (keyed: the outbox grows with the backlog being applied)
+	 * outbox; other: one of another member or store.  A stay or charge is
+	 * named by its key or its id as text ($4: the reference as a uuid when
+	 * it is one's text, so that both are index lookups and not a scan of
+	 * every stay and charge per event).  Keyed: the outbox grows with the
+	 * backlog being applied.
 	 */
 	values[0] = CStringGetTextDatum(reference);
 	values[1] = CStringGetTextDatum(store_code);
 	values[2] = member_id;
+	if (uuid_text(reference))
+		values[3] = DirectFunctionCall1(uuid_in, CStringGetDatum(reference));
+	else
+		nulls[3] = 'n';
 	replica_run_keyed(lspi_plan(&plan,
 								"SELECT CASE "
-								" WHEN EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $3 AND s.store_code = $2 "
-								"                 AND s.status <> 'cancelled' "
-								"                 AND (s.idempotency_key = $1 OR s.stay_id::text = $1)) "
-								"   OR EXISTS (SELECT 1 FROM loyalty.charge c WHERE c.member_id = $3 AND c.store_code = $2 "
-								"                 AND (c.idempotency_key = $1 OR c.charge_id::text = $1)) "
+								" WHEN EXISTS (SELECT 1 FROM loyalty.stay s WHERE (s.idempotency_key = $1 OR s.stay_id = $4) "
+								"                 AND s.member_id = $3 AND s.store_code = $2 AND s.status <> 'cancelled') "
+								"   OR EXISTS (SELECT 1 FROM loyalty.charge c WHERE (c.idempotency_key = $1 OR c.charge_id = $4) "
+								"                 AND c.member_id = $3 AND c.store_code = $2) "
 								"   OR EXISTS (SELECT 1 FROM loyalty.outbox o WHERE o.store_code = $2 AND o.member_id = $3 "
 								"                 AND o.kind IN ('stay', 'charge') AND o.payload ->> 'key' = $1) "
 								" THEN 'own' "
-								" WHEN EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.idempotency_key = $1 "
-								"                 OR s.stay_id::text = $1) "
-								"   OR EXISTS (SELECT 1 FROM loyalty.charge c WHERE c.idempotency_key = $1 "
-								"                 OR c.charge_id::text = $1) "
+								" WHEN EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.idempotency_key = $1 OR s.stay_id = $4) "
+								"   OR EXISTS (SELECT 1 FROM loyalty.charge c WHERE c.idempotency_key = $1 OR c.charge_id = $4) "
 								" THEN 'other' ELSE 'unknown' END",
-								3, types),
-					  values, NULL, SPI_OK_SELECT);
+								4, types),
+					  values, nulls, SPI_OK_SELECT);
 	backing = lspi_text(0, 1);
 	if (strcmp(backing, "other") == 0)
 		refuse(event_id, psprintf("reference \"%s\" is a stay or charge of another member or store", reference),
