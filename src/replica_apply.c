@@ -1096,8 +1096,8 @@ run_members(const AccrualRun *run)
 /*
  * prepare_accrual
  *		In a subtransaction, what apply_event() does for an accrual before
- *		the ledger writes: verification, the member check, the request
- *		(as apply_accrual builds it) and ledger_accrue's checks
+ *		the ledger writes: verification, the request (as apply_accrual
+ *		builds it) and ledger_accrue's checks
  *		(replica_batch_accrual_prepare).  True: the accrual is prepared
  *		into *a, its locks kept.  False (another path of the ledger, or an
  *		error): nothing of it is kept, and the caller applies the event
@@ -1121,7 +1121,12 @@ prepare_accrual(const OutboxEvent *ev, ReplicaBatchAccrual *a, const int64 *bala
 		memset(a, 0, sizeof(*a));
 		replica_verify_event(ev->event_id, ev->store_code, ev->kind, ev->incarnation,
 							 ev->member_id, ev->payload, ev->recorded_at, ev->recorded_by);
-		require_member(ev->member_id);
+
+		/*
+		 * apply_accrual's require_member() is left to ledger_lock_member(),
+		 * which refuses an unknown member too: the event then takes
+		 * apply_guarded(), whose require_member() gives today's message.
+		 */
 		source = replica_json_text(ev->payload, "source");
 		memcpy(&a->req.member_id, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
 		a->req.store_code = ev->store_code;
