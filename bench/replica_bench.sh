@@ -51,7 +51,10 @@ build_and_stage "$here" "$work/inst"
 export PATH="$STAGED_BINDIR:$PATH" PGHOST=$sock PGUSER=postgres
 pss=()
 [ -n "${BENCH_PSS:-}" ] && pss=("shared_preload_libraries = 'pg_cron,loyalty,pg_stat_statements'" "pg_stat_statements.track = all")
-start_server "$work/hq" "$sock" 54381 "shared_buffers = 128MB" "${pss[@]}"
+# wal_retrieve_retry_interval: the launcher starts a subscription's worker
+# at most once per interval (5 s by default), so phase 4's enable after the
+# other subscription's disable waited up to 5 s for its worker
+start_server "$work/hq" "$sock" 54381 "shared_buffers = 128MB" "wal_retrieve_retry_interval = '100ms'" "${pss[@]}"
 start_server "$work/ba" "$sock" 54382 "wal_retrieve_retry_interval = '100ms'"
 start_server "$work/bb" "$sock" 54383 "wal_retrieve_retry_interval = '100ms'"
 hq() { psql -X -q -v ON_ERROR_STOP=1 -p 54381 -d bench "$@"; }
