@@ -38,6 +38,10 @@
  * costs one commit per batch instead of one per event, and the applier
  * keeps its saved plans (the apply worker's switches of
  * session_replication_role reset the plan cache at every event).
+ * A batch's accruals are written set-based (src/replica_apply_batch.c):
+ * each is checked in its subtransaction as ledger_accrue checks it, and a
+ * run of them is written by one statement; anything else, and any doubt,
+ * takes the per-event path (apply_queue).
  * Without shared_preload_libraries = 'loyalty' (no shared memory to find
  * the applier) the trigger applies each event itself, as before.  At
  * server start a launcher starts every database's applier, for events
