@@ -27,12 +27,15 @@
 #   bench/replica_bench.sh                (as root or an unprivileged user)
 #   BENCH_SECONDS=20 BENCH_RATE=300 BENCH_BACKLOG=5000 bench/replica_bench.sh
 #   BENCH_PHASES=4 BENCH_OUTBOX=20000 BENCH_ROUNDS=5 bench/replica_bench.sh
+#   BENCH_PERF=/tmp/p.data: perf record -g on HQ's apply worker and applier
+#   (phase 4); BENCH_PSS=/tmp/pss.txt: HQ runs pg_stat_statements
+#   (track = all) and phase 4 writes its top statements there
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
 . "$here/tools/lib.sh"
 
-as_unprivileged_copy "BENCH_SECONDS BENCH_RATE BENCH_BACKLOG BENCH_PHASES BENCH_OUTBOX BENCH_ROUNDS BENCH_PERF" bench/replica_bench.sh
+as_unprivileged_copy "BENCH_SECONDS BENCH_RATE BENCH_BACKLOG BENCH_PHASES BENCH_OUTBOX BENCH_ROUNDS BENCH_PERF BENCH_PSS" bench/replica_bench.sh
 
 secs=${BENCH_SECONDS:-10}
 rate=${BENCH_RATE:-200}
@@ -46,7 +49,12 @@ cleanup() { for n in hq ba bb; do stop_server "$work/$n"; done; rm -rf "$work"; 
 trap cleanup EXIT
 build_and_stage "$here" "$work/inst"
 export PATH="$STAGED_BINDIR:$PATH" PGHOST=$sock PGUSER=postgres
-start_server "$work/hq" "$sock" 54381 "shared_buffers = 128MB"
+pss=()
+[ -n "${BENCH_PSS:-}" ] && pss=("shared_preload_libraries = 'pg_cron,loyalty,pg_stat_statements'" "pg_stat_statements.track = all")
+# wal_retrieve_retry_interval: the launcher starts a subscription's worker
+# at most once per interval (5 s by default), so phase 4's enable after the
+# other subscription's disable waited up to 5 s for its worker
+start_server "$work/hq" "$sock" 54381 "shared_buffers = 128MB" "wal_retrieve_retry_interval = '100ms'" "${pss[@]}"
 start_server "$work/ba" "$sock" 54382 "wal_retrieve_retry_interval = '100ms'"
 start_server "$work/bb" "$sock" 54383 "wal_retrieve_retry_interval = '100ms'"
 hq() { psql -X -q -v ON_ERROR_STOP=1 -p 54381 -d bench "$@"; }
@@ -253,4 +261,10 @@ for r in $(seq 1 "$rounds"); do
 done
 printf '%s\n' "${ratios[@]}" | sort -n | awk '{a[NR] = $1} END {printf "store catch-up ratio loyalty/floor (median of %d rounds, min %s max %s): %s\n", NR, a[1], a[NR], a[int((NR + 1) / 2)]}'
 hq -At -c "SELECT status, count(*) FROM loyalty.outbox_result WHERE store_code = 'ba' GROUP BY 1"
+if [ -n "${BENCH_PSS:-}" ]; then
+    hq -c "CREATE EXTENSION IF NOT EXISTS pg_stat_statements" >/dev/null
+    hq -P pager=off -c "SELECT calls, round(total_exec_time::numeric, 0) AS exec_ms, round(total_plan_time::numeric, 0) AS plan_ms,
+        round((total_exec_time / calls)::numeric, 3) AS ms_call, rows, left(regexp_replace(query, '\s+', ' ', 'g'), 160) AS query
+        FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 40" >"$BENCH_PSS" 2>&1 || true
+fi
 fi

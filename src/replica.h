@@ -93,6 +93,12 @@ extern void replica_offline_checkout(const char *key, TimestampTz occurred_at,
 /* replica_apply.c */
 extern const char *replica_node_role(char *store_code, int64 *incarnation);
 
+/* replica_event.c */
+struct _SPI_plan;
+extern char *replica_json_text(Datum payload, const char *key);
+extern uint64 replica_run_keyed(struct _SPI_plan *plan, const Datum *values,
+								const char *nulls, int expected);
+
 /* replica_apply.c: the replica applier's shared area and wake-up */
 extern void loyalty_replica_apply_init(void);
 

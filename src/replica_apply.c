@@ -38,6 +38,10 @@
  * costs one commit per batch instead of one per event, and the applier
  * keeps its saved plans (the apply worker's switches of
  * session_replication_role reset the plan cache at every event).
+ * A batch's accruals are written set-based (src/replica_apply_batch.c):
+ * each is checked in its subtransaction as ledger_accrue checks it, and a
+ * run of them is written by one statement; anything else, and any doubt,
+ * takes the per-event path (apply_queue).
  * Without shared_preload_libraries = 'loyalty' (no shared memory to find
  * the applier) the trigger applies each event itself, as before.  At
  * server start a launcher starts every database's applier, for events
@@ -82,6 +86,7 @@
 #include "utils/timestamp.h"
 #include "utils/guc.h"
 #include "utils/jsonb.h"
+#include "utils/lsyscache.h"
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/resowner.h"
@@ -91,6 +96,7 @@
 #include "roles_caller.h"
 #include "ledger.h"
 #include "replica.h"
+#include "replica_apply_batch.h"
 #include "replica_reserve.h"
 #include "replica_verify.h"
 #include "spi.h"
@@ -197,40 +203,6 @@ replica_node_role(char *store_code, int64 *incarnation)
 }
 
 /*
- * json_text
- *		payload->>key as a C string, or NULL.
- */
-static char *
-json_text(Datum payload, const char *key)
-{
-	Jsonb	   *jb = DatumGetJsonbP(payload);
-	JsonbValue	vbuf;
-	JsonbValue *v;
-
-	/* what ->> answers, without a statement per field */
-	if (!JB_ROOT_IS_OBJECT(jb))
-		return NULL;
-	v = getKeyJsonValueFromContainer(&jb->root, key, strlen(key), &vbuf);
-	if (v == NULL || v->type == jbvNull)
-		return NULL;
-	switch (v->type)
-	{
-		case jbvString:
-			return pnstrdup(v->val.string.val, v->val.string.len);
-		case jbvBool:
-			return pstrdup(v->val.boolean ? "true" : "false");
-		case jbvNumeric:
-			return DatumGetCString(DirectFunctionCall1(numeric_out,
-													   NumericGetDatum(v->val.numeric)));
-		case jbvBinary:
-			return JsonbToCString(NULL, v->val.binary.data, v->val.binary.len);
-		default:
-			elog(ERROR, "unexpected jsonb value type %d", (int) v->type);
-	}
-	return NULL;
-}
-
-/*
  * require_member
  *		The member must exist at HQ (foreign keys do not fire in the apply
  *		worker's replica mode, so this is checked explicitly).
@@ -266,9 +238,9 @@ apply_preference(const OutboxEvent *ev)
 	TIMESTAMPTZOID, NAMEOID};
 	Datum		values[7];
 	char		nulls[7] = "       ";
-	char	   *category = json_text(ev->payload, "category");
-	char	   *value = json_text(ev->payload, "value");
-	char	   *scope = json_text(ev->payload, "scope");
+	char	   *category = replica_json_text(ev->payload, "category");
+	char	   *value = replica_json_text(ev->payload, "value");
+	char	   *scope = replica_json_text(ev->payload, "scope");
 
 	if (category == NULL || value == NULL)
 		ereport(ERROR,
@@ -301,9 +273,9 @@ apply_risk_tag(const OutboxEvent *ev)
 	Oid			types[6] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID, NUMERICOID, TEXTOID};
 	Datum		values[6];
 	char		nulls[6] = "      ";
-	char	   *code = json_text(ev->payload, "risk_code");
-	char	   *note = json_text(ev->payload, "note");
-	char	   *owed = json_text(ev->payload, "amount_owed");
+	char	   *code = replica_json_text(ev->payload, "risk_code");
+	char	   *note = replica_json_text(ev->payload, "note");
+	char	   *owed = replica_json_text(ev->payload, "amount_owed");
 
 	values[0] = ev->member_id;
 	values[1] = CStringGetTextDatum(ev->store_code);
@@ -338,7 +310,7 @@ apply_benefit_use(const OutboxEvent *ev)
 	Oid			types[4] = {UUIDOID, TEXTOID, TEXTOID, TEXTOID};
 	Datum		values[4];
 	char		nulls[4] = "    ";
-	char	   *benefit = json_text(ev->payload, "benefit");
+	char	   *benefit = replica_json_text(ev->payload, "benefit");
 
 	values[0] = ev->member_id;
 	values[1] = CStringGetTextDatum(ev->store_code);
@@ -358,7 +330,7 @@ apply_benefit_use(const OutboxEvent *ev)
 static int64
 json_points(Datum payload)
 {
-	char	   *text = json_text(payload, "points");
+	char	   *text = replica_json_text(payload, "points");
 	int64		points = text ? pg_strtoint64(text) : 0;
 
 	if (points <= 0 || points > LEDGER_MAX_POINTS)
@@ -382,14 +354,14 @@ apply_accrual(const OutboxEvent *ev, Verdict *v)
 	LedgerResult res = {0};
 	TimestampTz now = GetCurrentTransactionStartTimestamp();
 	TimestampTz at = DatumGetTimestampTz(ev->recorded_at);
-	char	   *source = json_text(ev->payload, "source");
+	char	   *source = replica_json_text(ev->payload, "source");
 
 	require_member(ev->member_id);
 	memcpy(&req.member_id, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
 	req.store_code = ev->store_code;
 	req.points = json_points(ev->payload);
 	req.source = source ? source : "stay";
-	req.reference = json_text(ev->payload, "reference");
+	req.reference = replica_json_text(ev->payload, "reference");
 	req.has_occurred_at = true;
 	req.occurred_at = at < now ? at : now;
 	req.pending = false;
@@ -410,7 +382,7 @@ apply_redemption(const OutboxEvent *ev, Verdict *v)
 {
 	LedgerResult res = {0};
 	pg_uuid_t	member;
-	char	   *reward = json_text(ev->payload, "reward");
+	char	   *reward = replica_json_text(ev->payload, "reward");
 
 	require_member(ev->member_id);
 	memcpy(&member, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
@@ -452,7 +424,7 @@ apply_stay(const OutboxEvent *ev, Verdict *v)
 	values[0] = ev->payload;
 	values[1] = CStringGetTextDatum(ev->store_code);
 	values[2] = ev->member_id;
-	if (json_text(ev->payload, "key") == NULL)
+	if (replica_json_text(ev->payload, "key") == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("%s event has no idempotency key", ev->kind)));
@@ -478,7 +450,7 @@ apply_stay(const OutboxEvent *ev, Verdict *v)
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
 					 errmsg("stay \"%s\" is not a stay of this member at store \"%s\"",
-							json_text(ev->payload, "key"), ev->store_code)));
+							replica_json_text(ev->payload, "key"), ev->store_code)));
 		ret = lspi_exec(STAY_ANSWER_SQL("stay_id")
 						"  FROM loyalty.stay_checkout($1 ->> 'key', "
 						"       LEAST(($1 ->> 'occurred_at')::timestamptz, pg_catalog.now())) r",
@@ -502,7 +474,7 @@ apply_enrol(const OutboxEvent *ev, Verdict *v)
 {
 	Oid			types[4] = {JSONBOID, TEXTOID, TEXTOID, JSONBOID};
 	Datum		values[4];
-	char	   *card = json_text(ev->payload, "card_no");
+	char	   *card = replica_json_text(ev->payload, "card_no");
 
 	if (ev->personal_null)
 		ereport(ERROR,
@@ -826,14 +798,15 @@ event_seen(HeapTuple tup, TupleDesc desc, const char *event_id, bool *same)
 	plan_rowtype = desc->tdtypeid;
 	values[0] = CStringGetTextDatum(event_id);
 	values[1] = heap_copy_tuple_as_datum(tup, desc);
-	lspi_run(lspi_plan(&plan,
-					   "SELECT (o.store_code, o.incarnation, o.seq, o.kind, o.member_id, o.payload, "
-					   "o.idem_key, o.recorded_at, o.recorded_by) IS NOT DISTINCT FROM "
-					   "(n.store_code, n.incarnation, n.seq, n.kind, n.member_id, n.payload, "
-					   "n.idem_key, n.recorded_at, n.recorded_by) "
-					   "FROM loyalty.outbox o, (SELECT ($2).*) n WHERE o.event_id = $1",
-					   2, types),
-			 values, NULL, true, 0, SPI_OK_SELECT);
+	/* keyed: the outbox grows with every event this checks */
+	replica_run_keyed(lspi_plan(&plan,
+								"SELECT (o.store_code, o.incarnation, o.seq, o.kind, o.member_id, o.payload, "
+								"o.idem_key, o.recorded_at, o.recorded_by) IS NOT DISTINCT FROM "
+								"(n.store_code, n.incarnation, n.seq, n.kind, n.member_id, n.payload, "
+								"n.idem_key, n.recorded_at, n.recorded_by) "
+								"FROM loyalty.outbox o, (SELECT ($2).*) n WHERE o.event_id = $1",
+								2, types),
+					  values, NULL, SPI_OK_SELECT);
 	if (SPI_processed == 0)
 		return false;
 	*same = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
@@ -928,11 +901,335 @@ enqueue_event(const char *event_id)
 }
 
 /*
+ * The verdicts of a batch, written by one statement at its end
+ * (record_verdicts) instead of one per event: what each event's
+ * record_verdict() would have written, in the same transaction.
+ */
+typedef struct VerdictBatch
+{
+	int			n;
+	Datum	   *store_code;
+	Datum	   *event_id;
+	Datum	   *status;
+	Datum	   *sqlstate;
+	Datum	   *detail;
+	Datum	   *balance;
+	Datum	   *result;
+	Datum	   *redeliveries;
+	bool	   *sqlstate_null;
+	bool	   *detail_null;
+	bool	   *balance_null;
+	bool	   *result_null;
+} VerdictBatch;
+
+/*
+ * verdicts_init
+ *		An empty batch of up to max verdicts.
+ */
+static void
+verdicts_init(VerdictBatch *b, int max)
+{
+	b->n = 0;
+	b->store_code = palloc(sizeof(Datum) * max);
+	b->event_id = palloc(sizeof(Datum) * max);
+	b->status = palloc(sizeof(Datum) * max);
+	b->sqlstate = palloc0(sizeof(Datum) * max);
+	b->detail = palloc0(sizeof(Datum) * max);
+	b->balance = palloc0(sizeof(Datum) * max);
+	b->result = palloc0(sizeof(Datum) * max);
+	b->redeliveries = palloc(sizeof(Datum) * max);
+	b->sqlstate_null = palloc(sizeof(bool) * max);
+	b->detail_null = palloc(sizeof(bool) * max);
+	b->balance_null = palloc(sizeof(bool) * max);
+	b->result_null = palloc(sizeof(bool) * max);
+}
+
+/*
+ * verdicts_add
+ *		Add the verdict of a well-formed event (a distinct store and id:
+ *		the queue holds each event once).
+ */
+static void
+verdicts_add(VerdictBatch *b, const char *store_code, const char *event_id,
+			 const Verdict *v, int32 redeliveries)
+{
+	int			i = b->n++;
+
+	b->store_code[i] = CStringGetTextDatum(store_code);
+	b->event_id[i] = CStringGetTextDatum(event_id);
+	b->status[i] = CStringGetTextDatum(v->status);
+	b->sqlstate_null[i] = v->sqlstate == NULL;
+	if (v->sqlstate)
+		b->sqlstate[i] = CStringGetTextDatum(v->sqlstate);
+	b->detail_null[i] = v->detail == NULL;
+	if (v->detail)
+		b->detail[i] = CStringGetTextDatum(v->detail);
+	b->balance_null[i] = !v->has_balance;
+	if (v->has_balance)
+		b->balance[i] = Int64GetDatum(v->balance);
+	b->result_null[i] = v->result == NULL;
+	if (v->result)
+		b->result[i] = CStringGetTextDatum(v->result);
+	b->redeliveries[i] = Int32GetDatum(redeliveries);
+}
+
+/*
+ * verdicts_array
+ *		A one-dimensional array of n values of type elemtype (NULLs where
+ *		nulls says so).
+ */
+static Datum
+verdicts_array(Datum *values, bool *nulls, int n, Oid elemtype)
+{
+	int			dims[1] = {n};
+	int			lbs[1] = {1};
+	int16		typlen;
+	bool		typbyval;
+	char		typalign;
+
+	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
+	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, elemtype,
+											  typlen, typbyval, typalign));
+}
+
+/*
+ * record_verdicts
+ *		Write a batch's verdicts in one statement: record_verdict()'s
+ *		insert or update of each (store, event), from arrays.
+ */
+static void
+record_verdicts(VerdictBatch *b)
+{
+	static SPIPlanPtr plan = NULL;
+	Oid			types[8] = {TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+	TEXTARRAYOID, INT8ARRAYOID, TEXTARRAYOID, INT4ARRAYOID};
+	Datum		values[8];
+
+	if (b->n == 0)
+		return;
+	values[0] = verdicts_array(b->store_code, NULL, b->n, TEXTOID);
+	values[1] = verdicts_array(b->event_id, NULL, b->n, TEXTOID);
+	values[2] = verdicts_array(b->status, NULL, b->n, TEXTOID);
+	values[3] = verdicts_array(b->sqlstate, b->sqlstate_null, b->n, TEXTOID);
+	values[4] = verdicts_array(b->detail, b->detail_null, b->n, TEXTOID);
+	values[5] = verdicts_array(b->balance, b->balance_null, b->n, INT8OID);
+	values[6] = verdicts_array(b->result, b->result_null, b->n, TEXTOID);
+	values[7] = verdicts_array(b->redeliveries, NULL, b->n, INT4OID);
+	lspi_run(lspi_plan(&plan,
+					   "INSERT INTO loyalty.outbox_result AS r "
+					   "(store_code, event_id, status, sqlstate, detail, result, redeliveries) "
+					   "SELECT u.store_code, u.event_id, u.status, u.sqlstate, u.detail, "
+					   "CASE WHEN u.result IS NOT NULL THEN u.result::jsonb "
+					   "WHEN u.balance IS NOT NULL THEN pg_catalog.jsonb_build_object('balance', u.balance) END, "
+					   "u.redeliveries "
+					   "FROM ROWS FROM (pg_catalog.unnest($1), pg_catalog.unnest($2), pg_catalog.unnest($3), "
+					   "pg_catalog.unnest($4), pg_catalog.unnest($5), pg_catalog.unnest($6), "
+					   "pg_catalog.unnest($7), pg_catalog.unnest($8)) WITH ORDINALITY "
+					   "AS u (store_code, event_id, status, sqlstate, detail, balance, result, redeliveries, i) "
+					   "ORDER BY u.i "
+					   "ON CONFLICT (store_code, event_id) DO UPDATE SET status = excluded.status, "
+					   "sqlstate = excluded.sqlstate, detail = excluded.detail, result = excluded.result, "
+					   "decided_at = pg_catalog.now(), redeliveries = r.redeliveries + excluded.redeliveries",
+					   8, types),
+			 values, NULL, false, 0, SPI_OK_INSERT);
+	b->n = 0;
+}
+
+/*
+ * Subtransactions one batch may begin (each event's, a run's): under 64,
+ * the process's cache (see REPLICA_APPLY_BATCH).  Events left when it is
+ * spent stay queued for the next batch.
+ */
+#define REPLICA_APPLY_SUBXACTS	60
+
+/*
+ * A run of accrual events, prepared one by one (prepare_accrual, a
+ * member's later accrual from the balance its earlier one leaves) and
+ * written by one statement (flush_run).
+ */
+typedef struct AccrualRun
+{
+	int			n;
+	ReplicaBatchAccrual *items;
+	const char **store_code;
+	const char **event_id;
+	int32	   *redeliveries;
+	OutboxEvent *events;
+} AccrualRun;
+
+/*
+ * run_member_balance
+ *		The balance after the run's last accrual of this member, or NULL
+ *		if the run holds none.
+ */
+static const int64 *
+run_member_balance(const AccrualRun *run, Datum member_id)
+{
+	int			i;
+
+	for (i = run->n - 1; i >= 0; i--)
+		if (memcmp(&run->items[i].req.member_id, DatumGetUUIDP(member_id),
+				   sizeof(pg_uuid_t)) == 0)
+			return &run->items[i].balance;
+	return NULL;
+}
+
+/*
+ * run_members
+ *		The distinct members of the run.
+ */
+static int
+run_members(const AccrualRun *run)
+{
+	int			i;
+	int			k;
+	int			members = 0;
+
+	for (i = 0; i < run->n; i++)
+	{
+		for (k = 0; k < i; k++)
+			if (memcmp(&run->items[k].req.member_id, &run->items[i].req.member_id,
+					   sizeof(pg_uuid_t)) == 0)
+				break;
+		if (k == i)
+			members++;
+	}
+	return members;
+}
+
+/*
+ * prepare_accrual
+ *		In a subtransaction, what apply_event() does for an accrual before
+ *		the ledger writes: verification, the request (as apply_accrual
+ *		builds it) and ledger_accrue's checks
+ *		(replica_batch_accrual_prepare).  True: the accrual is prepared
+ *		into *a, its locks kept.  False (another path of the ledger, or an
+ *		error): nothing of it is kept, and the caller applies the event
+ *		through apply_guarded(), which gives it today's verdict.
+ */
+static bool
+prepare_accrual(const OutboxEvent *ev, ReplicaBatchAccrual *a, const int64 *balance_before)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		ok = false;
+
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		TimestampTz now = GetCurrentTransactionStartTimestamp();
+		TimestampTz at = DatumGetTimestampTz(ev->recorded_at);
+		char	   *source;
+
+		memset(a, 0, sizeof(*a));
+		replica_verify_event(ev->event_id, ev->store_code, ev->kind, ev->incarnation,
+							 ev->member_id, ev->payload, ev->recorded_at, ev->recorded_by);
+
+		/*
+		 * apply_accrual's require_member() is left to ledger_lock_member(),
+		 * which refuses an unknown member too: the event then takes
+		 * apply_guarded(), whose require_member() gives today's message.
+		 */
+		source = replica_json_text(ev->payload, "source");
+		memcpy(&a->req.member_id, DatumGetUUIDP(ev->member_id), sizeof(pg_uuid_t));
+		a->req.store_code = ev->store_code;
+		a->req.points = json_points(ev->payload);
+		a->req.source = source ? source : "stay";
+		a->req.reference = replica_json_text(ev->payload, "reference");
+		a->req.has_occurred_at = true;
+		a->req.occurred_at = at < now ? at : now;
+		a->req.pending = false;
+		a->req.idem_key = ev->event_id;
+		ok = replica_batch_accrual_prepare(a, balance_before);
+		if (ok)
+			ReleaseCurrentSubTransaction();
+		else
+			RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		ok = false;
+	}
+	PG_END_TRY();
+	return ok;
+}
+
+/*
+ * flush_run
+ *		Write the run's accruals in one statement, in a subtransaction,
+ *		and add their verdicts ('applied', the balance after).  If the
+ *		statement fails, it is rolled back and each accrual of the run is
+ *		applied as any event is (apply_guarded).  Returns the
+ *		subtransactions begun.
+ */
+static int
+flush_run(AccrualRun *run, VerdictBatch *verdicts, int *applied)
+{
+	MemoryContext oldcontext = CurrentMemoryContext;
+	ResourceOwner oldowner = CurrentResourceOwner;
+	bool		written = false;
+	int			subxacts = 1;
+	int			i;
+
+	if (run->n == 0)
+		return 0;
+	BeginInternalSubTransaction(NULL);
+	MemoryContextSwitchTo(oldcontext);
+	PG_TRY();
+	{
+		replica_batch_accrual_write(run->items, run->n, run_members(run));
+		ReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+		written = true;
+	}
+	PG_CATCH();
+	{
+		MemoryContextSwitchTo(oldcontext);
+		FlushErrorState();
+		RollbackAndReleaseCurrentSubTransaction();
+		MemoryContextSwitchTo(oldcontext);
+		CurrentResourceOwner = oldowner;
+	}
+	PG_END_TRY();
+	for (i = 0; i < run->n; i++)
+	{
+		Verdict		v = {0};
+
+		if (written)
+		{
+			v.status = "applied";
+			v.has_balance = true;
+			v.balance = run->items[i].balance;
+		}
+		else
+		{
+			apply_guarded(&run->events[i], &v);
+			subxacts++;
+		}
+		verdicts_add(verdicts, run->store_code[i], run->event_id[i], &v, run->redeliveries[i]);
+		if (strcmp(v.status, "applied") == 0)
+			(*applied)++;
+	}
+	run->n = 0;
+	return subxacts;
+}
+
+/*
  * apply_queue
  *		Apply up to limit queued events, in queue order, in the current
  *		transaction: each in its subtransaction (an error is its
- *		'conflict'), its verdict carrying the redeliveries counted while
- *		it was queued, then the batch's queue rows deleted.  Adds the
+ *		'conflict'), then the batch's verdicts in one statement (each
+ *		carrying the redeliveries counted while it was queued) and the
+ *		deletion of its queue rows.  Adds the
  *		events applied to *applied; returns how many were taken (0: the
  *		queue is empty, or this database may not apply: not HQ, or a
  *		restored copy not adopted).  Needs an SPI connection.
@@ -947,6 +1244,10 @@ apply_queue(int limit, int *applied)
 	Datum		values[1];
 	SPITupleTable *events;
 	Datum	   *positions;
+	VerdictBatch verdicts;
+	AccrualRun	run;
+	int			subxacts = 0;
+	int			done = 0;
 	uint64		n;
 	uint64		i;
 
@@ -954,17 +1255,24 @@ apply_queue(int limit, int *applied)
 		replica_identity_state() != REPLICA_IDENTITY_THIS)
 		return 0;
 	values[0] = Int32GetDatum(limit);
-	lspi_run(lspi_plan(&take_plan,
-					   "SELECT q.position, q.redeliveries, o.* "
-					   "  FROM loyalty.outbox_queue q JOIN loyalty.outbox o USING (event_id) "
-					   " ORDER BY q.position LIMIT $1 FOR UPDATE OF q",
-					   1, take_types),
-			 values, NULL, false, 0, SPI_OK_SELECT);
+	replica_run_keyed(lspi_plan(&take_plan,
+								"SELECT q.position, q.redeliveries, o.* "
+								"  FROM loyalty.outbox_queue q JOIN loyalty.outbox o USING (event_id) "
+								" ORDER BY q.position LIMIT $1 FOR UPDATE OF q",
+								1, take_types),
+					  values, NULL, SPI_OK_SELECT);
 	events = SPI_tuptable;
 	n = SPI_processed;
 	if (n == 0)
 		return 0;
 	positions = palloc(sizeof(Datum) * n);
+	verdicts_init(&verdicts, (int) n);
+	run.n = 0;
+	run.items = palloc(sizeof(ReplicaBatchAccrual) * n);
+	run.store_code = palloc(sizeof(char *) * n);
+	run.event_id = palloc(sizeof(char *) * n);
+	run.redeliveries = palloc(sizeof(int32) * n);
+	run.events = palloc(sizeof(OutboxEvent) * n);
 	for (i = 0; i < n; i++)
 	{
 		HeapTuple	tup = events->vals[i];
@@ -973,7 +1281,14 @@ apply_queue(int limit, int *applied)
 		bool		isnull;
 		int32		redeliveries;
 
-		positions[i] = SPI_getbinval(tup, events->tupdesc, 1, &isnull);
+		/*
+		 * The rest waits for the next batch.  Each event takes one
+		 * subtransaction, a run's write one more; only a run whose write
+		 * fails (its accruals then applied one by one) takes more.
+		 */
+		if (subxacts + 3 > REPLICA_APPLY_SUBXACTS)
+			break;
+		positions[done++] = SPI_getbinval(tup, events->tupdesc, 1, &isnull);
 		redeliveries = DatumGetInt32(SPI_getbinval(tup, events->tupdesc, 2, &isnull));
 		/* checked when received (receive_check); this only reads it */
 		if (read_event(tup, events->tupdesc, &ev) != NULL)
@@ -981,21 +1296,47 @@ apply_queue(int limit, int *applied)
 			v.status = "rejected";
 			v.sqlstate = "22023";
 			v.detail = "the queued event is malformed";
+			/* at once: two malformed events may share the key "?" */
+			record_verdict(ev.store_code ? ev.store_code : "?", ev.event_id ? ev.event_id : "?",
+						   &v, false, redeliveries);
+			continue;
 		}
-		else
-			apply_guarded(&ev, &v);
-		record_verdict(ev.store_code ? ev.store_code : "?", ev.event_id ? ev.event_id : "?",
-					   &v, false, redeliveries);
+
+		/*
+		 * An accrual joins the run of accruals; anything else (and an
+		 * accrual the ledger takes another path for) is applied alone,
+		 * after the run is written.
+		 */
+		if (strcmp(ev.kind, "accrual") == 0 &&
+			SessionReplicationRole == SESSION_REPLICATION_ROLE_ORIGIN)
+		{
+			subxacts++;
+			if (prepare_accrual(&ev, &run.items[run.n], run_member_balance(&run, ev.member_id)))
+			{
+				run.store_code[run.n] = ev.store_code;
+				run.event_id[run.n] = ev.event_id;
+				run.redeliveries[run.n] = redeliveries;
+				run.events[run.n] = ev;
+				run.n++;
+				continue;
+			}
+		}
+		subxacts += flush_run(&run, &verdicts, applied);
+		apply_guarded(&ev, &v);
+		subxacts++;
+		verdicts_add(&verdicts, ev.store_code, ev.event_id, &v, redeliveries);
 		if (strcmp(v.status, "applied") == 0)
 			(*applied)++;
 	}
-	values[0] = PointerGetDatum(construct_array(positions, (int) n, INT8OID, 8,
+	(void) flush_run(&run, &verdicts, applied);
+	record_verdicts(&verdicts);
+	values[0] = PointerGetDatum(construct_array(positions, done, INT8OID, 8,
 												FLOAT8PASSBYVAL, TYPALIGN_DOUBLE));
 	lspi_run(lspi_plan(&done_plan,
 					   "DELETE FROM loyalty.outbox_queue q WHERE q.position = ANY ($1)",
 					   1, done_types),
 			 values, NULL, false, 0, SPI_OK_DELETE);
-	return n;
+	return done;
 }
 
 /*

@@ -42,7 +42,9 @@
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/timestamp.h"
+#include "utils/uuid.h"
 
+#include "replica.h"
 #include "replica_verify.h"
 #include "spi.h"
 
@@ -119,6 +121,7 @@ static void
 verify_actor(const char *event_id, const char *store_code, const char *kind,
 			 Datum recorded_by)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[1] = {NAMEOID};
 	Datum		values[1];
 	const char *actor = NameStr(*DatumGetName(recorded_by));
@@ -128,12 +131,15 @@ verify_actor(const char *event_id, const char *store_code, const char *kind,
 	bool		ok = false;
 
 	values[0] = recorded_by;
-	n = lspi_exec("SELECT r.rolsuper, s.store_code, s.department "
-				  "  FROM pg_catalog.pg_roles r "
-				  "  LEFT JOIN loyalty.staff_role s "
-				  "    ON NOT r.rolsuper AND pg_catalog.pg_has_role(r.oid, s.role::oid, 'MEMBER') "
-				  " WHERE r.rolname = $1",
-				  1, types, values, NULL, true, 0, SPI_OK_SELECT);
+	/* saved, as every statement here: the applier checks every event */
+	n = lspi_run(lspi_plan(&plan,
+						   "SELECT r.rolsuper, s.store_code, s.department "
+						   "  FROM pg_catalog.pg_roles r "
+						   "  LEFT JOIN loyalty.staff_role s "
+						   "    ON NOT r.rolsuper AND pg_catalog.pg_has_role(r.oid, s.role::oid, 'MEMBER') "
+						   " WHERE r.rolname = $1",
+						   1, types),
+				 values, NULL, true, 0, SPI_OK_SELECT);
 	if (n == 0)
 		return;					/* a login made at the store */
 	if (strcmp(lspi_text(0, 1), "t") == 0)
@@ -190,6 +196,31 @@ verify_time(const char *event_id, const char *what, TimestampTz at,
 }
 
 /*
+ * uuid_text
+ *		Whether s is a uuid as uuid_out writes it (lowercase, hyphenated):
+ *		exactly the texts that equal some id's ::text.
+ */
+static bool
+uuid_text(const char *s)
+{
+	int			i;
+
+	if (strlen(s) != 36)
+		return false;
+	for (i = 0; i < 36; i++)
+	{
+		if (i == 8 || i == 13 || i == 18 || i == 23)
+		{
+			if (s[i] != '-')
+				return false;
+		}
+		else if (!((s[i] >= '0' && s[i] <= '9') || (s[i] >= 'a' && s[i] <= 'f')))
+			return false;
+	}
+	return true;
+}
+
+/*
  * verify_accrual
  *		Source stay or spend, a reference, and what stands behind it.
  */
@@ -197,21 +228,15 @@ static void
 verify_accrual(const char *event_id, const char *store_code, Datum member_id,
 			   Datum payload)
 {
-	Oid			types[3] = {JSONBOID, TEXTOID, UUIDOID};
-	Datum		values[3];
-	char	   *source;
-	char	   *reference;
-	char	   *points;
+	static SPIPlanPtr plan = NULL;
+	Oid			types[4] = {TEXTOID, TEXTOID, UUIDOID, UUIDOID};
+	Datum		values[4];
+	char		nulls[4] = "    ";
+	char	   *source = replica_json_text(payload, "source");
+	char	   *reference = replica_json_text(payload, "reference");
+	char	   *points = replica_json_text(payload, "points");
 	char	   *backing;
 
-	values[0] = payload;
-	values[1] = CStringGetTextDatum(store_code);
-	values[2] = member_id;
-	lspi_exec("SELECT $1 ->> 'source', $1 ->> 'reference', $1 ->> 'points'",
-			  3, types, values, NULL, true, 0, SPI_OK_SELECT);
-	source = lspi_text(0, 1);
-	reference = lspi_text(0, 2);
-	points = lspi_text(0, 3);
 	if (source == NULL || (strcmp(source, "stay") != 0 && strcmp(source, "spend") != 0))
 		refuse(event_id, psprintf("accrual source \"%s\" is not a store's", source ? source : ""),
 			   "A store records stay or spend accruals; adjustments, campaigns and bonuses are HQ's.");
@@ -219,22 +244,35 @@ verify_accrual(const char *event_id, const char *store_code, Datum member_id,
 		refuse(event_id, "an accrual without a reference",
 			   "A store credits points for a stay or a charge, named by its reference.");
 
-	/* own: a stay or charge of this member at this store, at HQ or in its outbox */
-	lspi_exec("SELECT CASE "
-			  " WHEN EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $3 AND s.store_code = $2 "
-			  "                 AND s.status <> 'cancelled' "
-			  "                 AND (s.idempotency_key = $1 ->> 'reference' OR s.stay_id::text = $1 ->> 'reference')) "
-			  "   OR EXISTS (SELECT 1 FROM loyalty.charge c WHERE c.member_id = $3 AND c.store_code = $2 "
-			  "                 AND (c.idempotency_key = $1 ->> 'reference' OR c.charge_id::text = $1 ->> 'reference')) "
-			  "   OR EXISTS (SELECT 1 FROM loyalty.outbox o WHERE o.store_code = $2 AND o.member_id = $3 "
-			  "                 AND o.kind IN ('stay', 'charge') AND o.payload ->> 'key' = $1 ->> 'reference') "
-			  " THEN 'own' "
-			  " WHEN EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.idempotency_key = $1 ->> 'reference' "
-			  "                 OR s.stay_id::text = $1 ->> 'reference') "
-			  "   OR EXISTS (SELECT 1 FROM loyalty.charge c WHERE c.idempotency_key = $1 ->> 'reference' "
-			  "                 OR c.charge_id::text = $1 ->> 'reference') "
-			  " THEN 'other' ELSE 'unknown' END",
-			  3, types, values, NULL, true, 0, SPI_OK_SELECT);
+	/*
+	 * own: a stay or charge of this member at this store, at HQ or in its
+	 * outbox; other: one of another member or store.  A stay or charge is
+	 * named by its key or its id as text ($4: the reference as a uuid when
+	 * it is one's text, so that both are index lookups and not a scan of
+	 * every stay and charge per event).  Keyed: the outbox grows with the
+	 * backlog being applied.
+	 */
+	values[0] = CStringGetTextDatum(reference);
+	values[1] = CStringGetTextDatum(store_code);
+	values[2] = member_id;
+	if (uuid_text(reference))
+		values[3] = DirectFunctionCall1(uuid_in, CStringGetDatum(reference));
+	else
+		nulls[3] = 'n';
+	replica_run_keyed(lspi_plan(&plan,
+								"SELECT CASE "
+								" WHEN EXISTS (SELECT 1 FROM loyalty.stay s WHERE (s.idempotency_key = $1 OR s.stay_id = $4) "
+								"                 AND s.member_id = $3 AND s.store_code = $2 AND s.status <> 'cancelled') "
+								"   OR EXISTS (SELECT 1 FROM loyalty.charge c WHERE (c.idempotency_key = $1 OR c.charge_id = $4) "
+								"                 AND c.member_id = $3 AND c.store_code = $2) "
+								"   OR EXISTS (SELECT 1 FROM loyalty.outbox o WHERE o.store_code = $2 AND o.member_id = $3 "
+								"                 AND o.kind IN ('stay', 'charge') AND o.payload ->> 'key' = $1) "
+								" THEN 'own' "
+								" WHEN EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.idempotency_key = $1 OR s.stay_id = $4) "
+								"   OR EXISTS (SELECT 1 FROM loyalty.charge c WHERE c.idempotency_key = $1 OR c.charge_id = $4) "
+								" THEN 'other' ELSE 'unknown' END",
+								4, types),
+					  values, nulls, SPI_OK_SELECT);
 	backing = lspi_text(0, 1);
 	if (strcmp(backing, "other") == 0)
 		refuse(event_id, psprintf("reference \"%s\" is a stay or charge of another member or store", reference),
@@ -259,6 +297,7 @@ replica_verify_event(const char *event_id, const char *store_code, const char *k
 					 int64 incarnation, Datum member_id, Datum payload,
 					 Datum recorded_at, Datum recorded_by)
 {
+	static SPIPlanPtr plan = NULL;
 	Oid			types[3] = {TEXTOID, TEXTOID, JSONBOID};
 	Datum		values[3];
 	bool		isnull;
@@ -270,10 +309,13 @@ replica_verify_event(const char *event_id, const char *store_code, const char *k
 	values[0] = CStringGetTextDatum(store_code);
 	values[1] = CStringGetTextDatum(event_id);
 	values[2] = payload;
-	lspi_exec("SELECT coalesce((SELECT r.received_at FROM loyalty.outbox_result r "
-			  "                  WHERE r.store_code = $1 AND r.event_id = $2), pg_catalog.now()), "
-			  "       ($3 ->> 'occurred_at')::timestamptz",
-			  3, types, values, NULL, true, 0, SPI_OK_SELECT);
+	/* keyed: outbox_result grows by a verdict per event */
+	replica_run_keyed(lspi_plan(&plan,
+								"SELECT coalesce((SELECT r.received_at FROM loyalty.outbox_result r "
+								"                  WHERE r.store_code = $1 AND r.event_id = $2), pg_catalog.now()), "
+								"       ($3 ->> 'occurred_at')::timestamptz",
+								3, types),
+					  values, NULL, SPI_OK_SELECT);
 	arrived = DatumGetTimestampTz(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	d = SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull);
 	verify_time(event_id, "recorded_at", DatumGetTimestampTz(recorded_at), arrived, incarnation);

@@ -99,6 +99,33 @@ is($hq->safe_psql('postgres', $balances), join(',', (5050) x 6), 'each accrual i
 my $entries = q{SELECT count(*) - (SELECT sum(entries) FROM b0) FROM loyalty.point_entry e JOIN m USING (member_id)};
 is($hq->safe_psql('postgres', $entries), '600', 'one ledger entry per applied event');
 
+# the rows ledger_accrue writes, written for a run of accruals by one
+# statement (src/replica_apply_batch.c): per event an idempotency record
+# keyed by its id, an active lot of its points, an entry whose balance is
+# the one before it plus its points; the verdict's balance is the entry's
+is($hq->safe_psql('postgres', q{
+	SELECT count(*) || ' ' || count(*) FILTER (WHERE r.operation = 'accrue' AND r.points = (o.payload ->> 'points')::bigint
+	                                         AND l.state = 'active' AND l.remaining = r.points AND l.points = r.points
+	                                         AND l.entry_id = e.entry_id AND l.reference = o.payload ->> 'reference'
+	                                         AND e.kind = 'accrue' AND e.points = r.points AND e.balance_after = r.balance
+	                                         AND (x.result ->> 'balance')::bigint = r.balance
+	                                         AND r.lots = jsonb_build_array(jsonb_build_object('lot_id', l.lot_id, 'points', r.points, 'state', 'active'))
+	                                         AND r.args LIKE 'member=' || o.member_id || ' store=sa points=' || r.points || ' source=stay rule= reference=folio-%')
+	  FROM loyalty.outbox o
+	  JOIN loyalty.outbox_result x USING (store_code, event_id)
+	  JOIN loyalty.ledger_request r ON r.idem_key = o.event_id
+	  JOIN loyalty.point_entry e ON e.entry_id = r.entry_id
+	  JOIN loyalty.point_lot l ON l.lot_id = r.lot_id
+	 WHERE o.store_code = 'sa'}),
+	'600 600', 'each applied accrual has its idempotency record, lot, entry and verdict, as ledger_accrue writes them');
+is($hq->safe_psql('postgres', q{
+	SELECT count(*) FROM (
+	  SELECT e.member_id, e.balance_after, e.points,
+	         lag(e.balance_after) OVER (PARTITION BY e.member_id ORDER BY e.balance_after) AS before
+	    FROM loyalty.point_entry e JOIN m USING (member_id)) s
+	 WHERE s.before IS NOT NULL AND s.balance_after <> s.before + s.points}),
+	'0', "each entry's balance is the one before it plus its points");
+
 # the batch redelivered: re-attaching the outbox copies every event again
 $hq->safe_psql('postgres', q{
 	ALTER SUBSCRIPTION loyalty_outbox_sa DISABLE;
