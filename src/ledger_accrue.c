@@ -219,8 +219,7 @@ ledger_accrue(const LedgerAccrual *req, LedgerResult *res)
 
 	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(req->store_code);
-	ledger_lock_member(req->member_id, &m);
-	if (ledger_idem_replay(req->idem_key, "accrue", args, res))
+	if (ledger_lock_member_replay(req->member_id, req->idem_key, "accrue", args, &m, res))
 	{
 		ledger_export(res, outer);
 		lspi_finish();
@@ -376,8 +375,7 @@ ledger_activate(pg_uuid_t member_id, const char *store_code,
 	lspi_connect(LSPI_READ_WRITE);
 	if (store_code)
 		ledger_check_store(store_code);
-	ledger_lock_member(member_id, &m);
-	if (ledger_idem_replay(idem_key, "activate", args, res))
+	if (ledger_lock_member_replay(member_id, idem_key, "activate", args, &m, res))
 	{
 		ledger_export(res, outer);
 		lspi_finish();

@@ -22,10 +22,13 @@
 #include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/fmgrprotos.h"
+#include "utils/hsearch.h"
+#include "utils/inval.h"
 #include "utils/numeric.h"
 #include "utils/timestamp.h"
 
 #include "args.h"
+#include "cache.h"
 #include "ledger_int.h"
 #include "spi.h"
 
@@ -36,6 +39,19 @@ static const LspiQuery ledger_queries[LEDGER_NUM_QUERIES] = {
 		"FROM loyalty.member m JOIN loyalty.store s ON s.store_code = m.home_store "
 		"WHERE m.member_id = $1",
 		1, {UUIDOID}
+	},
+	/*
+	 * the member and, by the call's idempotency key ($2, may be NULL), the
+	 * first call's result: one statement after the lock instead of two
+	 */
+	[LQ_MEMBER_REQUEST] = {
+		"SELECT m.status, m.tier, coalesce(m.time_zone, s.time_zone), m.home_store, "
+		"r.operation, r.args, r.entry_id, r.lot_id, r.member_id, r.points, r.balance, "
+		"r.cash_amount, r.lots::text "
+		"FROM loyalty.member m JOIN loyalty.store s ON s.store_code = m.home_store "
+		"LEFT JOIN loyalty.ledger_request r ON r.idem_key = $2 "
+		"WHERE m.member_id = $1",
+		2, {UUIDOID, TEXTOID}
 	},
 	[LQ_LOCK] = {
 		"SELECT balance FROM loyalty.point_balance WHERE member_id = $1 "
@@ -150,7 +166,7 @@ static const LspiQuery ledger_queries[LEDGER_NUM_QUERIES] = {
 	},
 	[LQ_DEFICITS] = {
 		"SELECT lot_id, remaining FROM loyalty.point_lot "
-		"WHERE member_id = $1 AND state = 'active' AND remaining < 0 "
+		"WHERE member_id = $1 AND state = 'active' AND NOT spendable AND remaining < 0 "
 		"ORDER BY active_from, lot_id",
 		1, {UUIDOID}
 	},
@@ -268,30 +284,99 @@ ledger_check_text(const char *s, const char *what, int maxlen)
 }
 
 /*
+ * The stores known to exist, cached per backend (issue 19: the store check
+ * was a statement on every ledger call).  Only stores found are cached; a
+ * statement trigger on loyalty.store (10_ledger.sql) sends a relcache
+ * invalidation on every change, and the callback drops the whole set.
+ * known_stores_gen counts invalidations, so that a lookup an invalidation
+ * overtook while it ran does not refill the set from an older snapshot.
+ */
+static HTAB *known_stores = NULL;
+static Oid	store_relid = InvalidOid;
+static uint64 known_stores_gen = 0;
+static bool store_callback_registered = false;
+
+/*
+ * store_relcache_cb
+ *		Drop the known stores when loyalty.store changes (or every relcache
+ *		entry is reset).
+ */
+static void
+store_relcache_cb(Datum arg, Oid relid)
+{
+	if (relid == InvalidOid || relid == store_relid)
+	{
+		known_stores_gen++;
+		if (known_stores != NULL)
+		{
+			hash_destroy(known_stores);
+			known_stores = NULL;
+		}
+		if (relid == InvalidOid)
+			store_relid = InvalidOid;
+	}
+}
+
+/*
  * ledger_check_store
- *		Error unless the store exists.
+ *		Error unless the store exists (the backend's set of known stores,
+ *		else a lookup).
  */
 void
 ledger_check_store(const char *store_code)
 {
 	Datum		v[1];
+	uint64		gen;
+	bool		cacheable = strlen(store_code) < LOYALTY_CODE_LEN;
 
+	if (!store_callback_registered)
+	{
+		CacheRegisterRelcacheCallback(store_relcache_cb, (Datum) 0);
+		store_callback_registered = true;
+	}
+	if (!OidIsValid(store_relid))
+	{
+		store_relid = loyalty_relid("store");
+		if (known_stores != NULL)
+		{
+			hash_destroy(known_stores);
+			known_stores = NULL;
+		}
+	}
+	if (cacheable && known_stores != NULL &&
+		hash_search(known_stores, store_code, HASH_FIND, NULL) != NULL)
+		return;
+
+	gen = known_stores_gen;
 	v[0] = CStringGetTextDatum(store_code);
 	if (ledger_run(LQ_STORE, v, NULL, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("store \"%s\" does not exist", store_code)));
+	if (!cacheable || gen != known_stores_gen || !OidIsValid(store_relid))
+		return;
+	if (known_stores == NULL)
+	{
+		HASHCTL		ctl;
+
+		ctl.keysize = LOYALTY_CODE_LEN;
+		ctl.entrysize = LOYALTY_CODE_LEN;
+		known_stores = hash_create("loyalty known stores", 64, &ctl,
+								   HASH_ELEM | HASH_STRINGS);
+	}
+	(void) hash_search(known_stores, store_code, HASH_ENTER, NULL);
 }
 
 /*
- * ledger_lock_member
- *		Check that the member exists and is not erased, create the balance
- *		row on first use, and lock it for the rest of the transaction.
+ * lock_and_read
+ *		ledger_lock_member's work; leaves the member's row (LQ_MEMBER_REQUEST,
+ *		with the request stored under key if any) as SPI_tuptable's first.
  */
-void
-ledger_lock_member(pg_uuid_t id, LedgerMember *m)
+static void
+lock_and_read(pg_uuid_t id, const char *key, LedgerMember *m)
 {
-	Datum		v[1];
+	Datum		v[2];
+	char		n[2] = {' ', key ? ' ' : 'n'};
 	bool		isnull;
 	int64		balance;
 	char	   *status;
@@ -300,7 +385,8 @@ ledger_lock_member(pg_uuid_t id, LedgerMember *m)
 	/*
 	 * Lock first, then read the member: a status change or a merge that
 	 * committed while we waited for the lock is seen (READ COMMITTED takes
-	 * a fresh snapshot per statement).
+	 * a fresh snapshot per statement), and so is the idempotency record of
+	 * a call with the same key that held the lock before us.
 	 */
 	if (ledger_run(LQ_LOCK, v, NULL, SPI_OK_SELECT) == 0)
 	{
@@ -314,7 +400,8 @@ ledger_lock_member(pg_uuid_t id, LedgerMember *m)
 	}
 	balance = DatumGetInt64(SPI_getbinval(SPI_tuptable->vals[0],
 										  SPI_tuptable->tupdesc, 1, &isnull));
-	if (ledger_run(LQ_MEMBER, v, NULL, SPI_OK_SELECT) == 0)
+	v[1] = key ? CStringGetTextDatum(key) : (Datum) 0;
+	if (ledger_run(LQ_MEMBER_REQUEST, v, n, SPI_OK_SELECT) == 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_NO_DATA_FOUND),
 				 errmsg("member %s does not exist", ledger_uuid_text(&id))));
@@ -333,6 +420,17 @@ ledger_lock_member(pg_uuid_t id, LedgerMember *m)
 	strlcpy(m->home_store, SPI_getvalue(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4),
 			sizeof(m->home_store));
 	m->balance = balance;
+}
+
+/*
+ * ledger_lock_member
+ *		Check that the member exists and is not erased, create the balance
+ *		row on first use, and lock it for the rest of the transaction.
+ */
+void
+ledger_lock_member(pg_uuid_t id, LedgerMember *m)
+{
+	lock_and_read(id, NULL, m);
 }
 
 /*
@@ -393,31 +491,25 @@ ledger_insufficient(const LedgerMember *m, int64 wanted)
 }
 
 /*
- * ledger_idem_replay
- *		If key was used before, fill res with the first call's result and
- *		return true; error if it was used with other arguments.
+ * idem_replay_row
+ *		The replay of ledger_idem_replay from a row whose columns off+1 to
+ *		off+9 are ledger_request's operation, args, entry_id, lot_id,
+ *		member_id, points, balance, cash_amount and lots (all NULL: the key
+ *		is new).
  */
-bool
-ledger_idem_replay(const char *key, const char *operation, const char *args,
-				   LedgerResult *res)
+static bool
+idem_replay_row(HeapTuple tup, TupleDesc desc, int off, const char *key,
+				const char *operation, const char *args, LedgerResult *res)
 {
-	Datum		v[1];
-	HeapTuple	tup;
-	TupleDesc	desc;
 	bool		isnull;
 	Datum		d;
 	char	   *op;
 	char	   *stored;
 
-	if (key == NULL)
+	op = SPI_getvalue(tup, desc, off + 1);
+	if (op == NULL)
 		return false;
-	v[0] = CStringGetTextDatum(key);
-	if (ledger_run(LQ_REQUEST_GET, v, NULL, SPI_OK_SELECT) == 0)
-		return false;
-	tup = SPI_tuptable->vals[0];
-	desc = SPI_tuptable->tupdesc;
-	op = SPI_getvalue(tup, desc, 1);
-	stored = SPI_getvalue(tup, desc, 2);
+	stored = SPI_getvalue(tup, desc, off + 2);
 	if (strcmp(op, operation) != 0 || strcmp(stored, args) != 0)
 		ereport(ERROR,
 				(errcode(ERRCODE_UNIQUE_VIOLATION),
@@ -428,24 +520,24 @@ ledger_idem_replay(const char *key, const char *operation, const char *args,
 
 	memset(res, 0, sizeof(*res));
 	res->operation = operation;
-	d = SPI_getbinval(tup, desc, 3, &isnull);
+	d = SPI_getbinval(tup, desc, off + 3, &isnull);
 	if ((res->has_entry = !isnull))
 		res->entry_id = *DatumGetUUIDP(d);
-	d = SPI_getbinval(tup, desc, 4, &isnull);
+	d = SPI_getbinval(tup, desc, off + 4, &isnull);
 	if ((res->has_lot = !isnull))
 		res->lot_id = *DatumGetUUIDP(d);
-	d = SPI_getbinval(tup, desc, 5, &isnull);
+	d = SPI_getbinval(tup, desc, off + 5, &isnull);
 	if ((res->has_member = !isnull))
 		res->member_id = *DatumGetUUIDP(d);
-	d = SPI_getbinval(tup, desc, 6, &isnull);
+	d = SPI_getbinval(tup, desc, off + 6, &isnull);
 	res->points = isnull ? 0 : DatumGetInt64(d);
-	d = SPI_getbinval(tup, desc, 7, &isnull);
+	d = SPI_getbinval(tup, desc, off + 7, &isnull);
 	res->balance = isnull ? 0 : DatumGetInt64(d);
-	d = SPI_getbinval(tup, desc, 8, &isnull);
+	d = SPI_getbinval(tup, desc, off + 8, &isnull);
 	if ((res->has_cash = !isnull))
 	{
 		/* stored with the currency's scale; recover minor units */
-		char	   *s = SPI_getvalue(tup, desc, 8);
+		char	   *s = SPI_getvalue(tup, desc, off + 8);
 		char	   *dot = strchr(s, '.');
 		int			scale = dot ? (int) strlen(dot + 1) : 0;
 		StringInfoData digits;
@@ -457,9 +549,46 @@ ledger_idem_replay(const char *key, const char *operation, const char *args,
 		res->cash_minor = pg_strtoint64(digits.data);
 		res->cash_scale = scale;
 	}
-	res->lots_json = SPI_getvalue(tup, desc, 9);
+	res->lots_json = SPI_getvalue(tup, desc, off + 9);
 	res->replayed = true;
 	return true;
+}
+
+/*
+ * ledger_idem_replay
+ *		If key was used before, fill res with the first call's result and
+ *		return true; error if it was used with other arguments.
+ */
+bool
+ledger_idem_replay(const char *key, const char *operation, const char *args,
+				   LedgerResult *res)
+{
+	Datum		v[1];
+
+	if (key == NULL)
+		return false;
+	v[0] = CStringGetTextDatum(key);
+	if (ledger_run(LQ_REQUEST_GET, v, NULL, SPI_OK_SELECT) == 0)
+		return false;
+	return idem_replay_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 0,
+						   key, operation, args, res);
+}
+
+/*
+ * ledger_lock_member_replay
+ *		ledger_lock_member followed by ledger_idem_replay, with the member
+ *		and the key's record read by one statement after the lock (the
+ *		same checks in the same order).
+ */
+bool
+ledger_lock_member_replay(pg_uuid_t id, const char *key, const char *operation,
+						  const char *args, LedgerMember *m, LedgerResult *res)
+{
+	lock_and_read(id, key, m);
+	if (key == NULL)
+		return false;
+	return idem_replay_row(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 4,
+						   key, operation, args, res);
 }
 
 /*

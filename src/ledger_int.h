@@ -19,6 +19,7 @@
 typedef enum LedgerQuery
 {
 	LQ_MEMBER,
+	LQ_MEMBER_REQUEST,
 	LQ_LOCK,
 	LQ_BALANCE_INSERT,
 	LQ_BALANCE_UPDATE,
@@ -101,6 +102,9 @@ extern void ledger_check_points(int64 points, const char *what);
 extern void ledger_check_store(const char *store_code);
 extern void ledger_check_text(const char *s, const char *what, int maxlen);
 extern void ledger_lock_member(pg_uuid_t id, LedgerMember *m);
+extern bool ledger_lock_member_replay(pg_uuid_t id, const char *key,
+									  const char *operation, const char *args,
+									  LedgerMember *m, LedgerResult *res);
 extern void ledger_require_status(const LedgerMember *m, bool spending);
 extern void ledger_set_balance(LedgerMember *m, bool touch_clock,
 							   TimestampTz activity_at);

@@ -65,8 +65,7 @@ ledger_refund(pg_uuid_t redeem_entry, const char *store_code,
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
 				 errmsg("ledger entry %s is not a redemption", ledger_uuid_text(&redeem_entry))));
-	ledger_lock_member(member_id, &m);
-	if (ledger_idem_replay(idem_key, "refund", args, res))
+	if (ledger_lock_member_replay(member_id, idem_key, "refund", args, &m, res))
 	{
 		ledger_export(res, outer);
 		lspi_finish();

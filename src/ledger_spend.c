@@ -124,8 +124,7 @@ redeem(pg_uuid_t member_id, const char *store_code, int64 points,
 
 	lspi_connect(LSPI_READ_WRITE);
 	ledger_check_store(store_code);
-	ledger_lock_member(member_id, &m);
-	if (ledger_idem_replay(idem_key, "redeem", args, res))
+	if (ledger_lock_member_replay(member_id, idem_key, "redeem", args, &m, res))
 	{
 		ledger_export(res, outer);
 		lspi_finish();

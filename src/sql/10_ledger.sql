@@ -10,6 +10,25 @@
 -- would make every store's accruals contend on one row.  The links are
 -- verified by loyalty.ledger_check().
 
+-- The conditions of the CHECK constraints of point_lot and point_entry, in
+-- C (src/ledger_rowcheck.c): PostgreSQL rebuilds a CHECK constraint from
+-- its stored text at every INSERT statement, at a cost that grows with the
+-- expression; a function call on the row's columns is cheap to rebuild
+-- (issue 19).  The conditions are spelled out where the tables are.
+CREATE FUNCTION loyalty._lot_row_valid(source text, state text, rule text, reference text,
+    points bigint, remaining bigint, active_from timestamptz) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_lot_row_valid';
+COMMENT ON FUNCTION loyalty._lot_row_valid(text, text, text, text, bigint, bigint, timestamptz) IS
+    'The CHECK of loyalty.point_lot (source, state, lengths, remaining within points, a start once active)';
+CREATE FUNCTION loyalty._entry_row_valid(kind text, reference text, note text) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_entry_row_valid';
+COMMENT ON FUNCTION loyalty._entry_row_valid(text, text, text) IS
+    'The CHECK of loyalty.point_entry (kind, lengths of reference and note)';
+REVOKE ALL ON FUNCTION loyalty._lot_row_valid(text, text, text, text, bigint, bigint, timestamptz),
+    loyalty._entry_row_valid(text, text, text) FROM PUBLIC;
+
 -- One row per member who ever had points: the stored balance (the sum of
 -- the member's active lots' remaining points) and the inactivity clock.
 -- Every ledger operation locks this row first, which serialises all
@@ -30,21 +49,20 @@ CREATE TABLE loyalty.point_entry (
     entry_id      uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     member_id     uuid NOT NULL,
     store_code    text NOT NULL,
-    kind          text NOT NULL
-        CONSTRAINT point_entry_kind_valid CHECK (kind IN
-            ('accrue', 'activate', 'redeem', 'reverse', 'transfer_out',
-             'transfer_in', 'expire', 'refund')),
+    kind          text NOT NULL,
     points        bigint NOT NULL,
     pending_points bigint NOT NULL DEFAULT 0,
     balance_after bigint NOT NULL,
     occurred_at   timestamptz NOT NULL,
     recorded_at   timestamptz NOT NULL DEFAULT now(),
-    reference     text
-        CONSTRAINT point_entry_reference_length CHECK (length(reference) <= 200),
+    reference     text,
     related_entry uuid,
     cash_amount   numeric,
-    note          text
-        CONSTRAINT point_entry_note_length CHECK (length(note) <= 200)
+    note          text,
+    -- kind IN ('accrue', 'activate', 'redeem', 'reverse', 'transfer_out',
+    -- 'transfer_in', 'expire', 'refund') AND length(reference) <= 200 AND
+    -- length(note) <= 200, as one C function (see above)
+    CONSTRAINT point_entry_valid CHECK (loyalty._entry_row_valid(kind, reference, note))
 );
 COMMENT ON TABLE loyalty.point_entry IS 'Append-only ledger entries; the sum of a member''s points is the balance';
 CREATE INDEX point_entry_member_idx ON loyalty.point_entry (member_id, recorded_at);
@@ -57,19 +75,13 @@ CREATE TABLE loyalty.point_lot (
     lot_id         uuid PRIMARY KEY DEFAULT gen_random_uuid(),
     member_id      uuid NOT NULL,
     store_code     text NOT NULL,
-    source         text NOT NULL
-        CONSTRAINT point_lot_source_valid CHECK (source IN
-            ('stay', 'spend', 'campaign', 'bonus', 'milestone', 'adjustment',
-             'transfer', 'deficit', 'purchase')),
-    rule           text
-        CONSTRAINT point_lot_rule_length CHECK (length(rule) <= 100),
-    reference      text
-        CONSTRAINT point_lot_reference_length CHECK (length(reference) <= 200),
-    points         bigint NOT NULL CONSTRAINT point_lot_points_nonnegative CHECK (points >= 0),
+    source         text NOT NULL,
+    rule           text,
+    reference      text,
+    points         bigint NOT NULL,
     remaining      bigint NOT NULL,
     reversed       bigint NOT NULL DEFAULT 0,
-    state          text NOT NULL
-        CONSTRAINT point_lot_state_valid CHECK (state IN ('pending', 'active', 'expired', 'cancelled')),
+    state          text NOT NULL,
     earned_at      timestamptz NOT NULL,
     activate_at    timestamptz,
     active_from    timestamptz,
@@ -81,13 +93,23 @@ CREATE TABLE loyalty.point_lot (
     -- of "remaining" by a partial draw stays HOT (its value changes only
     -- when a lot is exhausted, or given points back)
     spendable      boolean GENERATED ALWAYS AS (remaining > 0) STORED,
-    CONSTRAINT point_lot_remaining_range CHECK
-        (remaining <= points AND (remaining >= 0 OR source = 'deficit')),
-    CONSTRAINT point_lot_active_has_start CHECK
-        (state = 'pending' OR active_from IS NOT NULL OR state = 'cancelled')
+    -- source IN ('stay', 'spend', 'campaign', 'bonus', 'milestone',
+    -- 'adjustment', 'transfer', 'deficit', 'purchase') AND state IN
+    -- ('pending', 'active', 'expired', 'cancelled') AND length(rule) <= 100
+    -- AND length(reference) <= 200 AND points >= 0 AND remaining <= points
+    -- AND (remaining >= 0 OR source = 'deficit') AND (state = 'pending' OR
+    -- active_from IS NOT NULL OR state = 'cancelled'), as one C function
+    CONSTRAINT point_lot_valid CHECK
+        (loyalty._lot_row_valid(source, state, rule, reference, points, remaining, active_from))
 ) WITH (fillfactor = 90);   -- room for HOT updates of "remaining"
 COMMENT ON TABLE loyalty.point_lot IS 'Point lots: one per accrual, with what remains of it';
-CREATE INDEX point_lot_member_idx ON loyalty.point_lot (member_id) WHERE state IN ('active', 'pending');
+-- a member's lots that no spend index below holds: pending lots, and active
+-- lots without points to draw (used up, or deficit lots); a new active lot
+-- enters the spend indexes instead, so that an accrual writes one index
+-- entry less (issue 19).  A member's spendable lots are found through
+-- point_lot_spend_oldest_idx.
+CREATE INDEX point_lot_member_idx ON loyalty.point_lot (member_id)
+    WHERE state = 'pending' OR (state = 'active' AND NOT spendable);
 -- the lots a debit draws on, in each redemption order: active lots that
 -- still hold points.  "remaining" is deliberately in no index (not even a
 -- predicate), so the update of a lot a debit draws from is a HOT update: a
@@ -134,6 +156,13 @@ CREATE TABLE loyalty.ledger_request (
 );
 COMMENT ON TABLE loyalty.ledger_request IS 'Idempotency keys of ledger calls and the result each returned';
 SELECT pg_catalog.pg_extension_config_dump('loyalty.ledger_request', '');
+
+-- The ledger's calls check their store against a per-backend set of known
+-- stores (src/ledger_core.c); any change to loyalty.store drops the set in
+-- every backend (a relcache invalidation, as for the policy cache).
+CREATE TRIGGER store_known_invalidate
+    AFTER INSERT OR UPDATE OR DELETE OR TRUNCATE ON loyalty.store
+    FOR EACH STATEMENT EXECUTE FUNCTION loyalty._cache_invalidate();
 
 -- What every mutating ledger function returns.
 CREATE TYPE loyalty.ledger_result AS (
@@ -301,7 +330,7 @@ AS $$
                WHEN 'inactivity' THEN b.last_activity_at
                    + make_interval(months => (loyalty.policy_at(now()) -> 'expiry' ->> 'inactivity_months')::int)
                WHEN 'lot_lifetime' THEN (SELECT min(l.expires_at) FROM loyalty.point_lot l
-                   WHERE l.member_id = $1 AND l.state = 'active' AND l.remaining > 0)
+                   WHERE l.member_id = $1 AND l.state = 'active' AND l.spendable)
            END
       FROM loyalty.member m
       LEFT JOIN loyalty.point_balance b ON b.member_id = m.member_id

@@ -1,7 +1,7 @@
 -- pgTAP: every class of bad input to the ledger gets a clear error with the
 -- right SQLSTATE, and leaves nothing written.
 BEGIN;
-SELECT plan(41);
+SELECT plan(47);
 
 CREATE TEMP TABLE stores AS
 SELECT loyalty.store_create(gen_random_uuid()::text, 'tpa', 'Tap A', 'bay', 'r', 'Asia/Shanghai') AS a,
@@ -89,6 +89,29 @@ SELECT is((SELECT row(
     (SELECT row(entries, lots, draws, requests, balance)::text FROM before),
     'no ledger row written by a failed call');
 SELECT is((SELECT count(*)::int FROM loyalty.ledger_check()), 0, 'the invariant holds');
+
+-- the tables' CHECK (one C function each, issue 19) still stops a direct
+-- write by their owner
+SELECT throws_ok($$INSERT INTO loyalty.point_lot (member_id, store_code, source, points, remaining, state, earned_at, active_from, entry_id)
+    VALUES ((SELECT m FROM t), 'tpa', 'stay', 10, 10, 'actve', now(), now(), gen_random_uuid())$$,
+    '23514', NULL, 'a lot with an unknown state is refused');
+SELECT throws_ok($$INSERT INTO loyalty.point_lot (member_id, store_code, source, points, remaining, state, earned_at, active_from, entry_id)
+    VALUES ((SELECT m FROM t), 'tpa', 'stay', 10, 11, 'active', now(), now(), gen_random_uuid())$$,
+    '23514', NULL, 'a lot holding more than its points is refused');
+SELECT throws_ok($$INSERT INTO loyalty.point_lot (member_id, store_code, source, points, remaining, state, earned_at, entry_id)
+    VALUES ((SELECT m FROM t), 'tpa', 'stay', 10, 10, 'active', now(), gen_random_uuid())$$,
+    '23514', NULL, 'an active lot without a start is refused');
+SELECT throws_ok($$INSERT INTO loyalty.point_entry (member_id, store_code, kind, points, balance_after, occurred_at, note)
+    VALUES ((SELECT m FROM t), 'tpa', 'accrue', 10, 10, now(), repeat('n', 201))$$,
+    '23514', NULL, 'an entry with a note over 200 characters is refused');
+
+-- the backend's set of known stores forgets a store that goes away
+SELECT loyalty.store_create(gen_random_uuid()::text, 'tpz', 'Tap Z', 'bay', 'r', 'Asia/Shanghai');
+SELECT lives_ok($$SELECT loyalty.points_accrue('tpz-1', (SELECT o FROM t), 'tpz', 100, 'stay')$$,
+    'an accrual at a new store');
+DELETE FROM loyalty.store WHERE store_code = 'tpz';
+SELECT throws_ok($$SELECT loyalty.points_accrue('tpz-2', (SELECT o FROM t), 'tpz', 100, 'stay')$$,
+    'P0002', 'store "tpz" does not exist', 'the store once known and now deleted is refused');
 
 SELECT * FROM finish();
 ROLLBACK;

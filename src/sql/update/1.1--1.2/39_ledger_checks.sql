@@ -1,0 +1,35 @@
+-- ledger: one CHECK constraint per table, calling one C function, instead
+-- of one per condition (issue 19): PostgreSQL rebuilds every CHECK
+-- constraint from its stored text at each INSERT statement, at a cost
+-- that grows with the expression.  The same conditions (with
+-- point_entry_kind_valid and point_lot_source_valid as 35_reward.sql
+-- redefines them); src/ledger_rowcheck.c.  Adding the constraints reads
+-- both tables once.
+CREATE FUNCTION loyalty._lot_row_valid(source text, state text, rule text, reference text,
+    points bigint, remaining bigint, active_from timestamptz) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_lot_row_valid';
+COMMENT ON FUNCTION loyalty._lot_row_valid(text, text, text, text, bigint, bigint, timestamptz) IS
+    'The CHECK of loyalty.point_lot (source, state, lengths, remaining within points, a start once active)';
+CREATE FUNCTION loyalty._entry_row_valid(kind text, reference text, note text) RETURNS boolean
+    LANGUAGE c IMMUTABLE PARALLEL SAFE
+    AS 'MODULE_PATHNAME', 'loyalty_entry_row_valid';
+COMMENT ON FUNCTION loyalty._entry_row_valid(text, text, text) IS
+    'The CHECK of loyalty.point_entry (kind, lengths of reference and note)';
+REVOKE ALL ON FUNCTION loyalty._lot_row_valid(text, text, text, text, bigint, bigint, timestamptz),
+    loyalty._entry_row_valid(text, text, text) FROM PUBLIC;
+ALTER TABLE loyalty.point_entry
+    DROP CONSTRAINT point_entry_kind_valid,
+    DROP CONSTRAINT point_entry_reference_length,
+    DROP CONSTRAINT point_entry_note_length,
+    ADD CONSTRAINT point_entry_valid CHECK (loyalty._entry_row_valid(kind, reference, note));
+ALTER TABLE loyalty.point_lot
+    DROP CONSTRAINT point_lot_source_valid,
+    DROP CONSTRAINT point_lot_rule_length,
+    DROP CONSTRAINT point_lot_reference_length,
+    DROP CONSTRAINT point_lot_points_nonnegative,
+    DROP CONSTRAINT point_lot_state_valid,
+    DROP CONSTRAINT point_lot_remaining_range,
+    DROP CONSTRAINT point_lot_active_has_start,
+    ADD CONSTRAINT point_lot_valid CHECK
+        (loyalty._lot_row_valid(source, state, rule, reference, points, remaining, active_from));
