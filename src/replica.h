@@ -96,4 +96,7 @@ extern const char *replica_node_role(char *store_code, int64 *incarnation);
 /* replica_apply.c: the replica applier's shared area and wake-up */
 extern void loyalty_replica_apply_init(void);
 
+/* replica_link.c: the settings of the scheduled link check */
+extern void replica_link_init(void);
+
 #endif							/* LOYALTY_REPLICA_H */
