@@ -41,6 +41,7 @@ _PG_init(void)
 	loyalty_privacy_settings_init();
 	ledger_authority_init();
 	replica_verify_init();
+	replica_link_init();
 	loyalty_privacy_guard_init();
 	loyalty_privacy_key_init();
 	loyalty_audit_init();

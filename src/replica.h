@@ -102,4 +102,7 @@ extern uint64 replica_run_keyed(struct _SPI_plan *plan, const Datum *values,
 /* replica_apply.c: the replica applier's shared area and wake-up */
 extern void loyalty_replica_apply_init(void);
 
+/* replica_link.c: the settings of the scheduled link check */
+extern void replica_link_init(void);
+
 #endif							/* LOYALTY_REPLICA_H */

@@ -30,12 +30,39 @@
 #include "miscadmin.h"
 #include "replication/walreceiver.h"
 #include "utils/builtins.h"
+#include "utils/guc.h"
 #include "utils/memutils.h"
 #include "utils/tuplestore.h"
 
+#include "replica.h"
 #include "spi.h"
 
 PG_FUNCTION_INFO_V1(loyalty_replica_probe);
+
+/* settings of loyalty.replica_link_watch() (src/sql/56_replica_link_watch.sql) */
+static int	replica_link_wait_warn = 15;	/* minutes; 0: never */
+static int	replica_link_log_keep = 288;	/* checks kept per link */
+
+/*
+ * replica_link_init
+ *		Define the settings of the scheduled link check (from _PG_init).
+ *		loyalty.replica_link_watch() reads them by name, so that a value
+ *		set in postgresql.conf holds before this library is loaded.
+ */
+void
+replica_link_init(void)
+{
+	DefineCustomIntVariable("loyalty.replica_link_wait_warn",
+							"How long events may wait on a replication link before replica_link_watch() warns.",
+							"0 turns the warning off; a link that is down is warned about at once.",
+							&replica_link_wait_warn, 15, 0, 7 * 24 * 60,
+							PGC_SUSET, GUC_UNIT_MIN, NULL, NULL, NULL);
+	DefineCustomIntVariable("loyalty.replica_link_log_keep",
+							"How many checks of each replication link loyalty.replica_link_log keeps.",
+							NULL,
+							&replica_link_log_keep, 288, 1, 1000000,
+							PGC_SUSET, 0, NULL, NULL, NULL);
+}
 
 /* seconds a probe waits for the other server to answer a connection */
 #define PROBE_CONNECT_TIMEOUT	"10"

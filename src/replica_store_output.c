@@ -152,22 +152,35 @@ may_decode_slot(Oid login, const char *slotname)
  * check_publications
  *		Refuse (42501) a publication the login may not stream, or another
  *		store's slot (decoding it would consume it: that store would miss
- *		the changes).  Runs in a transaction of its own when decoding
- *		starts in a walsender (which has none then), in the caller's for
- *		the SQL slot functions.
+ *		the changes; making it, after that store's slot was dropped, would
+ *		start that store's stream at a point of the login's choosing).
+ *		Runs in a transaction of its own when decoding starts in a
+ *		walsender (which has none then), in the caller's for the SQL slot
+ *		functions.
  */
 static void
-check_publications(const char *slotname, List *names)
+check_publications(const char *slotname, List *names, bool making)
 {
 	MemoryContext oldcxt = CurrentMemoryContext;
 	ResourceOwner oldowner = CurrentResourceOwner;
 	bool		own_xact = !IsTransactionState();
+	bool		pushed = false;
 	ListCell   *lc;
 
 	if (own_xact)
 	{
 		StartTransactionCommand();
 		PushActiveSnapshot(GetTransactionSnapshot());
+	}
+	else if (!ActiveSnapshotSet())
+	{
+		/*
+		 * Making a slot with SNAPSHOT 'use' (a store's own copy): the
+		 * transaction's snapshot is the slot's, installed after this, so
+		 * the checks (read-only) read with a catalog snapshot instead
+		 */
+		PushActiveSnapshot(GetCatalogSnapshot(InvalidOid));
+		pushed = true;
 	}
 	if (!superuser())
 	{
@@ -181,6 +194,12 @@ check_publications(const char *slotname, List *names)
 								 PGC_USERSET, PGC_S_SESSION, GUC_ACTION_SAVE,
 								 true, 0, false);
 		lspi_connect(LSPI_READ_ONLY);
+		if (making && !may_decode_slot(GetSessionUserId(), slotname))
+			ereport(ERROR,
+					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
+					 errmsg("login \"%s\" may not make replication slot \"%s\"",
+							GetUserNameFromId(GetSessionUserId(), false), slotname),
+					 errdetail("A store's slot is made only by HQ's DBA (loyalty.replica_slot_create) or that store's replication login.")));
 		if (!may_decode_slot(GetSessionUserId(), slotname))
 			ereport(ERROR,
 					(errcode(ERRCODE_INSUFFICIENT_PRIVILEGE),
@@ -202,6 +221,12 @@ check_publications(const char *slotname, List *names)
 		lspi_finish();
 		AtEOXact_GUC(true, save_nestlevel);
 	}
+	if (pushed)
+	{
+		/* and leave no xmin behind: the slot's snapshot is built next */
+		PopActiveSnapshot();
+		InvalidateCatalogSnapshot();
+	}
 	if (own_xact)
 	{
 		PopActiveSnapshot();
@@ -214,15 +239,17 @@ check_publications(const char *slotname, List *names)
 /*
  * loyalty_output_startup
  *		pgoutput's startup, after the check.  Making the slot (is_init)
- *		names no publication: nothing to check then.
+ *		names no publication: only the slot's name is checked then (a
+ *		store's slot name is for that store's login), so that a login
+ *		that dropped another store's slot cannot make it again.
  */
 static void
 loyalty_output_startup(LogicalDecodingContext *ctx, OutputPluginOptions *opt,
 					   bool is_init)
 {
-	if (!is_init)
-		check_publications(NameStr(ctx->slot->data.name),
-						   publication_names(ctx->output_plugin_options));
+	check_publications(NameStr(ctx->slot->data.name),
+					   is_init ? NIL : publication_names(ctx->output_plugin_options),
+					   is_init);
 	pgoutput_startup(ctx, opt, is_init);
 }
 

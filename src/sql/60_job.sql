@@ -39,7 +39,10 @@ AS $$
      'create the audit log''s coming months; drop the months past retention after anchoring the chain (Sundays, 04:30 in China; docs/audit.md)'),
     ('loyalty-voucher-expire', '15 19 * * *',
      $c$SELECT * FROM loyalty.voucher_expire('loyalty-voucher-expire ' || now())$c$,
-     'expire vouchers and certificates, notices 14 days ahead (03:15 in China)')
+     'expire vouchers and certificates, notices 14 days ahead (03:15 in China)'),
+    ('loyalty-replica-links', '*/5 * * * *',
+     $c$SELECT count(*) FROM loyalty.replica_link_watch()$c$,
+     'check every replication link of this server into replica_link_log; WARNING in the server log for a link down (docs/replication.md)')
 $$;
 
 COMMENT ON FUNCTION loyalty.job_schedule_defaults() IS

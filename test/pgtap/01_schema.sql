@@ -30,6 +30,8 @@ SELECT tables_are('loyalty', ARRAY['store', 'member', 'member_profile', 'member_
     '_audit_log_default',  -- the log's default partition (months: created by the job)
     -- replica guards (issue 14: the node identity)
     'replica_identity', 'outbox_reused', 'replica_login', 'replica_member_contact', 'replica_risk_note',
+    -- the scheduled link check's findings (docs/replication.md, "The DBA view")
+    'replica_link_log',
     -- the key file's fingerprint (docs/privacy.md, "The key file")
     'key_fingerprint',
     -- segments: scores, segments, audiences (docs/segments.md)

@@ -15,7 +15,7 @@
 -- function that cannot be called in this transaction, or that changes
 -- nothing, goes into exempt, with the reason.
 BEGIN;
-SELECT plan(6);
+SELECT plan(7);
 
 CREATE TEMP TABLE t0 AS SELECT clock_timestamp() AS began;
 
@@ -77,7 +77,10 @@ INSERT INTO exempt VALUES
     ('store_subscribe', 'connects to headquarters: test/t/051_replica_hub.pl'),
     ('hub_subscribe', 'connects to headquarters: test/t/051_replica_hub.pl'),
     -- reads the state of each replication link (connects to the other end); changes nothing
-    ('replica_link_check', 'reads link states over the network; changes nothing');
+    ('replica_link_check', 'reads link states over the network; changes nothing'),
+    -- the scheduled link check (pg_cron, every five minutes): writes only its
+    -- own monitoring log, loyalty.replica_link_log (test/pgtap/54_replica_link_watch.sql)
+    ('replica_link_watch', 'bookkeeping of the link checks in replica_link_log; no member or program data changes');
 
 -- the deprecated 1.1 names (docs/deprecated.md) call their 1.2 function,
 -- which records: checked below, not called
@@ -297,6 +300,11 @@ SELECT loyalty.store_benefit_use('ev-z5', pg_temp.m('ann'), 'ev_water');
 SELECT loyalty.store_window_tick();
 SELECT loyalty.store_outbox_prune('ev-z6');
 SELECT loyalty.store_unsubscribe();
+
+-- superuser only (not granted, so not in the list above): HQ's hardening
+-- of the slot functions (rolled back with this transaction)
+SELECT count(*) FROM loyalty.replica_harden();
+SELECT ok(EXISTS (SELECT 1 FROM trail WHERE action = 'replica_harden'), 'replica_harden left its record');
 
 -- last: the purge locks the log against the writers until this transaction
 -- ends (an audited read after it would wait for ever)

@@ -8,7 +8,11 @@
 # re-seeds with its own copy, and sc's login can neither make a pgoutput
 # slot (by name, path or the replication protocol) nor stream sa's
 # publication or sa's slot (SQL, replication protocol, subscription).
-# What PG15 leaves open (dropping another store's slot) is in
+# Then slot tampering: before loyalty.replica_harden() sc's login drops a
+# slot through SQL; after it, it cannot drop, advance, re-make or copy sa's
+# slot through SQL, sa still streams, the DBA functions still make and drop
+# slots; what stays open (another database, DROP_REPLICATION_SLOT over the
+# protocol, detected as "no slot"; re-making the slot is refused) is in
 # docs/threat-model.md.
 use strict;
 use warnings;
@@ -238,6 +242,95 @@ is($sc->safe_psql('postgres', q{SELECT count(*) FROM loyalty.stay}), '0',
 $sc->safe_psql('postgres', 'ALTER SUBSCRIPTION steal4 DISABLE');
 $sc->safe_psql('postgres', 'ALTER SUBSCRIPTION steal4 SET (slot_name = NONE)');
 $sc->safe_psql('postgres', 'DROP SUBSCRIPTION steal4');
+
+# --- slot tampering through SQL: loyalty.replica_harden() ----------------
+# a slot nobody uses: before hardening, sc's login drops it through SQL
+$hq->safe_psql('postgres', q{SELECT pg_create_logical_replication_slot('victim1', 'loyalty')});
+$hq->safe_psql('postgres', q{SELECT pg_drop_replication_slot('victim1')}, extra_params => ['-U', 'repl_sc']);
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'victim1'}),
+	'0', 'not hardened: sc\'s login drops a slot that is not its own through SQL');
+$hq->safe_psql('postgres', q{
+	CREATE ROLE dba_x LOGIN IN ROLE loyalty_dba;
+	CREATE ROLE dba_r LOGIN REPLICATION IN ROLE loyalty_dba;});
+($ret, $out, $err) = $hq->psql('postgres', q{SELECT * FROM loyalty.replica_harden()}, extra_params => ['-U', 'dba_x']);
+like($err, qr/permission denied for function replica_harden/, 'replica_harden: not for a DBA login');
+($ret, $out, $err) = $hq->psql('postgres', q{SELECT object || '|' || action FROM loyalty.replica_harden() ORDER BY 1});
+like($out, qr/^pg_drop_replication_slot\(name\)\|revoked from PUBLIC, granted to loyalty_dba$/m,
+	'replica_harden: dropping slots revoked');
+like($out, qr/^pg_replication_slot_advance\(name,pg_lsn\)\|revoked/m, 'replica_harden: advancing slots revoked');
+like($out, qr/^pg_create_logical_replication_slot\(name,name,boolean,boolean\)\|revoked/m,
+	'replica_harden: making logical slots revoked');
+like($out, qr/^database template1\|still open$/m, 'replica_harden: names the other database the store logins may connect to');
+like($err, qr/WARNING:  replication logins repl_sa, repl_sc may connect to database "template1"/,
+	'replica_harden: and warns about it');
+like($out, qr/^replication protocol\|still open$/m, 'replica_harden: says the protocol stays open');
+is($hq->safe_psql('postgres', q{SELECT count(*) > 0 FROM (SELECT action FROM loyalty.audit_change_staging
+	UNION ALL SELECT action FROM loyalty.audit_log) a WHERE action = 'replica_harden'}),
+	't', 'replica_harden: recorded in the audit trail');
+# store sc's login, through SQL, with sa's slot name
+for my $try (
+	[ q{SELECT pg_drop_replication_slot('loyalty_store_sa')}, 'pg_drop_replication_slot', 'drop sa\'s slot' ],
+	[ q{SELECT pg_replication_slot_advance('loyalty_store_sa', pg_current_wal_lsn())}, 'pg_replication_slot_advance', 'advance sa\'s slot' ],
+	[ q{SELECT pg_create_logical_replication_slot('loyalty_store_sa', 'loyalty')}, 'pg_create_logical_replication_slot', 're-make sa\'s slot' ],
+	[ q{SELECT pg_copy_logical_replication_slot('loyalty_store_sa', 'steal7')}, 'pg_copy_logical_replication_slot', 'copy sa\'s slot' ],
+	[ q{SELECT pg_create_physical_replication_slot('steal8')}, 'pg_create_physical_replication_slot', 'make a physical slot' ])
+{
+	($ret, $out, $err) = $hq->psql('postgres', $try->[0], extra_params => ['-U', 'repl_sc']);
+	like($err, qr/permission denied for function $try->[1]/, "hardened: sc's login cannot $try->[2] through SQL");
+}
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots WHERE slot_name IN ('steal7', 'steal8')}),
+	'0', 'hardened: no slot made');
+$hq->safe_psql('postgres', q{
+	SELECT loyalty.stay_record('stay-a6', 'sa', (SELECT member_id FROM m WHERE who = 'a'), '2026-10-18', '2026-10-19');});
+$sa->poll_query_until('postgres', q{SELECT count(*) = 6 FROM loyalty.stay})
+  or die 'store sa stopped receiving after sc\'s login tried its slot';
+pass('hardened: sa still streams after sc\'s login tried to drop, advance, re-make and copy its slot');
+# the DBA functions that make and drop slots still work for a DBA login
+# that is not a superuser, and a REPLICATION DBA login keeps the SQL functions
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_slot_create('sc')}, extra_params => ['-U', 'dba_x']);
+is($hq->safe_psql('postgres', q{SELECT plugin FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sc'}),
+	'loyalty', 'hardened: replica_slot_create still makes a store\'s slot (as a DBA login)');
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_store_remove('remove-sc', 'sc')}, extra_params => ['-U', 'dba_x']);
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sc'}),
+	'0', 'hardened: replica_store_remove still drops a store\'s slot (as a DBA login)');
+$hq->safe_psql('postgres', q{SELECT pg_drop_replication_slot('steal3')}, extra_params => ['-U', 'dba_r']);
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'steal3'}),
+	'0', 'hardened: a REPLICATION login of loyalty_dba still drops a slot through SQL');
+# function privileges are this database's: from template1, sc's login
+# still drops a slot, until it may no longer connect there
+$hq->safe_psql('postgres', q{SELECT pg_create_logical_replication_slot('victim2', 'loyalty')});
+$hq->safe_psql('template1', q{SELECT pg_drop_replication_slot('victim2')}, extra_params => ['-U', 'repl_sc']);
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'victim2'}),
+	'0', 'hardened HQ database only: from another database sc\'s login still drops a slot (what replica_harden warns about)');
+$hq->safe_psql('postgres', q{REVOKE CONNECT ON DATABASE template1 FROM PUBLIC});
+($ret, $out, $err) = $hq->psql('template1', q{SELECT 1}, extra_params => ['-U', 'repl_sc']);
+like($err, qr/permission denied for database "template1"/, 'with CONNECT revoked, sc\'s login cannot go there');
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM loyalty.replica_harden() WHERE object LIKE 'database %'}),
+	'0', 'replica_harden run again: no other database left open');
+# what stays open: DROP_REPLICATION_SLOT over the replication protocol,
+# once sa's subscription lets go of the slot; replica_link_check and
+# replica_status show it
+$sa->safe_psql('postgres', 'ALTER SUBSCRIPTION loyalty_store_sa DISABLE');
+$hq->poll_query_until('postgres', q{SELECT NOT active FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'})
+  or die 'the slot of store sa stays active';
+$err = as_repl_sc('DROP_REPLICATION_SLOT loyalty_store_sa');
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'}),
+	'0', 'still open: sc\'s login drops sa\'s idle slot over the replication protocol');
+is($hq->safe_psql('postgres', q{SELECT status FROM loyalty.replica_link_check() WHERE store_code = 'sa' AND direction = 'to store'}),
+	'no slot', 'detected: replica_link_check shows sa\'s slot as "no slot"');
+# but it cannot make sa's slot again (the loyalty plugin checks the name
+# when a slot is made); HQ's DBA can
+$err = as_repl_sc('CREATE_REPLICATION_SLOT loyalty_store_sa LOGICAL loyalty');
+like($err, qr/login "repl_sc" may not make replication slot "loyalty_store_sa"/,
+	'sc\'s login cannot re-make sa\'s slot over the replication protocol');
+($ret, $out, $err) = $hq->psql('postgres', q{SELECT pg_create_logical_replication_slot('loyalty_store_sa', 'loyalty')},
+	extra_params => ['-U', 'repl_sc']);
+like($err, qr/permission denied for function pg_create_logical_replication_slot/, 'nor through SQL');
+is($hq->safe_psql('postgres', q{SELECT count(*) FROM pg_replication_slots WHERE slot_name = 'loyalty_store_sa'}),
+	'0', 'no slot of that name');
+$hq->safe_psql('postgres', q{SELECT loyalty.replica_slot_create('sa')}, extra_params => ['-U', 'dba_x']);
+is($hq->safe_psql('postgres', q{SELECT status FROM loyalty.replica_link_check() WHERE store_code = 'sa' AND direction = 'to store'}),
+	'disconnected', 'HQ\'s DBA re-makes it (store sa then re-seeds: docs/replication.md)');
 
 $sc->stop;
 $sa->stop;

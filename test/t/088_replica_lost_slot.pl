@@ -15,18 +15,22 @@ use Test::More;
 
 sub make_node
 {
-	my ($name) = @_;
+	my ($name, $conf) = @_;
 	my $node = PostgreSQL::Test::Cluster->new($name);
 	$node->init(allows_streaming => 'logical');
 	$node->append_conf('postgresql.conf',
-		"wal_retrieve_retry_interval = '200ms'\nmax_logical_replication_workers = 6\nmax_worker_processes = 12\n");
+		"wal_retrieve_retry_interval = '200ms'\nmax_logical_replication_workers = 6\nmax_worker_processes = 12\n"
+		. ($conf // ''));
 	$node->start;
 	$node->safe_psql('postgres', 'CREATE EXTENSION loyalty');
 	return $node;
 }
 sub conn { my ($n) = @_; return '$$' . $n->connstr('postgres') . '$$'; }
 
-my $hq = make_node('hq');
+# HQ runs the scheduled link check from pg_cron (docs/operations.md)
+my $hq = make_node('hq', "shared_preload_libraries = 'pg_cron'\ncron.database_name = 'postgres'\n"
+	. "cron.use_background_workers = on\nloyalty.replica_link_wait_warn = 0\n");
+$hq->safe_psql('postgres', 'CREATE EXTENSION pg_cron');
 my $sa = make_node('sa');
 $hq->safe_psql('postgres', q{
 	SELECT loyalty.store_create(gen_random_uuid()::text, 'sa', 'Store A', 'bay', 'east', 'Asia/Shanghai');
@@ -94,6 +98,22 @@ is(hq_status(), 'disconnected/disconnected', 'store A down: replica_status says 
 is(links($hq), 'from store unreachable -, to store disconnected -', 'HQ: the store cannot be reached');
 like($hq->safe_psql('postgres', q{SELECT detail FROM loyalty.replica_link_check() WHERE direction = 'from store'}),
 	qr/connect/, 'with the connection error');
+# the scheduled check (job loyalty-replica-links, every minute here:
+# pg_cron 1.4 has no shorter schedule) records it and warns in the log
+my $log_offset = -s $hq->logfile;
+$hq->safe_psql('postgres', q{SELECT cron.schedule(job_name, '* * * * *', command)
+	FROM loyalty.job_schedule_defaults() WHERE job_name = 'loyalty-replica-links'});
+$hq->poll_query_until('postgres', q{SELECT EXISTS (SELECT 1 FROM loyalty.replica_link_log WHERE store_code = 'sa' AND direction = 'from store' AND status = 'unreachable')})
+  or die 'the scheduled check recorded nothing';
+is($hq->safe_psql('postgres', q{SELECT status || '/' || alert || '/' || (detail ~ 'connect') FROM loyalty.replica_link_log
+	WHERE store_code = 'sa' AND direction = 'from store' ORDER BY checked_at DESC LIMIT 1}),
+	'unreachable/link unreachable/true', 'scheduled check: replica_link_log records store A unreachable, with the error');
+is($hq->safe_psql('postgres', q{SELECT status || '/' || alert FROM loyalty.replica_link_log
+	WHERE store_code = 'sa' AND direction = 'to store' ORDER BY checked_at DESC LIMIT 1}),
+	'disconnected/link disconnected', 'scheduled check: and HQ\'s slot for it without a reader');
+ok($hq->wait_for_log(qr/WARNING:  replication link of store "sa" \(from store\): link unreachable/, $log_offset),
+	'scheduled check: a WARNING in HQ\'s server log');
+$hq->safe_psql('postgres', q{SELECT cron.unschedule('loyalty-replica-links')});
 
 # --- HQ's slot for the store is lost to WAL removal while it is down ----
 is(lose_slot($hq, 'loyalty_store_sa'), 'lost', "HQ's slot for store A lost its WAL (max_slot_wal_keep_size)");
