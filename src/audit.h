@@ -56,6 +56,7 @@ extern void loyalty_audit_init(void);
 extern bool loyalty_audit_pool_available(void);
 extern void loyalty_audit_enqueue_and_wait(const AuditRead *rec);
 extern void loyalty_audit_changes_committed(void);
+extern void loyalty_audit_writers_ensure(void);
 /*
  * The chain's head kept in shared memory (src/audit_writer.c), handed to
  * loyalty_audit_chain by the writers: acquire waits until this process is

@@ -74,6 +74,7 @@ PGDLLEXPORT void loyalty_audit_pool_writer_main(Datum main_arg);
 #define AUDIT_MAX_DBS			16
 #define AUDIT_MAX_WRITERS		16
 #define AUDIT_STAGING_POLL_MS	5000
+#define AUDIT_SWEEP_MIN_MS		100	/* staged changes: a sweep per 100 ms at most */
 
 typedef enum AuditSlotState
 {
@@ -116,6 +117,7 @@ typedef struct AuditDb
 	Oid			dboid;			/* InvalidOid: entry unused */
 	bool		dropping;		/* DROP DATABASE in progress */
 	bool		changes_pending;	/* staged changes committed */
+	TimestampTz last_sweep;		/* a writer last took the staged changes */
 	AuditWriterSlot writers[AUDIT_MAX_WRITERS];
 
 	/*
@@ -620,23 +622,72 @@ loyalty_audit_enqueue_and_wait(const AuditRead *rec)
 }
 
 /*
+ * loyalty_audit_writers_ensure
+ *		A transaction stages change records: make sure its database's
+ *		writers run, so that they chain the records within seconds even if
+ *		no audited read has started them yet.  Never an error for want of a
+ *		writer (the records stay staged until one runs).
+ */
+void
+loyalty_audit_writers_ensure(void)
+{
+	int			d;
+	bool		running;
+
+	if (audit_shared == NULL)
+		return;
+	LWLockAcquire(audit_shared->lock, LW_SHARED);
+	d = find_db(MyDatabaseId, false);
+	running = (d >= 0 && db_has_writers(&audit_shared->dbs[d]));
+	LWLockRelease(audit_shared->lock);
+	if (running)
+		return;
+	LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+	d = find_db(MyDatabaseId, true);
+	LWLockRelease(audit_shared->lock);
+	if (d >= 0)
+		(void) start_writers(d);
+}
+
+/*
  * loyalty_audit_changes_committed
- *		A transaction that staged change records committed: wake the
- *		database's writers to chain them.
+ *		A transaction that staged change records committed: wake one of
+ *		the database's writers to chain them, unless a sweep is already
+ *		pending.
+ *
+ * The pending flag is read without the lock first: a writer clears it
+ * under the lock before it takes the snapshot its sweep reads, and this
+ * transaction's commit is visible before the flag is read here (the
+ * barrier), so a flag still seen set means a sweep that will see these
+ * records.  The writers sweep at most every AUDIT_SWEEP_MIN_MS, so many
+ * transactions' records go onto the chain in one writer transaction.
  */
 void
 loyalty_audit_changes_committed(void)
 {
 	int			d;
+	int			w;
 
 	if (audit_shared == NULL)
 		return;
+	pg_memory_barrier();
+	for (d = 0; d < AUDIT_MAX_DBS; d++)
+		if (audit_shared->dbs[d].dboid == MyDatabaseId &&
+			audit_shared->dbs[d].changes_pending)
+			return;
 	LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
 	d = find_db(MyDatabaseId, false);
-	if (d >= 0)
+	if (d >= 0 && !audit_shared->dbs[d].changes_pending)
 	{
-		audit_shared->dbs[d].changes_pending = true;
-		wake_writers(&audit_shared->dbs[d]);
+		AuditDb    *db = &audit_shared->dbs[d];
+
+		db->changes_pending = true;
+		for (w = 0; w < AUDIT_MAX_WRITERS; w++)
+			if (db->writers[w].state == WRITER_RUNNING && db->writers[w].latch)
+			{
+				SetLatch(db->writers[w].latch);
+				break;
+			}
 	}
 	LWLockRelease(audit_shared->lock);
 }
@@ -806,7 +857,7 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 	MemoryContext loop_cxt;
 	AuditRead  *batch;
 	int		   *batch_slots;
-	TimestampTz last_sweep = 0;
+	bool		first = true;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -837,7 +888,9 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		int			n = 0;
 		int			i;
 		bool		sweep;
+		bool		pending;
 		bool		dropping;
+		long		wait_ms = AUDIT_STAGING_POLL_MS;
 		TimestampTz now;
 		int			me_id = my_db * AUDIT_MAX_WRITERS + my_writer;
 		MemoryContext old;
@@ -865,8 +918,32 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 				batch_slots[n++] = i;
 			}
 		}
-		sweep = audit_shared->dbs[my_db].changes_pending;
-		audit_shared->dbs[my_db].changes_pending = false;
+		/*
+		 * the staged changes: when committed ones are pending and the last
+		 * sweep is AUDIT_SWEEP_MIN_MS old, every AUDIT_STAGING_POLL_MS in
+		 * any case, and at a writer's start
+		 */
+		now = GetCurrentTimestamp();
+		pending = audit_shared->dbs[my_db].changes_pending;
+		sweep = first ||
+			TimestampDifferenceExceeds(audit_shared->dbs[my_db].last_sweep, now,
+									   pending ? AUDIT_SWEEP_MIN_MS : AUDIT_STAGING_POLL_MS);
+		if (sweep)
+		{
+			audit_shared->dbs[my_db].changes_pending = false;
+			audit_shared->dbs[my_db].last_sweep = now;
+			first = false;
+		}
+		else if (pending)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(now, TimestampTzPlusMilliseconds(audit_shared->dbs[my_db].last_sweep,
+																 AUDIT_SWEEP_MIN_MS),
+								&secs, &usecs);
+			wait_ms = Max(1, secs * 1000 + usecs / 1000);
+		}
 		LWLockRelease(audit_shared->lock);
 		if (dropping)
 			proc_exit(0);
@@ -885,15 +962,10 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		for (i = 0; i < n; i++)
 			memcpy(&batch[i], &audit_shared->slots[batch_slots[i]].rec, sizeof(AuditRead));
 
-		now = GetCurrentTimestamp();
-		if (last_sweep == 0 ||
-			TimestampDifferenceExceeds(last_sweep, now, AUDIT_STAGING_POLL_MS))
-			sweep = true;
-
 		if (n == 0 && !sweep)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 AUDIT_STAGING_POLL_MS, PG_WAIT_EXTENSION);
+							 wait_ms, PG_WAIT_EXTENSION);
 			continue;
 		}
 
@@ -903,8 +975,6 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		commit_lsn = loyalty_audit_chain(batch, n, sweep, false, &pool_chain_ops);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_cxt);
-		if (sweep)
-			last_sweep = now;
 
 		/*
 		 * committed: release every waiting backend of the batch, which waits
