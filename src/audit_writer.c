@@ -20,7 +20,8 @@
  * A backend's audited read (loyalty_audit_enqueue_and_wait) fills a FREE
  * slot, sets the latches of its database's writers (starting the missing
  * ones, which is how a database's pool comes up: at its first audited
- * record), and sleeps on its slot until a writer marks it DONE.  Only then
+ * read, or its first staged change record, loyalty_audit_writers_ensure),
+ * and sleeps on its slot until a writer marks it DONE.  Only then
  * does the read return, so the answer is never served before its record is
  * durable.  A backend cancelled or killed while waiting has queued its
  * record already: the writer still commits it (the answer was not served);
