@@ -9,6 +9,10 @@
 #            for a superuser's own session: docs/audit.md), so the call
 #            writes no record and the writers have nothing to chain
 # ratio with/without = tps(with) / tps(without), per round; medians.
+# Also the server's CPU time per call (all its processes, writers
+# included, from /proc; pgbench and the machine's other load excluded):
+# without/with is the ratio the tps would show on a machine the server
+# had to itself with the CPU the bottleneck.
 # After the last round: the staging table's state, and the load average
 # (the machine may be shared: say so next to the figures).
 #
@@ -55,11 +59,38 @@ SELECT loyalty.points_accrue(gen_random_uuid()::text, (SELECT member_id FROM pub
 END;
 SQL
 
-run() {  # with|without: prints tps
-    local opts=""
+# the server's CPU time so far, in clock ticks: the postmaster and its
+# reaped children (the runs' backends, autovacuum workers) and its living
+# children (the audit writers, the WAL writer, the checkpointer, ...);
+# pgbench's own time is not in it, nor the other helpers'
+cpu_ticks() {
+    local pm
+    pm=$(head -1 "$work/data/postmaster.pid")
+    { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat"
+      for c in $(ps -o pid= --ppid "$pm"); do
+          awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true
+      done; } | awk '{ t += $1 } END { print t }'
+}
+# wait until the run's backends have exited (and are counted as reaped)
+backends_gone() {
+    local i
+    for i in $(seq 1 200); do
+        [ "$(psql -X -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && return 0
+    done
+    die "the run's backends did not exit"
+}
+run() {  # with|without: prints tps and server CPU ms per transaction
+    local opts="" out t0 t1 tx
     [ "$1" = without ] && opts="-c loyalty.audit_changes_bench_off=on"
-    PGOPTIONS="$opts" pgbench -n -M prepared -c "$clients" -j "$(( clients < 4 ? clients : 4 ))" -T "$duration" \
-        -D members="$n" -f "$work/with.sql" 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1
+    backends_gone
+    t0=$(cpu_ticks)
+    out=$(PGOPTIONS="$opts" pgbench -n -M prepared -c "$clients" -j "$(( clients < 4 ? clients : 4 ))" -T "$duration" \
+        -D members="$n" -f "$work/with.sql" 2>&1)
+    backends_gone
+    t1=$(cpu_ticks)
+    tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+    awk -v tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -1)" -v d="$((t1 - t0))" \
+        -v hz="$(getconf CLK_TCK)" -v tx="$tx" 'BEGIN { printf "%s %.4f\n", tps, d * 1000 / hz / tx }'
 }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -76,16 +107,25 @@ SQL
 [ "$(PGOPTIONS="" probe)" = 1 ] || die "a call with its record staged no record"
 [ "$(PGOPTIONS="-c loyalty.audit_changes_bench_off=on" probe)" = 0 ] \
     || die "loyalty.audit_changes_bench_off was not honoured"
-withs="" withouts="" ratios=""
+# a warm-up of each, not counted (the first run after the load pays for
+# the caches and the writers' start)
+duration_saved=$duration; duration=$(( duration < 5 ? duration : 5 ))
+run with >/dev/null; run without >/dev/null
+duration=$duration_saved
+withs="" withouts="" ratios="" cws="" cwos="" cratios=""
 for r in $(seq 1 "$rounds"); do
-    if [ $((r % 2)) -eq 1 ]; then a=$(run with); b=$(run without)
-    else b=$(run without); a=$(run with); fi
+    if [ $((r % 2)) -eq 1 ]; then read -r a ca <<<"$(run with)"; read -r b cb <<<"$(run without)"
+    else read -r b cb <<<"$(run without)"; read -r a ca <<<"$(run with)"; fi
     e=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')
-    echo "round $r: with record $a tps, without $b tps, with/without $e"
+    ce=$(awk -v a="$ca" -v b="$cb" 'BEGIN { printf "%.3f", b / a }')
+    echo "round $r: with record $a tps ($ca ms CPU per call), without $b tps ($cb ms), with/without $e (by CPU per call $ce)"
     withs="$withs $a" withouts="$withouts $b" ratios="$ratios $e"
+    cws="$cws $ca" cwos="$cwos $cb" cratios="$cratios $ce"
 done
 echo "median: with record $(median <<<"$withs") tps, without $(median <<<"$withouts") tps," \
      "with/without $(median <<<"$ratios") (target >= 0.9)"
+echo "median server CPU per call: with record $(median <<<"$cws") ms, without $(median <<<"$cwos") ms," \
+     "without/with $(median <<<"$cratios")"
 psql -X -At -F ' ' -c "SELECT 'staging: live', n_live_tup, 'dead', n_dead_tup, 'size', pg_size_pretty(pg_total_relation_size(relid)), 'autovacuums', autovacuum_count FROM pg_stat_user_tables WHERE relid = 'loyalty.audit_change_staging'::regclass"
 psql -X -At -c "SELECT 'chain: ' || count(*) || ' records, audit_verify problems: ' || (SELECT count(*) FROM loyalty.audit_verify()) FROM loyalty.audit_log"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

@@ -77,6 +77,7 @@ extern XLogRecPtr loyalty_audit_chain(const AuditRead *reads, int nreads, bool s
 									  bool flush, const AuditChainOps *ops);
 extern void loyalty_audit_flush(XLogRecPtr lsn);
 extern bool loyalty_audit_schema_12(void);
+extern uint64 loyalty_audit_staged_taken;
 
 /* src/audit_session.c: the session's own writer (not preloaded) */
 extern void loyalty_audit_session_write(const AuditRead *rec);

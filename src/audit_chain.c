@@ -64,6 +64,9 @@ typedef struct ChainRec
 } ChainRec;
 
 static SPIPlanPtr insert_plan_11 = NULL;
+
+/* staged change records taken by this process so far (its sweeps' deletes) */
+uint64		loyalty_audit_staged_taken = 0;
 static SPIPlanPtr insert_batch_plan = NULL;
 
 /* records inserted by one statement of a batch */
@@ -177,6 +180,7 @@ take_staged(ChainRec **recs, int nrecs, int *cap)
 				  SPI_OK_DELETE_RETURNING);
 	if (n == 0)
 		return nrecs;
+	loyalty_audit_staged_taken += n;
 	ids = palloc(sizeof(int64) * n);
 	staged = palloc(sizeof(ChainRec) * n);
 	order = palloc(sizeof(int) * n);

@@ -50,9 +50,13 @@
 
 #include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
+#include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/vacuum.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -76,6 +80,8 @@ PGDLLEXPORT void loyalty_audit_pool_writer_main(Datum main_arg);
 #define AUDIT_MAX_WRITERS		16
 #define AUDIT_STAGING_POLL_MS	5000
 #define AUDIT_SWEEP_MIN_MS		100	/* staged changes: a sweep per 100 ms at most */
+#define AUDIT_STAGING_VACUUM_ROWS 5000	/* a writer vacuums the staging after this
+										 * many rows taken */
 
 typedef enum AuditSlotState
 {
@@ -847,6 +853,40 @@ writer_exit_cb(int code, Datum arg)
 }
 
 /*
+ * vacuum_staging
+ *		VACUUM loyalty.audit_change_staging (skipping it if it is locked,
+ *		never truncating it: no exclusive lock that would stop the changing
+ *		transactions).  Every sweep scans the whole table, so its dead rows
+ *		must not wait for autovacuum (a visit per autovacuum_naptime, a
+ *		minute by default: a minute of changes, a few megabytes, scanned
+ *		ten times a second).  Outside any transaction, as a VACUUM
+ *		statement runs.
+ */
+static void
+vacuum_staging(void)
+{
+	VacuumStmt *stmt;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (!loyalty_audit_schema_12())
+	{
+		CommitTransactionCommand();
+		return;
+	}
+	pgstat_report_activity(STATE_RUNNING, "loyalty audit: vacuum of the staged change records");
+	stmt = makeNode(VacuumStmt);
+	stmt->options = list_make2(makeDefElem("skip_locked", NULL, -1),
+							   makeDefElem("truncate", (Node *) makeString("false"), -1));
+	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("loyalty", "audit_change_staging", -1),
+											   InvalidOid, NIL));
+	stmt->is_vacuumcmd = true;
+	ExecVacuum(make_parsestate(NULL), stmt, true);
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * loyalty_audit_pool_writer_main
  *		Background worker entry point: one writer of one database's pool.
  */
@@ -859,6 +899,7 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 	AuditRead  *batch;
 	int		   *batch_slots;
 	bool		first = true;
+	uint64		taken_at_vacuum = 0;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -1004,5 +1045,15 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		LWLockRelease(audit_shared->lock);
 		/* the writers' WAL and commits in pg_stat_wal, pg_stat_database */
 		pgstat_report_stat(false);
+
+		/* the staging's dead rows, once this writer has taken enough */
+		if (loyalty_audit_staged_taken - taken_at_vacuum >= AUDIT_STAGING_VACUUM_ROWS)
+		{
+			taken_at_vacuum = loyalty_audit_staged_taken;
+			old = MemoryContextSwitchTo(loop_cxt);
+			vacuum_staging();
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(loop_cxt);
+		}
 	}
 }

@@ -50,7 +50,10 @@ REVOKE ALL ON loyalty.audit_purpose FROM PUBLIC;
 -- waiting by a scan) and no foreign key: the purpose is checked against
 -- loyalty.audit_purpose by the insert itself (src/audit.c), without the
 -- key-share row lock a foreign key takes on the code (a multixact per
--- concurrent change).  Vacuumed as soon as a thousand rows are dead.
+-- concurrent change), no check of the action's format (loyalty_audit_change
+-- checks it, as the log's constraint does, before it inserts).  Vacuumed by
+-- the writers as they sweep (src/audit_writer.c), and by autovacuum as soon
+-- as a thousand rows are dead.
 CREATE TABLE loyalty.audit_change_staging (
     staged_id   bigint NOT NULL GENERATED ALWAYS AS IDENTITY,
     at          timestamptz NOT NULL,
@@ -59,8 +62,7 @@ CREATE TABLE loyalty.audit_change_staging (
     store_code  text,
     department  text,
     member_id   uuid,
-    action      text NOT NULL
-        CONSTRAINT audit_staging_action_format CHECK (action ~ '^[a-z][a-z_]{0,31}$'),
+    action      text NOT NULL,
     purpose     text NOT NULL,
     detail      jsonb
 ) WITH (autovacuum_vacuum_scale_factor = 0, autovacuum_vacuum_threshold = 1000,
