@@ -961,13 +961,14 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 			}
 		}
 		/*
-		 * the staged changes: when committed ones are pending and the last
-		 * sweep is AUDIT_SWEEP_MIN_MS old, every AUDIT_STAGING_POLL_MS in
-		 * any case, and at a writer's start
+		 * the staged changes: when committed ones are pending, with a batch
+		 * of reads (so that a change committed before a read comes before
+		 * it on the chain) or once the last sweep is AUDIT_SWEEP_MIN_MS old;
+		 * every AUDIT_STAGING_POLL_MS in any case, and at a writer's start
 		 */
 		now = GetCurrentTimestamp();
 		pending = audit_shared->dbs[my_db].changes_pending;
-		sweep = first ||
+		sweep = first || (pending && n > 0) ||
 			TimestampDifferenceExceeds(audit_shared->dbs[my_db].last_sweep, now,
 									   pending ? AUDIT_SWEEP_MIN_MS : AUDIT_STAGING_POLL_MS);
 		if (sweep)
