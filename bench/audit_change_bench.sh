@@ -71,11 +71,14 @@ cpu_ticks() {
           awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true
       done; } | awk '{ t += $1 } END { print t }'
 }
-# wait until the run's backends have exited (and are counted as reaped)
+# wait until the run's backends have exited and been reaped by the
+# postmaster (their CPU time is then in its children's time): no client
+# backend process left (ps, not psql, which would start one)
 backends_gone() {
-    local i
-    for i in $(seq 1 200); do
-        [ "$(psql -X -At -c "SELECT count(*) FROM pg_stat_activity WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()")" = 0 ] && return 0
+    local i pm
+    pm=$(head -1 "$work/data/postmaster.pid")
+    for i in $(seq 1 2000); do
+        ps -o args= --ppid "$pm" | grep -q '\[local\]' || return 0
     done
     die "the run's backends did not exit"
 }
