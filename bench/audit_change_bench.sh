@@ -2,18 +2,23 @@
 # Change-record benchmark (issue 13: "a mutating call with its audit record
 # >= 0.9x the same call without"; docs/audit.md, docs/performance.md).
 #
-# A change record cannot be switched off (no setting may stop the trail),
-# so the call without its record is estimated from the marginal cost of a
-# record, measured in the same run on the same server:
-#   one   BEGIN; loyalty.points_accrue(...); END          (the call, with its record)
-#   two   the same and one more change record in the transaction
-#         (loyalty._audit_change, through SQL: dearer than the C path
-#         points_accrue takes, so the estimate errs against us)
-# With t = 1/tps per client: t_without = t_one - (t_two - t_one), and the
-# ratio with/without = t_without / t_one = 2 - tps_one / tps_two.
+# Measured directly, in the same run on the same server, alternating:
+#   with     BEGIN; loyalty.points_accrue(...); END   (the call, with its change record)
+#   without  the same script in sessions started with
+#            loyalty.audit_changes_bench_off = on (a bench aid honoured only
+#            for a superuser's own session: docs/audit.md), so the call
+#            writes no record and the writers have nothing to chain
+# ratio with/without = tps(with) / tps(without), per round; medians.
+# Also the server's CPU time per call (all its processes, writers
+# included, from /proc; pgbench and the machine's other load excluded):
+# without/with is the ratio the tps would show on a machine the server
+# had to itself with the CPU the bottleneck.
+# After the last round: the staging table's state, and the load average
+# (the machine may be shared: say so next to the figures).
 #
 #   bench/audit_change_bench.sh                      8 clients, 10 s per run, 5 alternating rounds
 #   CLIENTS=1 DURATION=5 ROUNDS=3 bench/audit_change_bench.sh
+#   KEEP_SERVER=1 ...: do not stop the server at the end (profiling; prints how to reach it)
 set -euo pipefail
 
 here=$(cd "$(dirname "$0")/.." && pwd)
@@ -25,7 +30,7 @@ duration=${DURATION:-10}
 rounds=${ROUNDS:-5}
 clients=${CLIENTS:-8}
 
-as_unprivileged_copy "MEMBERS DURATION ROUNDS CLIENTS" bench/audit_change_bench.sh
+as_unprivileged_copy "MEMBERS DURATION ROUNDS CLIENTS KEEP_SERVER" bench/audit_change_bench.sh
 
 work=$(mktemp -d /tmp/loyalty-benchrun.XXXXXX)
 trap 'stop_server "$work/data"; rm -rf "$work"' EXIT
@@ -47,34 +52,87 @@ VACUUM ANALYZE;
 SQL
 n=$(psql -X -At -c 'SELECT count(*) FROM public.bench_ids')
 
-cat >"$work/one.sql" <<'SQL'
+cat >"$work/with.sql" <<'SQL'
 \set n random(1, :members)
 BEGIN;
 SELECT loyalty.points_accrue(gen_random_uuid()::text, (SELECT member_id FROM public.bench_ids WHERE n = :n), 'bac', 10, 'adjustment');
-END;
-SQL
-cat >"$work/two.sql" <<'SQL'
-\set n random(1, :members)
-BEGIN;
-SELECT loyalty.points_accrue(gen_random_uuid()::text, (SELECT member_id FROM public.bench_ids WHERE n = :n), 'bac', 10, 'adjustment');
-SELECT loyalty._audit_change((SELECT member_id FROM public.bench_ids WHERE n = :n), 'points_accrue', 'loyalty', '{"bench": true}');
 END;
 SQL
 
-run() {  # script: prints tps
-    pgbench -n -M prepared -c "$clients" -j "$(( clients < 4 ? clients : 4 ))" -T "$duration" \
-        -D members="$n" -f "$1" 2>&1 | sed -n 's/^tps = \([0-9.]*\) .*/\1/p' | head -1
+# the server's CPU time so far, in clock ticks: the postmaster and its
+# reaped children (the runs' backends, autovacuum workers) and its living
+# children (the audit writers, the WAL writer, the checkpointer, ...);
+# pgbench's own time is not in it, nor the other helpers'
+cpu_ticks() {
+    local pm
+    pm=$(head -1 "$work/data/postmaster.pid")
+    { awk '{ print $14 + $15 + $16 + $17 }' "/proc/$pm/stat"
+      for c in $(ps -o pid= --ppid "$pm"); do
+          awk '{ print $14 + $15 }' "/proc/$c/stat" 2>/dev/null || true
+      done; } | awk '{ t += $1 } END { print t }'
+}
+# wait until the run's backends have exited and been reaped by the
+# postmaster (their CPU time is then in its children's time): no client
+# backend process left (ps, not psql, which would start one)
+backends_gone() {
+    local i pm
+    pm=$(head -1 "$work/data/postmaster.pid")
+    for i in $(seq 1 2000); do
+        ps -o args= --ppid "$pm" | grep -q '\[local\]' || return 0
+    done
+    die "the run's backends did not exit"
+}
+run() {  # with|without: prints tps and server CPU ms per transaction
+    local opts="" out t0 t1 tx
+    [ "$1" = without ] && opts="-c loyalty.audit_changes_bench_off=on"
+    backends_gone
+    t0=$(cpu_ticks)
+    out=$(PGOPTIONS="$opts" pgbench -n -M prepared -c "$clients" -j "$(( clients < 4 ? clients : 4 ))" -T "$duration" \
+        -D members="$n" -f "$work/with.sql" 2>&1)
+    backends_gone
+    t1=$(cpu_ticks)
+    tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
+    awk -v tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -1)" -v d="$((t1 - t0))" \
+        -v hz="$(getconf CLK_TCK)" -v tx="$tx" 'BEGIN { printf "%s %.4f\n", tps, d * 1000 / hz / tx }'
 }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 echo "members: $n, $clients clients, $duration s per run, $rounds alternating rounds (medians)"
-ones="" twos="" ests=""
+# the switch is honoured: a call without stages no record, a call with one
+probe() {  # PGOPTIONS: prints the records the call staged
+    psql -q -X -At -v ON_ERROR_STOP=1 <<'SQL' | tail -1
+BEGIN;
+SELECT loyalty.points_accrue('probe', (SELECT member_id FROM public.bench_ids WHERE n = 1), 'bac', 1, 'adjustment') IS NOT NULL;
+SELECT count(*) FROM loyalty.audit_change_staging WHERE xmin = pg_catalog.pg_current_xact_id()::xid;
+ROLLBACK;
+SQL
+}
+[ "$(PGOPTIONS="" probe)" = 1 ] || die "a call with its record staged no record"
+[ "$(PGOPTIONS="-c loyalty.audit_changes_bench_off=on" probe)" = 0 ] \
+    || die "loyalty.audit_changes_bench_off was not honoured"
+# a warm-up of each, not counted (the first run after the load pays for
+# the caches and the writers' start)
+duration_saved=$duration; duration=$(( duration < 5 ? duration : 5 ))
+run with >/dev/null; run without >/dev/null
+duration=$duration_saved
+withs="" withouts="" ratios="" cws="" cwos="" cratios=""
 for r in $(seq 1 "$rounds"); do
-    if [ $((r % 2)) -eq 1 ]; then a=$(run "$work/one.sql"); b=$(run "$work/two.sql")
-    else b=$(run "$work/two.sql"); a=$(run "$work/one.sql"); fi
-    e=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", 2 - a / b }')
-    echo "round $r: accrue $a tps, accrue + 1 more record $b tps, with/without $e"
-    ones="$ones $a" twos="$twos $b" ests="$ests $e"
+    if [ $((r % 2)) -eq 1 ]; then read -r a ca <<<"$(run with)"; read -r b cb <<<"$(run without)"
+    else read -r b cb <<<"$(run without)"; read -r a ca <<<"$(run with)"; fi
+    e=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')
+    ce=$(awk -v a="$ca" -v b="$cb" 'BEGIN { printf "%.3f", b / a }')
+    echo "round $r: with record $a tps ($ca ms CPU per call), without $b tps ($cb ms), with/without $e (by CPU per call $ce)"
+    withs="$withs $a" withouts="$withouts $b" ratios="$ratios $e"
+    cws="$cws $ca" cwos="$cwos $cb" cratios="$cratios $ce"
 done
-echo "median: accrue $(median <<<"$ones") tps, accrue + 1 more record $(median <<<"$twos") tps," \
-     "with/without (estimate) $(median <<<"$ests") (target >= 0.9)"
+echo "median: with record $(median <<<"$withs") tps, without $(median <<<"$withouts") tps," \
+     "with/without $(median <<<"$ratios") (target >= 0.9)"
+echo "median server CPU per call: with record $(median <<<"$cws") ms, without $(median <<<"$cwos") ms," \
+     "without/with $(median <<<"$cratios")"
+psql -X -At -F ' ' -c "SELECT 'staging: live', n_live_tup, 'dead', n_dead_tup, 'size', pg_size_pretty(pg_total_relation_size(relid)), 'autovacuums', autovacuum_count FROM pg_stat_user_tables WHERE relid = 'loyalty.audit_change_staging'::regclass"
+psql -X -At -c "SELECT 'chain: ' || count(*) || ' records, audit_verify problems: ' || (SELECT count(*) FROM loyalty.audit_verify()) FROM loyalty.audit_log"
+echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+if [ -n "${KEEP_SERVER:-}" ]; then
+    trap - EXIT
+    echo "server kept: PGHOST=$PGHOST PGPORT=$PGPORT; stop with: $STAGED_BINDIR/pg_ctl -D $work/data stop; rm -rf $work"
+fi

@@ -60,6 +60,17 @@ PG_FUNCTION_INFO_V1(loyalty_audit_change_sql);
 
 int			loyalty_audit_mode = AUDIT_MODE_POOL;
 
+/*
+ * loyalty.audit_changes_bench_off: a bench aid (bench/audit_change_bench.sh)
+ * that lets a superuser's own session run the mutating calls without their
+ * change records, so that the cost of a record is measured, not estimated.
+ * Honoured only for a session whose login is a superuser, and settable only
+ * in that session (SET, or the connection's options): never from
+ * postgresql.conf, ALTER SYSTEM, ALTER ROLE or ALTER DATABASE, so a normal
+ * login's changes are always recorded.
+ */
+static bool audit_changes_bench_off = false;
+
 static const struct config_enum_entry audit_mode_options[] = {
 	{"pool", AUDIT_MODE_POOL, false},
 	{"session", AUDIT_MODE_SESSION, false},
@@ -228,6 +239,22 @@ audit_xact_cb(XactEvent event, void *arg)
 }
 
 /*
+ * check_bench_off
+ *		GUC check hook of loyalty.audit_changes_bench_off: on only from a
+ *		session's own SET or its connection options.
+ */
+static bool
+check_bench_off(bool *newval, void **extra, GucSource source)
+{
+	if (!*newval || source == PGC_S_SESSION || source == PGC_S_CLIENT)
+		return true;
+	GUC_check_errcode(ERRCODE_INSUFFICIENT_PRIVILEGE);
+	GUC_check_errmsg("loyalty.audit_changes_bench_off can only be set in a session (SET or connection options)");
+	GUC_check_errdetail("It is a benchmark aid; change records cannot be switched off for a role, a database or the server.");
+	return false;
+}
+
+/*
  * loyalty_audit_xact_init
  *		Define loyalty.audit_mode and register the transaction callback
  *		(from _PG_init, preloaded or not).
@@ -242,6 +269,13 @@ loyalty_audit_xact_init(void)
 							 AUDIT_MODE_POOL, audit_mode_options,
 							 PGC_SUSET, 0,
 							 NULL, NULL, NULL);
+	DefineCustomBoolVariable("loyalty.audit_changes_bench_off",
+							 "Benchmark aid: a superuser's own session writes no change records.",
+							 "Honoured only when the session's login is a superuser; settable only with SET or the connection's options.",
+							 &audit_changes_bench_off,
+							 false,
+							 PGC_SUSET, GUC_NOT_IN_SAMPLE,
+							 check_bench_off, NULL, NULL);
 	RegisterXactCallback(audit_xact_cb, NULL);
 }
 
@@ -267,6 +301,8 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 		return;					/* a 1.0/1.1 schema has nowhere to put it */
 	if (creating_extension)
 		return;					/* the extension's own script, not an API call */
+	if (audit_changes_bench_off && superuser_arg(GetSessionUserId()))
+		return;					/* a superuser's bench session (see above) */
 	if (purpose == NULL)
 		ereport(ERROR,
 				(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
@@ -311,6 +347,8 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 				 errmsg("unknown audit purpose \"%s\"", purpose),
 				 errhint("Use a code of loyalty.audit_purpose.")));
 	lspi_finish();
+	if (!staged_in_xact)
+		loyalty_audit_writers_ensure();
 	staged_in_xact = true;
 }
 

@@ -56,6 +56,7 @@ extern void loyalty_audit_init(void);
 extern bool loyalty_audit_pool_available(void);
 extern void loyalty_audit_enqueue_and_wait(const AuditRead *rec);
 extern void loyalty_audit_changes_committed(void);
+extern void loyalty_audit_writers_ensure(void);
 /*
  * The chain's head kept in shared memory (src/audit_writer.c), handed to
  * loyalty_audit_chain by the writers: acquire waits until this process is
@@ -76,6 +77,7 @@ extern XLogRecPtr loyalty_audit_chain(const AuditRead *reads, int nreads, bool s
 									  bool flush, const AuditChainOps *ops);
 extern void loyalty_audit_flush(XLogRecPtr lsn);
 extern bool loyalty_audit_schema_12(void);
+extern uint64 loyalty_audit_staged_taken;
 
 /* src/audit_session.c: the session's own writer (not preloaded) */
 extern void loyalty_audit_session_write(const AuditRead *rec);

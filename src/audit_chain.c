@@ -12,6 +12,9 @@
  * chain's head to its commit, so the chain is extended by one transaction
  * at a time; a batch costs one commit (group commit).
  *
+ * The records go into the log by one INSERT per thousand (arrays of the
+ * columns, unnest): a statement per record was most of a sweep's cost.
+ *
  * The hash is SHA-256 over the previous hash and a canonical text of the
  * record, computed here exactly as loyalty._audit_hash() computes it in
  * SQL (src/sql/42_audit_trail.sql), which audit_verify() uses.
@@ -32,6 +35,7 @@
 #include "miscadmin.h"
 #include "pgstat.h"
 #include "replication/syncrep.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/guc.h"
 #include "utils/fmgroids.h"
@@ -59,8 +63,14 @@ typedef struct ChainRec
 	char	   *detail;			/* jsonb in its output form */
 } ChainRec;
 
-static SPIPlanPtr insert_plan = NULL;
 static SPIPlanPtr insert_plan_11 = NULL;
+
+/* staged change records taken by this process so far (its sweeps' deletes) */
+uint64		loyalty_audit_staged_taken = 0;
+static SPIPlanPtr insert_batch_plan = NULL;
+
+/* records inserted by one statement of a batch */
+#define CHAIN_INSERT_CHUNK	1000
 
 /*
  * loyalty_audit_schema_12
@@ -170,6 +180,7 @@ take_staged(ChainRec **recs, int nrecs, int *cap)
 				  SPI_OK_DELETE_RETURNING);
 	if (n == 0)
 		return nrecs;
+	loyalty_audit_staged_taken += n;
 	ids = palloc(sizeof(int64) * n);
 	staged = palloc(sizeof(ChainRec) * n);
 	order = palloc(sizeof(int) * n);
@@ -237,21 +248,35 @@ read_to_chain(const AuditRead *a, ChainRec *r)
 }
 
 /*
- * insert_chained
- *		Insert one record as audit_id with its hashes.
+ * bytea_of
+ *		A hash as a bytea datum.
+ */
+static Datum
+bytea_of(const uint8 *h, int len)
+{
+	bytea	   *b = palloc(VARHDRSZ + len);
+
+	SET_VARSIZE(b, VARHDRSZ + len);
+	memcpy(VARDATA(b), h, len);
+	return PointerGetDatum(b);
+}
+
+/*
+ * insert_chained_11
+ *		Insert one record into a 1.0/1.1 log (no detail column; reads have
+ *		none) as audit_id with its hashes.
  */
 static void
-insert_chained(const ChainRec *r, int64 audit_id, const uint8 *prev, int prevlen,
-			   const uint8 *hash, bool v12)
+insert_chained_11(const ChainRec *r, int64 audit_id, const uint8 *prev, int prevlen,
+				  const uint8 *hash)
 {
-	static const Oid types[13] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
-		TEXTOID, UUIDOID, TEXTOID, TEXTARRAYOID, TEXTOID, JSONBOID, BYTEAOID, BYTEAOID};
-	Datum		v[13];
-	char		n[13];
-	bytea	   *hb;
+	static const Oid types[12] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+		TEXTOID, UUIDOID, TEXTOID, TEXTARRAYOID, TEXTOID, BYTEAOID, BYTEAOID};
+	Datum		v[12];
+	char		n[12];
 	int			c;
 
-	for (c = 0; c < 13; c++)
+	for (c = 0; c < 12; c++)
 		n[c] = ' ';
 #define TXT(i, s) do { if ((s) == NULL) n[i] = 'n', v[i] = (Datum) 0; \
 	else v[i] = CStringGetTextDatum(s); } while (0)
@@ -271,54 +296,116 @@ insert_chained(const ChainRec *r, int64 audit_id, const uint8 *prev, int prevlen
 	else
 		v[8] = OidInputFunctionCall(F_ARRAY_IN, r->fields, TEXTOID, -1);
 	TXT(9, r->purpose);
-	if (r->detail == NULL)
-		n[10] = 'n', v[10] = (Datum) 0;
-	else
-		v[10] = DirectFunctionCall1(jsonb_in, CStringGetDatum(r->detail));
 #undef TXT
 	if (prevlen > 0)
-	{
-		bytea	   *pb = palloc(VARHDRSZ + prevlen);
-
-		SET_VARSIZE(pb, VARHDRSZ + prevlen);
-		memcpy(VARDATA(pb), prev, prevlen);
-		v[11] = PointerGetDatum(pb);
-	}
+		v[10] = bytea_of(prev, prevlen);
 	else
-		n[11] = 'n', v[11] = (Datum) 0;
-	hb = palloc(VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	SET_VARSIZE(hb, VARHDRSZ + PG_SHA256_DIGEST_LENGTH);
-	memcpy(VARDATA(hb), hash, PG_SHA256_DIGEST_LENGTH);
-	v[12] = PointerGetDatum(hb);
+		n[10] = 'n', v[10] = (Datum) 0;
+	v[11] = bytea_of(hash, PG_SHA256_DIGEST_LENGTH);
+	lspi_run(lspi_plan(&insert_plan_11,
+					   "INSERT INTO loyalty.audit_log (audit_id, at, login, role, "
+					   "store_code, department, member_id, action, fields, purpose, "
+					   "prev_hash, hash) "
+					   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
+					   12, types),
+			 v, n, false, 0, SPI_OK_INSERT);
+}
 
-	if (v12)
-		lspi_run(lspi_plan(&insert_plan,
-						   "INSERT INTO loyalty.audit_log (audit_id, at, login, role, "
-						   "store_code, department, member_id, action, fields, purpose, "
-						   "detail, prev_hash, hash) "
-						   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)",
-						   13, types),
-				 v, n, false, 0, SPI_OK_INSERT);
-	else
+/*
+ * ChainBatch
+ *		The columns of the records to insert by one statement (a 1.2 log),
+ *		one array per column: inserting them one statement per record cost
+ *		the writers most of their time (docs/performance.md).
+ */
+#define CHAIN_COLS 13
+typedef struct ChainBatch
+{
+	int			n;
+	Datum		v[CHAIN_COLS][CHAIN_INSERT_CHUNK];
+	bool		isnull[CHAIN_COLS][CHAIN_INSERT_CHUNK];
+} ChainBatch;
+
+/* the element types of the statement's arrays, in column order */
+static const Oid chain_elem[CHAIN_COLS] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
+	TEXTOID, UUIDOID, TEXTOID, TEXTOID, TEXTOID, TEXTOID, BYTEAOID, BYTEAOID};
+
+/*
+ * batch_flush
+ *		Insert the batch's records in one statement (unnest of one array
+ *		per column; fields and detail go as their text forms and are cast
+ *		as the log's columns, as array_in and jsonb_in would parse them).
+ */
+static void
+batch_flush(ChainBatch *b)
+{
+	static const Oid types[CHAIN_COLS] = {INT8ARRAYOID, TIMESTAMPTZARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, TEXTARRAYOID, UUIDARRAYOID, TEXTARRAYOID, TEXTARRAYOID,
+		TEXTARRAYOID, TEXTARRAYOID, BYTEAARRAYOID, BYTEAARRAYOID};
+	Datum		arrays[CHAIN_COLS];
+	int			c;
+
+	if (b->n == 0)
+		return;
+	for (c = 0; c < CHAIN_COLS; c++)
 	{
-		/* a 1.0/1.1 log: no detail column (reads have none) */
-		static const Oid types11[12] = {INT8OID, TIMESTAMPTZOID, TEXTOID, TEXTOID, TEXTOID,
-			TEXTOID, UUIDOID, TEXTOID, TEXTARRAYOID, TEXTOID, BYTEAOID, BYTEAOID};
-		Datum		v11[12];
-		char		n11[12];
+		int16		typlen;
+		bool		typbyval;
+		char		typalign;
+		int			dims[1] = {b->n};
+		int			lbs[1] = {1};
 
-		memcpy(v11, v, sizeof(Datum) * 10);
-		memcpy(n11, n, 10);
-		v11[10] = v[11], n11[10] = n[11];
-		v11[11] = v[12], n11[11] = n[12];
-		lspi_run(lspi_plan(&insert_plan_11,
-						   "INSERT INTO loyalty.audit_log (audit_id, at, login, role, "
-						   "store_code, department, member_id, action, fields, purpose, "
-						   "prev_hash, hash) "
-						   "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)",
-						   12, types11),
-				 v11, n11, false, 0, SPI_OK_INSERT);
+		get_typlenbyvalalign(chain_elem[c], &typlen, &typbyval, &typalign);
+		arrays[c] = PointerGetDatum(construct_md_array(b->v[c], b->isnull[c], 1, dims, lbs,
+													   chain_elem[c], typlen, typbyval, typalign));
 	}
+	lspi_run(lspi_plan(&insert_batch_plan,
+					   "INSERT INTO loyalty.audit_log (audit_id, at, login, role, "
+					   "store_code, department, member_id, action, fields, purpose, "
+					   "detail, prev_hash, hash) "
+					   "SELECT r.i, r.a, r.l, r.ro, r.s, r.d, r.m, r.ac, r.f::text[], r.p, "
+					   "r.de::jsonb, r.ph, r.h "
+					   "FROM unnest($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) "
+					   "AS r(i, a, l, ro, s, d, m, ac, f, p, de, ph, h)",
+					   CHAIN_COLS, types),
+			 arrays, NULL, false, 0, SPI_OK_INSERT);
+	b->n = 0;
+}
+
+/*
+ * batch_add
+ *		Add one record, as audit_id with its hashes, to the batch; flushed
+ *		when full.
+ */
+static void
+batch_add(ChainBatch *b, const ChainRec *r, int64 audit_id, const uint8 *prev, int prevlen,
+		  const uint8 *hash)
+{
+	int			i = b->n;
+
+#define TXT(c, s) do { b->isnull[c][i] = ((s) == NULL); \
+	b->v[c][i] = (s) == NULL ? (Datum) 0 : CStringGetTextDatum(s); } while (0)
+	b->isnull[0][i] = false;
+	b->v[0][i] = Int64GetDatum(audit_id);
+	b->isnull[1][i] = false;
+	b->v[1][i] = TimestampTzGetDatum(r->at);
+	TXT(2, r->login);
+	TXT(3, r->role);
+	TXT(4, r->store_code);
+	TXT(5, r->department);
+	b->isnull[6][i] = (r->member_id == NULL);
+	b->v[6][i] = r->member_id == NULL ? (Datum) 0
+		: DirectFunctionCall1(uuid_in, CStringGetDatum(r->member_id));
+	TXT(7, r->action);
+	TXT(8, r->fields);
+	TXT(9, r->purpose);
+	TXT(10, r->detail);
+#undef TXT
+	b->isnull[11][i] = (prevlen == 0);
+	b->v[11][i] = prevlen > 0 ? bytea_of(prev, prevlen) : (Datum) 0;
+	b->isnull[12][i] = false;
+	b->v[12][i] = bytea_of(hash, PG_SHA256_DIGEST_LENGTH);
+	if (++b->n == CHAIN_INSERT_CHUNK)
+		batch_flush(b);
 }
 
 /*
@@ -356,6 +443,7 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep, bool flush,
 	bool		v12;
 	bool		pooled = (ops != NULL);
 	bool		known = false;
+	ChainBatch *batch;
 	Oid			relid = InvalidOid;
 	Oid			nsp;
 	int			save_sync;
@@ -411,16 +499,24 @@ loyalty_audit_chain(const AuditRead *reads, int nreads, bool sweep, bool flush,
 	for (i = 0; i < nreads; i++)
 		read_to_chain(&reads[i], &recs[nrecs++]);
 
+	batch = v12 && nrecs > 0 ? palloc(sizeof(ChainBatch)) : NULL;
+	if (batch)
+		batch->n = 0;
 	for (i = 0; i < nrecs; i++)
 	{
 		uint8		h[PG_SHA256_DIGEST_LENGTH];
 
 		last_id++;
 		chain_hash(prev, prevlen, last_id, &recs[i], h);
-		insert_chained(&recs[i], last_id, prev, prevlen, h, v12);
+		if (batch)
+			batch_add(batch, &recs[i], last_id, prev, prevlen, h);
+		else
+			insert_chained_11(&recs[i], last_id, prev, prevlen, h);
 		memcpy(prev, h, PG_SHA256_DIGEST_LENGTH);
 		prevlen = PG_SHA256_DIGEST_LENGTH;
 	}
+	if (batch)
+		batch_flush(batch);
 
 	lspi_finish();
 	PopActiveSnapshot();

@@ -20,7 +20,8 @@
  * A backend's audited read (loyalty_audit_enqueue_and_wait) fills a FREE
  * slot, sets the latches of its database's writers (starting the missing
  * ones, which is how a database's pool comes up: at its first audited
- * record), and sleeps on its slot until a writer marks it DONE.  Only then
+ * read, or its first staged change record, loyalty_audit_writers_ensure),
+ * and sleeps on its slot until a writer marks it DONE.  Only then
  * does the read return, so the answer is never served before its record is
  * durable.  A backend cancelled or killed while waiting has queued its
  * record already: the writer still commits it (the answer was not served);
@@ -49,9 +50,13 @@
 
 #include "catalog/objectaccess.h"
 #include "catalog/pg_authid.h"
+#include "access/xact.h"
 #include "catalog/pg_database.h"
+#include "commands/vacuum.h"
 #include "fmgr.h"
 #include "miscadmin.h"
+#include "nodes/makefuncs.h"
+#include "parser/parse_node.h"
 #include "pgstat.h"
 #include "postmaster/bgworker.h"
 #include "postmaster/interrupt.h"
@@ -74,6 +79,9 @@ PGDLLEXPORT void loyalty_audit_pool_writer_main(Datum main_arg);
 #define AUDIT_MAX_DBS			16
 #define AUDIT_MAX_WRITERS		16
 #define AUDIT_STAGING_POLL_MS	5000
+#define AUDIT_SWEEP_MIN_MS		100	/* staged changes: a sweep per 100 ms at most */
+#define AUDIT_STAGING_VACUUM_ROWS 5000	/* a writer vacuums the staging after this
+										 * many rows taken */
 
 typedef enum AuditSlotState
 {
@@ -116,6 +124,7 @@ typedef struct AuditDb
 	Oid			dboid;			/* InvalidOid: entry unused */
 	bool		dropping;		/* DROP DATABASE in progress */
 	bool		changes_pending;	/* staged changes committed */
+	TimestampTz last_sweep;		/* a writer last took the staged changes */
 	AuditWriterSlot writers[AUDIT_MAX_WRITERS];
 
 	/*
@@ -620,23 +629,72 @@ loyalty_audit_enqueue_and_wait(const AuditRead *rec)
 }
 
 /*
+ * loyalty_audit_writers_ensure
+ *		A transaction stages change records: make sure its database's
+ *		writers run, so that they chain the records within seconds even if
+ *		no audited read has started them yet.  Never an error for want of a
+ *		writer (the records stay staged until one runs).
+ */
+void
+loyalty_audit_writers_ensure(void)
+{
+	int			d;
+	bool		running;
+
+	if (audit_shared == NULL)
+		return;
+	LWLockAcquire(audit_shared->lock, LW_SHARED);
+	d = find_db(MyDatabaseId, false);
+	running = (d >= 0 && db_has_writers(&audit_shared->dbs[d]));
+	LWLockRelease(audit_shared->lock);
+	if (running)
+		return;
+	LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
+	d = find_db(MyDatabaseId, true);
+	LWLockRelease(audit_shared->lock);
+	if (d >= 0)
+		(void) start_writers(d);
+}
+
+/*
  * loyalty_audit_changes_committed
- *		A transaction that staged change records committed: wake the
- *		database's writers to chain them.
+ *		A transaction that staged change records committed: wake one of
+ *		the database's writers to chain them, unless a sweep is already
+ *		pending.
+ *
+ * The pending flag is read without the lock first: a writer clears it
+ * under the lock before it takes the snapshot its sweep reads, and this
+ * transaction's commit is visible before the flag is read here (the
+ * barrier), so a flag still seen set means a sweep that will see these
+ * records.  The writers sweep at most every AUDIT_SWEEP_MIN_MS, so many
+ * transactions' records go onto the chain in one writer transaction.
  */
 void
 loyalty_audit_changes_committed(void)
 {
 	int			d;
+	int			w;
 
 	if (audit_shared == NULL)
 		return;
+	pg_memory_barrier();
+	for (d = 0; d < AUDIT_MAX_DBS; d++)
+		if (audit_shared->dbs[d].dboid == MyDatabaseId &&
+			audit_shared->dbs[d].changes_pending)
+			return;
 	LWLockAcquire(audit_shared->lock, LW_EXCLUSIVE);
 	d = find_db(MyDatabaseId, false);
-	if (d >= 0)
+	if (d >= 0 && !audit_shared->dbs[d].changes_pending)
 	{
-		audit_shared->dbs[d].changes_pending = true;
-		wake_writers(&audit_shared->dbs[d]);
+		AuditDb    *db = &audit_shared->dbs[d];
+
+		db->changes_pending = true;
+		for (w = 0; w < AUDIT_MAX_WRITERS; w++)
+			if (db->writers[w].state == WRITER_RUNNING && db->writers[w].latch)
+			{
+				SetLatch(db->writers[w].latch);
+				break;
+			}
 	}
 	LWLockRelease(audit_shared->lock);
 }
@@ -795,6 +853,40 @@ writer_exit_cb(int code, Datum arg)
 }
 
 /*
+ * vacuum_staging
+ *		VACUUM loyalty.audit_change_staging (skipping it if it is locked,
+ *		never truncating it: no exclusive lock that would stop the changing
+ *		transactions).  Every sweep scans the whole table, so its dead rows
+ *		must not wait for autovacuum (a visit per autovacuum_naptime, a
+ *		minute by default: a minute of changes, a few megabytes, scanned
+ *		ten times a second).  Outside any transaction, as a VACUUM
+ *		statement runs.
+ */
+static void
+vacuum_staging(void)
+{
+	VacuumStmt *stmt;
+
+	SetCurrentStatementStartTimestamp();
+	StartTransactionCommand();
+	if (!loyalty_audit_schema_12())
+	{
+		CommitTransactionCommand();
+		return;
+	}
+	pgstat_report_activity(STATE_RUNNING, "loyalty audit: vacuum of the staged change records");
+	stmt = makeNode(VacuumStmt);
+	stmt->options = list_make2(makeDefElem("skip_locked", NULL, -1),
+							   makeDefElem("truncate", (Node *) makeString("false"), -1));
+	stmt->rels = list_make1(makeVacuumRelation(makeRangeVar("loyalty", "audit_change_staging", -1),
+											   InvalidOid, NIL));
+	stmt->is_vacuumcmd = true;
+	ExecVacuum(make_parsestate(NULL), stmt, true);
+	CommitTransactionCommand();
+	pgstat_report_activity(STATE_IDLE, NULL);
+}
+
+/*
  * loyalty_audit_pool_writer_main
  *		Background worker entry point: one writer of one database's pool.
  */
@@ -806,7 +898,8 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 	MemoryContext loop_cxt;
 	AuditRead  *batch;
 	int		   *batch_slots;
-	TimestampTz last_sweep = 0;
+	bool		first = true;
+	uint64		taken_at_vacuum = 0;
 
 	pqsignal(SIGTERM, die);
 	pqsignal(SIGHUP, SignalHandlerForConfigReload);
@@ -837,7 +930,9 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		int			n = 0;
 		int			i;
 		bool		sweep;
+		bool		pending;
 		bool		dropping;
+		long		wait_ms = AUDIT_STAGING_POLL_MS;
 		TimestampTz now;
 		int			me_id = my_db * AUDIT_MAX_WRITERS + my_writer;
 		MemoryContext old;
@@ -865,8 +960,33 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 				batch_slots[n++] = i;
 			}
 		}
-		sweep = audit_shared->dbs[my_db].changes_pending;
-		audit_shared->dbs[my_db].changes_pending = false;
+		/*
+		 * the staged changes: when committed ones are pending, with a batch
+		 * of reads (so that a change committed before a read comes before
+		 * it on the chain) or once the last sweep is AUDIT_SWEEP_MIN_MS old;
+		 * every AUDIT_STAGING_POLL_MS in any case, and at a writer's start
+		 */
+		now = GetCurrentTimestamp();
+		pending = audit_shared->dbs[my_db].changes_pending;
+		sweep = first || (pending && n > 0) ||
+			TimestampDifferenceExceeds(audit_shared->dbs[my_db].last_sweep, now,
+									   pending ? AUDIT_SWEEP_MIN_MS : AUDIT_STAGING_POLL_MS);
+		if (sweep)
+		{
+			audit_shared->dbs[my_db].changes_pending = false;
+			audit_shared->dbs[my_db].last_sweep = now;
+			first = false;
+		}
+		else if (pending)
+		{
+			long		secs;
+			int			usecs;
+
+			TimestampDifference(now, TimestampTzPlusMilliseconds(audit_shared->dbs[my_db].last_sweep,
+																 AUDIT_SWEEP_MIN_MS),
+								&secs, &usecs);
+			wait_ms = Max(1, secs * 1000 + usecs / 1000);
+		}
 		LWLockRelease(audit_shared->lock);
 		if (dropping)
 			proc_exit(0);
@@ -885,15 +1005,10 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		for (i = 0; i < n; i++)
 			memcpy(&batch[i], &audit_shared->slots[batch_slots[i]].rec, sizeof(AuditRead));
 
-		now = GetCurrentTimestamp();
-		if (last_sweep == 0 ||
-			TimestampDifferenceExceeds(last_sweep, now, AUDIT_STAGING_POLL_MS))
-			sweep = true;
-
 		if (n == 0 && !sweep)
 		{
 			(void) WaitLatch(MyLatch, WL_LATCH_SET | WL_TIMEOUT | WL_EXIT_ON_PM_DEATH,
-							 AUDIT_STAGING_POLL_MS, PG_WAIT_EXTENSION);
+							 wait_ms, PG_WAIT_EXTENSION);
 			continue;
 		}
 
@@ -903,8 +1018,6 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		commit_lsn = loyalty_audit_chain(batch, n, sweep, false, &pool_chain_ops);
 		MemoryContextSwitchTo(old);
 		MemoryContextReset(loop_cxt);
-		if (sweep)
-			last_sweep = now;
 
 		/*
 		 * committed: release every waiting backend of the batch, which waits
@@ -933,5 +1046,15 @@ loyalty_audit_pool_writer_main(Datum main_arg)
 		LWLockRelease(audit_shared->lock);
 		/* the writers' WAL and commits in pg_stat_wal, pg_stat_database */
 		pgstat_report_stat(false);
+
+		/* the staging's dead rows, once this writer has taken enough */
+		if (loyalty_audit_staged_taken - taken_at_vacuum >= AUDIT_STAGING_VACUUM_ROWS)
+		{
+			taken_at_vacuum = loyalty_audit_staged_taken;
+			old = MemoryContextSwitchTo(loop_cxt);
+			vacuum_staging();
+			MemoryContextSwitchTo(old);
+			MemoryContextReset(loop_cxt);
+		}
 	}
 }

@@ -2,9 +2,11 @@
 -- API call writes one change record in its own transaction, with the
 -- member, the action and a purpose code; a replay with the same key writes
 -- none; a purpose that is not a code of loyalty.audit_purpose is refused up
--- front with 22023 and nothing is written.
+-- front with 22023 and nothing is written.  The bench aid
+-- loyalty.audit_changes_bench_off stops the records of a superuser's own
+-- session only, and cannot be attached to a role or a database.
 BEGIN;
-SELECT plan(33);
+SELECT plan(40);
 
 -- the change records of this transaction, by action
 CREATE TEMP VIEW rec AS
@@ -115,6 +117,51 @@ SELECT throws_ok($$SELECT loyalty._audit_change(NULL, 'ac_bad', repeat('x', 201)
 SELECT throws_ok($$SELECT loyalty._audit_change(NULL, 'Bad Action', 'crm')$$,
     '22023', NULL, 'a malformed action is refused');
 SELECT is((SELECT count(*)::int FROM rec WHERE action IN ('ac_bad', 'Bad Action')), 0, 'nothing written by the refused calls');
+
+-- loyalty.audit_changes_bench_off (a bench aid, docs/audit.md): honoured
+-- for a session whose login is a superuser, never for a normal login, not
+-- even inside a superuser's SECURITY DEFINER function; settable only in a
+-- session, by a superuser
+SELECT is((SELECT rolsuper FROM pg_roles WHERE rolname = session_user), true, 'this test runs as a superuser');
+CREATE ROLE ac_bench_login LOGIN;
+CREATE FUNCTION pg_temp.ac_bench_call(a text) RETURNS void
+    LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp
+    AS $$ SELECT loyalty._audit_change(NULL, a, 'operations') $$;
+SET LOCAL loyalty.audit_changes_bench_off = on;
+SELECT pg_temp.ac_bench_call('ac_bench_super');
+SELECT is((SELECT count(*)::int FROM rec WHERE action = 'ac_bench_super'), 0,
+    'bench_off: a superuser''s own session writes no change record');
+SET SESSION AUTHORIZATION ac_bench_login;
+SELECT pg_temp.ac_bench_call('ac_bench_login');
+RESET SESSION AUTHORIZATION;
+SELECT is((SELECT count(*)::int FROM loyalty.audit_change_staging
+            WHERE action = 'ac_bench_login' AND login = 'ac_bench_login'), 1,
+    'bench_off: a normal login''s change is recorded, even through a superuser''s SECURITY DEFINER function');
+-- a statement as another role, its SQLSTATE ('ok' if none)
+CREATE FUNCTION pg_temp.ac_as(r text, q text) RETURNS text LANGUAGE plpgsql AS $$
+BEGIN
+    EXECUTE format('SET LOCAL ROLE %I', r);
+    BEGIN
+        EXECUTE q;
+    EXCEPTION WHEN OTHERS THEN
+        RESET ROLE;
+        RETURN SQLSTATE;
+    END;
+    RESET ROLE;
+    RETURN 'ok';
+END
+$$;
+SELECT is(pg_temp.ac_as('ac_bench_login', 'SET loyalty.audit_changes_bench_off = on'), '42501',
+    'bench_off: a normal login cannot set it');
+SELECT throws_ok($$ALTER ROLE ac_bench_login SET loyalty.audit_changes_bench_off = on$$, '42501', NULL,
+    'bench_off: cannot be attached to a role');
+SELECT throws_ok($q$DO $d$ BEGIN
+        EXECUTE format('ALTER DATABASE %I SET loyalty.audit_changes_bench_off = on', current_database());
+    END $d$ $q$, '42501', NULL, 'bench_off: cannot be attached to a database');
+SET LOCAL loyalty.audit_changes_bench_off = off;
+SELECT pg_temp.ac_bench_call('ac_bench_on_again');
+SELECT is((SELECT count(*)::int FROM rec WHERE action = 'ac_bench_on_again'), 1,
+    'bench_off off: the superuser''s change is recorded again');
 
 SELECT * FROM finish();
 ROLLBACK;
