@@ -47,6 +47,19 @@ json_field(StringInfo buf, const char *key, const char *value)
 }
 
 /*
+ * benefits_text
+ *		The benefits a change from one tier to another brings and takes
+ *		away at "at", as JSON text.
+ */
+static char *
+benefits_text(const char *old_tier, const char *new_tier, TimestampTz at)
+{
+	Jsonb	   *benefits = loyalty_benefit_tier_change(old_tier, new_tier, at);
+
+	return JsonbToCString(NULL, &benefits->root, VARSIZE(benefits));
+}
+
+/*
  * event_payload
  *		The tier_changed event's JSON: history_id, member_id, old_tier,
  *		new_tier, valid_until, reason, store, detail (the counters that
@@ -57,7 +70,7 @@ static char *
 event_payload(const char *event_id, const pg_uuid_t *member_id,
 			  const char *old_tier, const char *new_tier, bool has_valid,
 			  TimestampTz valid_until, const char *reason, const char *store,
-			  const char *detail_json)
+			  const char *detail_json, const char *benefits_json)
 {
 	StringInfoData buf;
 
@@ -73,13 +86,9 @@ event_payload(const char *event_id, const pg_uuid_t *member_id,
 	json_field(&buf, "store", store);
 	appendStringInfo(&buf, ", \"detail\": %s", detail_json ? detail_json : "null");
 	/* the chain benefits the change brings and takes away (docs/benefits.md) */
-	{
-		Jsonb	   *benefits = loyalty_benefit_tier_change(old_tier, new_tier,
-														   GetCurrentTimestamp());
-
-		appendStringInfo(&buf, ", \"benefits\": %s}",
-						 JsonbToCString(NULL, &benefits->root, VARSIZE(benefits)));
-	}
+	appendStringInfo(&buf, ", \"benefits\": %s}",
+					 benefits_json ? benefits_json :
+					 benefits_text(old_tier, new_tier, GetCurrentTimestamp()));
 	return buf.data;
 }
 
@@ -132,7 +141,7 @@ tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
 	loyalty_outbox_emit("tier_changed", member_id, store,
 						event_payload(event_id, member_id, old_tier, new_tier,
 									  has_valid, valid_until, reason, store,
-									  detail_json));
+									  detail_json, NULL));
 }
 
 /*
@@ -177,7 +186,8 @@ text_array(char **v, int n)
  *		batch): one statement changes their tiers and validity and writes
  *		their history rows and tier_changed events, the same rows and
  *		payloads tier_set writes one by one, in the order given; then the
- *		events are announced.
+ *		events are announced.  The benefits a change brings are computed
+ *		once per pair of tiers, at the start of the call.
  */
 void
 tier_set_many(const TierChange *changes, int n)
@@ -198,8 +208,17 @@ tier_set_many(const TierChange *changes, int n)
 			  **payload;
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
-	int			i;
+	int			i,
+				j;
 	uint64		k;
+	TimestampTz now = GetCurrentTimestamp();
+	struct
+	{
+		const char *old_tier;
+		const char *new_tier;
+		char	   *json;
+	}			cached[16];
+	int			ncached = 0;
 
 	if (n == 0)
 		return;
@@ -230,10 +249,25 @@ tier_set_many(const TierChange *changes, int n)
 		new_tier[i] = (char *) c->new_tier;
 		reason[i] = (char *) c->reason;
 		detail[i] = c->detail_json;
+		/* the benefits of one tier change, computed once per batch */
+		for (j = 0; j < ncached; j++)
+			if (strcmp(cached[j].old_tier, c->old_tier) == 0 &&
+				strcmp(cached[j].new_tier, c->new_tier) == 0)
+				break;
+		if (j == ncached)
+		{
+			if (ncached == lengthof(cached))
+				j = ncached - 1;	/* more pairs than slots: reuse the last */
+			else
+				ncached++;
+			cached[j].old_tier = c->old_tier;
+			cached[j].new_tier = c->new_tier;
+			cached[j].json = benefits_text(c->old_tier, c->new_tier, now);
+		}
 		payload[i] = event_payload(DatumGetCString(DirectFunctionCall1(uuid_out, event_ids[i])),
 								   &c->member_id, c->old_tier, c->new_tier,
 								   c->has_valid, c->valid_until, c->reason, NULL,
-								   c->detail_json);
+								   c->detail_json, cached[j].json);
 	}
 	values[0] = PointerGetDatum(construct_array(member_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
 	values[1] = PointerGetDatum(construct_array(event_ids, n, UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
