@@ -5,7 +5,8 @@
  *	  recorded in loyalty.earning_line with the rule that produced it and
  *	  posted to the point ledger; pending lines are activated at checkout.
  *
- * Each line becomes one lot of the point ledger (src/ledger.h): source
+ * The lines of one call are inserted in one statement.  Each line becomes
+ * one lot of the point ledger (src/ledger.h): source
  * stay or spend for base points, bonus for the elite bonus, campaign,
  * milestone; the rule; the stay or charge id as the reference by which
  * pending lots are activated at checkout.  The ledger call takes no
@@ -18,6 +19,7 @@
 
 #include "catalog/pg_type.h"
 #include "executor/spi.h"
+#include "utils/array.h"
 #include "utils/builtins.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
@@ -55,66 +57,83 @@ ledger_source(EarnKind kind, const char *source)
 
 /*
  * earning_post
- *		Record and post lines from_line .. nlines-1 of a result.
+ *		Record and post lines from_line .. nlines-1 of a result: the lines
+ *		in one statement (one row per line), then each line to the ledger.
  */
 void
 earning_post(const EarnResult *r, int from_line, const char *source,
 			 const pg_uuid_t *source_id, const pg_uuid_t *member_id,
 			 const char *store, bool pending, TimestampTz occurred_at)
 {
-	Oid			types[9] = {UUIDOID, TEXTOID, TEXTOID, UUIDOID, TEXTOID,
-	TEXTOID, UUIDOID, INT8OID, BOOLOID};
+	Oid			types[10] = {UUIDOID, TEXTOID, TEXTOID, UUIDOID, TEXTARRAYOID,
+	TEXTARRAYOID, UUIDARRAYOID, INT8ARRAYOID, BOOLOID, TIMESTAMPTZOID};
 	Datum		values[10];
-	char		nulls[10];
-	SPIPlanPtr	plan;
+	int			n = r->nlines - from_line;
 	int			i;
-	Oid			alltypes[10];
-	char	   *reference = DatumGetCString(DirectFunctionCall1(uuid_out,
-																UUIDPGetDatum(source_id)));
+	char	   *reference;
 
-	memcpy(alltypes, types, sizeof(types));
-	alltypes[9] = TIMESTAMPTZOID;
-	plan = lspi_plan(&line_plan,
-						"INSERT INTO loyalty.earning_line (member_id, store_code, source, source_id, "
-						"       kind, rule, campaign_id, points, pending, occurred_at) "
-						"VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)",
-						10, alltypes);
-	for (i = from_line; i < r->nlines; i++)
+	if (n <= 0)
+		return;
+	reference = DatumGetCString(DirectFunctionCall1(uuid_out, UUIDPGetDatum(source_id)));
 	{
-		const EarnLine *l = &r->lines[i];
+		Datum	   *kinds = palloc(sizeof(Datum) * n);
+		Datum	   *rules = palloc(sizeof(Datum) * n);
+		Datum	   *campaigns = palloc(sizeof(Datum) * n);
+		Datum	   *points = palloc(sizeof(Datum) * n);
+		bool	   *no_campaign = palloc(sizeof(bool) * n);
+		int			dims[1] = {n};
+		int			lbs[1] = {1};
 
-		memset(nulls, ' ', sizeof(nulls));
+		for (i = 0; i < n; i++)
+		{
+			const EarnLine *l = &r->lines[from_line + i];
+
+			kinds[i] = CStringGetTextDatum(kind_names[l->kind]);
+			rules[i] = CStringGetTextDatum(l->rule);
+			campaigns[i] = UUIDPGetDatum(&l->campaign_id);
+			no_campaign[i] = !l->has_campaign;
+			points[i] = Int64GetDatum(l->points);
+		}
 		values[0] = UUIDPGetDatum(member_id);
 		values[1] = CStringGetTextDatum(store);
 		values[2] = CStringGetTextDatum(source);
 		values[3] = UUIDPGetDatum(source_id);
-		values[4] = CStringGetTextDatum(kind_names[l->kind]);
-		values[5] = CStringGetTextDatum(l->rule);
-		values[6] = UUIDPGetDatum(&l->campaign_id);
-		if (!l->has_campaign)
-			nulls[6] = 'n';
-		values[7] = Int64GetDatum(l->points);
+		values[4] = PointerGetDatum(construct_array(kinds, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[5] = PointerGetDatum(construct_array(rules, n, TEXTOID, -1, false, TYPALIGN_INT));
+		values[6] = PointerGetDatum(construct_md_array(campaigns, no_campaign, 1, dims, lbs,
+													   UUIDOID, UUID_LEN, false, TYPALIGN_CHAR));
+		values[7] = PointerGetDatum(construct_array(points, n, INT8OID, 8, FLOAT8PASSBYVAL,
+													TYPALIGN_DOUBLE));
 		values[8] = BoolGetDatum(pending);
 		values[9] = TimestampTzGetDatum(occurred_at);
-		lspi_run(plan, values, nulls, false, 0, SPI_OK_INSERT);
+		lspi_run(lspi_plan(&line_plan,
+						   "INSERT INTO loyalty.earning_line (member_id, store_code, source, source_id, "
+						   "       kind, rule, campaign_id, points, pending, occurred_at) "
+						   "SELECT $1, $2, $3, $4, l.kind, l.rule, l.campaign_id, l.points, $9, $10 "
+						   "  FROM unnest($5, $6, $7, $8) WITH ORDINALITY AS l(kind, rule, campaign_id, points, ord) "
+						   " ORDER BY l.ord",
+						   10, types),
+				 values, NULL, false, 0, SPI_OK_INSERT);
+	}
 
-		{
-			LedgerAccrual req;
-			LedgerResult lres;
+	for (i = from_line; i < r->nlines; i++)
+	{
+		const EarnLine *l = &r->lines[i];
+		LedgerAccrual req;
+		LedgerResult lres;
 
-			memset(&req, 0, sizeof(req));
-			req.member_id = *member_id;
-			req.store_code = store;
-			req.points = l->points;
-			req.source = ledger_source(l->kind, source);
-			req.rule = l->rule;
-			req.reference = reference;
-			req.has_occurred_at = true;
-			req.occurred_at = occurred_at;
-			req.pending = pending;
-			req.idem_key = NULL;
-			ledger_accrue(&req, &lres);
-		}
+		memset(&req, 0, sizeof(req));
+		req.member_id = *member_id;
+		req.store_code = store;
+		req.points = l->points;
+		req.source = ledger_source(l->kind, source);
+		req.rule = l->rule;
+		req.reference = reference;
+		req.has_occurred_at = true;
+		req.occurred_at = occurred_at;
+		req.pending = pending;
+		req.idem_key = NULL;
+		ledger_accrue(&req, &lres);
 	}
 }
 

@@ -59,16 +59,44 @@ typedef struct Deltas
 	MonthDelta	m[MAX_MONTHS];
 } Deltas;
 
+/*
+ * What one statement (stay_facts) reads about a stay under the member's
+ * lock: the stay a retried call recorded, an overlapping stay at the same
+ * store, the nights no credited stay covers by month, whether credited
+ * stays at the same store meet it, and the period's counters before it.
+ */
+typedef struct StayFacts
+{
+	bool		overlap;
+	DateADT		overlap_in,
+				overlap_out;
+	bool		left,
+				right;
+	int			nmonths;
+	DateADT		month[MAX_MONTHS];
+	int32		nights[MAX_MONTHS];
+	DateADT		start,
+				end;
+	TierCounters before;
+	/* the stay already recorded with the call's idempotency key, if any */
+	bool		replay;
+	pg_uuid_t	replay_id;
+	pg_uuid_t	replay_member;
+	char	   *replay_store;
+	DateADT		replay_in,
+				replay_out;
+	int32		replay_nights;
+} StayFacts;
+
 static SPIPlanPtr store_plan = NULL;
-static SPIPlanPtr replay_stay_plan = NULL;
 static SPIPlanPtr replay_lines_plan = NULL;
-static SPIPlanPtr overlap_plan = NULL;
 static SPIPlanPtr insert_stay_plan = NULL;
-static SPIPlanPtr nights_plan = NULL;
-static SPIPlanPtr activity_plan = NULL;
+static SPIPlanPtr facts_plan = NULL;
 static SPIPlanPtr counter_plan = NULL;
 static SPIPlanPtr credit_plan = NULL;
 static SPIPlanPtr checkout_plan = NULL;
+static SPIPlanPtr credited_nights_plan = NULL;
+static SPIPlanPtr base_lines_plan = NULL;
 static SPIPlanPtr replay_charge_plan = NULL;
 static SPIPlanPtr insert_charge_plan = NULL;
 
@@ -227,7 +255,8 @@ delta_add(Deltas *d, DateADT month, LoyaltyCounter c, int64 v)
 
 /*
  * apply_deltas
- *		Append the changes to tier_activity and add them to tier_counter.
+ *		Append the changes to tier_activity and add them to tier_counter:
+ *		one statement per month.
  */
 static void
 apply_deltas(const pg_uuid_t *member_id, const Deltas *d, const char *source,
@@ -252,131 +281,224 @@ apply_deltas(const pg_uuid_t *member_id, const Deltas *d, const char *source,
 		values[5] = Int64GetDatum(md->value[COUNTER_QUALIFYING_SPEND]);
 		values[6] = CStringGetTextDatum(source);
 		values[7] = UUIDPGetDatum(source_id);
-		lspi_run(lspi_plan(&activity_plan,
-								 "INSERT INTO loyalty.tier_activity (member_id, month, nights, stays, "
-								 "       base_points, qualifying_spend, source, source_id) "
-								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8)", 8, types),
-					values, NULL, false, 0, SPI_OK_INSERT);
 		lspi_run(lspi_plan(&counter_plan,
-								 "INSERT INTO loyalty.tier_counter AS c (member_id, month, nights, stays, "
-								 "       base_points, qualifying_spend) VALUES ($1, $2, $3, $4, $5, $6) "
-								 "ON CONFLICT (member_id, month) DO UPDATE SET "
-								 "  nights = c.nights + excluded.nights, stays = c.stays + excluded.stays, "
-								 "  base_points = c.base_points + excluded.base_points, "
-								 "  qualifying_spend = c.qualifying_spend + excluded.qualifying_spend",
-								 6, types),
-					values, NULL, false, 0, SPI_OK_INSERT);
+						   "WITH a AS (INSERT INTO loyalty.tier_activity (member_id, month, nights, stays, "
+						   "       base_points, qualifying_spend, source, source_id) "
+						   "       VALUES ($1, $2, $3, $4, $5, $6, $7, $8)) "
+						   "INSERT INTO loyalty.tier_counter AS c (member_id, month, nights, stays, "
+						   "       base_points, qualifying_spend) VALUES ($1, $2, $3, $4, $5, $6) "
+						   "ON CONFLICT (member_id, month) DO UPDATE SET "
+						   "  nights = c.nights + excluded.nights, stays = c.stays + excluded.stays, "
+						   "  base_points = c.base_points + excluded.base_points, "
+						   "  qualifying_spend = c.qualifying_spend + excluded.qualifying_spend",
+						   8, types),
+				 values, NULL, false, 0, SPI_OK_INSERT);
 	}
 }
 
 /*
- * period_counters_after
- *		The counters of the period containing the member's evaluation date
- *		before this activity, and after adding its deltas.
+ * stay_facts
+ *		One statement under the member's lock, before the stay is written
+ *		(or, at checkout, with the in-house stay "self" left out): the stay
+ *		recorded with idempotency key "key" (a retried call), an
+ *		overlapping stay at the same store (not the one with idempotency
+ *		key "key": a retried call), the nights of [ci, co) that no credited
+ *		stay of the member covers, by month, whether a credited stay at the
+ *		same store ends the day this one starts (left) or starts the day it
+ *		ends (right), and the counters of the member's current period.  The
+ *		member's stays are read once, through (member_id, check_in).
  */
 static void
-period_counters_after(const LoyaltyPolicy *p, TierMember *m, const Deltas *d,
-					  TierCounters *before, TierCounters *after,
-					  DateADT *start)
+stay_facts(const LoyaltyPolicy *p, const TierMember *m, const char *store,
+		   DateADT ci, DateADT co, const pg_uuid_t *self, const char *key,
+		   StayFacts *f)
 {
-	DateADT		end;
-	int			i,
-				c;
-
-	tier_period_bounds(p, m->local_date, m->enrolled_local, start, &end);
-	tier_counters_sum(&m->member_id, *start, end, false, 0, before);
-	*after = *before;
-	for (i = 0; i < d->n; i++)
-		if (d->m[i].month >= *start && d->m[i].month < end)
-			for (c = 0; c < LOYALTY_NUM_COUNTERS; c++)
-				after->value[c] += d->m[i].value[c];
-}
-
-/*
- * credit_stay
- *		Credit a stay to the (locked) member's counters: new nights, merged
- *		stays, base points and spend; milestone lines; activation of the
- *		stay's pending lines (if it may have any); the instant upgrade.  "earned" holds the
- *		stay's lines (its base points), milestone lines are appended.
- */
-static void
-credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
-			const char *store, DateADT ci, DateADT co, int64 spend,
-			TimestampTz occurred_at, bool had_pending, EarnResult *earned,
-			StayResult *res)
-{
-	Oid			types[5] = {UUIDOID, DATEOID, DATEOID, UUIDOID, TEXTOID};
-	Datum		values[5];
-	Deltas		d;
+	Oid			types[8] = {UUIDOID, DATEOID, DATEOID, UUIDOID, TEXTOID, TEXTOID,
+	DATEOID, DATEOID};
+	Datum		values[8];
+	char		nulls[8] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 	int			n,
 				i,
-				first_milestone;
-	int32		nights = 0;
-	bool		left,
-				right,
-				isnull;
-	TierCounters before,
-				after;
-	DateADT		start;
+				c;
+	bool		isnull;
 
-	memset(&d, 0, sizeof(d));
+	memset(f, 0, sizeof(*f));
+	tier_period_bounds(p, m->local_date, m->enrolled_local, &f->start, &f->end);
 	values[0] = UUIDPGetDatum(&m->member_id);
 	values[1] = DateADTGetDatum(ci);
 	values[2] = DateADTGetDatum(co);
-	values[3] = UUIDPGetDatum(stay_id);
+	values[3] = self ? UUIDPGetDatum(self) : (Datum) 0;
+	if (self == NULL)
+		nulls[3] = 'n';
 	values[4] = CStringGetTextDatum(store);
-
-	/*
-	 * Nights no other credited stay of the member covers, by month, and
-	 * whether a credited stay at the same store ends the day this one
-	 * starts (left) or starts the day it ends (right): consecutive nights at
-	 * one store are one stay.  One row at least, month NULL if no night is
-	 * new.
-	 */
-	n = lspi_run(lspi_plan(&nights_plan,
-								 "WITH n AS ( "
-								 "  SELECT date_trunc('month', g.d)::date AS month, count(*)::int4 AS nights "
-								 "    FROM generate_series($2::timestamp, $3::timestamp - interval '1 day', "
-								 "                         interval '1 day') AS g(d) "
-								 "   WHERE NOT EXISTS (SELECT 1 FROM loyalty.stay s "
-								 "           WHERE s.member_id = $1 AND s.stay_id <> $4 "
-								 "             AND s.nights_credited IS NOT NULL AND s.status = 'checked_out' "
-								 "             AND s.check_in <= g.d::date AND s.check_out > g.d::date) "
-								 "   GROUP BY 1) "
-								 "SELECT n.month, n.nights, a.l, a.r FROM ( "
-								 "  SELECT EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $1 "
-								 "           AND s.store_code = $5 AND s.stay_id <> $4 AND s.status = 'checked_out' "
-								 "           AND s.nights_credited IS NOT NULL AND s.check_out = $2) AS l, "
-								 "         EXISTS (SELECT 1 FROM loyalty.stay s WHERE s.member_id = $1 "
-								 "           AND s.store_code = $5 AND s.stay_id <> $4 AND s.status = 'checked_out' "
-								 "           AND s.nights_credited IS NOT NULL AND s.check_in = $3) AS r) a "
-								 "  LEFT JOIN n ON true",
-								 5, types),
-					values, NULL, true, 0, SPI_OK_SELECT);
-	left = right = false;
+	values[5] = key ? CStringGetTextDatum(key) : (Datum) 0;
+	if (key == NULL)
+		nulls[5] = 'n';
+	values[6] = DateADTGetDatum(f->start);
+	values[7] = DateADTGetDatum(f->end);
+	n = lspi_run(lspi_plan(&facts_plan,
+						   "WITH ms AS MATERIALIZED ( "
+						   "  SELECT s.stay_id, s.store_code, s.check_in, s.check_out, s.status, "
+						   "         s.nights_credited, s.idempotency_key "
+						   "    FROM loyalty.stay s WHERE s.member_id = $1 AND s.check_in <= $3 "
+						   "     AND s.stay_id IS DISTINCT FROM $4), "
+						   "cr AS MATERIALIZED ( "
+						   "  SELECT * FROM ms WHERE ms.nights_credited IS NOT NULL AND ms.status = 'checked_out'), "
+						   "n AS ( "
+						   "  SELECT date_trunc('month', g.d)::date AS month, count(*)::int4 AS nights "
+						   "    FROM generate_series($2::timestamp, $3::timestamp - interval '1 day', "
+						   "                         interval '1 day') AS g(d) "
+						   "   WHERE NOT EXISTS (SELECT 1 FROM cr WHERE cr.check_in <= g.d::date "
+						   "                        AND cr.check_out > g.d::date) "
+						   "   GROUP BY 1) "
+						   "SELECT n.month, n.nights, a.l, a.r, a.oi, a.oo, c.n, c.s, c.b, c.q, "
+						   "       rp.stay_id, rp.member_id, rp.store_code, rp.check_in, rp.check_out, "
+						   "       coalesce(rp.nights_credited, 0) FROM ( "
+						   "  SELECT EXISTS (SELECT 1 FROM cr WHERE cr.store_code = $5 AND cr.check_out = $2) AS l, "
+						   "         EXISTS (SELECT 1 FROM cr WHERE cr.store_code = $5 AND cr.check_in = $3) AS r, "
+						   "         (SELECT ARRAY[o.check_in, o.check_out] FROM ms o WHERE o.store_code = $5 "
+						   "             AND o.status <> 'cancelled' AND o.check_in < $3 AND o.check_out > $2 "
+						   "             AND o.idempotency_key IS DISTINCT FROM $6 LIMIT 1) AS o) x "
+						   "  CROSS JOIN LATERAL (SELECT x.l, x.r, x.o[1] AS oi, x.o[2] AS oo) a "
+						   "  CROSS JOIN (SELECT coalesce(sum(t.nights), 0)::int8 AS n, coalesce(sum(t.stays), 0)::int8 AS s, "
+						   "         coalesce(sum(t.base_points), 0)::int8 AS b, "
+						   "         coalesce(sum(t.qualifying_spend), 0)::int8 AS q "
+						   "    FROM loyalty.tier_counter t "
+						   "   WHERE t.member_id = $1 AND t.month >= $7 AND t.month < $8) c "
+						   "  LEFT JOIN loyalty.stay rp ON rp.idempotency_key = $6 "
+						   "  LEFT JOIN n ON true",
+						   8, types),
+				 values, nulls, true, 0, SPI_OK_SELECT);
 	for (i = 0; i < n; i++)
 	{
 		HeapTuple	tup = SPI_tuptable->vals[i];
 		TupleDesc	desc = SPI_tuptable->tupdesc;
 		Datum		month;
 
-		left = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
-		right = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+		if (i == 0)
+		{
+			Datum		oi;
+
+			f->left = DatumGetBool(SPI_getbinval(tup, desc, 3, &isnull));
+			f->right = DatumGetBool(SPI_getbinval(tup, desc, 4, &isnull));
+			oi = SPI_getbinval(tup, desc, 5, &isnull);
+			f->overlap = !isnull;
+			if (f->overlap)
+			{
+				f->overlap_in = DatumGetDateADT(oi);
+				f->overlap_out = DatumGetDateADT(SPI_getbinval(tup, desc, 6, &isnull));
+			}
+			for (c = 0; c < LOYALTY_NUM_COUNTERS; c++)
+				f->before.value[c] = DatumGetInt64(SPI_getbinval(tup, desc, 7 + c, &isnull));
+			oi = SPI_getbinval(tup, desc, 11, &isnull);
+			f->replay = !isnull;
+			if (f->replay)
+			{
+				f->replay_id = *DatumGetUUIDP(oi);
+				f->replay_member = *DatumGetUUIDP(SPI_getbinval(tup, desc, 12, &isnull));
+				f->replay_store = TextDatumGetCString(SPI_getbinval(tup, desc, 13, &isnull));
+				f->replay_in = DatumGetDateADT(SPI_getbinval(tup, desc, 14, &isnull));
+				f->replay_out = DatumGetDateADT(SPI_getbinval(tup, desc, 15, &isnull));
+				f->replay_nights = DatumGetInt32(SPI_getbinval(tup, desc, 16, &isnull));
+			}
+		}
 		month = SPI_getbinval(tup, desc, 1, &isnull);
 		if (!isnull)
 		{
-			int32		cnt = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
-
-			delta_add(&d, DatumGetDateADT(month), COUNTER_NIGHTS, cnt);
-			nights += cnt;
+			if (f->nmonths >= MAX_MONTHS)
+				elog(ERROR, "too many months in one stay");
+			f->month[f->nmonths] = DatumGetDateADT(month);
+			f->nights[f->nmonths] = DatumGetInt32(SPI_getbinval(tup, desc, 2, &isnull));
+			f->nmonths++;
 		}
 	}
-	if (nights > 0 || left || right)
+}
+
+/*
+ * stay_nights
+ *		The nights a stay's credit adds (see stay_facts).
+ */
+static int32
+stay_nights(const StayFacts *f)
+{
+	int32		nights = 0;
+	int			i;
+
+	for (i = 0; i < f->nmonths; i++)
+		nights += f->nights[i];
+	return nights;
+}
+
+/*
+ * period_counters_after
+ *		The counters of the period (known to start at "start" and end
+ *		before "end", counters "before" this activity) after adding its
+ *		deltas.
+ */
+static void
+period_counters_after(const Deltas *d, DateADT start, DateADT end,
+					  const TierCounters *before, TierCounters *after)
+{
+	int			i,
+				c;
+
+	*after = *before;
+	for (i = 0; i < d->n; i++)
+		if (d->m[i].month >= start && d->m[i].month < end)
+			for (c = 0; c < LOYALTY_NUM_COUNTERS; c++)
+				after->value[c] += d->m[i].value[c];
+}
+
+/*
+ * period_counters_now
+ *		The period's bounds and counters read now (charges, which read
+ *		nothing else about the member's stays).
+ */
+static void
+period_counters_now(const LoyaltyPolicy *p, TierMember *m, DateADT *start,
+					DateADT *end, TierCounters *before)
+{
+	tier_period_bounds(p, m->local_date, m->enrolled_local, start, end);
+	tier_counters_sum(&m->member_id, *start, *end, false, 0, before);
+}
+
+/*
+ * credit_stay
+ *		Credit a stay to the (locked) member's counters: new nights, merged
+ *		stays, base points and spend (from "f", read by stay_facts);
+ *		milestone lines; activation of the stay's pending lines (if it may
+ *		have any); the instant upgrade.  "earned" holds the stay's lines
+ *		(its base points), milestone lines are appended.  The stay row is
+ *		marked credited here when update_row is set (checkout); stay_record
+ *		writes a checked-out stay credited in its INSERT.
+ */
+static void
+credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
+			const char *store, DateADT ci, DateADT co, int64 spend,
+			TimestampTz occurred_at, bool had_pending, bool update_row,
+			const StayFacts *f, EarnResult *earned, StayResult *res)
+{
+	Deltas		d;
+	int			i,
+				first_milestone;
+	int32		nights = stay_nights(f);
+	TierCounters after;
+
+	memset(&d, 0, sizeof(d));
+	for (i = 0; i < f->nmonths; i++)
+		delta_add(&d, f->month[i], COUNTER_NIGHTS, f->nights[i]);
+
+	/*
+	 * Consecutive nights at one store are one stay: a credited stay at the
+	 * same store that ends the day this one starts (left) or starts the day
+	 * it ends (right) merges with it.
+	 */
+	if (nights > 0 || f->left || f->right)
 	{
 		/* a stay counts in the month of its first night */
-		if (!left)
+		if (!f->left)
 			delta_add(&d, loyalty_month_start(ci), COUNTER_STAYS, 1);
-		if (right)
+		if (f->right)
 			delta_add(&d, loyalty_month_start(co), COUNTER_STAYS, -1);
 	}
 
@@ -385,13 +507,14 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 			  earning_base_points(earned));
 	delta_add(&d, loyalty_month_start(m->local_date), COUNTER_QUALIFYING_SPEND, spend);
 
-	period_counters_after(p, m, &d, &before, &after, &start);
+	period_counters_after(&d, f->start, f->end, &f->before, &after);
 	apply_deltas(&m->member_id, &d, "stay", stay_id);
 	first_milestone = earned->nlines;
-	earning_milestones(p, before.value[COUNTER_NIGHTS], after.value[COUNTER_NIGHTS], earned);
+	earning_milestones(p, f->before.value[COUNTER_NIGHTS], after.value[COUNTER_NIGHTS], earned);
 	earning_post(earned, first_milestone, "stay", stay_id, &m->member_id, store,
 				 false, occurred_at);
 
+	if (update_row)
 	{
 		Oid			ctypes[2] = {UUIDOID, INT4OID};
 		Datum		cvalues[2];
@@ -407,7 +530,7 @@ credit_stay(const LoyaltyPolicy *p, TierMember *m, const pg_uuid_t *stay_id,
 		earning_activate(stay_id, &m->member_id, store);
 
 	res->nights = nights;
-	res->tier_changed = tier_upgrade_with(m, p, &after, start, store, "qualified");
+	res->tier_changed = tier_upgrade_with(m, p, &after, f->start, store, "qualified");
 	strlcpy(res->tier, m->tier, sizeof(res->tier));
 }
 
@@ -505,6 +628,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 	StayResult	res;
 	EarnInput	in;
 	EarnResult *earned;
+	StayFacts	facts;
 	bool		isnull;
 
 	required(fcinfo, 1, "store_code");
@@ -584,68 +708,43 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 	}
 
-	/* a retried call returns the first call's result */
+	/*
+	 * What the member's stays say about this one, in one statement: a
+	 * retried call returns the first call's result; overlapping stays of
+	 * one member at one store are a booking error; the nights it credits.
+	 */
+	stay_facts(p, &m, store, ci, co, NULL, key, &facts);
+	if (facts.replay)
 	{
-		Oid			types[1] = {TEXTOID};
-		Datum		values[1];
-
-		values[0] = CStringGetTextDatum(key);
-		if (lspi_run(lspi_plan(&replay_stay_plan,
-									 "SELECT stay_id, member_id, store_code, check_in, check_out, "
-									 "       coalesce(nights_credited, 0) FROM loyalty.stay "
-									 " WHERE idempotency_key = $1", 1, types),
-						values, NULL, true, 1, SPI_OK_SELECT) > 0)
-		{
-			HeapTuple	tup = SPI_tuptable->vals[0];
-			TupleDesc	desc = SPI_tuptable->tupdesc;
-
-			res.id = *DatumGetUUIDP(SPI_getbinval(tup, desc, 1, &isnull));
-			if (memcmp(DatumGetUUIDP(SPI_getbinval(tup, desc, 2, &isnull)), &member_id, sizeof(pg_uuid_t)) != 0 ||
-				strcmp(TextDatumGetCString(SPI_getbinval(tup, desc, 3, &isnull)), store) != 0 ||
-				DatumGetDateADT(SPI_getbinval(tup, desc, 4, &isnull)) != ci ||
-				DatumGetDateADT(SPI_getbinval(tup, desc, 5, &isnull)) != co)
-				ereport(ERROR,
-						(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
-						 errmsg("idempotency key \"%s\" was already used for another stay", key),
-						 errdetail("A retried call must repeat the first call's member, store and dates.")));
-			res.nights = DatumGetInt32(SPI_getbinval(tup, desc, 6, &isnull));
-			res.replayed = true;
-			replay_lines(&res.id, &res);
-			strlcpy(res.tier, m.tier, sizeof(res.tier));
-			lspi_finish();
-			PG_RETURN_DATUM(result_tuple(fcinfo, &res));
-		}
-	}
-
-	/* overlapping stays of one member at one store are a booking error */
-	{
-		Oid			types[4] = {UUIDOID, TEXTOID, DATEOID, DATEOID};
-		Datum		values[4];
-
-		values[0] = UUIDPGetDatum(&member_id);
-		values[1] = CStringGetTextDatum(store);
-		values[2] = DateADTGetDatum(ci);
-		values[3] = DateADTGetDatum(co);
-		if (lspi_run(lspi_plan(&overlap_plan,
-									 "SELECT check_in, check_out FROM loyalty.stay "
-									 " WHERE member_id = $1 AND store_code = $2 AND status <> 'cancelled' "
-									 "   AND check_in < $4 AND check_out > $3 LIMIT 1", 4, types),
-						values, NULL, true, 1, SPI_OK_SELECT) > 0)
+		res.id = facts.replay_id;
+		if (memcmp(&facts.replay_member, &member_id, sizeof(pg_uuid_t)) != 0 ||
+			strcmp(facts.replay_store, store) != 0 ||
+			facts.replay_in != ci || facts.replay_out != co)
 			ereport(ERROR,
-					(errcode(ERRCODE_EXCLUSION_VIOLATION),
-					 errmsg("stay from %s to %s overlaps the member's stay from %s to %s at store \"%s\"",
-							date_str(ci), date_str(co),
-							date_str(DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull))),
-							date_str(DatumGetDateADT(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 2, &isnull))),
-							store),
-					 errhint("Record several rooms of one booking with the rooms argument.")));
+					(errcode(ERRCODE_INVALID_PARAMETER_VALUE),
+					 errmsg("idempotency key \"%s\" was already used for another stay", key),
+					 errdetail("A retried call must repeat the first call's member, store and dates.")));
+		res.nights = facts.replay_nights;
+		res.replayed = true;
+		replay_lines(&res.id, &res);
+		strlcpy(res.tier, m.tier, sizeof(res.tier));
+		lspi_finish();
+		PG_RETURN_DATUM(result_tuple(fcinfo, &res));
 	}
+	if (facts.overlap)
+		ereport(ERROR,
+				(errcode(ERRCODE_EXCLUSION_VIOLATION),
+				 errmsg("stay from %s to %s overlaps the member's stay from %s to %s at store \"%s\"",
+						date_str(ci), date_str(co), date_str(facts.overlap_in),
+						date_str(facts.overlap_out), store),
+				 errhint("Record several rooms of one booking with the rooms argument.")));
 
-	/* the stay */
+	/* the stay; a checked-out one is written credited (credit_stay) */
 	{
-		Oid			types[10] = {UUIDOID, TEXTOID, DATEOID, DATEOID, INT4OID,
-		NUMERICOID, NUMERICOID, TEXTOID, TEXTOID, TIMESTAMPTZOID};
-		Datum		values[10];
+		Oid			types[11] = {UUIDOID, TEXTOID, DATEOID, DATEOID, INT4OID,
+		NUMERICOID, NUMERICOID, TEXTOID, TEXTOID, TIMESTAMPTZOID, INT4OID};
+		Datum		values[11];
+		char		nulls[11] = {' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' ', ' '};
 
 		values[0] = UUIDPGetDatum(&member_id);
 		values[1] = CStringGetTextDatum(store);
@@ -657,12 +756,17 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 		values[7] = CStringGetTextDatum(checked_out ? "checked_out" : "in_house");
 		values[8] = CStringGetTextDatum(key);
 		values[9] = TimestampTzGetDatum(occurred_at);
+		values[10] = Int32GetDatum(stay_nights(&facts));
+		if (!checked_out)
+			nulls[10] = 'n';
 		lspi_run(lspi_plan(&insert_stay_plan,
 								 "INSERT INTO loyalty.stay (member_id, store_code, check_in, check_out, rooms, "
-								 "       room_revenue, other_revenue, status, idempotency_key, occurred_at) "
-								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING stay_id",
-								 10, types),
-					values, NULL, false, 0, SPI_OK_INSERT_RETURNING);
+								 "       room_revenue, other_revenue, status, idempotency_key, occurred_at, "
+								 "       nights_credited, credited_at) "
+								 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, "
+								 "        CASE WHEN $11 IS NOT NULL THEN now() END) RETURNING stay_id",
+								 11, types),
+					values, nulls, false, 0, SPI_OK_INSERT_RETURNING);
 		res.id = *DatumGetUUIDP(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 	}
 
@@ -680,7 +784,7 @@ loyalty_record_stay(PG_FUNCTION_ARGS)
 
 	if (checked_out)
 		credit_stay(p, &m, &res.id, store, ci, co, room_minor + other_minor,
-					occurred_at, res.pending, earned, &res);
+					occurred_at, res.pending, false, &facts, earned, &res);
 	else
 		strlcpy(res.tier, m.tier, sizeof(res.tier));
 	res.base_points = earning_base_points(earned);
@@ -713,6 +817,7 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 	TierMember	m;
 	StayResult	res;
 	EarnResult *earned;
+	StayFacts	facts;
 	bool		isnull;
 	int			ret,
 				i;
@@ -768,12 +873,11 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 		{
 			Oid			t1[1] = {UUIDOID};
 			Datum		v1[1];
-			SPIPlanPtr	plan = SPI_prepare("SELECT coalesce(nights_credited, 0) FROM loyalty.stay WHERE stay_id = $1", 1, t1);
-
 			v1[0] = UUIDPGetDatum(&res.id);
-			if (plan == NULL)
-				elog(ERROR, "SPI_prepare failed");
-			lspi_run(plan, v1, NULL, true, 1, SPI_OK_SELECT);
+			lspi_run(lspi_plan(&credited_nights_plan,
+							   "SELECT coalesce(nights_credited, 0) FROM loyalty.stay WHERE stay_id = $1",
+							   1, t1),
+					 v1, NULL, true, 1, SPI_OK_SELECT);
 			res.nights = DatumGetInt32(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull));
 		}
 		strlcpy(res.tier, m.tier, sizeof(res.tier));
@@ -786,13 +890,11 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 	{
 		Oid			t1[1] = {UUIDOID};
 		Datum		v1[1];
-		SPIPlanPtr	plan = SPI_prepare("SELECT points FROM loyalty.earning_line "
-									   " WHERE source_id = $1 AND kind = 'base'", 1, t1);
-
-		if (plan == NULL)
-			elog(ERROR, "SPI_prepare failed");
 		v1[0] = UUIDPGetDatum(&res.id);
-		ret = lspi_run(plan, v1, NULL, true, 0, SPI_OK_SELECT);
+		ret = lspi_run(lspi_plan(&base_lines_plan,
+								 "SELECT points FROM loyalty.earning_line "
+								 " WHERE source_id = $1 AND kind = 'base'", 1, t1),
+					   v1, NULL, true, 0, SPI_OK_SELECT);
 		for (i = 0; i < ret; i++)
 		{
 			EarnLine   *l = earning_add_line(earned, EARN_BASE,
@@ -803,7 +905,9 @@ loyalty_stay_checkout(PG_FUNCTION_ARGS)
 				strlcpy(l->rule, "base", sizeof(l->rule));
 		}
 	}
-	credit_stay(p, &m, &res.id, store, ci, co, spend, occurred_at, true, earned, &res);
+	stay_facts(p, &m, store, ci, co, &res.id, NULL, &facts);
+	credit_stay(p, &m, &res.id, store, ci, co, spend, occurred_at, true, true,
+				&facts, earned, &res);
 	replay_lines(&res.id, &res);
 	/* before lspi_finish: store lives in the SPI context */
 	audit_earning(&member_id, "stay_checkout", store, &res);
@@ -835,7 +939,8 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	Deltas		d;
 	TierCounters before,
 				after;
-	DateADT		start;
+	DateADT		start,
+				end;
 	bool		isnull;
 	Oid			types[5] = {TEXTOID, UUIDOID, TEXTOID, NUMERICOID, TIMESTAMPTZOID};
 	Datum		values[5];
@@ -923,7 +1028,8 @@ loyalty_record_charge(PG_FUNCTION_ARGS)
 	memset(&d, 0, sizeof(d));
 	delta_add(&d, loyalty_month_start(m.local_date), COUNTER_BASE_POINTS, earning_base_points(earned));
 	delta_add(&d, loyalty_month_start(m.local_date), COUNTER_QUALIFYING_SPEND, amount);
-	period_counters_after(p, &m, &d, &before, &after, &start);
+	period_counters_now(p, &m, &start, &end, &before);
+	period_counters_after(&d, start, end, &before, &after);
 	apply_deltas(&member_id, &d, "charge", &res.id);
 
 	res.base_points = earning_base_points(earned);

@@ -245,11 +245,11 @@ tier_validity_end(const LoyaltyPolicy *p, int year, const char *tz)
 }
 
 /*
- * counters_json
+ * tier_counters_json
  *		The counters and period as a JSON object for events.
  */
-static char *
-counters_json(const TierCounters *c, DateADT start)
+char *
+tier_counters_json(const TierCounters *c, DateADT start)
 {
 	StringInfoData buf;
 	int			i;
@@ -311,7 +311,7 @@ tier_upgrade_with(TierMember *m, const LoyaltyPolicy *p, const TierCounters *cou
 	if (q == r && (!m->has_valid_until || m->valid_until >= until))
 		return false;
 	tier_set(m, p->tiers[q].code, true, until,
-			 q > r ? reason : "requalified", store, counters_json(&c, start));
+			 q > r ? reason : "requalified", store, tier_counters_json(&c, start));
 	return true;
 }
 

@@ -72,6 +72,7 @@ extern bool tier_upgrade_with(TierMember *m, const LoyaltyPolicy *p,
 extern void tier_set(TierMember *m, const char *new_tier, bool has_valid_until,
 					 TimestampTz valid_until, const char *reason,
 					 const char *store, const char *detail_json);
+extern char *tier_counters_json(const TierCounters *c, DateADT start);
 
 /* tier_event.c */
 extern void tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
@@ -79,6 +80,22 @@ extern void tier_emit_event(const pg_uuid_t *member_id, const char *old_tier,
 							TimestampTz old_valid, bool has_valid,
 							TimestampTz valid_until, const char *reason,
 							const char *store, const char *detail_json);
+
+/* one tier change of a locked member, for tier_set_many */
+typedef struct TierChange
+{
+	pg_uuid_t	member_id;
+	char		old_tier[LOYALTY_CODE_LEN];
+	char		new_tier[LOYALTY_CODE_LEN];
+	bool		has_old_valid;
+	TimestampTz old_valid;
+	bool		has_valid;
+	TimestampTz valid_until;
+	const char *reason;
+	char	   *detail_json;
+} TierChange;
+
+extern void tier_set_many(const TierChange *changes, int n);
 
 /* tier_floor.c */
 typedef struct TierDecision
