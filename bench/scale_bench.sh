@@ -69,11 +69,11 @@ build_and_stage "$here" "$work/inst"
 export PATH="$STAGED_BINDIR:$PATH"
 export PGHOST="$work/sock" PGPORT="$port" PGUSER=postgres PGDATABASE=postgres
 start_server "$work/data" "$PGHOST" "$PGPORT" "shared_buffers = $shared_buffers" "synchronous_commit = on" \
-    "max_wal_size = 16GB" "checkpoint_timeout = 30min" "maintenance_work_mem = 1GB" "max_connections = 100"
+    "max_wal_size = 8GB" "checkpoint_timeout = 30min" "maintenance_work_mem = 1GB" "max_connections = 100"
 
 load() { uptime | sed 's/.*load average: //'; }
 now() { date +%s.%N; }
-elapsed() { awk -v a="$1" -v b="$(now)" 'BEGIN { printf "%.1f", b - a }'; }
+elapsed() { awk -v a="$1" -v b="$(now)" -v d="${2:-1}" 'BEGIN { printf "%.*f", d, b - a }'; }
 echo "load average before: $(load)"
 echo "small: $small members, large: $large members, $entries ledger entries per member; shared_buffers $shared_buffers"
 
@@ -235,7 +235,7 @@ scan_once() {  # db user: wall time in s
     local t
     t=$(now)
     psql -X -q -d "$1" -U "$2" -c "$bi_q" >/dev/null || die "BI scan on $1 failed"
-    elapsed "$t"
+    elapsed "$t" 3
 }
 scan_once small s_bi >/dev/null; scan_once large l_bi >/dev/null   # warm the cache
 sts="" lts=""
