@@ -22,6 +22,10 @@
  * the chain.  The writers move committed staged records onto the chain
  * (woken at commit by the transaction callback below, and every few
  * seconds); loyalty.audit_member() and loyalty.audit_role() read both.
+ * The staging table is plain (no index, trigger or CHECK), so the record
+ * goes in with heap_insert after one probe of the purpose code's index,
+ * not through an INSERT statement (stage_direct); the statement stays as
+ * the path for anything else.
  *
  * The extension's install and update scripts (CREATE and ALTER EXTENSION)
  * call some API functions (views_regenerate); they record no change.
@@ -35,9 +39,16 @@
  */
 #include "postgres.h"
 
+#include "access/genam.h"
+#include "access/heapam.h"
+#include "access/htup_details.h"
+#include "access/stratnum.h"
+#include "access/table.h"
 #include "access/xact.h"
 #include "catalog/namespace.h"
+#include "catalog/pg_collation.h"
 #include "catalog/pg_type.h"
+#include "commands/sequence.h"
 #include "commands/extension.h"
 #include "fmgr.h"
 #include "lib/stringinfo.h"
@@ -47,7 +58,10 @@
 #include "utils/guc.h"
 #include "utils/json.h"
 #include "utils/jsonb.h"
+#include "utils/fmgroids.h"
 #include "utils/lsyscache.h"
+#include "utils/rel.h"
+#include "utils/snapmgr.h"
 #include "utils/timestamp.h"
 #include "utils/uuid.h"
 
@@ -280,6 +294,106 @@ loyalty_audit_xact_init(void)
 }
 
 /*
+ * purpose_known
+ *		Is code a row of loyalty.audit_purpose?  One probe of its primary
+ *		key index under the active snapshot, without the executor.
+ */
+static bool
+purpose_known(Oid nsp, const char *code)
+{
+	Oid			relid = get_relname_relid("audit_purpose", nsp);
+	Oid			indexid = get_relname_relid("audit_purpose_pkey", nsp);
+	Relation	rel;
+	SysScanDesc scan;
+	ScanKeyData key;
+	bool		found;
+
+	if (!OidIsValid(relid) || !OidIsValid(indexid) || !ActiveSnapshotSet())
+		return false;
+	rel = table_open(relid, AccessShareLock);
+	ScanKeyInit(&key, 1, BTEqualStrategyNumber, F_TEXTEQ, CStringGetTextDatum(code));
+	key.sk_collation = DEFAULT_COLLATION_OID;
+	scan = systable_beginscan(rel, indexid, true, GetActiveSnapshot(), 1, &key);
+	found = HeapTupleIsValid(systable_getnext(scan));
+	systable_endscan(scan);
+	table_close(rel, AccessShareLock);
+	return found;
+}
+
+/*
+ * stage_direct
+ *		Insert one staged change record with heap_insert, without the
+ *		executor: the staging table has no index, trigger, rule or CHECK
+ *		of its own (src/sql/42_audit_trail.sql), so a one-row INSERT
+ *		statement would only add an executor start-up per mutating call
+ *		(5.6% of the server's CPU in the change-record bench).  Returns
+ *		false, writing nothing, when the table is not that plain (a DBA
+ *		added an index or a trigger): the caller then uses the INSERT
+ *		statement.  The values are set by column name; staged_id is the
+ *		identity's next value.
+ */
+static bool
+stage_direct(Oid nsp, Datum *v, char *n)
+{
+	static const char *const names[9] = {"login", "role", "store_code", "department",
+		"member_id", "action", "purpose", "detail", "at"};
+	Oid			relid = get_relname_relid("audit_change_staging", nsp);
+	Oid			seqid = get_relname_relid("audit_change_staging_staged_id_seq", nsp);
+	Relation	rel;
+	TupleDesc	desc;
+	Datum	   *values;
+	bool	   *nulls;
+	HeapTuple	tup;
+	int			i;
+	int			j;
+
+	if (!OidIsValid(relid) || !OidIsValid(seqid))
+		return false;
+	rel = table_open(relid, RowExclusiveLock);
+	desc = RelationGetDescr(rel);
+	if (rel->rd_rel->relkind != RELKIND_RELATION || rel->rd_rel->relhasindex ||
+		rel->rd_rel->relhastriggers || rel->rd_rel->relhasrules ||
+		(desc->constr && desc->constr->num_check > 0))
+	{
+		table_close(rel, RowExclusiveLock);
+		return false;
+	}
+	values = palloc0(sizeof(Datum) * desc->natts);
+	nulls = palloc(sizeof(bool) * desc->natts);
+	for (i = 0; i < desc->natts; i++)
+	{
+		Form_pg_attribute att = TupleDescAttr(desc, i);
+		const char *name = NameStr(att->attname);
+
+		nulls[i] = true;
+		if (att->attisdropped)
+			continue;
+		if (strcmp(name, "staged_id") == 0)
+		{
+			values[i] = Int64GetDatum(nextval_internal(seqid, false));
+			nulls[i] = false;
+			continue;
+		}
+		for (j = 0; j < 9; j++)
+			if (strcmp(name, names[j]) == 0)
+				break;
+		if (j == 9)
+		{
+			/* a column this code does not know: let the statement fill it */
+			table_close(rel, RowExclusiveLock);
+			return false;
+		}
+		values[i] = v[j];
+		nulls[i] = (n[j] == 'n');
+	}
+	tup = heap_form_tuple(desc, values, nulls);
+	simple_heap_insert(rel, tup);
+	heap_freetuple(tup);
+	table_close(rel, RowExclusiveLock);
+	return true;
+}
+
+/*
  * loyalty_audit_change
  *		Record one change in the current transaction.  purpose must be a
  *		code of loyalty.audit_purpose (22023 otherwise); nothing is written
@@ -295,6 +409,7 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 	static const Oid stage_types[9] = {TEXTOID, TEXTOID, TEXTOID, TEXTOID, UUIDOID,
 		TEXTOID, TEXTOID, JSONBOID, TIMESTAMPTZOID};
 	uint64		processed;
+	Oid			nsp;
 
 	check_action(action);
 	if (!loyalty_audit_schema_12())
@@ -333,6 +448,16 @@ loyalty_audit_change(const pg_uuid_t *member_id, const char *action,
 		v[7] = JsonbPGetDatum(detail);
 	v[8] = TimestampTzGetDatum(GetCurrentTimestamp());
 
+	nsp = get_namespace_oid("loyalty", false);
+	if (purpose_known(nsp, purpose) && stage_direct(nsp, v, n))
+	{
+		if (!staged_in_xact)
+			loyalty_audit_writers_ensure();
+		staged_in_xact = true;
+		return;
+	}
+
+	/* an unknown purpose, or a staging table with more to it: a statement */
 	lspi_connect(LSPI_READ_WRITE);
 	processed = lspi_run(lspi_plan(&stage_plan,
 								   "INSERT INTO loyalty.audit_change_staging "
