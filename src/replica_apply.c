@@ -974,25 +974,6 @@ verdicts_add(VerdictBatch *b, const char *store_code, const char *event_id,
 }
 
 /*
- * verdicts_array
- *		A one-dimensional array of n values of type elemtype (NULLs where
- *		nulls says so).
- */
-static Datum
-verdicts_array(Datum *values, bool *nulls, int n, Oid elemtype)
-{
-	int			dims[1] = {n};
-	int			lbs[1] = {1};
-	int16		typlen;
-	bool		typbyval;
-	char		typalign;
-
-	get_typlenbyvalalign(elemtype, &typlen, &typbyval, &typalign);
-	return PointerGetDatum(construct_md_array(values, nulls, 1, dims, lbs, elemtype,
-											  typlen, typbyval, typalign));
-}
-
-/*
  * record_verdicts
  *		Write a batch's verdicts in one statement: record_verdict()'s
  *		insert or update of each (store, event), from arrays.
@@ -1007,14 +988,14 @@ record_verdicts(VerdictBatch *b)
 
 	if (b->n == 0)
 		return;
-	values[0] = verdicts_array(b->store_code, NULL, b->n, TEXTOID);
-	values[1] = verdicts_array(b->event_id, NULL, b->n, TEXTOID);
-	values[2] = verdicts_array(b->status, NULL, b->n, TEXTOID);
-	values[3] = verdicts_array(b->sqlstate, b->sqlstate_null, b->n, TEXTOID);
-	values[4] = verdicts_array(b->detail, b->detail_null, b->n, TEXTOID);
-	values[5] = verdicts_array(b->balance, b->balance_null, b->n, INT8OID);
-	values[6] = verdicts_array(b->result, b->result_null, b->n, TEXTOID);
-	values[7] = verdicts_array(b->redeliveries, NULL, b->n, INT4OID);
+	values[0] = replica_datum_array(b->store_code, NULL, b->n, TEXTOID);
+	values[1] = replica_datum_array(b->event_id, NULL, b->n, TEXTOID);
+	values[2] = replica_datum_array(b->status, NULL, b->n, TEXTOID);
+	values[3] = replica_datum_array(b->sqlstate, b->sqlstate_null, b->n, TEXTOID);
+	values[4] = replica_datum_array(b->detail, b->detail_null, b->n, TEXTOID);
+	values[5] = replica_datum_array(b->balance, b->balance_null, b->n, INT8OID);
+	values[6] = replica_datum_array(b->result, b->result_null, b->n, TEXTOID);
+	values[7] = replica_datum_array(b->redeliveries, NULL, b->n, INT4OID);
 	lspi_run(lspi_plan(&plan,
 					   "INSERT INTO loyalty.outbox_result AS r "
 					   "(store_code, event_id, status, sqlstate, detail, result, redeliveries) "

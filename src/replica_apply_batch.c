@@ -112,12 +112,13 @@ replica_batch_accrual_prepare(ReplicaBatchAccrual *a, const int64 *balance_befor
 }
 
 /*
- * batch_array
+ * replica_datum_array
  *		A one-dimensional array of n values of elemtype, NULLs where nulls
- *		says so (nulls may be NULL).
+ *		says so (nulls may be NULL); the parameters of the applier's
+ *		set-based statements (here and in replica_apply.c).
  */
-static Datum
-batch_array(Datum *values, bool *nulls, int n, Oid elemtype)
+Datum
+replica_datum_array(Datum *values, bool *nulls, int n, Oid elemtype)
 {
 	int			dims[1] = {n};
 	int			lbs[1] = {1};
@@ -178,19 +179,19 @@ replica_batch_accrual_write(ReplicaBatchAccrual *items, int n, int members)
 		cols[11][i] = CStringGetTextDatum(a->args);
 		cols[12][i] = CStringGetTextDatum(a->lots_json);
 	}
-	values[0] = batch_array(cols[0], NULL, n, UUIDOID);
-	values[1] = batch_array(cols[1], NULL, n, UUIDOID);
-	values[2] = batch_array(cols[2], NULL, n, TEXTOID);
-	values[3] = batch_array(cols[3], NULL, n, INT8OID);
-	values[4] = batch_array(cols[4], NULL, n, INT8OID);
-	values[5] = batch_array(cols[5], NULL, n, TIMESTAMPTZOID);
-	values[6] = batch_array(cols[6], ref_null, n, TEXTOID);
-	values[7] = batch_array(cols[7], NULL, n, UUIDOID);
-	values[8] = batch_array(cols[8], NULL, n, TEXTOID);
-	values[9] = batch_array(cols[9], exp_null, n, TIMESTAMPTZOID);
-	values[10] = batch_array(cols[10], NULL, n, TEXTOID);
-	values[11] = batch_array(cols[11], NULL, n, TEXTOID);
-	values[12] = batch_array(cols[12], NULL, n, TEXTOID);
+	values[0] = replica_datum_array(cols[0], NULL, n, UUIDOID);
+	values[1] = replica_datum_array(cols[1], NULL, n, UUIDOID);
+	values[2] = replica_datum_array(cols[2], NULL, n, TEXTOID);
+	values[3] = replica_datum_array(cols[3], NULL, n, INT8OID);
+	values[4] = replica_datum_array(cols[4], NULL, n, INT8OID);
+	values[5] = replica_datum_array(cols[5], NULL, n, TIMESTAMPTZOID);
+	values[6] = replica_datum_array(cols[6], ref_null, n, TEXTOID);
+	values[7] = replica_datum_array(cols[7], NULL, n, UUIDOID);
+	values[8] = replica_datum_array(cols[8], NULL, n, TEXTOID);
+	values[9] = replica_datum_array(cols[9], exp_null, n, TIMESTAMPTZOID);
+	values[10] = replica_datum_array(cols[10], NULL, n, TEXTOID);
+	values[11] = replica_datum_array(cols[11], NULL, n, TEXTOID);
+	values[12] = replica_datum_array(cols[12], NULL, n, TEXTOID);
 
 	/* LQ_ACCRUE (src/ledger_core.c) for a set of accruals, in their order */
 	if (lspi_run(lspi_plan(&plan,

@@ -29,6 +29,7 @@ typedef struct ReplicaBatchAccrual
 
 extern bool replica_batch_accrual_prepare(ReplicaBatchAccrual *a,
 										  const int64 *balance_before);
+extern Datum replica_datum_array(Datum *values, bool *nulls, int n, Oid elemtype);
 extern void replica_batch_accrual_write(ReplicaBatchAccrual *items, int n,
 										int members);
 

@@ -72,13 +72,14 @@ publication_names(List *options)
 }
 
 /*
- * may_stream
- *		Whether the login may stream the publication.  Runs as the
- *		bootstrap superuser (the login cannot read loyalty.replica_login),
- *		with the login as a parameter.  Needs an SPI connection.
+ * ask_as_bootstrap
+ *		Run a one-row boolean query with $1 = name (text) and $2 = login
+ *		(oid) as the bootstrap superuser (the login cannot read
+ *		loyalty.replica_login), and return its answer (NULL is false).
+ *		Needs an SPI connection.
  */
 static bool
-may_stream(Oid login, const char *pubname)
+ask_as_bootstrap(const char *sql, Oid login, const char *name)
 {
 	Oid			types[2] = {TEXTOID, OIDOID};
 	Datum		values[2];
@@ -87,33 +88,45 @@ may_stream(Oid login, const char *pubname)
 	Oid			save_userid;
 	int			save_sec;
 
-	values[0] = CStringGetTextDatum(pubname);
+	values[0] = CStringGetTextDatum(name);
 	values[1] = ObjectIdGetDatum(login);
 	GetUserIdAndSecContext(&save_userid, &save_sec);
 	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
+	lspi_exec(sql, 2, types, values, NULL, true, 1, SPI_OK_SELECT);
+	ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
+	SetUserIdAndSecContext(save_userid, save_sec);
+	return ok;
+}
+
+/*
+ * may_stream
+ *		Whether the login may stream the publication.  Runs as the
+ *		bootstrap superuser (the login cannot read loyalty.replica_login),
+ *		with the login as a parameter.  Needs an SPI connection.
+ */
+static bool
+may_stream(Oid login, const char *pubname)
+{
 	/*
 	 * A store's or hub's publication: the mapped login only.  Another
 	 * publication: every table readable by the login and none under row
 	 * level security (pgoutput would stream every row, ignoring it).
 	 */
-	lspi_exec("SELECT CASE "
-			  "WHEN $1 LIKE 'loyalty\\_store\\_%' OR $1 LIKE 'loyalty\\_hub\\_%' THEN "
-			  "  EXISTS (SELECT 1 FROM loyalty.replica_login l "
-			  "          JOIN loyalty.replica_store r USING (store_code) "
-			  "          JOIN pg_catalog.pg_roles a ON a.rolname = l.login "
-			  "         WHERE a.oid = $2 AND r.publication = $1::pg_catalog.name) "
-			  "ELSE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication p "
-			  "                 WHERE p.pubname = $1 AND (p.puballtables OR EXISTS "
-			  "                       (SELECT 1 FROM pg_catalog.pg_publication_namespace n WHERE n.pnpubid = p.oid) "
-			  "                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel r "
-			  "                               JOIN pg_catalog.pg_class c ON c.oid = r.prrelid "
-			  "                               WHERE r.prpubid = p.oid AND (c.relrowsecurity "
-			  "                                 OR NOT pg_catalog.has_table_privilege($2, r.prrelid, 'SELECT'))))) "
-			  "END",
-			  2, types, values, NULL, true, 1, SPI_OK_SELECT);
-	ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
-	SetUserIdAndSecContext(save_userid, save_sec);
-	return ok;
+	return ask_as_bootstrap("SELECT CASE "
+							"WHEN $1 LIKE 'loyalty\\_store\\_%' OR $1 LIKE 'loyalty\\_hub\\_%' THEN "
+							"  EXISTS (SELECT 1 FROM loyalty.replica_login l "
+							"          JOIN loyalty.replica_store r USING (store_code) "
+							"          JOIN pg_catalog.pg_roles a ON a.rolname = l.login "
+							"         WHERE a.oid = $2 AND r.publication = $1::pg_catalog.name) "
+							"ELSE NOT EXISTS (SELECT 1 FROM pg_catalog.pg_publication p "
+							"                 WHERE p.pubname = $1 AND (p.puballtables OR EXISTS "
+							"                       (SELECT 1 FROM pg_catalog.pg_publication_namespace n WHERE n.pnpubid = p.oid) "
+							"                    OR EXISTS (SELECT 1 FROM pg_catalog.pg_publication_rel r "
+							"                               JOIN pg_catalog.pg_class c ON c.oid = r.prrelid "
+							"                               WHERE r.prpubid = p.oid AND (c.relrowsecurity "
+							"                                 OR NOT pg_catalog.has_table_privilege($2, r.prrelid, 'SELECT'))))) "
+							"END",
+							login, pubname);
 }
 
 /*
@@ -126,26 +139,12 @@ may_stream(Oid login, const char *pubname)
 static bool
 may_decode_slot(Oid login, const char *slotname)
 {
-	Oid			types[2] = {TEXTOID, OIDOID};
-	Datum		values[2];
-	bool		isnull;
-	bool		ok;
-	Oid			save_userid;
-	int			save_sec;
-
-	values[0] = CStringGetTextDatum(slotname);
-	values[1] = ObjectIdGetDatum(login);
-	GetUserIdAndSecContext(&save_userid, &save_sec);
-	SetUserIdAndSecContext(BOOTSTRAP_SUPERUSERID, save_sec | SECURITY_LOCAL_USERID_CHANGE);
-	lspi_exec("SELECT NOT EXISTS (SELECT 1 FROM loyalty.replica_store r WHERE r.slot_name = $1::pg_catalog.name) "
-			  "OR EXISTS (SELECT 1 FROM loyalty.replica_login l "
-			  "           JOIN loyalty.replica_store r USING (store_code) "
-			  "           JOIN pg_catalog.pg_roles a ON a.rolname = l.login "
-			  "          WHERE a.oid = $2 AND r.slot_name = $1::pg_catalog.name)",
-			  2, types, values, NULL, true, 1, SPI_OK_SELECT);
-	ok = DatumGetBool(SPI_getbinval(SPI_tuptable->vals[0], SPI_tuptable->tupdesc, 1, &isnull)) && !isnull;
-	SetUserIdAndSecContext(save_userid, save_sec);
-	return ok;
+	return ask_as_bootstrap("SELECT NOT EXISTS (SELECT 1 FROM loyalty.replica_store r WHERE r.slot_name = $1::pg_catalog.name) "
+							"OR EXISTS (SELECT 1 FROM loyalty.replica_login l "
+							"           JOIN loyalty.replica_store r USING (store_code) "
+							"           JOIN pg_catalog.pg_roles a ON a.rolname = l.login "
+							"          WHERE a.oid = $2 AND r.slot_name = $1::pg_catalog.name)",
+							login, slotname);
 }
 
 /*
