@@ -33,6 +33,20 @@
 #include "tier.h"
 #include "spi.h"
 
+/*
+ * The qualifying period's totals of member b (a row with member_id and ps,
+ * the period's first month) from its monthly counters, as columns n
+ * (nights), s (stays), b (base points) and q (qualifying spend): the
+ * lateral join both batch reads below use.
+ */
+#define TIER_PERIOD_TOTALS_SQL \
+	" CROSS JOIN LATERAL ( " \
+	"       SELECT coalesce(sum(c.nights), 0)::int8 AS n, coalesce(sum(c.stays), 0)::int8 AS s, " \
+	"              coalesce(sum(c.base_points), 0)::int8 AS b, " \
+	"              coalesce(sum(c.qualifying_spend), 0)::int8 AS q " \
+	"         FROM loyalty.tier_counter c WHERE c.member_id = b.member_id " \
+	"          AND c.month >= b.ps AND c.month < (b.ps + interval '12 months')::date) c "
+
 PG_FUNCTION_INFO_V1(loyalty_tier_period_start);
 PG_FUNCTION_INFO_V1(loyalty_tier_decide);
 PG_FUNCTION_INFO_V1(loyalty_tier_requalify_batch);
@@ -241,12 +255,7 @@ upgrade_locked(const pg_uuid_t *ids, int nids, const LoyaltyPolicy *p,
 						   "   WHERE m.member_id = ANY ($1)) "
 						   "SELECT b.member_id, b.tier, b.tier_valid_until, b.status, b.tz, b.local, b.ps, "
 						   "       c.n, c.s, c.b, c.q "
-						   "  FROM b CROSS JOIN LATERAL ( "
-						   "       SELECT coalesce(sum(c.nights), 0)::int8 AS n, coalesce(sum(c.stays), 0)::int8 AS s, "
-						   "              coalesce(sum(c.base_points), 0)::int8 AS b, "
-						   "              coalesce(sum(c.qualifying_spend), 0)::int8 AS q "
-						   "         FROM loyalty.tier_counter c WHERE c.member_id = b.member_id "
-						   "          AND c.month >= b.ps AND c.month < (b.ps + interval '12 months')::date) c "
+						   "  FROM b" TIER_PERIOD_TOTALS_SQL
 						   " ORDER BY b.member_id",
 						   3, types),
 				 values, NULL, false, 0, SPI_OK_SELECT);
@@ -409,12 +418,7 @@ loyalty_tier_requalify_batch(PG_FUNCTION_ARGS)
 								 "   ORDER BY m.member_id LIMIT $2) "
 								 "SELECT b.member_id, b.tier, coalesce(b.tier_valid_until <= $3, false), "
 								 "       c.n, c.s, c.b, c.q, b.tier_valid_until, b.tz, b.y "
-								 "  FROM b CROSS JOIN LATERAL ( "
-								 "       SELECT coalesce(sum(c.nights), 0)::int8 AS n, coalesce(sum(c.stays), 0)::int8 AS s, "
-								 "              coalesce(sum(c.base_points), 0)::int8 AS b, "
-								 "              coalesce(sum(c.qualifying_spend), 0)::int8 AS q "
-								 "         FROM loyalty.tier_counter c WHERE c.member_id = b.member_id "
-								 "          AND c.month >= b.ps AND c.month < (b.ps + interval '12 months')::date) c "
+								 "  FROM b" TIER_PERIOD_TOTALS_SQL
 								 " ORDER BY b.member_id",
 								 4, types),
 					values, NULL, true, 0, SPI_OK_SELECT);
