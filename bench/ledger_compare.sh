@@ -27,6 +27,10 @@
 #   bench/ledger_compare.sh               (as root or an unprivileged user)
 #   BENCH_SECONDS=10 BENCH_ROUNDS=7 bench/ledger_compare.sh
 #   BENCH_ONLY="accrue pairs" bench/ledger_compare.sh
+#
+# redeem-lots holds 20,000 redemptions per side (10 members x 2,000,000
+# points): rounds x BENCH_SECONDS x its tps must stay below that, or
+# pgbench stops with 'insufficient points' (at ~850 tps, 3 rounds of 5 s).
 set -euo pipefail
 here=$(cd "$(dirname "$0")/.." && pwd)
 # shellcheck source=tools/lib.sh
