@@ -36,26 +36,14 @@ export PGHOST="$work/sock" PGPORT="$port" PGUSER=postgres PGDATABASE=bench
 start_server "$work/data" "$PGHOST" "$PGPORT"
 
 psql -q -X -d postgres -c 'CREATE DATABASE bench' >/dev/null
-psql -q -X -v ON_ERROR_STOP=1 >/dev/null <<'SQL'
+psql -q -X -v ON_ERROR_STOP=1 -v catalogue="$here/bench/benefit_catalogue.sql" >/dev/null <<'SQL'
 CREATE EXTENSION loyalty;
 SELECT loyalty.store_create(gen_random_uuid()::text, 'sza', 'Bench A', 'bay', 'south', 'Asia/Shanghai'),
        loyalty.store_create(gen_random_uuid()::text, 'szb', 'Bench B', 'bay', 'west', 'Asia/Urumqi');
 SELECT loyalty.staff_create(gen_random_uuid()::text, 'bench_desk', 'sza', 'frontdesk');
--- the demo catalogue, plus store benefits of 20 other stores
-SELECT loyalty.benefit_define(gen_random_uuid()::text, 'room_discount', 'Room rate discount', 'room_discount'),
-       loyalty.benefit_define(gen_random_uuid()::text, 'breakfast', 'Free breakfast', 'breakfast'),
-       loyalty.benefit_define(gen_random_uuid()::text, 'late_checkout', 'Late checkout', 'late_checkout'),
-       loyalty.benefit_define(gen_random_uuid()::text, 'room_upgrade', 'Free room upgrade', 'room_upgrade'),
-       loyalty.benefit_define(gen_random_uuid()::text, 'local_gift', 'Local specialty gift', 'gift');
-SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'room_discount', 'tier', '{"percent": 10}', min_tier => 'silver');
-SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'breakfast', 'tier', '{"count": 2}', min_tier => 'gold', use_limit => 1, limit_per => 'day');
-SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'late_checkout', 'tier', '{"hour": 15}', min_tier => 'gold');
-SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'late_checkout', 'tier', '{"hour": 16}', min_tier => 'platinum');
-SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'room_upgrade', 'tier', '{}', min_tier => 'platinum', use_limit => 1, limit_per => 'stay');
-SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'local_gift', 'store', '{"item": "Lychee gift box"}', stores => ARRAY['sza']);
 SELECT loyalty.store_create(gen_random_uuid()::text, 'o' || i, 'Other ' || i, 'bay', 'east', 'Asia/Shanghai') FROM generate_series(1, 20) i;
-SELECT loyalty.benefit_grant(gen_random_uuid()::text, 'local_gift', 'store', jsonb_build_object('item', 'Gift of store o' || i), stores => ARRAY['o' || i])
-  FROM generate_series(1, 20) i;
+-- the demo catalogue, plus store benefits of the 20 other stores
+\i :catalogue
 -- 10,000 members over the four tiers; 1% with an unresolved violation
 INSERT INTO loyalty.member (member_id, card_no, home_store, tier)
 SELECT md5(n::text)::uuid, loyalty.card_number_new(), 'sza',
