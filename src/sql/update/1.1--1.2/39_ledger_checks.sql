@@ -5,19 +5,7 @@
 -- point_entry_kind_valid and point_lot_source_valid as 35_reward.sql
 -- redefines them); src/ledger_rowcheck.c.  Adding the constraints reads
 -- both tables once.
-CREATE FUNCTION loyalty._lot_row_valid(source text, state text, rule text, reference text,
-    points bigint, remaining bigint, active_from timestamptz) RETURNS boolean
-    LANGUAGE c IMMUTABLE PARALLEL SAFE
-    AS 'MODULE_PATHNAME', 'loyalty_lot_row_valid';
-COMMENT ON FUNCTION loyalty._lot_row_valid(text, text, text, text, bigint, bigint, timestamptz) IS
-    'The CHECK of loyalty.point_lot (source, state, lengths, remaining within points, a start once active)';
-CREATE FUNCTION loyalty._entry_row_valid(kind text, reference text, note text) RETURNS boolean
-    LANGUAGE c IMMUTABLE PARALLEL SAFE
-    AS 'MODULE_PATHNAME', 'loyalty_entry_row_valid';
-COMMENT ON FUNCTION loyalty._entry_row_valid(text, text, text) IS
-    'The CHECK of loyalty.point_entry (kind, lengths of reference and note)';
-REVOKE ALL ON FUNCTION loyalty._lot_row_valid(text, text, text, text, bigint, bigint, timestamptz),
-    loyalty._entry_row_valid(text, text, text) FROM PUBLIC;
+\ir 09_ledger_rowcheck.sql
 ALTER TABLE loyalty.point_entry
     DROP CONSTRAINT point_entry_kind_valid,
     DROP CONSTRAINT point_entry_reference_length,
