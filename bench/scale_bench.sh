@@ -9,6 +9,10 @@
 #   SMALL_MEMBERS=10000 LARGE_MEMBERS=10000000 ENTRIES_PER_MEMBER=5 \
 #     BENCH_ROUNDS=3 BENCH_SECONDS=10 BENCH_CLIENTS=8 SCAN_ROUNDS=3 \
 #     BENCH_SHARED_BUFFERS=256MB bench/scale_bench.sh
+#   BENCH_HOLD_FILE=/tmp/go bench/scale_bench.sh   load, then wait until
+#                                             /tmp/go exists before measuring
+#                                             (so that the runs fall on a quiet
+#                                             machine after hours of loading)
 #
 # One server, two databases: "small" (SMALL_MEMBERS) and "large"
 # (LARGE_MEMBERS), each with ENTRIES_PER_MEMBER ledger entries per member.
@@ -58,8 +62,9 @@ clients=${BENCH_CLIENTS:-8}
 scan_rounds=${SCAN_ROUNDS:-3}
 shared_buffers=${BENCH_SHARED_BUFFERS:-256MB}
 port=${BENCH_PORT:-55497}
+hold=${BENCH_HOLD_FILE:-}
 
-as_unprivileged_copy "SMALL_MEMBERS LARGE_MEMBERS ENTRIES_PER_MEMBER BENCH_ROUNDS BENCH_SECONDS BENCH_CLIENTS SCAN_ROUNDS BENCH_SHARED_BUFFERS BENCH_PORT" \
+as_unprivileged_copy "SMALL_MEMBERS LARGE_MEMBERS ENTRIES_PER_MEMBER BENCH_ROUNDS BENCH_SECONDS BENCH_CLIENTS SCAN_ROUNDS BENCH_SHARED_BUFFERS BENCH_PORT BENCH_HOLD_FILE" \
     bench/scale_bench.sh
 
 [ "$entries" -ge 1 ] || die "ENTRIES_PER_MEMBER must be at least 1"
@@ -199,6 +204,10 @@ tps() {  # db members script user
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else print "-" }'; }
 
+if [ -n "$hold" ]; then
+    echo "loaded; holding until $hold exists ($(date -u +%H:%M:%S) UTC)"
+    while [ ! -e "$hold" ]; do sleep 5; done
+fi
 echo
 echo "load average before the runs: $(load)"
 printf '%-9s %12s %12s %8s %8s %8s  (medians of %d alternating rounds of %d s, %d clients, -M prepared)\n' \
