@@ -13,6 +13,8 @@
 # included, from /proc; pgbench and the machine's other load excluded):
 # without/with is the ratio the tps would show on a machine the server
 # had to itself with the CPU the bottleneck.
+# Also the WAL per call (pg_stat_wal), which the machine's load does not
+# change.  A CHECKPOINT before the warm-up, none during the runs.
 # After the last round: the staging table's state, and the load average
 # (the machine may be shared: say so next to the figures).
 #
@@ -37,7 +39,12 @@ trap 'stop_server "$work/data"; rm -rf "$work"' EXIT
 build_and_stage "$here" "$work/inst"
 export PATH="$STAGED_BINDIR:$PATH"
 export PGHOST="$work/sock" PGPORT=55497 PGUSER=postgres PGDATABASE=postgres
-start_server "$work/data" "$PGHOST" "$PGPORT" "shared_buffers = 256MB" "synchronous_commit = on"
+# no checkpoint during the runs (at 4,000 calls a second of about 2.7 kB of
+# WAL each, the default max_wal_size of 1 GB is reached in about 90 s: a
+# checkpoint, and the full-page images after it, in whichever round): one
+# CHECKPOINT before the warm-up, none after
+start_server "$work/data" "$PGHOST" "$PGPORT" "shared_buffers = 256MB" "synchronous_commit = on" \
+    "max_wal_size = 16GB" "checkpoint_timeout = 1h"
 
 log "loading $members members"
 psql -q -X -v ON_ERROR_STOP=1 <<SQL >/dev/null
@@ -82,18 +89,22 @@ backends_gone() {
     done
     die "the run's backends did not exit"
 }
-run() {  # with|without: prints tps and server CPU ms per transaction
-    local opts="" out t0 t1 tx
+wal() { psql -X -At -F ' ' -c "SELECT wal_bytes, wal_records FROM pg_stat_wal"; }
+run() {  # with|without: prints tps, server CPU ms and WAL bytes and records per transaction
+    local opts="" out t0 t1 tx w0 r0 w1 r1
     [ "$1" = without ] && opts="-c loyalty.audit_changes_bench_off=on"
     backends_gone
+    read -r w0 r0 <<<"$(wal)"
     t0=$(cpu_ticks)
     out=$(PGOPTIONS="$opts" pgbench -n -M prepared -c "$clients" -j "$(( clients < 4 ? clients : 4 ))" -T "$duration" \
         -D members="$n" -f "$work/with.sql" 2>&1)
     backends_gone
     t1=$(cpu_ticks)
+    read -r w1 r1 <<<"$(wal)"
     tx=$(sed -n 's/^number of transactions actually processed: \([0-9]*\).*/\1/p' <<<"$out")
     awk -v tps="$(sed -n 's/^tps = \([0-9.]*\) .*/\1/p' <<<"$out" | head -1)" -v d="$((t1 - t0))" \
-        -v hz="$(getconf CLK_TCK)" -v tx="$tx" 'BEGIN { printf "%s %.4f\n", tps, d * 1000 / hz / tx }'
+        -v hz="$(getconf CLK_TCK)" -v tx="$tx" -v wb="$((w1 - w0))" -v wr="$((r1 - r0))" \
+        'BEGIN { printf "%s %.4f %.0f %.1f\n", tps, d * 1000 / hz / tx, wb / tx, wr / tx }'
 }
 median() { tr ' ' '\n' | grep . | sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else printf "%.1f\n", (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
@@ -111,24 +122,28 @@ SQL
 [ "$(PGOPTIONS="-c loyalty.audit_changes_bench_off=on" probe)" = 0 ] \
     || die "loyalty.audit_changes_bench_off was not honoured"
 # a warm-up of each, not counted (the first run after the load pays for
-# the caches and the writers' start)
+# the caches, the writers' start and the full-page images of the first
+# change of each page after the load's checkpoint)
+psql -q -X -c CHECKPOINT
 duration_saved=$duration; duration=$(( duration < 5 ? duration : 5 ))
 run with >/dev/null; run without >/dev/null
 duration=$duration_saved
-withs="" withouts="" ratios="" cws="" cwos="" cratios=""
+withs="" withouts="" ratios="" cws="" cwos="" cratios="" wws="" wwos=""
 for r in $(seq 1 "$rounds"); do
-    if [ $((r % 2)) -eq 1 ]; then read -r a ca <<<"$(run with)"; read -r b cb <<<"$(run without)"
-    else read -r b cb <<<"$(run without)"; read -r a ca <<<"$(run with)"; fi
+    if [ $((r % 2)) -eq 1 ]; then read -r a ca wa ra <<<"$(run with)"; read -r b cb wb rb <<<"$(run without)"
+    else read -r b cb wb rb <<<"$(run without)"; read -r a ca wa ra <<<"$(run with)"; fi
     e=$(awk -v a="$a" -v b="$b" 'BEGIN { printf "%.3f", a / b }')
     ce=$(awk -v a="$ca" -v b="$cb" 'BEGIN { printf "%.3f", b / a }')
-    echo "round $r: with record $a tps ($ca ms CPU per call), without $b tps ($cb ms), with/without $e (by CPU per call $ce)"
+    echo "round $r: with record $a tps ($ca ms CPU, $wa B and $ra records of WAL per call), without $b tps ($cb ms, $wb B, $rb records), with/without $e (by CPU per call $ce)"
     withs="$withs $a" withouts="$withouts $b" ratios="$ratios $e"
-    cws="$cws $ca" cwos="$cwos $cb" cratios="$cratios $ce"
+    cws="$cws $ca" cwos="$cwos $cb" cratios="$cratios $ce" wws="$wws $wa" wwos="$wwos $wb"
 done
 echo "median: with record $(median <<<"$withs") tps, without $(median <<<"$withouts") tps," \
      "with/without $(median <<<"$ratios") (target >= 0.9)"
 echo "median server CPU per call: with record $(median <<<"$cws") ms, without $(median <<<"$cwos") ms," \
      "without/with $(median <<<"$cratios")"
+echo "median WAL per call (pg_stat_wal; no checkpoint during the runs): with record $(median <<<"$wws") B," \
+     "without $(median <<<"$wwos") B"
 psql -X -At -F ' ' -c "SELECT 'staging: live', n_live_tup, 'dead', n_dead_tup, 'size', pg_size_pretty(pg_total_relation_size(relid)), 'autovacuums', autovacuum_count FROM pg_stat_user_tables WHERE relid = 'loyalty.audit_change_staging'::regclass"
 psql -X -At -c "SELECT 'chain: ' || count(*) || ' records, audit_verify problems: ' || (SELECT count(*) FROM loyalty.audit_verify()) FROM loyalty.audit_log"
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg)"

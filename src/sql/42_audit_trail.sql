@@ -164,6 +164,7 @@ BEGIN ATOMIC
                    a.member_id, a.action, a.fields, a.purpose, a.detail
               FROM loyalty.audit_log a
              WHERE a.role = audit_role.role AND a.login <> audit_role.role
+               AND a.login <> a.role   -- the role index's predicate (40_audit.sql)
                AND a.at >= audit_role.since
             UNION ALL
             SELECT 1, s.staged_id, s.at, s.login, s.store_code, s.department,
@@ -220,7 +221,10 @@ BEGIN
                               name, name || '_pkey');
     EXECUTE pg_catalog.format('CREATE INDEX %I ON loyalty.%I (member_id, at)', name || '_member_idx', name);
     EXECUTE pg_catalog.format('CREATE INDEX %I ON loyalty.%I (login, at)', name || '_login_idx', name);
-    EXECUTE pg_catalog.format('CREATE INDEX %I ON loyalty.%I (role, at)', name || '_role_idx', name);
+    EXECUTE pg_catalog.format('CREATE INDEX %I ON loyalty.%I (role, at) '
+                              'WHERE login <> role OR action IN (''lookup'', ''lookup_miss'', '
+                              '''verify_id'', ''verify_id_miss'', ''lookup_refused'')',
+                              name || '_role_idx', name);
     EXECUTE pg_catalog.format('CREATE TRIGGER audit_log_no_truncate BEFORE TRUNCATE ON loyalty.%I '
                               'FOR EACH STATEMENT EXECUTE FUNCTION loyalty._audit_append_only()', name);
     EXECUTE pg_catalog.format('ALTER TABLE loyalty.%I ENABLE ALWAYS TRIGGER audit_log_no_truncate', name);

@@ -22,7 +22,8 @@ COMMENT ON FUNCTION loyalty._audit_recent(text, uuid, text[], interval) IS
 COMMENT ON FUNCTION loyalty._privacy_setting(text) IS
     'The value of an integer privacy setting (loyalty.lookup_budget, loyalty.verify_failures, loyalty.bi_k_anonymity)';
 -- the budget counts a login's lookups of the last hour (audit_log.role is
--- the login whoami() reports) through audit_log_role_idx (40_audit.sql);
+-- the login whoami() reports) through the partial role index of each
+-- partition (40_audit.sql);
 -- the per-member count uses audit_log_member_idx
 
 REVOKE ALL ON FUNCTION loyalty._reach_grant(uuid[]),
